@@ -1,0 +1,69 @@
+// The public C++ API. An Engine is a loaded model, immutable after load and
+// shared; a Session is one conversation's state (KV cache, position) on it.
+//
+//   auto engine = moeflux::Engine::load("path/to/model");
+//   moeflux::Session s(engine);
+//   auto logits = s.step(prompt_ids);          // logits of the last token
+//   auto next = s.step(std::vector<int32_t>{id});
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "moeflux/error.h"
+
+namespace moeflux {
+
+struct ModelSpec;
+
+struct EngineOptions {
+  int threads = 0;           // 0: all online cores
+  int max_micro_batch = 256; // prefill runs in chunks of at most this many tokens
+};
+
+class Engine {
+ public:
+  static std::shared_ptr<Engine> load(const std::string& model_path, const EngineOptions& options = {});
+  ~Engine();
+  const ModelSpec& spec() const;
+  const EngineOptions& options() const;
+  // Bytes of the activation arena planned for a step of `tokens` tokens, and
+  // what one buffer per value would take without the planner.
+  std::pair<size_t, size_t> planned_bytes(int tokens, bool all_logits) const;
+
+  struct Impl;
+  Impl& impl() const { return *impl_; }
+
+ private:
+  Engine();
+  std::unique_ptr<Impl> impl_;
+};
+
+class Session {
+ public:
+  // max_positions 0: the model's max_position_embeddings.
+  explicit Session(std::shared_ptr<Engine> engine, int max_positions = 0);
+  ~Session();
+  Session(Session&&) noexcept;
+  Session& operator=(Session&&) noexcept;
+
+  // Runs `tokens` at the next positions. Returns row-major logits
+  // [n, vocab]: n = tokens.size() when all_logits, else 1 (the last token).
+  // The span stays valid until the next call. On error the session is left
+  // as it was before the call.
+  std::span<const float> step(std::span<const int32_t> tokens, bool all_logits = false);
+  int position() const;
+  int max_positions() const;
+  void reset();
+  const Engine& engine() const;
+
+  struct Impl;
+  Impl& impl() const { return *impl_; }
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace moeflux

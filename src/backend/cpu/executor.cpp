@@ -1,0 +1,97 @@
+#include "backend/cpu/executor.h"
+
+#include "backend/cpu/ops.h"
+#include "core/error.h"
+
+namespace moeflux {
+
+namespace {
+template <class... Fs>
+struct Overload : Fs... {
+  using Fs::operator()...;
+};
+template <class... Fs>
+Overload(Fs...) -> Overload<Fs...>;
+}  // namespace
+
+CpuExecutor::CpuExecutor(const ModelSpec& spec, const ModelWeights& weights, ExpertSource& experts, ThreadPool& pool)
+    : spec_(spec), weights_(weights), pool_(pool), moe_(spec, experts, pool) {}
+
+const float* CpuExecutor::run(const Graph& g, const BufferPlan& plan, float* arena, const int32_t* tokens,
+                              const int32_t* positions, KvCache& kv) {
+  auto* base = reinterpret_cast<uint8_t*>(arena);
+  auto buf = [&](uint32_t id) -> float* {
+    const int32_t slot = plan.slot_of[id];
+    if (slot < 0) fail("graph: buffer {} ('{}') is external but not an input", id, g.buffers[id].name);
+    return reinterpret_cast<float*>(base + plan.slot_offset[size_t(slot)]);
+  };
+  auto desc = [&](uint32_t id) -> const BufferDesc& { return g.buffers[id]; };
+  const cpu::AttentionShape ashape{spec_.heads, spec_.kv_heads, spec_.head_dim, spec_.sliding_window};
+  const int T = g.tokens;
+  kv.reserve(positions[T - 1] + 1);
+
+  for (size_t i = 0; i < g.ops.size(); ++i) {
+    const Op& op = g.ops[i];
+    uint32_t out_id = 0;
+    std::visit(Overload{
+                   [&](const OpEmbed& o) {
+                     cpu::embed(tokens, T, WeightView::of(*o.table), buf(o.out.index));
+                     out_id = o.out.index;
+                   },
+                   [&](const OpRmsNorm& o) {
+                     const auto& d = desc(o.in.index);
+                     cpu::rms_norm(buf(o.in.index), d.rows, d.width, o.group, WeightView::of(*o.weight), o.eps,
+                                   buf(o.out.index));
+                     out_id = o.out.index;
+                   },
+                   [&](const OpLinear& o) {
+                     const auto& d = desc(o.in.index);
+                     const float* in = buf(o.in.index);
+                     int rows = d.rows;
+                     if (o.last_row_only) {
+                       in += size_t(d.rows - 1) * size_t(d.width);
+                       rows = 1;
+                     }
+                     const WeightView bias = o.bias ? WeightView::of(*o.bias) : WeightView{};
+                     cpu::linear(pool_, in, rows, WeightView::of(*o.weight), o.bias ? &bias : nullptr,
+                                 buf(o.out.index));
+                     out_id = o.out.index;
+                   },
+                   [&](const OpClamp& o) {
+                     const auto& d = desc(o.buf.index);
+                     cpu::clamp(buf(o.buf.index), size_t(d.rows) * size_t(d.width), o.limit);
+                     out_id = o.buf.index;
+                   },
+                   [&](const OpRope& o) {
+                     const auto& d = desc(o.buf.index);
+                     cpu::rope(buf(o.buf.index), d.rows, d.width, o.head_dim, positions, spec_.rope_theta);
+                     out_id = o.buf.index;
+                   },
+                   [&](const OpAttention& o) {
+                     cpu::attention(pool_, ashape, kv, o.layer, positions, T, buf(o.q.index), buf(o.k.index),
+                                    buf(o.v.index), buf(o.out.index));
+                     out_id = o.out.index;
+                   },
+                   [&](const OpAdd& o) {
+                     const auto& d = desc(o.a.index);
+                     cpu::add(buf(o.a.index), buf(o.b.index), buf(o.out.index), size_t(d.rows) * size_t(d.width));
+                     out_id = o.out.index;
+                   },
+                   [&](const OpSwiGlu& o) {
+                     const auto& d = desc(o.gate.index);
+                     cpu::swiglu(buf(o.gate.index), buf(o.up.index), buf(o.out.index),
+                                 size_t(d.rows) * size_t(d.width));
+                     out_id = o.out.index;
+                   },
+                   [&](const OpMoe& o) {
+                     moe_.run(weights_.layers[size_t(o.layer)], o.layer, buf(o.in.index), T, buf(o.out.index));
+                     out_id = o.out.index;
+                   },
+               },
+               op);
+    if (observer_) observer_(i, op, buf(out_id), desc(out_id).rows, desc(out_id).width);
+  }
+  return buf(g.output.index);
+}
+
+}  // namespace moeflux

@@ -1,0 +1,107 @@
+#include "backend/cpu/ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "backend/cpu/simd_kernels.h"
+#include "core/error.h"
+#include "core/half.h"
+
+namespace moeflux {
+
+float load_weight_elem(const WeightView& w, int64_t i) {
+  switch (w.dtype) {
+    case DType::F32: return reinterpret_cast<const float*>(w.data)[i];
+    case DType::BF16: return bf16_to_f32(reinterpret_cast<const uint16_t*>(w.data)[i]);
+    case DType::F16: return f16_to_f32(reinterpret_cast<const uint16_t*>(w.data)[i]);
+    default: fail("weight element of unsupported dtype {}", dtype_name(w.dtype));
+  }
+}
+
+namespace cpu {
+
+void linear(ThreadPool& pool, const float* x, int T, const WeightView& W, const WeightView* bias, float* y) {
+  if (!is_weight_float(W.dtype)) fail("linear: unsupported weight dtype {}", dtype_name(W.dtype));
+  const size_t N = size_t(W.rows), K = size_t(W.cols);
+  // Chunks of whole 4-row tiles; small enough to balance, large enough that
+  // a chunk's weight bytes dwarf the cost of waking a thread.
+  const size_t grain = std::max<size_t>(4, (size_t(16384) / std::max<size_t>(K, 1)) & ~size_t(3));
+  pool.parallel_for((N + 3) / 4, std::max<size_t>(1, grain / 4), [&](size_t b, size_t e) {
+    const size_t r0 = b * 4, r1 = std::min(N, e * 4);
+    simd::matmul_rows(x, K, size_t(T), W.data, W.dtype, K, r0, r1, y, N);
+    if (bias)
+      for (int t = 0; t < T; ++t)
+        for (size_t r = r0; r < r1; ++r) y[size_t(t) * N + r] += load_weight_elem(*bias, int64_t(r));
+  });
+}
+
+void embed(const int32_t* tokens, int T, const WeightView& table, float* y) {
+  const int64_t D = table.cols;
+  for (int t = 0; t < T; ++t) {
+    const int32_t id = tokens[t];
+    if (id < 0 || id >= table.rows) fail("token id {} at position {} is outside the vocabulary [0, {})", id, t, table.rows);
+    for (int64_t i = 0; i < D; ++i) y[t * D + i] = load_weight_elem(table, int64_t(id) * D + i);
+  }
+}
+
+void rms_norm(const float* x, int T, int width, int group, const WeightView& weight, float eps, float* y) {
+  const int64_t wn = weight.rows * weight.cols;
+  for (int t = 0; t < T; ++t)
+    for (int g0 = 0; g0 < width; g0 += group) {
+      const float* xi = x + size_t(t) * width + g0;
+      float* yi = y + size_t(t) * width + g0;
+      double ss = 0;
+      for (int i = 0; i < group; ++i) ss += double(xi[i]) * xi[i];
+      const float inv = 1.0f / std::sqrt(float(ss / group) + eps);
+      for (int i = 0; i < group; ++i) yi[i] = load_weight_elem(weight, (g0 + i) % wn) * (xi[i] * inv);
+    }
+}
+
+void rope(float* x, int T, int width, int head_dim, const int32_t* positions, float theta) {
+  const int half = head_dim / 2;
+  // Frequencies as transformers computes them: f32 inverse powers, f32 angle.
+  std::vector<float> inv_freq(static_cast<size_t>(half));
+  for (int i = 0; i < half; ++i) inv_freq[size_t(i)] = 1.0f / std::pow(theta, float(2 * i) / float(head_dim));
+  std::vector<float> c(static_cast<size_t>(half)), s(static_cast<size_t>(half));
+  for (int t = 0; t < T; ++t) {
+    for (int i = 0; i < half; ++i) {
+      const float ang = float(positions[t]) * inv_freq[size_t(i)];
+      c[size_t(i)] = std::cos(ang);
+      s[size_t(i)] = std::sin(ang);
+    }
+    for (int h0 = 0; h0 < width; h0 += head_dim) {
+      float* v = x + size_t(t) * width + h0;
+      for (int i = 0; i < half; ++i) {
+        const float a = v[i], b = v[i + half];
+        v[i] = a * c[size_t(i)] - b * s[size_t(i)];
+        v[i + half] = b * c[size_t(i)] + a * s[size_t(i)];
+      }
+    }
+  }
+}
+
+void swiglu(const float* gate, const float* up, float* out, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+void add(const float* a, const float* b, float* out, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
+}
+
+void clamp(float* x, size_t n, float limit) {
+  for (size_t i = 0; i < n; ++i) x[i] = std::clamp(x[i], -limit, limit);
+}
+
+void softmax_inplace(float* x, size_t n) {
+  float m = -INFINITY;
+  for (size_t i = 0; i < n; ++i) m = std::max(m, x[i]);
+  double sum = 0;
+  for (size_t i = 0; i < n; ++i) sum += (x[i] = std::exp(x[i] - m));
+  const float inv = float(1.0 / sum);
+  for (size_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+}  // namespace cpu
+}  // namespace moeflux

@@ -1,0 +1,27 @@
+// CPU implementations of the elementwise and matrix ops of the graph.
+// Activations are f32; weights are F32/F16/BF16 read through WeightView.
+// T tokens, D width, N output features, K input features.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "backend/cpu/weight_view.h"
+#include "core/thread_pool.h"
+
+namespace moeflux::cpu {
+
+// y [T, N] = x [T, K] W^T (+ bias [N]); W is [N, K]. Rows of W are split
+// across the pool's threads.
+void linear(ThreadPool& pool, const float* x, int T, const WeightView& W, const WeightView* bias, float* y);
+// y[t, i] = table[tokens[t], i]; throws for ids outside the table.
+void embed(const int32_t* tokens, int T, const WeightView& table, float* y);
+// Each run of `group` elements is scaled to unit RMS then by weight[i % weight.size].
+void rms_norm(const float* x, int T, int width, int group, const WeightView& weight, float eps, float* y);
+// Rotate-half RoPE on every head of x [T, width] at positions[t].
+void rope(float* x, int T, int width, int head_dim, const int32_t* positions, float theta);
+void swiglu(const float* gate, const float* up, float* out, size_t n);
+void add(const float* a, const float* b, float* out, size_t n);
+void clamp(float* x, size_t n, float limit);
+void softmax_inplace(float* x, size_t n);
+
+}  // namespace moeflux::cpu

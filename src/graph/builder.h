@@ -1,0 +1,85 @@
+// Builds a Graph with typed buffer ids. Each call defines a fresh value
+// (single definition); in-place ops return the id they were given.
+#pragma once
+#include <string>
+
+#include "graph/ir.h"
+
+namespace moeflux {
+
+class GraphBuilder {
+ public:
+  explicit GraphBuilder(int tokens) { g_.tokens = tokens; }
+
+  template <Role R>
+  BufId<R> buffer(int width, std::string name, int rows = -1) {
+    g_.buffers.push_back({R, rows < 0 ? g_.tokens : rows, width, std::move(name)});
+    return BufId<R>{uint32_t(g_.buffers.size() - 1)};
+  }
+
+  BufId<Role::Tokens> input() {
+    g_.input = buffer<Role::Tokens>(1, "tokens");
+    return g_.input;
+  }
+  BufId<Role::Hidden> embed(BufId<Role::Tokens> tokens, const TensorRef* table, int width) {
+    auto out = buffer<Role::Hidden>(width, "embed");
+    g_.ops.push_back(OpEmbed{tokens, out, table});
+    return out;
+  }
+  template <Role R>
+  BufId<R> rms_norm(BufId<R> in, const TensorRef* weight, int group, float eps, const char* name) {
+    auto out = buffer<R>(width(in), name);
+    g_.ops.push_back(OpRmsNorm{AnyBuf(in), AnyBuf(out), weight, group, eps});
+    return out;
+  }
+  template <Role Out, Role In>
+  BufId<Out> linear(BufId<In> in, const TensorRef* weight, const TensorRef* bias, int out_width, const char* name,
+                    bool last_row_only = false) {
+    auto out = buffer<Out>(out_width, name, last_row_only ? 1 : -1);
+    g_.ops.push_back(OpLinear{AnyBuf(in), AnyBuf(out), weight, bias, last_row_only});
+    return out;
+  }
+  template <Role R>
+  BufId<R> clamp(BufId<R> buf, float limit) {
+    g_.ops.push_back(OpClamp{AnyBuf(buf), limit});
+    return buf;
+  }
+  template <Role R>
+  BufId<R> rope(BufId<R> buf, int head_dim) {
+    static_assert(R == Role::Query || R == Role::Key, "RoPE applies to queries and keys");
+    g_.ops.push_back(OpRope{AnyBuf(buf), head_dim});
+    return buf;
+  }
+  BufId<Role::AttnOut> attention(BufId<Role::Query> q, BufId<Role::Key> k, BufId<Role::Value> v, int layer) {
+    auto out = buffer<Role::AttnOut>(width(q), "attn");
+    g_.ops.push_back(OpAttention{q, k, v, out, layer});
+    return out;
+  }
+  BufId<Role::Hidden> add(BufId<Role::Hidden> a, BufId<Role::Hidden> b) {
+    auto out = buffer<Role::Hidden>(width(a), "residual");
+    g_.ops.push_back(OpAdd{a, b, out});
+    return out;
+  }
+  BufId<Role::Ffn> swiglu(BufId<Role::Ffn> gate, BufId<Role::Ffn> up) {
+    auto out = buffer<Role::Ffn>(width(gate), "ffn_act");
+    g_.ops.push_back(OpSwiGlu{gate, up, out});
+    return out;
+  }
+  BufId<Role::Hidden> moe(BufId<Role::Hidden> in, int layer) {
+    auto out = buffer<Role::Hidden>(width(in), "moe");
+    g_.ops.push_back(OpMoe{in, out, layer});
+    return out;
+  }
+  void set_output(BufId<Role::Logits> out) { g_.output = out; }
+
+  template <Role R>
+  int width(BufId<R> b) const {
+    return g_.buffers[b.index].width;
+  }
+  Graph finish() { return std::move(g_); }
+
+ private:
+  Graph g_;
+};
+
+}  // namespace moeflux

@@ -1,0 +1,73 @@
+#include "graph/ir.h"
+
+namespace moeflux {
+
+const char* role_name(Role r) {
+  switch (r) {
+    case Role::Tokens: return "tokens";
+    case Role::Hidden: return "hidden";
+    case Role::Query: return "query";
+    case Role::Key: return "key";
+    case Role::Value: return "value";
+    case Role::AttnOut: return "attn_out";
+    case Role::Ffn: return "ffn";
+    case Role::Logits: return "logits";
+  }
+  return "?";
+}
+
+namespace {
+template <class... Fs>
+struct Overload : Fs... {
+  using Fs::operator()...;
+};
+template <class... Fs>
+Overload(Fs...) -> Overload<Fs...>;
+}  // namespace
+
+const char* op_name(const Op& op) {
+  return std::visit(Overload{
+                        [](const OpEmbed&) { return "embed"; },
+                        [](const OpRmsNorm&) { return "rms_norm"; },
+                        [](const OpLinear&) { return "linear"; },
+                        [](const OpClamp&) { return "clamp"; },
+                        [](const OpRope&) { return "rope"; },
+                        [](const OpAttention&) { return "attention"; },
+                        [](const OpAdd&) { return "add"; },
+                        [](const OpSwiGlu&) { return "swiglu"; },
+                        [](const OpMoe&) { return "moe"; },
+                    },
+                    op);
+}
+
+std::vector<uint32_t> op_reads(const Op& op) {
+  return std::visit(Overload{
+                        [](const OpEmbed& o) { return std::vector<uint32_t>{o.tokens.index}; },
+                        [](const OpRmsNorm& o) { return std::vector<uint32_t>{o.in.index}; },
+                        [](const OpLinear& o) { return std::vector<uint32_t>{o.in.index}; },
+                        [](const OpClamp& o) { return std::vector<uint32_t>{o.buf.index}; },
+                        [](const OpRope& o) { return std::vector<uint32_t>{o.buf.index}; },
+                        [](const OpAttention& o) { return std::vector<uint32_t>{o.q.index, o.k.index, o.v.index}; },
+                        [](const OpAdd& o) { return std::vector<uint32_t>{o.a.index, o.b.index}; },
+                        [](const OpSwiGlu& o) { return std::vector<uint32_t>{o.gate.index, o.up.index}; },
+                        [](const OpMoe& o) { return std::vector<uint32_t>{o.in.index}; },
+                    },
+                    op);
+}
+
+std::vector<uint32_t> op_writes(const Op& op) {
+  return std::visit(Overload{
+                        [](const OpEmbed& o) { return std::vector<uint32_t>{o.out.index}; },
+                        [](const OpRmsNorm& o) { return std::vector<uint32_t>{o.out.index}; },
+                        [](const OpLinear& o) { return std::vector<uint32_t>{o.out.index}; },
+                        [](const OpClamp& o) { return std::vector<uint32_t>{o.buf.index}; },
+                        [](const OpRope& o) { return std::vector<uint32_t>{o.buf.index}; },
+                        [](const OpAttention& o) { return std::vector<uint32_t>{o.out.index}; },
+                        [](const OpAdd& o) { return std::vector<uint32_t>{o.out.index}; },
+                        [](const OpSwiGlu& o) { return std::vector<uint32_t>{o.out.index}; },
+                        [](const OpMoe& o) { return std::vector<uint32_t>{o.out.index}; },
+                    },
+                    op);
+}
+
+}  // namespace moeflux

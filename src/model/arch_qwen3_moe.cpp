@@ -1,0 +1,33 @@
+// Qwen3-MoE: GQA with per-head q/k RMSNorm, no biases, softmax router with
+// optional top-k renormalisation, dense MLP layers where mlp_only_layers /
+// decoder_sparse_step say so.
+#include "model/arch.h"
+#include "model/config.h"
+
+namespace moeflux {
+
+namespace {
+
+void configure(const Config& cfg, ModelSpec& s) {
+  s.head_dim = cfg.get_dim("head_dim", s.hidden / s.heads);
+  s.qk_norm = QkNorm::PerHead;
+  s.qkv_bias = s.o_bias = cfg.get_bool("attention_bias", false);
+  s.experts = cfg.get_dim("num_experts");
+  s.top_k = cfg.get_dim("num_experts_per_tok");
+  s.expert_ffn = cfg.get_dim("moe_intermediate_size");
+  s.dense_ffn = cfg.get_dim("intermediate_size");
+  s.norm_topk = cfg.get_bool("norm_topk_prob", true);
+  if (cfg.get_bool("use_sliding_window", false)) s.sliding_window = int(cfg.get_dim("sliding_window"));
+  set_sparse_layers(cfg, s);
+}
+
+ExpertTensorNames experts(int layer, int e) {
+  const std::string p = layer_prefix(layer) + "mlp.experts." + std::to_string(e) + ".";
+  return {p + "gate_proj.weight", p + "up_proj.weight", p + "down_proj.weight"};
+}
+
+}  // namespace
+
+extern const ArchDef kArchQwen3Moe{"qwen3_moe", configure, "mlp.", experts};
+
+}  // namespace moeflux

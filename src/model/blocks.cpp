@@ -1,0 +1,52 @@
+#include "model/blocks.h"
+
+namespace moeflux {
+
+BufId<Role::Hidden> build_attention(GraphBuilder& g, const ModelSpec& s, const AttentionWeights& w,
+                                    BufId<Role::Hidden> x, int layer) {
+  auto q = g.linear<Role::Query>(x, w.q, w.q_bias, s.q_dim(), "q");
+  auto k = g.linear<Role::Key>(x, w.k, w.k_bias, s.kv_dim(), "k");
+  auto v = g.linear<Role::Value>(x, w.v, w.v_bias, s.kv_dim(), "v");
+  if (s.qk_norm != QkNorm::None) {
+    const int qg = s.qk_norm == QkNorm::PerHead ? s.head_dim : s.q_dim();
+    const int kg = s.qk_norm == QkNorm::PerHead ? s.head_dim : s.kv_dim();
+    q = g.rms_norm(q, w.q_norm, qg, s.rms_eps, "q_norm");
+    k = g.rms_norm(k, w.k_norm, kg, s.rms_eps, "k_norm");
+  }
+  if (s.clip_qkv) {  // OLMoE clamps after the q/k norm
+    q = g.clamp(q, *s.clip_qkv);
+    k = g.clamp(k, *s.clip_qkv);
+    v = g.clamp(v, *s.clip_qkv);
+  }
+  q = g.rope(q, s.head_dim);
+  k = g.rope(k, s.head_dim);
+  auto a = g.attention(q, k, v, layer);
+  return g.linear<Role::Hidden>(a, w.o, w.o_bias, s.hidden, "attn_proj");
+}
+
+BufId<Role::Hidden> build_swiglu_mlp(GraphBuilder& g, const MlpWeights& w, int ffn, BufId<Role::Hidden> x) {
+  auto gate = g.linear<Role::Ffn>(x, w.gate, nullptr, ffn, "mlp_gate");
+  auto up = g.linear<Role::Ffn>(x, w.up, nullptr, ffn, "mlp_up");
+  auto act = g.swiglu(gate, up);
+  return g.linear<Role::Hidden>(act, w.down, nullptr, g.width(x), "mlp_down");
+}
+
+BufId<Role::Hidden> build_decoder_layer(GraphBuilder& g, const ModelSpec& s, const LayerWeights& w,
+                                        BufId<Role::Hidden> x, int layer) {
+  auto h = g.rms_norm(x, w.attn_norm, s.hidden, s.rms_eps, "attn_norm");
+  x = g.add(x, build_attention(g, s, w.attn, h, layer));
+  h = g.rms_norm(x, w.ffn_norm, s.hidden, s.rms_eps, "ffn_norm");
+  auto ffn = s.layer_is_moe[size_t(layer)] ? g.moe(h, layer) : build_swiglu_mlp(g, w.mlp, s.dense_ffn, h);
+  return g.add(x, ffn);
+}
+
+Graph build_model_graph(const ModelSpec& s, const ModelWeights& w, int tokens, bool all_logits) {
+  GraphBuilder g(tokens);
+  auto x = g.embed(g.input(), w.embed, s.hidden);
+  for (int l = 0; l < s.layers; ++l) x = build_decoder_layer(g, s, w.layers[size_t(l)], x, l);
+  x = g.rms_norm(x, w.final_norm, s.hidden, s.rms_eps, "final_norm");
+  g.set_output(g.linear<Role::Logits>(x, w.lm_head, nullptr, s.vocab, "logits", !all_logits));
+  return g.finish();
+}
+
+}  // namespace moeflux

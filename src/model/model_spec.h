@@ -1,0 +1,64 @@
+// Everything the engine needs to know about a model, read from its own files
+// at run time. No size in the runtime or kernels comes from anywhere else.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "format/dtype.h"
+
+namespace moeflux {
+
+class Config;
+
+// How query/key normalisation is applied before RoPE.
+enum class QkNorm : uint8_t {
+  None,
+  PerHead,  // RMSNorm over each head's head_dim (Qwen3)
+  Full,     // RMSNorm over the whole projection, all heads together (OLMoE)
+};
+
+struct ModelSpec {
+  std::string arch;  // config.json model_type, e.g. "qwen3_moe"
+  std::string source_dir;
+  DType dtype = DType::BF16;  // config torch_dtype: what the weights are stored as
+
+  int vocab = 0, hidden = 0, layers = 0;
+  int heads = 0, kv_heads = 0, head_dim = 0;
+  int max_positions = 0;
+  float rms_eps = 1e-6f;
+  float rope_theta = 10000.f;
+  std::optional<int> sliding_window;
+  std::optional<float> clip_qkv;
+  QkNorm qk_norm = QkNorm::None;
+  bool qkv_bias = false, o_bias = false;
+  bool tie_embeddings = false;
+
+  int experts = 0, top_k = 0;
+  int expert_ffn = 0;  // intermediate size of one routed expert
+  int dense_ffn = 0;   // intermediate size of dense MLP layers (0: none)
+  int shared_ffn = 0;  // intermediate size of the shared expert (0: none)
+  bool shared_expert_gate = false;  // sigmoid gate on the shared expert
+  bool norm_topk = false;           // renormalise the top-k probabilities to sum to 1
+  std::vector<uint8_t> layer_is_moe;
+
+  std::optional<int32_t> bos_token, eos_token;
+
+  int q_dim() const { return heads * head_dim; }
+  int kv_dim() const { return kv_heads * head_dim; }
+  int moe_layers() const;
+  // Byte counts for `inspect` and the benchmark floors, at the stored dtype.
+  uint64_t expert_bytes() const;         // one routed expert (gate + up + down)
+  uint64_t attention_params() const;     // one layer's attention projections
+  uint64_t dense_params() const;         // every non-routed-expert parameter
+  uint64_t expert_params_total() const;  // every routed expert
+  uint64_t active_params_per_token() const;
+};
+
+// Reads config.json in `dir` into a ModelSpec, dispatching to the
+// architecture named by model_type; refuses unsupported values by name.
+ModelSpec load_model_spec(const std::string& dir);
+ModelSpec model_spec_from_config(const Config& cfg);
+
+}  // namespace moeflux

@@ -1,0 +1,46 @@
+#include <filesystem>
+
+#include "core/error.h"
+#include "model/blocks.h"
+#include "runtime/engine_impl.h"
+
+namespace moeflux {
+
+Engine::Engine() : impl_(std::make_unique<Impl>()) {}
+Engine::~Engine() = default;
+
+std::shared_ptr<Engine> Engine::load(const std::string& model_path, const EngineOptions& options) {
+  if (options.max_micro_batch < 1) fail("max_micro_batch must be at least 1, got {}", options.max_micro_batch);
+  std::shared_ptr<Engine> e(new Engine());
+  Impl& m = *e->impl_;
+  m.options = options;
+  m.spec = load_model_spec(model_path);
+  m.arch = &arch_def(m.spec.arch);
+  m.files = std::make_unique<SafetensorsModel>(model_path);
+  m.weights = bind_weights(m.spec, *m.arch, *m.files);
+  m.experts = std::make_unique<MmapExpertSource>(m.spec, *m.arch, *m.files);
+  m.pool = std::make_unique<ThreadPool>(options.threads);
+  return e;
+}
+
+const ModelSpec& Engine::spec() const { return impl_->spec; }
+const EngineOptions& Engine::options() const { return impl_->options; }
+
+std::pair<size_t, size_t> Engine::planned_bytes(int tokens, bool all_logits) const {
+  const StepPlan& p = impl_->plan_for(tokens, all_logits);
+  return {p.plan.arena_bytes, p.plan.unplanned_bytes};
+}
+
+const StepPlan& Engine::Impl::plan_for(int tokens, bool all_logits) {
+  std::lock_guard lk(plans_mu);
+  auto& slot = plans[{tokens, all_logits}];
+  if (!slot) {
+    auto p = std::make_unique<StepPlan>();
+    p->graph = build_model_graph(spec, weights, tokens, all_logits);
+    p->plan = plan_buffers(p->graph);
+    slot = std::move(p);
+  }
+  return *slot;
+}
+
+}  // namespace moeflux
