@@ -1,0 +1,450 @@
+#include "text/chat/jinja_template.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "core/error.h"
+#include "text/chat/jinja_builtins.h"
+#include "text/chat/jinja_parser.h"
+#include "text/chat/jinja_text.h"
+
+namespace moeflux::jinja {
+
+namespace {
+
+// An error that already carries its template position; outer nodes pass it
+// through instead of prefixing their own.
+struct LocatedError : Error {
+  using Error::Error;
+};
+
+struct Scope {
+  DictData vars;
+  std::shared_ptr<Scope> parent;
+
+  const Value* lookup(const std::string& name) const {
+    for (const Scope* s = this; s; s = s->parent.get())
+      if (const Value* v = s->vars.find(name)) return v;
+    return nullptr;
+  }
+};
+using ScopePtr = std::shared_ptr<Scope>;
+
+enum class Flow { Normal, Break, Continue };
+
+[[noreturn]] void undefined_error(const Value& v) {
+  fail("'{}' is undefined", v.undefined_name().empty() ? std::string("value") : v.undefined_name());
+}
+
+Value arith(const std::string& op, const Value& l, const Value& r) {
+  if (l.is_undefined()) undefined_error(l);
+  if (r.is_undefined()) undefined_error(r);
+  if (op == "~") return Value(l.str() + r.str());
+  if (l.is_number() && r.is_number()) {
+    bool fl = l.is_float() || r.is_float();
+    if (op == "/") {
+      if (r.as_double() == 0) fail("division by zero");
+      return Value(l.as_double() / r.as_double());
+    }
+    if (fl) {
+      double a = l.as_double(), b = r.as_double();
+      if (op == "+") return Value(a + b);
+      if (op == "-") return Value(a - b);
+      if (op == "*") return Value(a * b);
+      if (op == "**") return Value(std::pow(a, b));
+      if (b == 0) fail("float division by zero");
+      if (op == "//") return Value(std::floor(a / b));
+      if (op == "%") {
+        double m = std::fmod(a, b);
+        if (m != 0 && ((m < 0) != (b < 0))) m += b;
+        return Value(m);
+      }
+    } else {
+      int64_t a = l.as_int(), b = r.as_int();
+      if (op == "+") return Value(a + b);
+      if (op == "-") return Value(a - b);
+      if (op == "*") return Value(a * b);
+      if (op == "**") {
+        if (b < 0) return Value(std::pow(static_cast<double>(a), static_cast<double>(b)));
+        int64_t p = 1;
+        for (int64_t i = 0; i < b; ++i) p *= a;
+        return Value(p);
+      }
+      if (b == 0) fail("integer division or modulo by zero");
+      int64_t q = a / b, m = a % b;
+      if (m != 0 && ((m < 0) != (b < 0))) {
+        --q;
+        m += b;
+      }
+      if (op == "//") return Value(q);
+      if (op == "%") return Value(m);
+    }
+  }
+  if (op == "+" && l.is_string() && r.is_string()) return Value(l.as_string() + r.as_string());
+  if (op == "+" && l.is_list() && r.is_list() && l.list_data().tuple == r.list_data().tuple) {
+    auto items = l.list_data().items;
+    items.insert(items.end(), r.list_data().items.begin(), r.list_data().items.end());
+    return Value::list(std::move(items), l.list_data().tuple);
+  }
+  if (op == "*" && (l.is_string() || l.is_list()) && (r.is_int() || r.is_bool())) {
+    int64_t n = std::max<int64_t>(0, r.as_int());
+    if (l.is_string()) {
+      std::string out;
+      for (int64_t i = 0; i < n; ++i) out += l.as_string();
+      return Value(out);
+    }
+    std::vector<Value> items;
+    for (int64_t i = 0; i < n; ++i)
+      items.insert(items.end(), l.list_data().items.begin(), l.list_data().items.end());
+    return Value::list(std::move(items), l.list_data().tuple);
+  }
+  fail("unsupported operand type(s) for {}: '{}' and '{}'", op, l.type_name(), r.type_name());
+}
+
+class Renderer {
+ public:
+  explicit Renderer(const SourceMap& map) : map_(map) {}
+  ~Renderer() {
+    // Macros hold their defining scope, which holds them: break the cycles.
+    for (auto& s : macro_scopes_) s->vars.items.clear();
+  }
+
+  Flow exec(const Body& body, std::string& out, const ScopePtr& scope) {
+    for (const Node& n : body) {
+      Flow f = exec_node(n, out, scope);
+      if (f != Flow::Normal) return f;
+    }
+    return Flow::Normal;
+  }
+
+ private:
+  template <typename F>
+  auto at(size_t pos, F&& f) -> decltype(f()) {
+    try {
+      return f();
+    } catch (const LocatedError&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw LocatedError(fmt::format("{}: {}", map_.where(pos), e.what()));
+    }
+  }
+
+  Flow exec_node(const Node& n, std::string& out, const ScopePtr& scope) {
+    switch (n.k) {
+      case Node::K::Text: out += n.text; return Flow::Normal;
+      case Node::K::Print: {
+        Value v = eval(*n.expr, *scope);
+        out += v.str();
+        return Flow::Normal;
+      }
+      case Node::K::If:
+        for (auto& [cond, body] : n.branches)
+          if (eval(*cond, *scope).truthy()) return exec(body, out, scope);
+        return exec(n.else_body, out, scope);
+      case Node::K::For: return exec_for(n, out, scope);
+      case Node::K::Set: {
+        Value v = eval(*n.expr, *scope);
+        at(n.pos, [&] {
+          if (!n.attr.empty()) {
+            const Value* ns = scope->lookup(n.targets[0]);
+            if (!ns || !ns->is_namespace())
+              fail("cannot assign attribute '{}' on '{}': not a namespace object", n.attr, n.targets[0]);
+            ns->dict_data().set(n.attr, v);
+          } else {
+            assign(n.targets, v, *scope);
+          }
+          return 0;
+        });
+        return Flow::Normal;
+      }
+      case Node::K::SetBlock: {
+        std::string captured;
+        exec(n.body, captured, scope);
+        Value v(captured);
+        for (auto& f : n.filters) {
+          CallArgs args = eval_args(*f, *scope);
+          v = at(f->pos, [&] { return f->filter(v, args); });
+        }
+        scope->vars.set(n.targets[0], v);
+        return Flow::Normal;
+      }
+      case Node::K::Macro: {
+        scope->vars.set(n.macro->name, make_macro(n.macro, scope));
+        macro_scopes_.push_back(scope);
+        return Flow::Normal;
+      }
+      case Node::K::Break: return Flow::Break;
+      case Node::K::Continue: return Flow::Continue;
+      case Node::K::Scope: {
+        auto inner = std::make_shared<Scope>();
+        inner->parent = scope;
+        for (auto& [name, e] : n.assigns) inner->vars.set(name, eval(*e, *scope));
+        return exec(n.body, out, inner);
+      }
+    }
+    return Flow::Normal;
+  }
+
+  static void assign(const std::vector<std::string>& targets, const Value& v, Scope& scope) {
+    if (targets.size() == 1) {
+      scope.vars.set(targets[0], v);
+      return;
+    }
+    std::vector<Value> items = v.iterate();
+    if (items.size() != targets.size())
+      fail("cannot unpack {} values into {} names", items.size(), targets.size());
+    for (size_t i = 0; i < targets.size(); ++i) scope.vars.set(targets[i], items[i]);
+  }
+
+  Flow exec_for(const Node& n, std::string& out, const ScopePtr& scope) {
+    Value seq = eval(*n.expr, *scope);
+    std::vector<Value> items = at(n.expr->pos, [&] { return seq.iterate(); });
+    if (n.cond) {
+      // Jinja filters before looping: loop.length and loop.last count only
+      // the items that pass.
+      std::vector<Value> kept;
+      for (auto& item : items) {
+        auto s = std::make_shared<Scope>();
+        s->parent = scope;
+        at(n.pos, [&] { assign(n.targets, item, *s); return 0; });
+        if (eval(*n.cond, *s).truthy()) kept.push_back(item);
+      }
+      items = std::move(kept);
+    }
+    if (items.empty()) return exec(n.else_body, out, scope);
+    int64_t len = static_cast<int64_t>(items.size());
+    for (int64_t i = 0; i < len; ++i) {
+      auto s = std::make_shared<Scope>();
+      s->parent = scope;
+      at(n.pos, [&] { assign(n.targets, items[static_cast<size_t>(i)], *s); return 0; });
+      Value loop = Value::dict();
+      DictData& d = loop.dict_data();
+      d.items.reserve(12);
+      d.items.emplace_back("index", Value(i + 1));
+      d.items.emplace_back("index0", Value(i));
+      d.items.emplace_back("revindex", Value(len - i));
+      d.items.emplace_back("revindex0", Value(len - i - 1));
+      d.items.emplace_back("first", Value(i == 0));
+      d.items.emplace_back("last", Value(i == len - 1));
+      d.items.emplace_back("length", Value(len));
+      d.items.emplace_back("depth", Value(1));
+      d.items.emplace_back("depth0", Value(0));
+      d.items.emplace_back("previtem", i > 0 ? items[static_cast<size_t>(i - 1)] : Value::undefined("loop.previtem"));
+      d.items.emplace_back("nextitem",
+                           i + 1 < len ? items[static_cast<size_t>(i + 1)] : Value::undefined("loop.nextitem"));
+      d.items.emplace_back("cycle", Value::callable("loop.cycle", [i](CallArgs& a) {
+        if (a.pos.empty()) fail("loop.cycle() needs at least one argument");
+        return a.pos[static_cast<size_t>(i) % a.pos.size()];
+      }));
+      s->vars.set("loop", loop);
+      if (exec(n.body, out, s) == Flow::Break) break;
+    }
+    return Flow::Normal;
+  }
+
+  Value make_macro(const std::shared_ptr<MacroDef>& def, const ScopePtr& scope) {
+    return Value::callable(def->name, [this, def, scope](CallArgs& a) {
+      auto s = std::make_shared<Scope>();
+      s->parent = scope;
+      if (a.pos.size() > def->params.size())
+        fail("macro '{}' takes not more than {} argument(s)", def->name, def->params.size());
+      std::vector<bool> bound(def->params.size(), false);
+      for (size_t i = 0; i < a.pos.size(); ++i) {
+        s->vars.set(def->params[i].first, a.pos[i]);
+        bound[i] = true;
+      }
+      for (auto& [k, v] : a.kw) {
+        size_t idx = 0;
+        while (idx < def->params.size() && def->params[idx].first != k) ++idx;
+        if (idx == def->params.size()) fail("macro '{}' takes no keyword argument '{}'", def->name, k);
+        s->vars.set(k, v);
+        bound[idx] = true;
+      }
+      for (size_t i = 0; i < def->params.size(); ++i) {
+        if (bound[i]) continue;
+        auto& [name, dflt] = def->params[i];
+        s->vars.set(name, dflt ? eval(*dflt, *s) : Value::undefined(name));
+      }
+      std::string out;
+      exec(def->body, out, s);
+      return Value(out);
+    });
+  }
+
+  CallArgs eval_args(const Expr& e, Scope& scope) {
+    CallArgs args;
+    for (auto& x : e.args) args.pos.push_back(eval(*x, scope));
+    for (auto& [k, x] : e.kwargs) args.kw.emplace_back(k, eval(*x, scope));
+    return args;
+  }
+
+  std::optional<int64_t> slice_bound(const Expr* e, Scope& scope) {
+    if (!e) return std::nullopt;
+    Value v = eval(*e, scope);
+    if (v.is_none()) return std::nullopt;
+    if (!v.is_int() && !v.is_bool()) fail("slice indices must be integers or None, not {}", v.type_name());
+    return v.as_int();
+  }
+
+  Value eval(const Expr& e, Scope& scope) {
+    switch (e.k) {
+      case Expr::K::Const: return e.value;
+      case Expr::K::Name: {
+        const Value* v = scope.lookup(e.name);
+        return v ? *v : Value::undefined(e.name);
+      }
+      case Expr::K::List:
+      case Expr::K::Tuple: {
+        std::vector<Value> items;
+        for (auto& x : e.args) items.push_back(eval(*x, scope));
+        return Value::list(std::move(items), e.k == Expr::K::Tuple);
+      }
+      case Expr::K::Dict: {
+        Value d = Value::dict();
+        for (auto& [k, v] : e.dict_items) {
+          Value key = eval(*k, scope);
+          if (!key.is_string()) throw LocatedError(fmt::format("{}: unsupported non-string dict key {}", map_.where(k->pos), key.repr()));
+          d.dict_data().set(key.as_string(), eval(*v, scope));
+        }
+        return d;
+      }
+      case Expr::K::Attr: {
+        Value obj = eval(*e.a, scope);
+        return at(e.pos, [&] { return get_attr(obj, e.name); });
+      }
+      case Expr::K::Item: {
+        Value obj = eval(*e.a, scope);
+        Value key = eval(*e.b, scope);
+        return at(e.pos, [&] { return get_item(obj, key); });
+      }
+      case Expr::K::Slice: {
+        Value obj = eval(*e.a, scope);
+        return at(e.pos, [&] {
+          auto start = slice_bound(e.b.get(), scope);
+          auto stop = slice_bound(e.c.get(), scope);
+          auto step = slice_bound(e.args[0].get(), scope);
+          if (obj.is_undefined()) undefined_error(obj);
+          if (obj.is_string()) {
+            auto cps = text::decode(obj.as_string());
+            std::string s;
+            for (int64_t i : text::slice_indices(static_cast<int64_t>(cps.size()), start, stop, step))
+              text::append_utf8(s, cps[static_cast<size_t>(i)]);
+            return Value(s);
+          }
+          if (!obj.is_list()) fail("'{}' object is not subscriptable", obj.type_name());
+          auto& items = obj.list_data().items;
+          std::vector<Value> out;
+          for (int64_t i : text::slice_indices(static_cast<int64_t>(items.size()), start, stop, step))
+            out.push_back(items[static_cast<size_t>(i)]);
+          return Value::list(std::move(out), obj.list_data().tuple);
+        });
+      }
+      case Expr::K::Call: {
+        Value callee = eval(*e.a, scope);
+        CallArgs args = eval_args(e, scope);
+        return at(e.pos, [&] {
+          if (callee.is_undefined()) {
+            const std::string& n = callee.undefined_name();
+            fail("'{}' is undefined (not a supported function or method)", n.empty() ? "value" : n);
+          }
+          if (!callee.is_callable()) fail("'{}' object is not callable", callee.type_name());
+          return callee.callable_data().fn(args);
+        });
+      }
+      case Expr::K::Filter: {
+        Value in = eval(*e.a, scope);
+        CallArgs args = eval_args(e, scope);
+        return at(e.pos, [&] { return e.filter(in, args); });
+      }
+      case Expr::K::Test: {
+        Value in = eval(*e.a, scope);
+        CallArgs args = eval_args(e, scope);
+        return at(e.pos, [&] { return Value(e.test(in, args)); });
+      }
+      case Expr::K::Neg:
+      case Expr::K::Pos: {
+        Value v = eval(*e.a, scope);
+        return at(e.pos, [&] {
+          if (v.is_undefined()) undefined_error(v);
+          if (!v.is_number()) fail("bad operand type for unary {}: '{}'", e.k == Expr::K::Neg ? '-' : '+', v.type_name());
+          if (e.k == Expr::K::Pos) return v.is_bool() ? Value(v.as_int()) : v;
+          return v.is_float() ? Value(-v.as_double()) : Value(-v.as_int());
+        });
+      }
+      case Expr::K::Not: return Value(!eval(*e.a, scope).truthy());
+      case Expr::K::And: {
+        Value l = eval(*e.a, scope);
+        return l.truthy() ? eval(*e.b, scope) : l;
+      }
+      case Expr::K::Or: {
+        Value l = eval(*e.a, scope);
+        return l.truthy() ? l : eval(*e.b, scope);
+      }
+      case Expr::K::Binary: {
+        Value l = eval(*e.a, scope);
+        Value r = eval(*e.b, scope);
+        return at(e.pos, [&] { return arith(e.name, l, r); });
+      }
+      case Expr::K::Compare: {
+        Value l = eval(*e.a, scope);
+        for (size_t i = 0; i < e.args.size(); ++i) {
+          Value r = eval(*e.args[i], scope);
+          const std::string& op = e.compare_ops[i];
+          bool ok = at(e.args[i]->pos, [&] {
+            if (op == "==") return l == r;
+            if (op == "!=") return !(l == r);
+            if (op == "in") return r.contains(l);
+            if (op == "not in") return !r.contains(l);
+            int c = l.compare(r);
+            if (op == "<") return c < 0;
+            if (op == "<=") return c <= 0;
+            if (op == ">") return c > 0;
+            return c >= 0;
+          });
+          if (!ok) return Value(false);
+          l = std::move(r);
+        }
+        return Value(true);
+      }
+      case Expr::K::Cond:
+        if (eval(*e.b, scope).truthy()) return eval(*e.a, scope);
+        return e.c ? eval(*e.c, scope) : Value::undefined("conditional expression");
+    }
+    return Value::undefined();
+  }
+
+  const SourceMap& map_;
+  std::vector<ScopePtr> macro_scopes_;
+};
+
+}  // namespace
+
+Template Template::parse(const std::string& source, std::string name, const LexOptions& opts) {
+  std::string src = normalize_source(source);
+  auto map = std::make_shared<SourceMap>(std::move(name), src);
+  Template t;
+  t.map_ = map;
+  t.body_ = std::make_shared<Body>(jinja::parse(src, *map, opts));
+  return t;
+}
+
+std::string Template::render(const DictData& context) const {
+  auto globals = std::make_shared<Scope>();
+  add_globals(globals->vars);
+  for (auto& [k, v] : context.items) globals->vars.set(k, v);
+  auto root = std::make_shared<Scope>();
+  root->parent = globals;
+  std::string out;
+  Renderer r(*map_);
+  r.exec(*body_, out, root);
+  return out;
+}
+
+std::string Template::render(const nlohmann::ordered_json& context) const {
+  if (!context.is_object()) fail("template context must be a JSON object");
+  Value ctx = Value::from_json(context);
+  return render(ctx.dict_data());
+}
+
+}  // namespace moeflux::jinja

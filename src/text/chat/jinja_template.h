@@ -1,0 +1,31 @@
+// A parsed Jinja template and its tree-walking renderer: the subset of
+// Jinja2 that Hugging Face chat templates use, rendered the way transformers
+// renders them (ImmutableSandboxedEnvironment, trim_blocks, lstrip_blocks,
+// loopcontrols, default Undefined).
+#pragma once
+#include <memory>
+#include <string>
+
+#include "text/chat/jinja_ast.h"
+#include "text/chat/jinja_lexer.h"
+#include "text/chat/jinja_value.h"
+
+namespace moeflux::jinja {
+
+class Template {
+ public:
+  // Throws moeflux::Error naming the construct and "name:line:column" on a
+  // syntax error or an unsupported tag, filter or test.
+  static Template parse(const std::string& source, std::string name = "template", const LexOptions& opts = {});
+
+  // `context` holds the template's variables (they shadow the builtin
+  // globals). Render errors, raise_exception included, name the position.
+  std::string render(const DictData& context) const;
+  std::string render(const nlohmann::ordered_json& context) const;
+
+ private:
+  std::shared_ptr<const SourceMap> map_;
+  std::shared_ptr<const Body> body_;
+};
+
+}  // namespace moeflux::jinja
