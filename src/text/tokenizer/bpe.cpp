@@ -1,0 +1,333 @@
+#include "text/tokenizer/bpe.h"
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <deque>
+#include <queue>
+
+#include "core/error.h"
+#include "text/tokenizer/utf8.h"
+
+namespace moeflux {
+
+namespace {
+
+std::atomic<uint64_t> g_next_uid{1};
+
+// Per-thread cache of recent words -> ids, direct-mapped (one probe, no
+// locks). Words repeat heavily in text ("the", " and", "\n"), and a hit
+// skips the merge loop entirely. Keyed by the model's uid so that one
+// thread can serve several tokenizers.
+struct WordCache {
+  static constexpr size_t kSlots = 8192;  // power of two
+  static constexpr size_t kMaxWord = 48;  // longer words are rare and cheap to skip
+  struct Slot {
+    uint64_t hash = 0;
+    std::string key;
+    std::vector<int32_t> ids;
+  };
+  std::vector<Slot> slots{kSlots};
+};
+
+WordCache& cache_for(uint64_t uid) {
+  thread_local std::vector<std::pair<uint64_t, std::unique_ptr<WordCache>>> caches;
+  for (auto& [u, c] : caches)
+    if (u == uid) return *c;
+  if (caches.size() >= 4) caches.erase(caches.begin());  // oldest model first
+  caches.emplace_back(uid, std::make_unique<WordCache>());
+  return *caches.back().second;
+}
+
+struct Merge {
+  int32_t rank;
+  int32_t pos;
+  int32_t new_id;
+  // std::priority_queue is a max-heap: "less" means later (higher rank, then
+  // further right), so the lowest rank, leftmost merge pops first, as in HF.
+  bool operator<(const Merge& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
+};
+
+struct Workspace {
+  std::vector<Merge> heap;
+  std::string scratch;
+};
+
+Workspace& workspace() {
+  thread_local Workspace w;
+  return w;
+}
+
+}  // namespace
+
+BpeModel::BpeModel(const json::Value& model) : uid_(g_next_uid++) {
+  std::fill(std::begin(byte_fallback_ids_), std::end(byte_fallback_ids_), -1);
+  std::fill(std::begin(byte_ids_), std::end(byte_ids_), -1);
+  if (model.has("dropout") && !model.at("dropout").is_null() && model.at("dropout").as_double() > 0.0)
+    model.at("dropout").fail_msg("BPE dropout is random at encode time; not supported for inference");
+  if (model.has("unk_token") && !model.at("unk_token").is_null()) unk_token_ = model.at("unk_token").str();
+  prefix_ = model.str_or("continuing_subword_prefix", "");
+  suffix_ = model.str_or("end_of_word_suffix", "");
+  fuse_unk_ = model.bool_or("fuse_unk", false);
+  byte_fallback_ = model.bool_or("byte_fallback", false);
+  ignore_merges_ = model.bool_or("ignore_merges", false);
+
+  // ---- vocab: read straight from the flat nodes; this loop is most of load time.
+  json::Value vocab = model.at("vocab");
+  if (!vocab.is_object()) vocab.fail_type("object");
+  const json::Document& doc = vocab.doc();
+  token_to_id_.reserve(vocab.size());
+  std::string tmp;
+  int64_t max_id = -1;
+  std::vector<std::pair<std::string_view, int32_t>> entries;
+  entries.reserve(vocab.size());
+  std::deque<std::string> unescaped;  // keeps escaped keys alive (deque: views stay valid)
+  for (uint32_t c = vocab.node().first; c != 0; c = doc.node(c).next) {
+    const json::Node& n = doc.node(c);
+    int64_t id = -1;
+    if (n.type == json::Type::Number) {
+      auto r = std::from_chars(n.raw.data(), n.raw.data() + n.raw.size(), id);
+      if (r.ec != std::errc() || r.ptr != n.raw.data() + n.raw.size()) id = -1;
+    }
+    std::string_view key = n.key;
+    if (n.key_escaped) {
+      unescaped.emplace_back(json::unescape(n.key, true, tmp));
+      key = unescaped.back();
+    }
+    if (id < 0 || id > INT32_MAX)
+      fail("{}: model.vocab.{}: expected a non-negative integer id, got {}", doc.source(), std::string(key),
+           n.type == json::Type::Number ? std::string(n.raw) : json::type_name(n.type));
+    entries.emplace_back(key, int32_t(id));
+    max_id = std::max(max_id, id);
+  }
+  id_to_token_.resize(size_t(max_id + 1));
+  has_id_.assign(size_t(max_id + 1), 0);
+  for (auto& [k, id] : entries) {
+    token_to_id_.insert(k, id);
+    id_to_token_[size_t(id)] = std::string(k);
+    has_id_[size_t(id)] = 1;
+  }
+
+  // ---- merges: ["a b", ...] (older files) or [["a", "b"], ...].
+  json::Value merges = model.at("merges");
+  if (!merges.is_array()) merges.fail_type("array");
+  merges_.reserve(merges.size());
+  std::string joined;
+  int32_t rank = 0;
+  for (uint32_t c = merges.node().first; c != 0; c = doc.node(c).next, ++rank) {
+    const json::Node& n = doc.node(c);
+    std::string_view a, b;
+    std::string ta, tb;
+    if (n.type == json::Type::String) {
+      std::string_view s = json::unescape(n.raw, n.escaped, ta);
+      size_t sp = s.find(' ');
+      if (sp == std::string_view::npos || s.find(' ', sp + 1) != std::string_view::npos)
+        fail("{}: model.merges[{}]: expected \"left right\", got \"{}\"", doc.source(), rank, std::string(s));
+      a = s.substr(0, sp);
+      b = s.substr(sp + 1);
+    } else if (n.type == json::Type::Array && n.count == 2 && doc.node(n.first).type == json::Type::String &&
+               doc.node(doc.node(n.first).next).type == json::Type::String) {
+      const json::Node& na = doc.node(n.first);
+      const json::Node& nb = doc.node(na.next);
+      a = json::unescape(na.raw, na.escaped, ta);
+      b = json::unescape(nb.raw, nb.escaped, tb);
+    } else {
+      fail("{}: model.merges[{}]: expected a string or a pair of strings, got {}", doc.source(), rank,
+           json::type_name(n.type));
+    }
+    int32_t ia = token_to_id_.find(a), ib = token_to_id_.find(b);
+    if (ia < 0 || ib < 0)
+      fail("{}: model.merges[{}]: token \"{}\" is not in model.vocab", doc.source(), rank,
+           std::string(ia < 0 ? a : b));
+    joined.assign(a);
+    joined.append(b.substr(std::min(prefix_.size(), b.size())));
+    int32_t inew = token_to_id_.find(joined);
+    if (inew < 0)
+      fail("{}: model.merges[{}]: merged token \"{}\" is not in model.vocab", doc.source(), rank, joined);
+    merges_.insert(ia, ib, {rank, inew});
+  }
+
+  if (byte_fallback_) {
+    char buf[8];
+    for (int b = 0; b < 256; ++b) {
+      std::snprintf(buf, sizeof buf, "<0x%02X>", b);
+      byte_fallback_ids_[b] = token_to_id_.find(buf);
+    }
+  }
+  std::string ch;
+  for (int b = 0; b < 256; ++b) {
+    ch.clear();
+    utf8::append(ch, utf8::byte_to_char(uint8_t(b)));
+    byte_ids_[b] = token_to_id_.find(ch);
+  }
+  if (ignore_merges_) build_raw_index();
+}
+
+BpeModel::~BpeModel() = default;
+
+void BpeModel::build_raw_index() {
+  raw_to_id_.reserve(token_to_id_.size());
+  std::string raw;
+  for (size_t id = 0; id < id_to_token_.size(); ++id) {
+    if (!has_id_[id]) continue;
+    raw.clear();
+    if (utf8::chars_to_bytes(id_to_token_[id], raw)) raw_to_id_.insert(raw, int32_t(id));
+  }
+  raw_index_ = true;
+}
+
+void BpeModel::set_extra_token(int32_t id, const std::string& text) {
+  if (id < 0) return;
+  if (size_t(id) >= id_to_token_.size()) {
+    id_to_token_.resize(size_t(id) + 1);
+    has_id_.resize(size_t(id) + 1, 0);
+  }
+  if (!has_id_[size_t(id)]) id_to_token_[size_t(id)] = text;
+}
+
+void BpeModel::merge_all(std::vector<Symbol>& syms, std::vector<int32_t>& out) const {
+  const int32_t n = int32_t(syms.size());
+  if (n > 1) {
+    auto& heap = workspace().heap;
+    heap.clear();
+    for (int32_t i = 0; i + 1 < n; ++i) {
+      if (const auto* m = merges_.find(syms[size_t(i)].id, syms[size_t(i) + 1].id)) heap.push_back({m->rank, i, m->id});
+    }
+    std::make_heap(heap.begin(), heap.end());
+    while (!heap.empty()) {
+      std::pop_heap(heap.begin(), heap.end());
+      Merge top = heap.back();
+      heap.pop_back();
+      Symbol& cur = syms[size_t(top.pos)];
+      if (cur.len == 0 || cur.next < 0) continue;
+      Symbol right = syms[size_t(cur.next)];
+      // Stale entry? HF compares only the merged id, not the rank.
+      const auto* m = merges_.find(cur.id, right.id);
+      if (m == nullptr || m->id != top.new_id) continue;
+      cur.id = top.new_id;
+      cur.len += right.len;
+      int32_t right_pos = cur.next;
+      cur.next = right.next;
+      syms[size_t(right_pos)].len = 0;
+      if (right.next >= 0 && right.next < n) syms[size_t(right.next)].prev = top.pos;
+      if (cur.prev >= 0) {
+        if (const auto* pm = merges_.find(syms[size_t(cur.prev)].id, cur.id)) {
+          heap.push_back({pm->rank, cur.prev, pm->id});
+          std::push_heap(heap.begin(), heap.end());
+        }
+      }
+      if (cur.next >= 0 && cur.next < n) {
+        if (const auto* nm = merges_.find(cur.id, syms[size_t(cur.next)].id)) {
+          heap.push_back({nm->rank, top.pos, nm->id});
+          std::push_heap(heap.begin(), heap.end());
+        }
+      }
+    }
+  }
+  for (const auto& s : syms)
+    if (s.len != 0) out.push_back(s.id);
+}
+
+template <typename WordFn>
+void BpeModel::cached(std::string_view key, std::vector<int32_t>& out, WordFn&& fn) const {
+  if (key.size() > WordCache::kMaxWord) { fn(out); return; }
+  WordCache& wc = cache_for(uid_);
+  uint64_t h = hash_bytes(key);
+  auto& slot = wc.slots[h & (WordCache::kSlots - 1)];
+  if (slot.hash == h && slot.key == key) {
+    out.insert(out.end(), slot.ids.begin(), slot.ids.end());
+    return;
+  }
+  size_t before = out.size();
+  fn(out);
+  slot.hash = h;
+  slot.key.assign(key);
+  slot.ids.assign(out.begin() + std::ptrdiff_t(before), out.end());
+}
+
+void BpeModel::tokenize(std::string_view w, std::vector<int32_t>& out) const {
+  if (w.empty()) return;
+  if (ignore_merges_) {
+    int32_t id = token_to_id_.find(w);
+    if (id >= 0) { out.push_back(id); return; }
+  }
+  cached(w, out, [&](std::vector<int32_t>& dst) {
+    std::vector<Symbol> syms;
+    syms.reserve(w.size());
+    auto add = [&](int32_t id, uint32_t len) {
+      int32_t i = int32_t(syms.size());
+      syms.push_back({id, i - 1, i + 1, len});
+    };
+    int32_t unk_id = -1;
+    uint32_t unk_len = 0;
+    std::string s;
+    for (size_t i = 0; i < w.size();) {
+      size_t b = i;
+      utf8::next(w, i);
+      bool is_first = b == 0, is_last = i == w.size();
+      uint32_t byte_len = uint32_t(i - b);
+      s.clear();
+      if (!is_first) s += prefix_;
+      s.append(w.substr(b, i - b));
+      if (is_last) s += suffix_;
+      int32_t id = token_to_id_.find(s);
+      if (id >= 0) {
+        if (unk_id >= 0) { add(unk_id, unk_len); unk_id = -1; }
+        add(id, byte_len);
+        continue;
+      }
+      if (byte_fallback_) {
+        bool all = true;
+        for (unsigned char c : s) all = all && byte_fallback_ids_[c] >= 0;
+        if (all) {
+          // HF does not flush a pending unk here (it lands after these
+          // bytes); mirrored for exactness.
+          for (unsigned char c : s) add(byte_fallback_ids_[c], 1);
+          continue;
+        }
+      }
+      if (unk_token_) {
+        int32_t uid = token_to_id_.find(*unk_token_);
+        if (uid < 0) fail("BPE: unk_token \"{}\" is not in the vocab", *unk_token_);
+        if (unk_id >= 0 && fuse_unk_) {
+          unk_len += byte_len;
+        } else {
+          if (unk_id >= 0) add(unk_id, unk_len);
+          unk_id = uid;
+          unk_len = byte_len;
+        }
+      }
+    }
+    if (unk_id >= 0) add(unk_id, unk_len);
+    if (!syms.empty()) syms.back().next = -1;
+    merge_all(syms, dst);
+  });
+}
+
+void BpeModel::tokenize_bytes(std::string_view w, std::vector<int32_t>& out) const {
+  if (w.empty()) return;
+  if (ignore_merges_) {
+    int32_t id = raw_to_id_.find(w);
+    if (id >= 0) { out.push_back(id); return; }
+  }
+  cached(w, out, [&](std::vector<int32_t>& dst) {
+    std::vector<Symbol> syms;
+    syms.reserve(w.size());
+    bool simple = prefix_.empty() && suffix_.empty();
+    for (unsigned char c : w) simple = simple && byte_ids_[c] >= 0;
+    if (!simple) {
+      // Rare: a byte whose character is missing from the vocab, or a
+      // subword prefix/suffix. Take the general path on the mapped text.
+      std::string mapped;
+      utf8::bytes_to_chars(w, mapped);
+      tokenize(mapped, dst);
+      return;
+    }
+    int32_t n = int32_t(w.size());
+    syms.resize(size_t(n));
+    for (int32_t i = 0; i < n; ++i) syms[size_t(i)] = {byte_ids_[uint8_t(w[size_t(i)])], i - 1, i + 1 < n ? i + 1 : -1, 1};
+    merge_all(syms, dst);
+  });
+}
+
+}  // namespace moeflux

@@ -1,0 +1,69 @@
+#pragma once
+// The BPE model of tokenizer.json ("model": {"type": "BPE"}): vocab, merge
+// ranks and the merge loop, matching Hugging Face `tokenizers` exactly
+// (including its priority-queue order and stale-entry rule).
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "text/tokenizer/flat_map.h"
+#include "text/tokenizer/json_reader.h"
+
+namespace moeflux {
+
+class BpeModel {
+ public:
+  // Reads model.vocab and model.merges. Fails naming the key on bad input
+  // and on merges whose parts are missing from the vocab (as HF does).
+  explicit BpeModel(const json::Value& model);
+  ~BpeModel();
+
+  // Encodes one word given in the vocab's own alphabet (HF merge_word):
+  // characters missing from the vocab go to byte fallback, then unk.
+  void tokenize(std::string_view word, std::vector<int32_t>& out) const;
+  // Encodes one word given as raw bytes when the vocab is byte-level: each
+  // byte is the vocab character that GPT-2's alphabet maps it to. Same
+  // result as tokenize(bytes_to_chars(word)), without building that string.
+  void tokenize_bytes(std::string_view word, std::vector<int32_t>& out) const;
+
+  int32_t id_count() const { return int32_t(id_to_token_.size()); }  // max id + 1
+  int32_t find(std::string_view token) const { return token_to_id_.find(token); }
+  const std::string& token(int32_t id) const { return id_to_token_[size_t(id)]; }
+  bool has_id(int32_t id) const { return id >= 0 && size_t(id) < id_to_token_.size() && has_id_[size_t(id)]; }
+  bool byte_fallback() const { return byte_fallback_; }
+  std::optional<std::string> unk_token() const { return unk_token_; }
+
+  // Adds an id -> text entry for an added token that is not in the model vocab.
+  void set_extra_token(int32_t id, const std::string& text);
+
+ private:
+  struct Symbol {
+    int32_t id;
+    int32_t prev, next;
+    uint32_t len;  // bytes of the source word; 0 = merged away
+  };
+  void merge_all(std::vector<Symbol>& syms, std::vector<int32_t>& out) const;
+  void build_raw_index();
+  template <typename WordFn>
+  void cached(std::string_view key, std::vector<int32_t>& out, WordFn&& fn) const;
+
+  StringIdMap token_to_id_;
+  std::vector<std::string> id_to_token_;
+  std::vector<uint8_t> has_id_;
+  PairMap merges_;
+  std::optional<std::string> unk_token_;
+  std::string prefix_, suffix_;  // continuing_subword_prefix, end_of_word_suffix
+  bool fuse_unk_ = false, byte_fallback_ = false, ignore_merges_ = false;
+  int32_t byte_fallback_ids_[256];
+  // Byte-level path: id of the vocab character of each byte, and the vocab
+  // keyed by raw bytes for ignore_merges' whole-word lookup.
+  int32_t byte_ids_[256];
+  StringIdMap raw_to_id_;
+  bool raw_index_ = false;
+  uint64_t uid_;  // identifies this model in per-thread caches
+};
+
+}  // namespace moeflux
