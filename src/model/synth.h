@@ -1,0 +1,37 @@
+// Synthetic models: real architectures' shapes (from presets that are their
+// config.json files) with seeded random weights, written as a Hugging Face
+// directory that moeflux and transformers both load. For benchmarks and
+// demos; the weights mean nothing.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace moeflux {
+
+struct SynthPreset {
+  std::string name;
+  std::string description;
+  nlohmann::ordered_json config;  // empty: shape known but architecture not supported yet
+  std::string unsupported_reason;
+};
+
+const std::vector<SynthPreset>& synth_presets();
+const SynthPreset& find_preset(const std::string& name);  // throws listing the presets
+
+struct SynthOptions {
+  std::string preset;
+  std::string out_dir;
+  std::optional<int> layers, experts;
+  uint64_t seed = 0;
+  uint64_t max_shard_bytes = 4ull << 30;
+  bool progress = true;
+};
+
+// Writes config.json and safetensors shards into out_dir (created if
+// missing; refuses a directory that already holds a model).
+// Returns the bytes of weights written.
+uint64_t synth_model(const SynthOptions& opts);
+
+}  // namespace moeflux

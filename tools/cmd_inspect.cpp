@@ -1,0 +1,62 @@
+// moeflux inspect MODEL: what the model is and what it will cost, before
+// anything is computed.
+#include <fmt/format.h>
+
+#include "cli_util.h"
+#include "commands.h"
+#include "core/progress.h"
+#include "model/model_spec.h"
+
+namespace moeflux::cli {
+
+namespace {
+
+const char* qk_norm_name(QkNorm q) {
+  switch (q) {
+    case QkNorm::None: return "none";
+    case QkNorm::PerHead: return "per-head RMSNorm";
+    case QkNorm::Full: return "RMSNorm over the whole projection";
+  }
+  return "?";
+}
+
+void run_inspect(const ModelArgs& args) {
+  auto engine = args.load();
+  const ModelSpec& s = engine->spec();
+  const size_t es = dtype_size(s.dtype);
+  fmt::print("model          {}\n", args.path);
+  fmt::print("architecture   {} ({} weights)\n", s.arch, dtype_name(s.dtype));
+  fmt::print("shape          {} layers ({} MoE, {} dense), hidden {}, vocab {}, context {}\n", s.layers,
+             s.moe_layers(), s.layers - s.moe_layers(), s.hidden, s.vocab, s.max_positions);
+  fmt::print("attention      {} query heads, {} kv heads, head_dim {}, q/k norm: {}{}{}, rope theta {}\n", s.heads,
+             s.kv_heads, s.head_dim, qk_norm_name(s.qk_norm), s.qkv_bias ? ", qkv bias" : "",
+             s.clip_qkv ? fmt::format(", clip_qkv {}", *s.clip_qkv) : "", s.rope_theta);
+  fmt::print("experts        {} per MoE layer, top-{}{}, expert ffn {}{}{}\n", s.experts, s.top_k,
+             s.norm_topk ? " (renormalised)" : "", s.expert_ffn,
+             s.shared_ffn ? fmt::format(", shared expert ffn {}{}", s.shared_ffn, s.shared_expert_gate ? " (gated)" : "")
+                          : "",
+             s.dense_ffn ? fmt::format(", dense ffn {}", s.dense_ffn) : "");
+  const uint64_t dense = s.dense_params(), experts = s.expert_params_total();
+  fmt::print("parameters     {:.3f} B total = {:.3f} B dense + {:.3f} B routed experts; {:.3f} B active per token\n",
+             double(dense + experts) / 1e9, double(dense) / 1e9, double(experts) / 1e9,
+             double(s.active_params_per_token()) / 1e9);
+  fmt::print("bytes          dense {}, experts {}, one expert {}, active per token {}\n", human_bytes(dense * es),
+             human_bytes(experts * es), human_bytes(s.expert_bytes()), human_bytes(s.active_params_per_token() * es));
+  for (int tokens : {1, engine->options().max_micro_batch}) {
+    auto [planned, unplanned] = engine->planned_bytes(tokens, tokens > 1);
+    fmt::print("buffers        {} token{}: {} planned ({} without sharing)\n", tokens, tokens > 1 ? "s" : "",
+               human_bytes(planned), human_bytes(unplanned));
+  }
+  fmt::print("kv cache       {} per token\n", human_bytes(uint64_t(2) * s.layers * s.kv_dim() * 4));
+}
+
+}  // namespace
+
+void register_inspect(CLI::App& app) {
+  auto* cmd = app.add_subcommand("inspect", "print a model's architecture, sizes and memory plan");
+  auto args = std::make_shared<ModelArgs>();
+  args->add_to(cmd);
+  cmd->callback([args] { run_inspect(*args); });
+}
+
+}  // namespace moeflux::cli
