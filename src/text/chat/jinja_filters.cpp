@@ -370,7 +370,7 @@ Value f_wordcount(const Value& in, Args& a) {
   int64_t n = 0;
   bool in_word = false;
   for (char32_t c : text::decode(s_of(in))) {
-    bool w = c == '_' || (c >= '0' && c <= '9') || text::is_alpha(c);
+    bool w = c == '_' || text::is_alnum(c);  // Python's regex \w+
     if (w && !in_word) ++n;
     in_word = w;
   }

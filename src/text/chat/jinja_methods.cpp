@@ -166,10 +166,9 @@ Value string_method(const std::string& s, const std::string& name, CallArgs& a) 
     if (cps.empty()) return Value(false);
     bool all = true, any_cased = false, any_upper = false, any_lower = false;
     for (char32_t c : cps) {
-      bool digit = c >= '0' && c <= '9';
-      if (name == "isdigit") all = all && digit;
+      if (name == "isdigit") all = all && text::is_alnum(c) && !text::is_alpha(c);
       if (name == "isalpha") all = all && text::is_alpha(c);
-      if (name == "isalnum") all = all && (digit || text::is_alpha(c));
+      if (name == "isalnum") all = all && text::is_alnum(c);
       if (name == "isspace") all = all && text::is_space(c);
       any_upper = any_upper || text::is_upper(c);
       any_lower = any_lower || text::is_lower(c);

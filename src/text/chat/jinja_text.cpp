@@ -1,6 +1,7 @@
 #include "text/chat/jinja_text.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "core/error.h"
 
@@ -209,69 +210,154 @@ int64_t find(std::string_view s, std::string_view sub, bool reverse) {
   return static_cast<int64_t>(length(s.substr(0, k)));
 }
 
+// Case mapping and letter categories for the scripts chat text commonly
+// holds: Latin (incl. Extended-A/B), Greek, Cyrillic, Armenian; letters of
+// Hebrew, Arabic, Indic, Thai, CJK, kana and Hangul. Python uses the full
+// Unicode database; moeflux_chat does not link utf8proc, so code points
+// outside these ranges are treated as uncased non-letters.
+namespace {
+
+struct Pair {
+  char32_t upper, lower;
+};
+
+// Alternating upper/lower pairs (U+0100..U+017F except the irregular ones).
+bool latin_ext_a_pair(char32_t c, char32_t& upper, char32_t& lower) {
+  if (c < 0x100 || c > 0x17E || c == 0x130 || c == 0x131 || c == 0x138 || c == 0x149) return false;
+  bool even_upper = c < 0x139 || (c > 0x148 && c < 0x179);
+  bool is_up = even_upper ? (c % 2 == 0) : (c % 2 == 1);
+  upper = is_up ? c : c - 1;
+  lower = is_up ? c + 1 : c;
+  return true;
+}
+
+std::optional<Pair> case_pair(char32_t c) {
+  char32_t u, l;
+  if (c >= 'A' && c <= 'Z') return Pair{c, c + 32};
+  if (c >= 'a' && c <= 'z') return Pair{c - 32, c};
+  if (c < 0xC0) return std::nullopt;
+  if (c <= 0xDE && c != 0xD7) return Pair{c, c + 32};
+  if (c >= 0xE0 && c <= 0xFE && c != 0xF7) return Pair{c - 32, c};
+  if (c == 0xFF) return Pair{0x178, 0xFF};
+  if (c == 0x178) return Pair{0x178, 0xFF};
+  if (latin_ext_a_pair(c, u, l)) return Pair{u, l};
+  if (c >= 0x391 && c <= 0x3A9 && c != 0x3A2) return Pair{c, c + 32};
+  if (c >= 0x3B1 && c <= 0x3C9 && c != 0x3C2) return Pair{c - 32, c};
+  if (c == 0x3C2) return Pair{0x3A3, 0x3C2};
+  if (c >= 0x410 && c <= 0x42F) return Pair{c, c + 32};
+  if (c >= 0x430 && c <= 0x44F) return Pair{c - 32, c};
+  if (c >= 0x400 && c <= 0x40F) return Pair{c, c + 80};
+  if (c >= 0x450 && c <= 0x45F) return Pair{c - 80, c};
+  if (c >= 0x460 && c <= 0x4FF && c != 0x482 && !(c >= 0x483 && c <= 0x489) && c != 0x4C0 && c != 0x4CF) {
+    // Cyrillic supplement pairs: even upper, odd lower, except U+04C1..U+04CE.
+    bool odd_upper = c >= 0x4C1 && c <= 0x4CE;
+    bool is_up = odd_upper ? (c % 2 == 1) : (c % 2 == 0);
+    return Pair{is_up ? c : c - 1, is_up ? c + 1 : c};
+  }
+  if (c >= 0x531 && c <= 0x556) return Pair{c, c + 48};
+  if (c >= 0x561 && c <= 0x586) return Pair{c - 48, c};
+  if (c >= 0x1E00 && c <= 0x1EFF && !(c >= 0x1E96 && c <= 0x1E9F)) {
+    bool is_up = c % 2 == 0;  // Latin Extended Additional (Vietnamese)
+    return Pair{is_up ? c : c - 1, is_up ? c + 1 : c};
+  }
+  if (c >= 0xFF21 && c <= 0xFF3A) return Pair{c, c + 32};  // fullwidth
+  if (c >= 0xFF41 && c <= 0xFF5A) return Pair{c - 32, c};
+  return std::nullopt;
+}
+
+bool is_cased(char32_t c) { return case_pair(c).has_value() || c == 0x130 || c == 0x131 || c == 0xDF; }
+
+}  // namespace
+
 char32_t to_upper(char32_t c) {
-  if (c >= 'a' && c <= 'z') return c - 32;
-  if (c < 0x80) return c;
-  if (c == 0xB5) return 0x39C;
-  if ((c >= 0xE0 && c <= 0xFE && c != 0xF7)) return c - 32;
-  if (c == 0xFF) return 0x178;
-  if (c >= 0x100 && c <= 0x17F && c != 0x130 && c != 0x131 && c != 0x138 && c != 0x149 && c != 0x17F) {
-    bool odd_lower = (c < 0x139) || (c > 0x148 && c < 0x179);
-    if (odd_lower ? (c & 1) : !(c & 1)) return c - 1;
-    return c;
-  }
-  if (c >= 0x3B1 && c <= 0x3C9 && c != 0x3C2) return c - 32;
-  if (c == 0x3C2) return 0x3A3;
-  if (c >= 0x430 && c <= 0x44F) return c - 32;
-  if (c >= 0x450 && c <= 0x45F) return c - 80;
-  return c;
+  if (c == 0x131) return 'I';
+  auto p = case_pair(c);
+  return p ? p->upper : c;
 }
-
 char32_t to_lower(char32_t c) {
-  if (c >= 'A' && c <= 'Z') return c + 32;
-  if (c < 0x80) return c;
-  if (c >= 0xC0 && c <= 0xDE && c != 0xD7) return c + 32;
-  if (c == 0x178) return 0xFF;
-  if (c >= 0x100 && c <= 0x17F && c != 0x130 && c != 0x131 && c != 0x138 && c != 0x149 && c != 0x17F) {
-    bool odd_lower = (c < 0x139) || (c > 0x148 && c < 0x179);
-    if (odd_lower ? !(c & 1) : (c & 1)) return c + 1;
-    return c;
-  }
-  if (c >= 0x391 && c <= 0x3A9 && c != 0x3A2) return c + 32;
-  if (c >= 0x410 && c <= 0x42F) return c + 32;
-  if (c >= 0x400 && c <= 0x40F) return c + 80;
-  return c;
+  if (c == 0x130) return 'i';
+  auto p = case_pair(c);
+  return p ? p->lower : c;
+}
+static char32_t to_title(char32_t c) { return to_upper(c); }
+
+bool is_upper(char32_t c) {
+  if (c == 0x130) return true;
+  auto p = case_pair(c);
+  return p && p->upper == c;
+}
+bool is_lower(char32_t c) {
+  if (c == 0x131 || c == 0xDF) return true;
+  auto p = case_pair(c);
+  return p && p->lower == c;
+}
+bool is_alpha(char32_t c) {
+  if (is_cased(c) || c == 0xAA || c == 0xBA) return true;
+  static const std::pair<char32_t, char32_t> letters[] = {
+      {0x5D0, 0x5EA},   {0x620, 0x64A},   {0x66E, 0x66F},   {0x671, 0x6D3},   {0x6FA, 0x6FC},
+      {0x904, 0x939},   {0x958, 0x961},   {0x985, 0x9B9},   {0xB85, 0xBB9},   {0xE01, 0xE30},
+      {0x10A0, 0x10FF}, {0x1100, 0x11FF}, {0x3041, 0x3096}, {0x30A1, 0x30FA}, {0x3105, 0x312F},
+      {0x3400, 0x4DBF}, {0x4E00, 0x9FFF}, {0xAC00, 0xD7A3}, {0xF900, 0xFAFF}, {0xFF66, 0xFF9D},
+      {0x20000, 0x2FA1F}};
+  for (auto [lo, hi] : letters)
+    if (c >= lo && c <= hi) return true;
+  return c == 0x3005 || c == 0x30FC;  // 々 and ー are letters (Lm) too
+}
+bool is_alnum(char32_t c) {
+  if (is_alpha(c) || (c >= '0' && c <= '9')) return true;
+  return c == 0xB2 || c == 0xB3 || c == 0xB9 || (c >= 0xBC && c <= 0xBE) || (c >= 0x660 && c <= 0x669) ||
+         (c >= 0x6F0 && c <= 0x6F9) || (c >= 0x966 && c <= 0x96F) || (c >= 0xFF10 && c <= 0xFF19) ||
+         (c >= 0x2070 && c <= 0x2079 && c != 0x2071 && c != 0x2072 && c != 0x2073) || (c >= 0x2080 && c <= 0x2089) ||
+         (c >= 0x2460 && c <= 0x249B) || (c >= 0x3007 && c <= 0x3007) || (c >= 0x3021 && c <= 0x3029);
 }
 
-bool is_upper(char32_t c) { return to_lower(c) != c; }
-bool is_lower(char32_t c) { return to_upper(c) != c || c == 0xDF; }
-bool is_alpha(char32_t c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_upper(c) || is_lower(c) ||
-         (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3040 && c <= 0x30FF) || (c >= 0xAC00 && c <= 0xD7A3);
+static void append_upper(std::string& out, char32_t c) {
+  if (c == 0xDF) {  // ß -> "SS"
+    out += "SS";
+    return;
+  }
+  append_utf8(out, to_upper(c));
+}
+
+// lower() of one code point at i: İ becomes "i̇", and capital sigma is final
+// (ς) after a cased letter when no cased letter follows, as in Python.
+static void append_lower(std::string& out, const std::vector<char32_t>& cps, size_t i) {
+  char32_t c = cps[i];
+  if (c == 0x130) {
+    out += "i\xCC\x87";
+    return;
+  }
+  if (c == 0x3A3) {
+    bool before = i > 0 && is_cased(cps[i - 1]);
+    bool after = i + 1 < cps.size() && is_cased(cps[i + 1]);
+    append_utf8(out, before && !after ? 0x3C2 : 0x3C3);
+    return;
+  }
+  append_utf8(out, to_lower(c));
 }
 
 std::string upper(std::string_view s) {
   std::string out;
-  for (char32_t c : decode(s)) {
-    if (c == 0xDF) {  // German sharp s uppercases to "SS" in Python
-      out += "SS";
-      continue;
-    }
-    append_utf8(out, to_upper(c));
-  }
+  for (char32_t c : decode(s)) append_upper(out, c);
   return out;
 }
 
 std::string lower(std::string_view s) {
   std::string out;
-  for (char32_t c : decode(s)) append_utf8(out, to_lower(c));
+  auto cps = decode(s);
+  for (size_t i = 0; i < cps.size(); ++i) append_lower(out, cps, i);
   return out;
 }
 
 std::string capitalize(std::string_view s) {
   auto cps = decode(s);
   std::string out;
-  for (size_t i = 0; i < cps.size(); ++i) append_utf8(out, i == 0 ? to_upper(cps[i]) : to_lower(cps[i]));
+  for (size_t i = 0; i < cps.size(); ++i) {
+    if (i == 0)
+      append_utf8(out, to_title(cps[i]));
+    else
+      append_lower(out, cps, i);
+  }
   return out;
 }
 
@@ -279,10 +365,14 @@ std::string title(std::string_view s) {
   // Python: a cased character after an uncased one starts a word.
   std::string out;
   bool prev_cased = false;
-  for (char32_t c : decode(s)) {
-    bool cased = is_upper(c) || is_lower(c);
-    append_utf8(out, cased ? (prev_cased ? to_lower(c) : to_upper(c)) : c);
-    prev_cased = cased;
+  auto cps = decode(s);
+  for (size_t i = 0; i < cps.size(); ++i) {
+    char32_t c = cps[i];
+    if (prev_cased)
+      append_lower(out, cps, i);
+    else
+      append_utf8(out, to_title(c));
+    prev_cased = is_cased(c);
   }
   return out;
 }

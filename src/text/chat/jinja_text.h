@@ -27,14 +27,14 @@ int64_t count(std::string_view s, std::string_view sub);
 // str.find in code points, -1 when absent.
 int64_t find(std::string_view s, std::string_view sub, bool reverse);
 
-// Case mapping covers ASCII, Latin-1, Latin Extended-A, Greek and Cyrillic:
-// the scripts whose case templates plausibly change. Other code points pass
-// through unchanged.
+// Case mapping and categories as Python's str methods apply them, for the
+// scripts listed in jinja_text.cpp (see there).
 char32_t to_upper(char32_t c);
 char32_t to_lower(char32_t c);
 bool is_upper(char32_t c);
 bool is_lower(char32_t c);
 bool is_alpha(char32_t c);
+bool is_alnum(char32_t c);  // str.isalnum(); with '_' it is regex \w
 std::string upper(std::string_view s);
 std::string lower(std::string_view s);
 std::string capitalize(std::string_view s);  // str.capitalize()
