@@ -86,65 +86,103 @@ BpeModel::BpeModel(const json::Value& model) : uid_(g_next_uid++) {
     const json::Node& n = doc.node(c);
     int64_t id = -1;
     if (n.type == json::Type::Number) {
-      auto r = std::from_chars(n.raw.data(), n.raw.data() + n.raw.size(), id);
-      if (r.ec != std::errc() || r.ptr != n.raw.data() + n.raw.size()) id = -1;
+      auto raw = doc.raw(n);
+      auto r = std::from_chars(raw.data(), raw.data() + raw.size(), id);
+      if (r.ec != std::errc() || r.ptr != raw.data() + raw.size()) id = -1;
     }
-    std::string_view key = n.key;
+    std::string_view key = doc.key(n);
     if (n.key_escaped) {
-      unescaped.emplace_back(json::unescape(n.key, true, tmp));
+      unescaped.emplace_back(json::unescape(key, true, tmp));
       key = unescaped.back();
     }
     if (id < 0 || id > INT32_MAX)
       fail("{}: model.vocab.{}: expected a non-negative integer id, got {}", doc.source(), std::string(key),
-           n.type == json::Type::Number ? std::string(n.raw) : json::type_name(n.type));
+           n.type == json::Type::Number ? std::string(doc.raw(n)) : json::type_name(n.type));
     entries.emplace_back(key, int32_t(id));
     max_id = std::max(max_id, id);
   }
   id_to_token_.resize(size_t(max_id + 1));
   has_id_.assign(size_t(max_id + 1), 0);
-  for (auto& [k, id] : entries) {
-    token_to_id_.insert(k, id);
-    id_to_token_[size_t(id)] = std::string(k);
-    has_id_[size_t(id)] = 1;
+  constexpr size_t kBlock = 16;  // hash + prefetch a block, then insert (see merges below)
+  uint64_t hv[kBlock];
+  for (size_t base = 0; base < entries.size(); base += kBlock) {
+    size_t m = std::min(kBlock, entries.size() - base);
+    for (size_t k = 0; k < m; ++k) {
+      hv[k] = hash_bytes(entries[base + k].first);
+      token_to_id_.prefetch(hv[k]);
+    }
+    for (size_t k = 0; k < m; ++k) {
+      auto [key, id] = entries[base + k];
+      token_to_id_.insert(key, id, hv[k]);
+      id_to_token_[size_t(id)] = std::string(key);
+      has_id_[size_t(id)] = 1;
+    }
   }
 
   // ---- merges: ["a b", ...] (older files) or [["a", "b"], ...].
   json::Value merges = model.at("merges");
   if (!merges.is_array()) merges.fail_type("array");
   merges_.reserve(merges.size());
-  std::string joined;
-  int32_t rank = 0;
-  for (uint32_t c = merges.node().first; c != 0; c = doc.node(c).next, ++rank) {
+  std::vector<std::pair<std::string_view, std::string_view>> pairs;
+  pairs.reserve(merges.size());
+  std::deque<std::string> merge_strings;  // unescaped parts (rare)
+  auto keep = [&](std::string_view raw, bool escaped) -> std::string_view {
+    if (!escaped) return raw;
+    merge_strings.emplace_back(json::unescape(raw, true, tmp));
+    return merge_strings.back();
+  };
+  for (uint32_t c = merges.node().first; c != 0; c = doc.node(c).next) {
     const json::Node& n = doc.node(c);
-    std::string_view a, b;
-    std::string ta, tb;
     if (n.type == json::Type::String) {
-      std::string_view s = json::unescape(n.raw, n.escaped, ta);
+      std::string_view s = keep(doc.raw(n), n.escaped);
       size_t sp = s.find(' ');
       if (sp == std::string_view::npos || s.find(' ', sp + 1) != std::string_view::npos)
-        fail("{}: model.merges[{}]: expected \"left right\", got \"{}\"", doc.source(), rank, std::string(s));
-      a = s.substr(0, sp);
-      b = s.substr(sp + 1);
+        fail("{}: model.merges[{}]: expected \"left right\", got \"{}\"", doc.source(), pairs.size(), std::string(s));
+      pairs.emplace_back(s.substr(0, sp), s.substr(sp + 1));
     } else if (n.type == json::Type::Array && n.count == 2 && doc.node(n.first).type == json::Type::String &&
                doc.node(doc.node(n.first).next).type == json::Type::String) {
       const json::Node& na = doc.node(n.first);
       const json::Node& nb = doc.node(na.next);
-      a = json::unescape(na.raw, na.escaped, ta);
-      b = json::unescape(nb.raw, nb.escaped, tb);
+      std::string_view a = keep(doc.raw(na), na.escaped);
+      pairs.emplace_back(a, keep(doc.raw(nb), nb.escaped));
     } else {
-      fail("{}: model.merges[{}]: expected a string or a pair of strings, got {}", doc.source(), rank,
+      fail("{}: model.merges[{}]: expected a string or a pair of strings, got {}", doc.source(), pairs.size(),
            json::type_name(n.type));
     }
-    int32_t ia = token_to_id_.find(a), ib = token_to_id_.find(b);
-    if (ia < 0 || ib < 0)
-      fail("{}: model.merges[{}]: token \"{}\" is not in model.vocab", doc.source(), rank,
-           std::string(ia < 0 ? a : b));
-    joined.assign(a);
-    joined.append(b.substr(std::min(prefix_.size(), b.size())));
-    int32_t inew = token_to_id_.find(joined);
-    if (inew < 0)
-      fail("{}: model.merges[{}]: merged token \"{}\" is not in model.vocab", doc.source(), rank, joined);
-    merges_.insert(ia, ib, {rank, inew});
+  }
+  // Lookups in blocks: hash and prefetch a block's 3 keys per merge first,
+  // then probe, so that the cache misses of one block overlap (this loop
+  // was a third of Qwen3's load time probing one key at a time).
+  std::string joined[kBlock];
+  uint64_t h[kBlock][3];
+  int32_t ids[kBlock][3];
+  for (size_t base = 0; base < pairs.size(); base += kBlock) {
+    size_t m = std::min(kBlock, pairs.size() - base);
+    for (size_t k = 0; k < m; ++k) {
+      auto [a, b] = pairs[base + k];
+      joined[k].assign(a);
+      joined[k].append(b.substr(std::min(prefix_.size(), b.size())));
+      h[k][0] = hash_bytes(a);
+      h[k][1] = hash_bytes(b);
+      h[k][2] = hash_bytes(joined[k]);
+      for (auto x : h[k]) token_to_id_.prefetch(x);
+    }
+    for (size_t k = 0; k < m; ++k) {
+      auto [a, b] = pairs[base + k];
+      int32_t rank = int32_t(base + k);
+      int32_t ia = token_to_id_.find(a, h[k][0]), ib = token_to_id_.find(b, h[k][1]);
+      if (ia < 0 || ib < 0)
+        fail("{}: model.merges[{}]: token \"{}\" is not in model.vocab", doc.source(), rank,
+             std::string(ia < 0 ? a : b));
+      int32_t inew = token_to_id_.find(joined[k], h[k][2]);
+      if (inew < 0)
+        fail("{}: model.merges[{}]: merged token \"{}\" is not in model.vocab", doc.source(), rank, joined[k]);
+      ids[k][0] = ia;
+      ids[k][1] = ib;
+      ids[k][2] = inew;
+      merges_.prefetch(ia, ib);
+    }
+    for (size_t k = 0; k < m; ++k) merges_.insert(ids[k][0], ids[k][1], {int32_t(base + k), ids[k][2]});
   }
 
   if (byte_fallback_) {

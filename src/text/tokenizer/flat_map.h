@@ -37,6 +37,8 @@ inline uint64_t hash_bytes(std::string_view s) {
 }
 
 // string -> int32 id. Keys are copied into an arena owned by the map.
+// Slots are 16 bytes (a 32-bit tag from the hash's high half instead of the
+// full hash): the maps of a 200k-token vocab are cache-miss bound at load.
 class StringIdMap {
  public:
   void reserve(size_t n) {
@@ -47,14 +49,15 @@ class StringIdMap {
   size_t size() const { return size_; }
 
   // Inserts or overwrites (JSON objects: the last duplicate key wins, as in serde).
-  void insert(std::string_view key, int32_t id) {
+  void insert(std::string_view key, int32_t id) { insert(key, id, hash_bytes(key)); }
+  void insert(std::string_view key, int32_t id, uint64_t h) {
     if ((size_ + 1) * 2 > slots_.size()) rehash(slots_.empty() ? 16 : slots_.size() * 2);
-    uint64_t h = hash_bytes(key);
+    uint32_t tag = uint32_t(h >> 32);
     size_t mask = slots_.size() - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
       Slot& s = slots_[i];
       if (s.id < 0) {
-        s.hash = h;
+        s.tag = tag;
         s.off = uint32_t(arena_.size());
         s.len = uint32_t(key.size());
         s.id = id;
@@ -62,24 +65,31 @@ class StringIdMap {
         ++size_;
         return;
       }
-      if (s.hash == h && key_of(s) == key) { s.id = id; return; }
+      if (s.tag == tag && key_of(s) == key) { s.id = id; return; }
     }
   }
 
-  int32_t find(std::string_view key) const {  // -1 when absent
+  int32_t find(std::string_view key) const { return find(key, hash_bytes(key)); }
+  // With a precomputed h = hash_bytes(key) (see prefetch).
+  int32_t find(std::string_view key, uint64_t h) const {  // -1 when absent
     if (slots_.empty()) return -1;
-    uint64_t h = hash_bytes(key);
+    uint32_t tag = uint32_t(h >> 32);
     size_t mask = slots_.size() - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
       const Slot& s = slots_[i];
       if (s.id < 0) return -1;
-      if (s.hash == h && key_of(s) == key) return s.id;
+      if (s.tag == tag && key_of(s) == key) return s.id;
     }
+  }
+  // Starts loading the slot of hash h, so that a batch of lookups overlaps
+  // its cache misses.
+  void prefetch(uint64_t h) const {
+    if (!slots_.empty()) __builtin_prefetch(&slots_[h & (slots_.size() - 1)]);
   }
 
  private:
   struct Slot {
-    uint64_t hash = 0;
+    uint32_t tag = 0;
     uint32_t off = 0, len = 0;
     int32_t id = -1;
   };
@@ -96,14 +106,15 @@ class StringIdMap {
     size_t mask = cap - 1;
     for (const Slot& s : old) {
       if (s.id < 0) continue;
-      size_t i = s.hash & mask;
+      size_t i = hash_bytes(key_of(s)) & mask;
       while (slots_[i].id >= 0) i = (i + 1) & mask;
       slots_[i] = s;
     }
   }
 };
 
-// (left id, right id) -> (merge rank, merged id).
+// (left id, right id) -> (merge rank, merged id). One 16-byte slot per
+// entry so that a probe costs one cache miss.
 class PairMap {
  public:
   struct Entry {
@@ -113,44 +124,51 @@ class PairMap {
   void reserve(size_t n) {
     size_t cap = 16;
     while (cap < n * 2) cap <<= 1;
-    keys_.assign(cap, kEmpty);
-    vals_.assign(cap, Entry{-1, -1});
+    slots_.assign(cap, Slot{kEmpty, {-1, -1}});
     size_ = 0;
   }
   // Overwrites: HF collects the merges list into a HashMap, so a pair listed
   // twice keeps its last rank.
   bool insert(int32_t a, int32_t b, Entry e) {
-    if ((size_ + 1) * 2 > keys_.size()) grow();
+    if ((size_ + 1) * 2 > slots_.size()) grow();
     uint64_t k = key(a, b);
-    size_t mask = keys_.size() - 1;
-    for (size_t i = hash_mix(k, 0x9E3779B97F4A7C15ULL) & mask;; i = (i + 1) & mask) {
-      if (keys_[i] == kEmpty) { keys_[i] = k; vals_[i] = e; ++size_; return true; }
-      if (keys_[i] == k) { vals_[i] = e; return false; }
+    size_t mask = slots_.size() - 1;
+    for (size_t i = index(k); ; i = (i + 1) & mask) {
+      Slot& s = slots_[i];
+      if (s.key == kEmpty) { s.key = k; s.e = e; ++size_; return true; }
+      if (s.key == k) { s.e = e; return false; }
     }
   }
+  void prefetch(int32_t a, int32_t b) const {
+    if (!slots_.empty()) __builtin_prefetch(&slots_[index(key(a, b))]);
+  }
   const Entry* find(int32_t a, int32_t b) const {
-    if (keys_.empty()) return nullptr;
+    if (slots_.empty()) return nullptr;
     uint64_t k = key(a, b);
-    size_t mask = keys_.size() - 1;
-    for (size_t i = hash_mix(k, 0x9E3779B97F4A7C15ULL) & mask;; i = (i + 1) & mask) {
-      if (keys_[i] == k) return &vals_[i];
-      if (keys_[i] == kEmpty) return nullptr;
+    size_t mask = slots_.size() - 1;
+    for (size_t i = index(k); ; i = (i + 1) & mask) {
+      const Slot& s = slots_[i];
+      if (s.key == k) return &s.e;
+      if (s.key == kEmpty) return nullptr;
     }
   }
   size_t size() const { return size_; }
 
  private:
   static constexpr uint64_t kEmpty = ~uint64_t(0);
-  std::vector<uint64_t> keys_;
-  std::vector<Entry> vals_;
+  struct Slot {
+    uint64_t key;
+    Entry e;
+  };
+  std::vector<Slot> slots_;
   size_t size_ = 0;
   static uint64_t key(int32_t a, int32_t b) { return (uint64_t(uint32_t(a)) << 32) | uint32_t(b); }
+  size_t index(uint64_t k) const { return hash_mix(k, 0x9E3779B97F4A7C15ULL) & (slots_.size() - 1); }
   void grow() {
-    auto ok = std::move(keys_);
-    auto ov = std::move(vals_);
-    reserve(ok.empty() ? 8 : ok.size());
-    for (size_t i = 0; i < ok.size(); ++i)
-      if (ok[i] != kEmpty) insert(int32_t(ok[i] >> 32), int32_t(uint32_t(ok[i])), ov[i]);
+    auto old = std::move(slots_);
+    reserve(old.empty() ? 8 : old.size());
+    for (const auto& s : old)
+      if (s.key != kEmpty) insert(int32_t(s.key >> 32), int32_t(uint32_t(s.key)), s.e);
   }
 };
 

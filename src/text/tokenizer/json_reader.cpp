@@ -90,7 +90,7 @@ class Parser {
   Parser(std::string_view s, Document& d) : s_(s), d_(d) {}
 
   void run() {
-    d_.nodes_.reserve(s_.size() / 12 + 16);  // ~one node per 12 bytes in tokenizer.json
+    d_.nodes_.reserve(s_.size() / 18 + 16);  // ~one node per 18 bytes in tokenizer.json
     ws();
     value(0);
     ws();
@@ -101,6 +101,11 @@ class Parser {
   std::string_view s_;
   Document& d_;
   size_t p_ = 0;
+
+  void set_raw(uint32_t idx, std::string_view r) {
+    d_.nodes_[idx].raw_off = uint32_t(r.data() - s_.data());
+    d_.nodes_[idx].raw_len = uint32_t(r.size());
+  }
 
   [[noreturn]] void error(const char* what) {
     size_t line = 1, col = 1;
@@ -186,7 +191,8 @@ class Parser {
           ws();
         }
         uint32_t child = value(depth + 1);
-        d_.nodes_[child].key = key;
+        d_.nodes_[child].key_off = uint32_t(key.data() - s_.data());
+        d_.nodes_[child].key_len = uint32_t(key.size());
         d_.nodes_[child].key_escaped = key_esc;
         if (prev == 0) d_.nodes_[idx].first = child; else d_.nodes_[prev].next = child;
         prev = child;
@@ -204,14 +210,14 @@ class Parser {
       bool esc;
       auto raw = string(esc);
       d_.nodes_[idx].type = Type::String;
-      d_.nodes_[idx].raw = raw;
+      set_raw(idx, raw);
       d_.nodes_[idx].escaped = esc;
       return idx;
     }
     auto lit = [&](std::string_view w, Type t) {
       if (s_.substr(p_, w.size()) != w) error("invalid literal");
       d_.nodes_[idx].type = t;
-      d_.nodes_[idx].raw = s_.substr(p_, w.size());
+      set_raw(idx, s_.substr(p_, w.size()));
       p_ += w.size();
     };
     if (c == 't') { lit("true", Type::Bool); return idx; }
@@ -233,7 +239,7 @@ class Parser {
         digits();
       }
       d_.nodes_[idx].type = Type::Number;
-      d_.nodes_[idx].raw = s_.substr(start, p_ - start);
+      set_raw(idx, s_.substr(start, p_ - start));
       return idx;
     }
     error("unexpected character");
@@ -244,6 +250,7 @@ std::shared_ptr<const Document> Document::parse(std::string text, std::string so
   auto d = std::make_shared<Document>();
   d->text_ = std::move(text);
   d->source_ = std::move(source);
+  if (d->text_.size() >= UINT32_MAX) fail("{}: larger than 4 GiB", d->source_);
   size_t ok = utf8::valid_prefix(d->text_);
   if (ok != d->text_.size()) fail("{}: invalid UTF-8 at byte {}", d->source_, ok);
   Parser(d->text_, *d).run();
@@ -274,7 +281,7 @@ bool Value::has(std::string_view key) const {
   std::string tmp;
   for (uint32_t c = node().first; c != 0; c = doc_->node(c).next) {
     const Node& n = doc_->node(c);
-    if (unescape(n.key, n.key_escaped, tmp) == key) return true;
+    if (unescape(doc_->key(n), n.key_escaped, tmp) == key) return true;
   }
   return false;
 }
@@ -284,7 +291,7 @@ Value Value::at(std::string_view key) const {
   std::string tmp;
   for (uint32_t c = node().first; c != 0; c = doc_->node(c).next) {
     const Node& n = doc_->node(c);
-    if (unescape(n.key, n.key_escaped, tmp) == key) return Value(doc_, c, child_path(key));
+    if (unescape(doc_->key(n), n.key_escaped, tmp) == key) return Value(doc_, c, child_path(key));
   }
   fail("{}: {}: missing field \"{}\"", doc_->source(), path_.empty() ? "(root)" : path_, key);
 }
@@ -310,13 +317,13 @@ std::vector<Value> Value::elements() const {
 std::string Value::str() const {
   if (!is_string()) fail_type("string");
   std::string tmp;
-  return std::string(unescape(node().raw, node().escaped, tmp));
+  return std::string(unescape(doc_->raw(node()), node().escaped, tmp));
 }
 
 int64_t Value::as_int() const {
   if (type() != Type::Number) fail_type("integer");
   int64_t v = 0;
-  auto raw = node().raw;
+  auto raw = doc_->raw(node());
   auto r = std::from_chars(raw.data(), raw.data() + raw.size(), v);
   if (r.ec != std::errc() || r.ptr != raw.data() + raw.size()) fail_msg("expected an integer, got " + std::string(raw));
   return v;
@@ -324,12 +331,12 @@ int64_t Value::as_int() const {
 
 double Value::as_double() const {
   if (type() != Type::Number) fail_type("number");
-  return std::strtod(std::string(node().raw).c_str(), nullptr);
+  return std::strtod(std::string(doc_->raw(node())).c_str(), nullptr);
 }
 
 bool Value::as_bool() const {
   if (type() != Type::Bool) fail_type("bool");
-  return node().raw == "true";
+  return doc_->raw(node()) == "true";
 }
 
 std::string Value::str_or(std::string_view key, std::string_view def) const {

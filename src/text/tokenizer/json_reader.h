@@ -17,6 +17,8 @@ namespace moeflux::json {
 enum class Type : uint8_t { Null, Bool, Number, String, Array, Object };
 const char* type_name(Type t);
 
+// 32 bytes: Qwen3's file has ~600k nodes, so size matters for load time.
+// Text is referenced by offsets into the document (Document::key/raw).
 struct Node {
   Type type = Type::Null;
   bool escaped = false;      // string value holds backslash escapes
@@ -24,8 +26,8 @@ struct Node {
   uint32_t next = 0;         // next sibling, 0 = none (node 0 is the root)
   uint32_t first = 0;        // first child of an array/object, 0 = none
   uint32_t count = 0;        // number of children
-  std::string_view key;      // raw key text when the parent is an object
-  std::string_view raw;      // raw text: string contents without quotes, number, true/false
+  uint32_t key_off = 0, key_len = 0;  // raw key text when the parent is an object
+  uint32_t raw_off = 0, raw_len = 0;  // string contents without quotes, number, true/false
 };
 
 // Decodes JSON string escapes of `raw` into `out`; returns a view of the
@@ -38,6 +40,8 @@ class Document {
   static std::shared_ptr<const Document> parse(std::string text, std::string source);
 
   const Node& node(uint32_t i) const { return nodes_[i]; }
+  std::string_view key(const Node& n) const { return std::string_view(text_).substr(n.key_off, n.key_len); }
+  std::string_view raw(const Node& n) const { return std::string_view(text_).substr(n.raw_off, n.raw_len); }
   const std::string& source() const { return source_; }
 
  private:
