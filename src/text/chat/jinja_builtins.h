@@ -33,6 +33,9 @@ struct Param {
 };
 std::vector<Value> bind_args(const char* fn, CallArgs& args, std::initializer_list<Param> params);
 
+// Python's `fmt % args` (printf-style) for %s %r %d %i %f %%.
+std::string percent_format(const std::string& fmt, const Value& args);
+
 // Python int() / float() of a value, for the int/float filters.
 std::optional<int64_t> parse_int(const Value& v, int base);
 

@@ -133,9 +133,25 @@ Value f_capitalize(const Value& in, Args& a) {
   bind_args("capitalize", a, {});
   return Value(text::capitalize(s_of(in)));
 }
+// Jinja's title filter is not str.title(): words start after whitespace or
+// one of "-({[<", and each word is first-upper, rest-lower.
 Value f_title(const Value& in, Args& a) {
   bind_args("title", a, {});
-  return Value(text::title(s_of(in)));
+  std::string out;
+  bool start = true;
+  for (char32_t c : text::decode(s_of(in))) {
+    bool sep = text::is_space(c) || c == '-' || c == '(' || c == '{' || c == '[' || c == '<';
+    if (sep) {
+      text::append_utf8(out, c);
+      start = true;
+      continue;
+    }
+    std::string one;
+    text::append_utf8(one, c);
+    out += start ? text::upper(one) : text::lower(one);
+    start = false;
+  }
+  return Value(out);
 }
 
 Value f_replace(const Value& in, Args& a) {
@@ -197,12 +213,14 @@ namespace {
 
 Value f_int(const Value& in, Args& a) {
   auto v = bind_args("int", a, {{"default", Value(0)}, {"base", Value(10)}});
+  if (in.is_undefined()) fail("'{}' is undefined", in.undefined_name());
   auto r = parse_int(in, static_cast<int>(v[1].as_int()));
   return r ? Value(*r) : v[0];
 }
 
 Value f_float(const Value& in, Args& a) {
   auto v = bind_args("float", a, {{"default", Value(0.0)}});
+  if (in.is_undefined()) fail("'{}' is undefined", in.undefined_name());
   if (in.is_number()) return Value(in.as_double());
   if (in.is_string()) {
     std::string s = text::strip(in.as_string(), std::nullopt, true, true);
@@ -220,6 +238,7 @@ Value f_list(const Value& in, Args& a) {
 
 Value f_map(const Value& in, Args& a) {
   std::vector<Value> out;
+  if (!in.truthy()) return Value::list();  // Jinja: `if seq:` before iterating
   bool by_attr = false;
   Value attr, dflt = Value::undefined();
   for (auto& [k, v] : a.kw) {
@@ -254,6 +273,7 @@ Value f_map(const Value& in, Args& a) {
 // select/reject/selectattr/rejectattr share: an optional attribute, an
 // optional test name (truthiness without one) and the test's arguments.
 Value select_impl(const Value& in, Args& a, bool by_attr, bool keep_if, const char* fn) {
+  if (!in.truthy()) return Value::list();  // Jinja: `if seq:` before iterating
   size_t i = 0;
   Value attr;
   if (by_attr) {
@@ -345,6 +365,7 @@ Value f_reverse(const Value& in, Args& a) {
 
 Value f_indent(const Value& in, Args& a) {
   auto v = bind_args("indent", a, {{"width", Value(4)}, {"first", Value(false)}, {"blank", Value(false)}});
+  if (!in.is_string()) fail("indent: expected a string, not {}", in.type_name());
   std::string ind = v[0].is_string() ? v[0].as_string() : std::string(static_cast<size_t>(std::max<int64_t>(0, v[0].as_int())), ' ');
   // Jinja appends a newline before splitlines() so a trailing newline survives.
   CallArgs none;
@@ -390,7 +411,7 @@ Value f_round(const Value& in, Args& a) {
   int64_t p = v[0].as_int();
   std::string m = v[1].str();
   if (m == "common") {
-    if (!in.is_float()) return in;
+    if (!in.is_float()) return Value(in.as_int());
     // Python's round() is correctly rounded half-to-even on the exact binary
     // value; printf's %.*f rounds the same way.
     return Value(std::strtod(fmt::format("{:.{}f}", in.as_double(), std::max<int64_t>(p, 0)).c_str(), nullptr));
@@ -453,31 +474,51 @@ Value f_attr(const Value& in, Args& a) {
   return get_attr(in, v[0].str());
 }
 
-// printf-style `"%s" | format(x)`: %s, %r, %d, %i, %f and %% only.
-Value f_format(const Value& in, Args& a) {
-  if (!a.kw.empty()) fail("format: keyword arguments are not supported");
-  std::string f = s_of(in), out;
+}  // namespace
+
+std::string percent_format(const std::string& f, const Value& args) {
+  // Python: a tuple spreads; anything else is one argument, except that a
+  // mapping-like value (dict, list) is accepted and ignored when the format
+  // has no conversions.
+  std::vector<Value> items;
+  bool spread = args.is_list() && args.list_data().tuple;
+  if (spread)
+    items = args.list_data().items;
+  else
+    items.push_back(args);
+  std::string out;
   size_t k = 0;
   for (size_t i = 0; i < f.size(); ++i) {
     if (f[i] != '%') {
       out += f[i];
       continue;
     }
-    if (++i >= f.size()) fail("format: incomplete format");
+    if (++i >= f.size()) fail("incomplete format");
     char c = f[i];
     if (c == '%') {
       out += '%';
       continue;
     }
-    if (k >= a.pos.size()) fail("format: not enough arguments for format string");
-    const Value& x = a.pos[k++];
+    if (k >= items.size()) fail("not enough arguments for format string");
+    const Value& x = items[k++];
+    if (x.is_undefined()) fail("'{}' is undefined", x.undefined_name());
     if (c == 's') out += x.str();
     else if (c == 'r') out += x.repr();
     else if (c == 'd' || c == 'i') out += std::to_string(parse_int(x, 10).value_or(0));
     else if (c == 'f') out += fmt::format("{:.6f}", x.as_double());
-    else fail("format: unsupported conversion '%{}'", c);
+    else fail("unsupported format conversion '%{}'", c);
   }
-  return Value(out);
+  bool mapping_like = !spread && (args.is_mapping() || args.is_list() || args.is_undefined());
+  if (k < items.size() && !(k == 0 && mapping_like)) fail("not all arguments converted during string formatting");
+  return out;
+}
+
+namespace {
+
+// `"%s, %s" | format(a, b)`: Python's str % (a, b); %s, %r, %d, %i, %f, %%.
+Value f_format(const Value& in, Args& a) {
+  if (!a.kw.empty()) fail("format: keyword arguments are not supported");
+  return Value(percent_format(s_of(in), Value::list(a.pos, true)));
 }
 
 // ---- tests ----
@@ -493,7 +534,8 @@ bool t_iterable(const Value& v, Args& a) {
 }
 bool t_sequence(const Value& v, Args& a) {
   bind_args("sequence", a, {});
-  return v.is_string() || v.is_list() || v.is_dict();
+  // Jinja's Undefined has __len__ and __getitem__, so it counts.
+  return v.is_undefined() || v.is_string() || v.is_list() || v.is_dict();
 }
 bool t_number(const Value& v, Args& a) { bind_args("number", a, {}); return v.is_number(); }
 bool t_integer(const Value& v, Args& a) { bind_args("integer", a, {}); return v.is_int(); }
@@ -510,15 +552,29 @@ bool t_gt(const Value& v, Args& a) { return v.compare(bind_args("gt", a, {{"othe
 bool t_ge(const Value& v, Args& a) { return v.compare(bind_args("ge", a, {{"other", {}}})[0]) >= 0; }
 bool t_in(const Value& v, Args& a) { return bind_args("in", a, {{"seq", {}}})[0].contains(v); }
 bool t_sameas(const Value& v, Args& a) { return v.same(bind_args("sameas", a, {{"other", {}}})[0]); }
-bool t_divisibleby(const Value& v, Args& a) {
-  int64_t d = bind_args("divisibleby", a, {{"num", {}}})[0].as_int();
-  if (d == 0) fail("divisibleby: division by zero");
-  return v.as_int() % d == 0;
+// Python's value % num for ints and floats.
+double py_mod(const Value& v, const Value& num) {
+  double a = v.as_double(), b = num.as_double();
+  if (b == 0) fail("division by zero");
+  double m = std::fmod(a, b);
+  if (m != 0 && ((m < 0) != (b < 0))) m += b;
+  return m;
 }
-bool t_odd(const Value& v, Args& a) { bind_args("odd", a, {}); return v.as_int() % 2 != 0; }
-bool t_even(const Value& v, Args& a) { bind_args("even", a, {}); return v.as_int() % 2 == 0; }
-bool t_lower(const Value& v, Args& a) { bind_args("lower", a, {}); return text::lower(v.str()) == v.str(); }
-bool t_upper(const Value& v, Args& a) { bind_args("upper", a, {}); return text::upper(v.str()) == v.str(); }
+bool t_divisibleby(const Value& v, Args& a) { return py_mod(v, bind_args("divisibleby", a, {{"num", {}}})[0]) == 0; }
+bool t_odd(const Value& v, Args& a) { bind_args("odd", a, {}); return py_mod(v, Value(2)) == 1; }
+bool t_even(const Value& v, Args& a) { bind_args("even", a, {}); return py_mod(v, Value(2)) == 0; }
+// str(value).islower() / .isupper(): some cased character, none of the
+// other case.
+bool case_test(const Value& v, bool want_lower) {
+  bool any_upper = false, any_lower = false;
+  for (char32_t c : text::decode(v.str())) {
+    any_upper = any_upper || text::is_upper(c);
+    any_lower = any_lower || text::is_lower(c);
+  }
+  return want_lower ? any_lower && !any_upper : any_upper && !any_lower;
+}
+bool t_lower(const Value& v, Args& a) { bind_args("lower", a, {}); return case_test(v, true); }
+bool t_upper(const Value& v, Args& a) { bind_args("upper", a, {}); return case_test(v, false); }
 bool t_escaped(const Value& v, Args& a) { bind_args("escaped", a, {}); return false; }
 
 }  // namespace

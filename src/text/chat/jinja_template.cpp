@@ -38,9 +38,10 @@ enum class Flow { Normal, Break, Continue };
 }
 
 Value arith(const std::string& op, const Value& l, const Value& r) {
+  if (op == "~") return Value(l.str() + r.str());  // undefined prints as ""
+  if (op == "%" && l.is_string()) return Value(percent_format(l.as_string(), r));
   if (l.is_undefined()) undefined_error(l);
   if (r.is_undefined()) undefined_error(r);
-  if (op == "~") return Value(l.str() + r.str());
   if (l.is_number() && r.is_number()) {
     bool fl = l.is_float() || r.is_float();
     if (op == "/") {
@@ -52,7 +53,11 @@ Value arith(const std::string& op, const Value& l, const Value& r) {
       if (op == "+") return Value(a + b);
       if (op == "-") return Value(a - b);
       if (op == "*") return Value(a * b);
-      if (op == "**") return Value(std::pow(a, b));
+      if (op == "**") {
+        if (a < 0 && b != std::floor(b)) fail("negative number raised to a fractional power is complex");
+        if (a == 0 && b < 0) fail("0.0 cannot be raised to a negative power");
+        return Value(std::pow(a, b));
+      }
       if (b == 0) fail("float division by zero");
       if (op == "//") return Value(std::floor(a / b));
       if (op == "%") {
@@ -87,6 +92,7 @@ Value arith(const std::string& op, const Value& l, const Value& r) {
     items.insert(items.end(), r.list_data().items.begin(), r.list_data().items.end());
     return Value::list(std::move(items), l.list_data().tuple);
   }
+  if (op == "*" && (r.is_string() || r.is_list()) && (l.is_int() || l.is_bool())) return arith(op, r, l);
   if (op == "*" && (l.is_string() || l.is_list()) && (r.is_int() || r.is_bool())) {
     int64_t n = std::max<int64_t>(0, r.as_int());
     if (l.is_string()) {

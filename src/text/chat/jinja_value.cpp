@@ -105,11 +105,13 @@ Value::Kind Value::kind() const {
 
 int64_t Value::as_int() const {
   if (is_bool()) return as_bool() ? 1 : 0;
+  if (!is_int()) fail("expected an integer, got {}", type_name());
   return std::get<int64_t>(v_);
 }
 
 double Value::as_double() const {
   if (is_float()) return std::get<double>(v_);
+  if (!is_number()) fail("expected a number, got {}", type_name());
   return static_cast<double>(as_int());
 }
 
@@ -383,7 +385,10 @@ bool Value::contains(const Value& item) const {
       for (auto& e : list_data().items)
         if (e == item) return true;
       return false;
-    case Kind::Dict: return item.is_string() && dict_data().find(item.as_string()) != nullptr;
+    case Kind::Dict:
+      if (item.is_dict() || item.is_namespace() || (item.is_list() && !item.list_data().tuple))
+        fail("unhashable type: '{}'", item.type_name());
+      return item.is_string() && dict_data().find(item.as_string()) != nullptr;
     case Kind::Undefined: return false;
     default: fail("argument of type '{}' is not iterable", type_name());
   }
