@@ -11,6 +11,12 @@
 
 namespace moeflux {
 
+struct BpeSymbol {
+  int32_t id;
+  int32_t prev, next;
+  uint32_t len;  // bytes of the source word; 0 = merged away
+};
+
 namespace {
 
 std::atomic<uint64_t> g_next_uid{1};
@@ -43,6 +49,7 @@ struct Merge {
   int32_t rank;
   int32_t pos;
   int32_t new_id;
+  int32_t left, right;  // the pair when queued: if unchanged, the entry is valid without a lookup
   // std::priority_queue is a max-heap: "less" means later (higher rank, then
   // further right), so the lowest rank, leftmost merge pops first, as in HF.
   bool operator<(const Merge& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
@@ -50,7 +57,7 @@ struct Merge {
 
 struct Workspace {
   std::vector<Merge> heap;
-  std::string scratch;
+  std::vector<BpeSymbol> syms;  // reused: one allocation per thread, not per word
 };
 
 Workspace& workspace() {
@@ -229,7 +236,8 @@ void BpeModel::merge_all(std::vector<Symbol>& syms, std::vector<int32_t>& out) c
     auto& heap = workspace().heap;
     heap.clear();
     for (int32_t i = 0; i + 1 < n; ++i) {
-      if (const auto* m = merges_.find(syms[size_t(i)].id, syms[size_t(i) + 1].id)) heap.push_back({m->rank, i, m->id});
+      int32_t l = syms[size_t(i)].id, r = syms[size_t(i) + 1].id;
+      if (const auto* m = merges_.find(l, r)) heap.push_back({m->rank, i, m->id, l, r});
     }
     std::make_heap(heap.begin(), heap.end());
     while (!heap.empty()) {
@@ -239,9 +247,12 @@ void BpeModel::merge_all(std::vector<Symbol>& syms, std::vector<int32_t>& out) c
       Symbol& cur = syms[size_t(top.pos)];
       if (cur.len == 0 || cur.next < 0) continue;
       Symbol right = syms[size_t(cur.next)];
-      // Stale entry? HF compares only the merged id, not the rank.
-      const auto* m = merges_.find(cur.id, right.id);
-      if (m == nullptr || m->id != top.new_id) continue;
+      // Stale entry? HF looks the current pair up and compares only the
+      // merged id; an unchanged pair trivially passes, so skip the lookup.
+      if (cur.id != top.left || right.id != top.right) {
+        const auto* m = merges_.find(cur.id, right.id);
+        if (m == nullptr || m->id != top.new_id) continue;
+      }
       cur.id = top.new_id;
       cur.len += right.len;
       int32_t right_pos = cur.next;
@@ -249,14 +260,16 @@ void BpeModel::merge_all(std::vector<Symbol>& syms, std::vector<int32_t>& out) c
       syms[size_t(right_pos)].len = 0;
       if (right.next >= 0 && right.next < n) syms[size_t(right.next)].prev = top.pos;
       if (cur.prev >= 0) {
-        if (const auto* pm = merges_.find(syms[size_t(cur.prev)].id, cur.id)) {
-          heap.push_back({pm->rank, cur.prev, pm->id});
+        int32_t l = syms[size_t(cur.prev)].id;
+        if (const auto* pm = merges_.find(l, cur.id)) {
+          heap.push_back({pm->rank, cur.prev, pm->id, l, cur.id});
           std::push_heap(heap.begin(), heap.end());
         }
       }
       if (cur.next >= 0 && cur.next < n) {
-        if (const auto* nm = merges_.find(cur.id, syms[size_t(cur.next)].id)) {
-          heap.push_back({nm->rank, top.pos, nm->id});
+        int32_t r = syms[size_t(cur.next)].id;
+        if (const auto* nm = merges_.find(cur.id, r)) {
+          heap.push_back({nm->rank, top.pos, nm->id, cur.id, r});
           std::push_heap(heap.begin(), heap.end());
         }
       }
@@ -290,8 +303,8 @@ void BpeModel::tokenize(std::string_view w, std::vector<int32_t>& out) const {
     if (id >= 0) { out.push_back(id); return; }
   }
   cached(w, out, [&](std::vector<int32_t>& dst) {
-    std::vector<Symbol> syms;
-    syms.reserve(w.size());
+    auto& syms = workspace().syms;
+    syms.clear();
     auto add = [&](int32_t id, uint32_t len) {
       int32_t i = int32_t(syms.size());
       syms.push_back({id, i - 1, i + 1, len});
@@ -349,8 +362,6 @@ void BpeModel::tokenize_bytes(std::string_view w, std::vector<int32_t>& out) con
     if (id >= 0) { out.push_back(id); return; }
   }
   cached(w, out, [&](std::vector<int32_t>& dst) {
-    std::vector<Symbol> syms;
-    syms.reserve(w.size());
     bool simple = prefix_.empty() && suffix_.empty();
     for (unsigned char c : w) simple = simple && byte_ids_[c] >= 0;
     if (!simple) {
@@ -361,6 +372,7 @@ void BpeModel::tokenize_bytes(std::string_view w, std::vector<int32_t>& out) con
       tokenize(mapped, dst);
       return;
     }
+    auto& syms = workspace().syms;
     int32_t n = int32_t(w.size());
     syms.resize(size_t(n));
     for (int32_t i = 0; i < n; ++i) syms[size_t(i)] = {byte_ids_[uint8_t(w[size_t(i)])], i - 1, i + 1 < n ? i + 1 : -1, 1};

@@ -14,6 +14,8 @@
 
 namespace moeflux {
 
+struct BpeSymbol;
+
 class BpeModel {
  public:
   // Reads model.vocab and model.merges. Fails naming the key on bad input
@@ -40,11 +42,7 @@ class BpeModel {
   void set_extra_token(int32_t id, const std::string& text);
 
  private:
-  struct Symbol {
-    int32_t id;
-    int32_t prev, next;
-    uint32_t len;  // bytes of the source word; 0 = merged away
-  };
+  using Symbol = struct BpeSymbol;
   void merge_all(std::vector<Symbol>& syms, std::vector<int32_t>& out) const;
   void build_raw_index();
   template <typename WordFn>
