@@ -10,6 +10,9 @@
 #include "core/progress.h"
 #include "model/model_spec.h"
 #include "model/synth.h"
+#include "generation.h"
+#include "text_model.h"
+#include <nlohmann/json.hpp>
 
 namespace moeflux::cli {
 
@@ -26,39 +29,53 @@ void run_demo(const std::string& dir_arg) {
   const std::string dir = dir_arg.empty() ? default_demo_dir() : dir_arg;
   fmt::print("moeflux demo: a tiny qwen3_moe-shaped model with RANDOM weights.\n"
              "Its output is meaningless by design: this shows the engine working, not a model talking.\n\n");
-  if (!std::filesystem::exists(std::filesystem::path(dir) / "config.json")) {
+  if (!std::filesystem::exists(std::filesystem::path(dir) / "tokenizer.json")) {
+    std::filesystem::remove_all(dir);  // an older or partial demo model
     SynthOptions o;
     o.preset = "tiny-moe";
     o.out_dir = dir;
     o.seed = 42;
     const uint64_t bytes = synth_model(o);
-    fmt::print("1. synth: wrote {} of random bf16 weights to {}\n", human_bytes(bytes), dir);
+    write_demo_tokenizer(dir, load_model_spec(dir).vocab);
+    fmt::print("1. synth: wrote {} of random bf16 weights and a byte-level BPE tokenizer to {}\n", human_bytes(bytes),
+               dir);
   } else {
     fmt::print("1. synth: reusing {}\n", dir);
   }
 
   ModelArgs model;
   model.path = dir;
-  auto engine = model.load();
-  const ModelSpec& s = engine->spec();
+  TextModel m = load_text_model(model);
+  const ModelSpec& s = m.engine->spec();
   fmt::print("2. model: {} layers, {} experts per layer (top-{}), hidden {}, vocab {}\n", s.layers, s.experts, s.top_k,
              s.hidden, s.vocab);
 
-  const std::vector<int32_t> prompt = {1, 17, 42, 7, 256, 1000};
-  Session session(engine);
-  auto logits = session.step(prompt);
-  std::vector<int32_t> out;
-  for (int i = 0; i < 24; ++i) {
-    out.push_back(int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin()));
-    logits = session.step(std::span<const int32_t>(&out.back(), 1));
-  }
-  fmt::print("3. generate (greedy) from prompt ids [{}]:\n   [{}]\n", join_tokens(prompt), join_tokens(out));
+  const std::string question = "Tell me about mixture-of-experts models.";
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+  messages.push_back({{"role", "user"}, {"content", question}});
+  const auto ids = m.tokenizer.encode(m.chat_template.render(messages), false);
+  Session session(m.engine);
+  SamplingParams sp;
+  sp.seed = 7;
+  Sampler sampler(sp, s.vocab);
+  StopConditions stop;
+  stop.stop_tokens = m.stop_tokens;
+  stop.max_tokens = 40;
+  fmt::print("3. run: chat template + tokenizer + sampling (seed 7), {} prompt tokens.\n   user: {}\n   model (random weights, so noise): ",
+             ids.size(), question);
+  std::fflush(stdout);
+  auto st = generate_text(session, m.tokenizer, ids, sampler, stop, [](const std::string& t) {
+    std::fwrite(t.data(), 1, t.size(), stdout);
+    std::fflush(stdout);
+  });
+  fmt::print("\n   [{} tokens, {:.1f} tok/s decode, stop: {}]\n", st.generated_tokens, st.decode_tok_s(), st.stop_reason);
 
   BenchArgs b;
   b.model = model;
   b.prompt_tokens = 128;
   b.decode_tokens = 32;
   fmt::print("4. bench:\n");
+  std::fflush(stdout);
   print_bench(run_bench(b));
   fmt::print("\nNext: `moeflux synth --list`, `moeflux inspect {}`, and README.md.\n", dir);
 }

@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "core/error.h"
 #include "model/model_spec.h"
+#include "text_model.h"
 
 namespace moeflux::cli {
 
@@ -15,13 +16,17 @@ namespace {
 
 struct GenerateArgs {
   ModelArgs model;
-  std::string tokens;
+  std::string tokens, prompt;
   int n = 16;
   bool stop_at_eos = true;
 };
 
 void run_generate(const GenerateArgs& a) {
-  const auto prompt = parse_token_list(a.tokens);
+  if (a.tokens.empty() == a.prompt.empty()) fail("generate needs exactly one of --tokens and --prompt");
+  std::optional<Tokenizer> tok;
+  if (!a.prompt.empty()) tok = load_tokenizer(a.model.path);
+  const auto prompt = tok ? tok->encode(a.prompt) : parse_token_list(a.tokens);
+  if (prompt.empty()) fail("--prompt encodes to no tokens");
   auto engine = a.model.load();
   Session session(engine);
   if (int64_t(prompt.size()) + a.n > session.max_positions())
@@ -41,6 +46,7 @@ void run_generate(const GenerateArgs& a) {
   }
   const double t2 = now_seconds();
   std::printf("\n");
+  if (tok) std::printf("%s\n", tok->decode(out).c_str());
   const double decode_steps = double(std::max<size_t>(out.size(), 1) - 1);
   fmt::print(stderr, "prefill {} tokens in {:.3f} s ({:.1f} tok/s); decode {} tokens in {:.3f} s ({:.2f} tok/s)\n",
              prompt.size(), t1 - t0, double(prompt.size()) / (t1 - t0), out.size(), t2 - t1,
@@ -53,7 +59,8 @@ void register_generate(CLI::App& app) {
   auto* cmd = app.add_subcommand("generate", "greedy continuation of a token-id prompt, printed as token ids");
   auto a = std::make_shared<GenerateArgs>();
   a->model.add_to(cmd);
-  cmd->add_option("--tokens", a->tokens, "comma-separated prompt token ids")->required();
+  cmd->add_option("--tokens", a->tokens, "comma-separated prompt token ids");
+  cmd->add_option("--prompt", a->prompt, "prompt text (then the decoded text is printed after the ids)");
   cmd->add_option("-n,--max-tokens", a->n, "tokens to generate")->check(CLI::PositiveNumber);
   cmd->add_flag("!--ignore-eos", a->stop_at_eos, "keep going past the end-of-sequence token");
   cmd->callback([a] { run_generate(*a); });

@@ -8,8 +8,10 @@
 #include <numeric>
 
 #include "cli_util.h"
+#include "core/error.h"
 #include "commands.h"
 #include "model/model_spec.h"
+#include "text_model.h"
 
 namespace moeflux::cli {
 
@@ -17,7 +19,7 @@ namespace {
 
 struct ScoreArgs {
   ModelArgs model;
-  std::string tokens;
+  std::string tokens, prompt;
   int top_k = 5;
   bool json = false;
 };
@@ -33,7 +35,9 @@ std::vector<float> log_softmax(std::span<const float> x) {
 }
 
 void run_score(const ScoreArgs& a) {
-  const auto tokens = parse_token_list(a.tokens);
+  if (a.tokens.empty() == a.prompt.empty()) fail("score needs exactly one of --tokens and --prompt");
+  const auto tokens = a.prompt.empty() ? parse_token_list(a.tokens) : load_tokenizer(a.model.path).encode(a.prompt);
+  if (tokens.empty()) fail("--prompt encodes to no tokens");
   auto engine = a.model.load();
   const int vocab = engine->spec().vocab;
   Session session(engine);
@@ -88,7 +92,8 @@ void register_score(CLI::App& app) {
   auto* cmd = app.add_subcommand("score", "log-probability of each next token and the top-k at each position");
   auto a = std::make_shared<ScoreArgs>();
   a->model.add_to(cmd);
-  cmd->add_option("--tokens", a->tokens, "comma-separated token ids, e.g. 1,2,3")->required();
+  cmd->add_option("--tokens", a->tokens, "comma-separated token ids, e.g. 1,2,3");
+  cmd->add_option("--prompt", a->prompt, "text, encoded with the model's tokenizer");
   cmd->add_option("--top-k", a->top_k, "alternatives shown per position")->check(CLI::PositiveNumber);
   cmd->add_flag("--json", a->json, "print JSON");
   cmd->callback([a] { run_score(*a); });

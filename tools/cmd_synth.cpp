@@ -5,6 +5,8 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "model/synth.h"
+#include "text_model.h"
+#include "model/model_spec.h"
 
 namespace moeflux::cli {
 
@@ -28,7 +30,9 @@ void register_synth(CLI::App& app) {
     }
     if (o->out_dir.empty()) fail("synth needs -o DIR");
     const uint64_t bytes = synth_model(*o);
-    fmt::print("wrote {} ({} of random weights) to {}\n", o->preset, human_bytes(bytes), o->out_dir);
+    write_demo_tokenizer(o->out_dir, load_model_spec(o->out_dir).vocab);
+    fmt::print("wrote {} ({} of random weights, plus moeflux's demo tokenizer) to {}\n", o->preset, human_bytes(bytes),
+               o->out_dir);
   });
 }
 

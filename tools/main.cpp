@@ -7,6 +7,8 @@ int main(int argc, char** argv) {
   CLI::App app{"moeflux: run Mixture-of-Experts models larger than memory"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "moeflux 0.1.0");
+  moeflux::cli::register_run(app);
+  moeflux::cli::register_chat(app);
   moeflux::cli::register_inspect(app);
   moeflux::cli::register_score(app);
   moeflux::cli::register_generate(app);

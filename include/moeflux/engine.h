@@ -57,6 +57,10 @@ class Session {
   int position() const;
   int max_positions() const;
   void reset();
+  // Forgets every position from `position` on (keeps the prefix before it):
+  // a conversation whose history re-tokenizes differently resumes from the
+  // common prefix instead of from scratch.
+  void rewind(int position);
   const Engine& engine() const;
 
   struct Impl;

@@ -24,6 +24,12 @@ int Session::position() const { return impl_->position; }
 int Session::max_positions() const { return impl_->kv.max_positions(); }
 const Engine& Session::engine() const { return *impl_->engine; }
 
+void Session::rewind(int position) {
+  if (position < 0 || position > impl_->position)
+    fail("cannot rewind to position {}: the session holds positions [0, {})", position, impl_->position);
+  impl_->position = position;  // later steps overwrite the cache from here
+}
+
 void Session::reset() {
   impl_->position = 0;
   impl_->kv.clear();

@@ -1,0 +1,148 @@
+// moeflux chat MODEL: interactive multi-turn chat. Line editing and history
+// through GNU readline on a terminal; plain lines from a pipe. Ctrl-C stops
+// the answer being generated, not the program; Ctrl-D or /exit leaves.
+#include <fmt/format.h>
+#include <readline/history.h>
+#include <readline/readline.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "core/error.h"
+#include "generation.h"
+#include "model/model_spec.h"
+#include "sampling_args.h"
+#include "text_model.h"
+
+namespace moeflux::cli {
+
+namespace {
+
+std::atomic<bool> g_interrupt{false};
+void on_sigint(int) { g_interrupt = true; }
+
+struct ChatArgs {
+  ModelArgs model;
+  SamplingArgs sampling;
+  std::string system, chat_template;
+  int context = 0;
+};
+
+bool read_line(bool tty, std::string* line) {
+  if (tty) {
+    char* s = readline("> ");
+    if (!s) return false;
+    *line = s;
+    if (*s) add_history(s);
+    std::free(s);
+    return true;
+  }
+  return bool(std::getline(std::cin, *line));
+}
+
+const char* kHelp =
+    "/reset          forget the conversation\n"
+    "/system TEXT    set the system message (and reset)\n"
+    "/exit           leave (Ctrl-D too); Ctrl-C stops an answer\n";
+
+void run_chat(const ChatArgs& a) {
+  TextModel m = load_text_model(a.model, a.chat_template);
+  const bool tty = isatty(STDIN_FILENO);
+  Session session(m.engine, a.context);
+  Sampler sampler(a.sampling.resolve(m.engine->spec().vocab), m.engine->spec().vocab);
+  std::string system = a.system;
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+  std::vector<int32_t> in_cache;  // tokens the session holds, to send only the new ones
+  struct sigaction sa {};
+  sa.sa_handler = on_sigint;
+  sigaction(SIGINT, &sa, nullptr);
+  fmt::print(stderr, "moeflux chat: {} ({}). /help for commands.{}\n", a.model.path, m.engine->spec().arch,
+             m.template_is_fallback ? " (no chat template in the model: using ChatML)" : "");
+  auto reset = [&] {
+    messages = nlohmann::ordered_json::array();
+    session.reset();
+    sampler.reset();
+    in_cache.clear();
+  };
+  std::string line;
+  while (read_line(tty, &line)) {
+    if (line.empty()) continue;
+    if (line == "/exit" || line == "/quit") break;
+    if (line == "/help") {
+      fmt::print(stderr, "{}", kHelp);
+      continue;
+    }
+    if (line == "/reset") {
+      reset();
+      fmt::print(stderr, "[conversation reset]\n");
+      continue;
+    }
+    if (line.rfind("/system", 0) == 0) {
+      system = line.size() > 8 ? line.substr(8) : "";
+      reset();
+      fmt::print(stderr, "[system message set; conversation reset]\n");
+      continue;
+    }
+    if (line[0] == '/') {
+      fmt::print(stderr, "unknown command {}\n{}", line, kHelp);
+      continue;
+    }
+    nlohmann::ordered_json turn = messages;
+    if (turn.empty() && !system.empty()) turn.push_back({{"role", "system"}, {"content", system}});
+    turn.push_back({{"role", "user"}, {"content", line}});
+    try {
+      const auto full = m.tokenizer.encode(m.chat_template.render(turn), false);
+      // Reuse the cached prefix when the template re-renders history the same way.
+      size_t common = 0;
+      while (common < in_cache.size() && common < full.size() && in_cache[common] == full[common]) ++common;
+      if (common == full.size()) --common;  // at least one token must be fed to get logits
+      session.rewind(int(common));
+      in_cache.resize(common);
+      std::vector<int32_t> fresh(full.begin() + long(common), full.end());
+      std::string answer;
+      std::vector<int32_t> generated;
+      g_interrupt = false;
+      auto st = generate_text(session, m.tokenizer, fresh, sampler, a.sampling.stop_conditions(m.stop_tokens),
+                              [&](const std::string& t) {
+                                answer += t;
+                                std::fwrite(t.data(), 1, t.size(), stdout);
+                                std::fflush(stdout);
+                              },
+                              &g_interrupt, &generated);
+      std::printf("\n");
+      in_cache = full;
+      // The session now also holds the generated tokens but the last (its
+      // logits were never fed back), so keep the cache in step.
+      if (!generated.empty()) in_cache.insert(in_cache.end(), generated.begin(), generated.end() - 1);
+      turn.push_back({{"role", "assistant"}, {"content", answer}});
+      messages = turn;
+      fmt::print(stderr, "[{} prompt tokens {:.1f} tok/s | {} tokens {:.2f} tok/s | {} | context {}/{}]\n",
+                 st.prompt_tokens, st.prefill_tok_s(), st.generated_tokens, st.decode_tok_s(), st.stop_reason,
+                 session.position(), session.max_positions());
+    } catch (const Error& e) {
+      fmt::print(stderr, "error: {}\n", e.what());
+      reset();
+      fmt::print(stderr, "[conversation reset]\n");
+    }
+  }
+}
+
+}  // namespace
+
+void register_chat(CLI::App& app) {
+  auto* cmd = app.add_subcommand("chat", "interactive multi-turn chat");
+  auto a = std::make_shared<ChatArgs>();
+  a->model.add_to(cmd);
+  cmd->add_option("--system", a->system, "system message");
+  cmd->add_option("--chat-template", a->chat_template, "Jinja chat template file to use instead of the model's");
+  cmd->add_option("--context", a->context, "context length (0: the model's maximum)")->check(CLI::NonNegativeNumber);
+  a->sampling.add_to(cmd);
+  cmd->callback([a] { run_chat(*a); });
+}
+
+}  // namespace moeflux::cli

@@ -1,0 +1,57 @@
+#include "text_model.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "core/mapped_file.h"
+#include "model/model_spec.h"
+
+namespace moeflux::cli {
+
+namespace fs = std::filesystem;
+
+Tokenizer load_tokenizer(const std::string& model_dir) {
+  const fs::path dir = fs::is_directory(model_dir) ? fs::path(model_dir) : fs::path(model_dir).parent_path();
+  for (const char* name : {"tokenizer.json", "tokenizer.json.gz"})
+    if (fs::exists(dir / name)) return Tokenizer::load((dir / name).string());
+  fail("{}: no tokenizer.json; pass token ids with --tokens instead of text", dir.string());
+}
+
+TextModel load_text_model(const ModelArgs& args, const std::string& chat_template_file) {
+  TextModel m{args.load(), load_tokenizer(args.path), ChatTemplate::fallback()};
+  const fs::path dir = fs::is_directory(args.path) ? fs::path(args.path) : fs::path(args.path).parent_path();
+  const fs::path cfg = dir / "tokenizer_config.json";
+  std::optional<ChatTemplate> from_model;
+  if (fs::exists(cfg)) from_model = ChatTemplate::from_tokenizer_config(cfg.string());
+  if (!chat_template_file.empty()) {
+    m.chat_template = ChatTemplate::parse(read_text_file(chat_template_file), chat_template_file);
+    if (from_model) m.chat_template.set_special_tokens(from_model->special_tokens());
+  } else if (from_model) {
+    m.chat_template = std::move(*from_model);
+  } else {
+    m.template_is_fallback = true;
+  }
+  m.stop_tokens = m.tokenizer.eos_ids();
+  if (auto eos = m.engine->spec().eos_token) m.stop_tokens.push_back(*eos);
+  std::sort(m.stop_tokens.begin(), m.stop_tokens.end());
+  m.stop_tokens.erase(std::unique(m.stop_tokens.begin(), m.stop_tokens.end()), m.stop_tokens.end());
+  if (m.tokenizer.vocab_size() > m.engine->spec().vocab)
+    fail("{}: the tokenizer has {} ids but the model's vocabulary is {}", args.path, m.tokenizer.vocab_size(),
+         m.engine->spec().vocab);
+  return m;
+}
+
+void write_demo_tokenizer(const std::string& dir, int vocab) {
+  auto write = [&](const char* name, const std::string& text) {
+    const fs::path p = fs::path(dir) / name;
+    const std::string tmp = p.string() + ".partial";
+    std::ofstream(tmp) << text;
+    fs::rename(tmp, p);
+  };
+  write("tokenizer.json", make_demo_tokenizer_json(vocab));
+  write("tokenizer_config.json", make_demo_tokenizer_config_json());
+}
+
+}  // namespace moeflux::cli
