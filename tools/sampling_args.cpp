@@ -21,6 +21,7 @@ void SamplingArgs::add_to(CLI::App* cmd) {
   cmd->add_option("--stop", stop, "stop string (repeatable)");
   cmd->add_option("--logit-bias", logit_bias, "ID=BIAS added to a token's logit (repeatable; -inf bans)");
   cmd->add_flag("--greedy", greedy, "always take the most likely token (same as --temp 0)");
+  cmd->add_flag("--ignore-eos", ignore_eos, "do not stop at end-of-sequence tokens");
 }
 
 SamplingParams SamplingArgs::resolve(int32_t vocab) const {
@@ -52,7 +53,7 @@ SamplingParams SamplingArgs::resolve(int32_t vocab) const {
 StopConditions SamplingArgs::stop_conditions(const std::vector<int32_t>& stop_tokens) const {
   StopConditions c;
   c.stop_strings = stop;
-  c.stop_tokens = stop_tokens;
+  if (!ignore_eos) c.stop_tokens = stop_tokens;
   c.max_tokens = max_tokens;
   return c;
 }

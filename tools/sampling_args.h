@@ -15,6 +15,7 @@ struct SamplingArgs {
   std::vector<std::string> stop;
   std::vector<std::string> logit_bias;  // "ID=BIAS"
   bool greedy = false;
+  bool ignore_eos = false;
   void add_to(CLI::App* cmd);
   // Resolves the options against the model's vocabulary; throws naming a bad value.
   SamplingParams resolve(int32_t vocab) const;

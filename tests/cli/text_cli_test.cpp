@@ -70,6 +70,19 @@ TEST_F(TextCli, ChatKeepsTheConversationAndHandlesCommands) {
   EXPECT_LT(contexts[3], contexts[2] + 5);
 }
 
+// Ctrl-C (SIGINT) ends the answer being generated; the program goes on to
+// the next line of input and exits normally.
+TEST_F(TextCli, InterruptStopsTheAnswerNotTheProgram) {
+  test::TempDir d;
+  const std::string cmd = "bash -c '(printf \"hello\\n\"; sleep 3; printf \"/exit\\n\") | " +
+                          std::string(MOEFLUX_CLI) + " chat " + model() + " -n 100000 --ignore-eos 2>" + d.file("err") +
+                          " >/dev/null & pid=$!; sleep 1.5; kill -INT $pid; wait $pid'";
+  const int status = std::system(cmd.c_str());
+  const std::string err = test::read_file(d.file("err"));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << err;
+  EXPECT_NE(err.find("| interrupted |"), std::string::npos) << err;
+}
+
 TEST_F(TextCli, PromptTextWorksForScoreAndGenerate) {
   auto s = test::run_cli("score " + model() + " --prompt 'the cat sat on the mat' --json");
   ASSERT_EQ(s.code, 0) << s.err;
