@@ -334,7 +334,9 @@ def main():
     if args.corpus:
         os.makedirs(args.corpus, exist_ok=True)
         for n in names:
-            shutil.copyfile(out(n), os.path.join(args.corpus, n))
+            # Small seeds keep libFuzzer's default max_len (the largest seed) and its mutations fast.
+            if os.path.getsize(out(n)) <= 32 * 1024:
+                shutil.copyfile(out(n), os.path.join(args.corpus, n))
     total = sum(os.path.getsize(out(n)) for n in os.listdir(args.out))
     print(f"wrote {len(names)} GGUF fixtures ({total} bytes with their JSON) to {args.out}", file=sys.stderr)
 
