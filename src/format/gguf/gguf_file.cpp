@@ -296,8 +296,11 @@ GgufContents parse_gguf(std::span<const uint8_t> bytes, const std::string& path)
     if (t.ne(0) % info->block != 0)
       c.fail_at(type_at, w, "row length ne[0] = {} is not a multiple of the {} block size {}", t.ne(0), info->name,
                 info->block);
+    // Elements fit in 63 bits but bytes may not (F64: 8 bytes each).
     const unsigned __int128 nbytes = (unsigned __int128)(t.n_elements / info->block) * info->type_size;
-    t.nbytes = uint64_t(nbytes);  // < 2^63 elements, <= 8 bytes each per element: fits
+    if (nbytes > uint64_t(std::numeric_limits<int64_t>::max()))
+      c.fail_at(type_at, w, "{} {} takes more than 2^63-1 bytes", info->name, t.shape_str());
+    t.nbytes = uint64_t(nbytes);
     rel_offset[size_t(i)] = c.read<uint64_t>(w, "data offset");
     out.tensor_index.emplace(t.name, out.tensors.size());
     out.tensors.push_back(std::move(t));
