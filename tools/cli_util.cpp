@@ -6,6 +6,10 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "core/progress.h"
+#include "experts/expert_store.h"
+#include "model/model_spec.h"
+#include <fmt/format.h>
 
 namespace moeflux::cli {
 
@@ -40,12 +44,58 @@ std::string join_tokens(const std::vector<int32_t>& ids) {
 void ModelArgs::add_to(CLI::App* cmd) {
   cmd->add_option("model", path, "model directory (config.json + safetensors)")->required();
   cmd->add_option("--threads,-t", threads, "CPU threads (0: all cores)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--expert-ram", expert_ram,
+                  "host RAM for routed experts: 8G, 512M, 25% (of expert bytes) or auto; "
+                  "the rest is streamed from storage (default: all memory-mapped)");
+  cmd->add_option("--io", io, "how experts are read: direct (io_uring+O_DIRECT), pread, buffered, mmap");
+  cmd->add_option("--io-qd", io_queue_depth, "reads in flight")->check(CLI::PositiveNumber);
+  cmd->add_option("--cache", cache, "expert cache policy: lru or lfu (frequency with aging)");
+  cmd->add_flag("--prefetch", prefetch, "read the next layer's likely experts while this layer computes");
+  cmd->add_option("--pin", pin, "experts kept resident, as LAYER:EXPERT,LAYER:EXPERT,...");
 }
 
-std::shared_ptr<Engine> ModelArgs::load() const {
+EngineOptions ModelArgs::options() const {
   EngineOptions o;
   o.threads = threads;
-  return Engine::load(path, o);
+  if (!expert_ram.empty()) {
+    const ModelSpec s = load_model_spec(path);
+    const uint64_t es = dtype_size(s.dtype);
+    o.expert_ram = parse_expert_budget(expert_ram, s.expert_params_total() * es, s.dense_params() * es);
+    if (o.expert_ram == 0) fail("--expert-ram {} gives 0 bytes", expert_ram);
+  }
+  o.io = io;
+  o.io_queue_depth = io_queue_depth;
+  o.cache_policy = cache;
+  o.prefetch = prefetch;
+  if (!pin.empty()) {
+    size_t i = 0;
+    while (i <= pin.size()) {
+      size_t j = pin.find(',', i);
+      if (j == std::string::npos) j = pin.size();
+      const std::string item = pin.substr(i, j - i);
+      const size_t colon = item.find(':');
+      try {
+        if (colon == std::string::npos) throw std::invalid_argument(item);
+        o.pinned_experts.emplace_back(std::stoi(item.substr(0, colon)), std::stoi(item.substr(colon + 1)));
+      } catch (const std::exception&) {
+        fail("--pin: '{}' is not LAYER:EXPERT", item);
+      }
+      i = j + 1;
+    }
+  }
+  return o;
+}
+
+std::shared_ptr<Engine> ModelArgs::load() const { return Engine::load(path, options()); }
+
+std::string expert_stats_line(const Engine& engine, int tokens) {
+  if (engine.options().expert_ram == 0) return "";
+  const ExpertStats s = engine.expert_stats();
+  return fmt::format(
+      "[experts: hit rate {:.1f}% ({} hits, {} prefetch hits, {} misses), read {} , stall {:.1f} ms/token, "
+      "prefetch precision {:.0f}% recall {:.0f}%]",
+      100 * s.hit_rate(), s.hits, s.prefetch_hits, s.misses, human_bytes(s.bytes_read),
+      tokens > 0 ? 1e3 * s.read_wait_s / tokens : 0.0, 100 * s.prefetch_precision(), 100 * s.prefetch_recall());
 }
 
 double now_seconds() {

@@ -18,9 +18,18 @@ std::string join_tokens(const std::vector<int32_t>& ids);
 struct ModelArgs {
   std::string path;
   int threads = 0;
+  std::string expert_ram;  // empty: all experts memory-mapped
+  std::string io = "direct", cache = "lru", pin;
+  int io_queue_depth = 32;
+  bool prefetch = false;
   void add_to(CLI::App* cmd);
+  EngineOptions options() const;  // resolves --expert-ram against the model's sizes
   std::shared_ptr<Engine> load() const;
 };
+
+// One line of expert-store counters for the end of a run ("" when the
+// experts are memory-mapped); tokens: decode steps, for per-token stall.
+std::string expert_stats_line(const Engine& engine, int tokens);
 
 double now_seconds();
 uint64_t peak_rss_bytes();

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "moeflux/error.h"
+#include "moeflux/expert_stats.h"
 
 namespace moeflux {
 
@@ -21,6 +22,16 @@ struct ModelSpec;
 struct EngineOptions {
   int threads = 0;           // 0: all online cores
   int max_micro_batch = 256; // prefill runs in chunks of at most this many tokens
+
+  // Routed experts. 0: every expert stays memory-mapped (the model must fit
+  // in RAM). Otherwise the streaming expert store holds this many bytes of
+  // experts in host RAM and reads the rest from storage on demand.
+  uint64_t expert_ram = 0;
+  std::string io = "direct";         // direct (io_uring + O_DIRECT) | pread | buffered | mmap
+  int io_queue_depth = 32;
+  std::string cache_policy = "lru";  // lru | lfu (frequency with aging)
+  bool prefetch = false;             // read the next layer's likely experts ahead
+  std::vector<std::pair<int, int>> pinned_experts;  // (layer, expert) never evicted
 };
 
 class Engine {
@@ -32,6 +43,8 @@ class Engine {
   // Bytes of the activation arena planned for a step of `tokens` tokens, and
   // what one buffer per value would take without the planner.
   std::pair<size_t, size_t> planned_bytes(int tokens, bool all_logits) const;
+  ExpertStats expert_stats() const;
+  std::string expert_source() const;  // how experts are served, in words
 
   struct Impl;
   Impl& impl() const { return *impl_; }

@@ -5,11 +5,14 @@
 // with budgets, caching and prefetch.
 #pragma once
 #include <cstdint>
+#include <climits>
 #include <memory>
+#include <string>
 #include <span>
 #include <vector>
 
 #include "backend/cpu/weight_view.h"
+#include "moeflux/expert_stats.h"
 #include "format/safetensors.h"
 #include "model/arch.h"
 #include "model/model_spec.h"
@@ -24,8 +27,15 @@ class ExpertSource {
  public:
   virtual ~ExpertSource() = default;
   // Fills out[i] with expert experts[i] of `layer`; valid until release().
+  // At most max_acquire() experts may be held at once.
   virtual void acquire(int layer, std::span<const int32_t> experts, std::span<ExpertWeights> out) = 0;
   virtual void release(int layer, std::span<const int32_t> experts) = 0;
+  // A hint that these experts of `layer` will likely be acquired soon.
+  virtual void prefetch(int layer, std::span<const int32_t> experts) {}
+  virtual bool wants_prefetch() const { return false; }
+  virtual int max_acquire() const { return INT32_MAX; }
+  virtual ExpertStats stats() const { return {}; }
+  virtual std::string describe() const { return "all experts memory-mapped"; }
 };
 
 // Every expert of every MoE layer, read through the file memory maps.

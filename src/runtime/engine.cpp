@@ -1,6 +1,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "experts/expert_store.h"
 #include "model/blocks.h"
 #include "runtime/engine_impl.h"
 
@@ -18,12 +19,25 @@ std::shared_ptr<Engine> Engine::load(const std::string& model_path, const Engine
   m.arch = &arch_def(m.spec.arch);
   m.files = std::make_unique<SafetensorsModel>(model_path);
   m.weights = bind_weights(m.spec, *m.arch, *m.files);
-  m.experts = std::make_unique<MmapExpertSource>(m.spec, *m.arch, *m.files);
+  if (options.expert_ram > 0) {
+    ExpertStoreOptions so;
+    so.host_budget_bytes = options.expert_ram;
+    so.io.mode = parse_io_mode(options.io);
+    so.io.queue_depth = options.io_queue_depth;
+    so.policy = options.cache_policy;
+    so.prefetch = options.prefetch;
+    so.pinned = options.pinned_experts;
+    m.experts = std::make_unique<ExpertStore>(m.spec, *m.arch, *m.files, std::move(so));
+  } else {
+    m.experts = std::make_unique<MmapExpertSource>(m.spec, *m.arch, *m.files);
+  }
   m.pool = std::make_unique<ThreadPool>(options.threads);
   return e;
 }
 
 const ModelSpec& Engine::spec() const { return impl_->spec; }
+ExpertStats Engine::expert_stats() const { return impl_->experts->stats(); }
+std::string Engine::expert_source() const { return impl_->experts->describe(); }
 const EngineOptions& Engine::options() const { return impl_->options; }
 
 std::pair<size_t, size_t> Engine::planned_bytes(int tokens, bool all_logits) const {

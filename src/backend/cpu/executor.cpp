@@ -15,7 +15,7 @@ Overload(Fs...) -> Overload<Fs...>;
 }  // namespace
 
 CpuExecutor::CpuExecutor(const ModelSpec& spec, const ModelWeights& weights, ExpertSource& experts, ThreadPool& pool)
-    : spec_(spec), weights_(weights), pool_(pool), moe_(spec, experts, pool) {}
+    : spec_(spec), weights_(weights), pool_(pool), moe_(spec, weights, experts, pool) {}
 
 const float* CpuExecutor::run(const Graph& g, const BufferPlan& plan, float* arena, const int32_t* tokens,
                               const int32_t* positions, KvCache& kv) {

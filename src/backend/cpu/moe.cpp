@@ -73,10 +73,7 @@ void MoeOp::run(const LayerWeights& w, int layer, const float* x, int T, float* 
     b.row0 = rows;
     rows += b.tokens.size();
   }
-  std::vector<int32_t> ids(batches.size());
-  for (size_t i = 0; i < batches.size(); ++i) ids[i] = batches[i].expert;
-  std::vector<ExpertWeights> ew(batches.size());
-  src_.acquire(layer, ids, ew);
+  if (src_.wants_prefetch()) prefetch_next(layer, x, T);
 
   xe_.resize(rows * D);
   gate_.resize(rows * F);
@@ -85,42 +82,54 @@ void MoeOp::run(const LayerWeights& w, int layer, const float* x, int T, float* 
   for (auto& b : batches)
     for (size_t i = 0; i < b.tokens.size(); ++i)
       std::memcpy(&xe_[(b.row0 + i) * D], x + size_t(b.tokens[i]) * D, sizeof(float) * size_t(D));
+  std::fill(out, out + size_t(T) * D, 0.0f);
 
-  // Work items are (expert, block of output rows), so one parallel loop
-  // covers every expert: a decode step of k experts wakes the pool twice,
-  // not 3k times.
+  // Experts are held a wave at a time: as many as the source can hold at
+  // once (all of them when memory-mapped). Waves keep the batch order, so
+  // the sums below add in the same order whatever the budget: results are
+  // bit-identical between a resident model and a small expert budget.
+  const size_t wave = size_t(std::max(1, src_.max_acquire()));
   constexpr size_t kRowBlock = 16;
   const size_t f_blocks = (size_t(F) + kRowBlock - 1) / kRowBlock;
-  pool_.parallel_for(batches.size() * f_blocks, 1, [&](size_t b0, size_t b1) {
-    for (size_t item = b0; item < b1; ++item) {
-      const ExpertBatch& b = batches[item / f_blocks];
-      const ExpertWeights& ww = ew[item / f_blocks];
-      const size_t r0 = (item % f_blocks) * kRowBlock, r1 = std::min(size_t(F), r0 + kRowBlock);
-      const size_t n = b.tokens.size();
-      const float* xb = &xe_[b.row0 * D];
-      float* g = &gate_[b.row0 * F];
-      float* u = &up_[b.row0 * F];
-      simd::matmul_rows(xb, size_t(D), n, ww.gate.data, ww.gate.dtype, size_t(D), r0, r1, g, size_t(F));
-      simd::matmul_rows(xb, size_t(D), n, ww.up.data, ww.up.dtype, size_t(D), r0, r1, u, size_t(F));
-      for (size_t t = 0; t < n; ++t) swiglu(g + t * F + r0, u + t * F + r0, g + t * F + r0, r1 - r0);
-    }
-  });
   const size_t d_blocks = (size_t(D) + kRowBlock - 1) / kRowBlock;
-  pool_.parallel_for(batches.size() * d_blocks, 1, [&](size_t b0, size_t b1) {
-    for (size_t item = b0; item < b1; ++item) {
-      const ExpertBatch& b = batches[item / d_blocks];
-      const ExpertWeights& ww = ew[item / d_blocks];
-      const size_t r0 = (item % d_blocks) * kRowBlock, r1 = std::min(size_t(D), r0 + kRowBlock);
-      simd::matmul_rows(&gate_[b.row0 * F], size_t(F), b.tokens.size(), ww.down.data, ww.down.dtype, size_t(F), r0,
-                        r1, &down_[b.row0 * D], size_t(D));
-    }
-  });
-  src_.release(layer, ids);
-
-  std::fill(out, out + size_t(T) * D, 0.0f);
-  for (auto& b : batches)
-    for (size_t i = 0; i < b.tokens.size(); ++i)
-      simd::axpy(b.weights[i], &down_[(b.row0 + i) * D], out + size_t(b.tokens[i]) * D, size_t(D));
+  for (size_t w0 = 0; w0 < batches.size(); w0 += wave) {
+    const size_t nb = std::min(wave, batches.size() - w0);
+    const ExpertBatch* wb = &batches[w0];
+    std::vector<int32_t> ids(nb);
+    for (size_t i = 0; i < nb; ++i) ids[i] = wb[i].expert;
+    std::vector<ExpertWeights> ew(nb);
+    src_.acquire(layer, ids, ew);
+    // Work items are (expert, block of output rows), so one parallel loop
+    // covers every expert of the wave: a decode step of k experts wakes the
+    // pool twice, not 3k times.
+    pool_.parallel_for(nb * f_blocks, 1, [&](size_t b0, size_t b1) {
+      for (size_t item = b0; item < b1; ++item) {
+        const ExpertBatch& b = wb[item / f_blocks];
+        const ExpertWeights& ww = ew[item / f_blocks];
+        const size_t r0 = (item % f_blocks) * kRowBlock, r1 = std::min(size_t(F), r0 + kRowBlock);
+        const size_t n = b.tokens.size();
+        const float* xb = &xe_[b.row0 * D];
+        float* g = &gate_[b.row0 * F];
+        float* u = &up_[b.row0 * F];
+        simd::matmul_rows(xb, size_t(D), n, ww.gate.data, ww.gate.dtype, size_t(D), r0, r1, g, size_t(F));
+        simd::matmul_rows(xb, size_t(D), n, ww.up.data, ww.up.dtype, size_t(D), r0, r1, u, size_t(F));
+        for (size_t t = 0; t < n; ++t) swiglu(g + t * F + r0, u + t * F + r0, g + t * F + r0, r1 - r0);
+      }
+    });
+    pool_.parallel_for(nb * d_blocks, 1, [&](size_t b0, size_t b1) {
+      for (size_t item = b0; item < b1; ++item) {
+        const ExpertBatch& b = wb[item / d_blocks];
+        const ExpertWeights& ww = ew[item / d_blocks];
+        const size_t r0 = (item % d_blocks) * kRowBlock, r1 = std::min(size_t(D), r0 + kRowBlock);
+        simd::matmul_rows(&gate_[b.row0 * F], size_t(F), b.tokens.size(), ww.down.data, ww.down.dtype, size_t(F),
+                          r0, r1, &down_[b.row0 * D], size_t(D));
+      }
+    });
+    src_.release(layer, ids);
+    for (size_t i = 0; i < nb; ++i)
+      for (size_t j = 0; j < wb[i].tokens.size(); ++j)
+        simd::axpy(wb[i].weights[j], &down_[(wb[i].row0 + j) * D], out + size_t(wb[i].tokens[j]) * D, size_t(D));
+  }
 
   if (s_.shared_ffn > 0) {
     const int SF = s_.shared_ffn;
@@ -139,6 +148,24 @@ void MoeOp::run(const LayerWeights& w, int layer, const float* x, int T, float* 
     for (int t = 0; t < T; ++t)
       simd::axpy(shared_gate_[size_t(t)], &shared_out_[size_t(t) * D], out + size_t(t) * D, size_t(D));
   }
+}
+
+}  // namespace moeflux::cpu
+
+namespace moeflux::cpu {
+
+void MoeOp::prefetch_next(int layer, const float* x, int T) {
+  int next = layer + 1;
+  while (next < s_.layers && !s_.layer_is_moe[size_t(next)]) ++next;
+  if (next >= s_.layers) return;
+  const int E = s_.experts, k = s_.top_k;
+  next_logits_.resize(size_t(T) * E);
+  linear(pool_, x, T, WeightView::of(*weights_.layers[size_t(next)].router), nullptr, next_logits_.data());
+  const Routing r = route(next_logits_.data(), T, E, k, false);
+  std::vector<int32_t> want;
+  for (int32_t e : r.experts)
+    if (std::find(want.begin(), want.end(), e) == want.end()) want.push_back(e);
+  src_.prefetch(next, want);
 }
 
 }  // namespace moeflux::cpu

@@ -26,17 +26,24 @@ Routing route(const float* router_logits, int T, int E, int k, bool norm_topk);
 // runs as one matrix product over its tokens.
 class MoeOp {
  public:
-  MoeOp(const ModelSpec& spec, ExpertSource& source, ThreadPool& pool) : s_(spec), src_(source), pool_(pool) {}
+  MoeOp(const ModelSpec& spec, const ModelWeights& weights, ExpertSource& source, ThreadPool& pool)
+      : s_(spec), weights_(weights), src_(source), pool_(pool) {}
   void run(const LayerWeights& w, int layer, const float* x, int T, float* out);
   const Routing& last_routing() const { return routing_; }
 
  private:
+  // Pre-gating: the next MoE layer's router applied to this layer's input
+  // predicts its experts; the source starts reading them now so the reads
+  // overlap this layer's compute.
+  void prefetch_next(int layer, const float* x, int T);
+
   const ModelSpec& s_;
+  const ModelWeights& weights_;
   ExpertSource& src_;
   ThreadPool& pool_;
   // Scratch reused across calls; sized to the largest step seen.
   Routing routing_;
-  std::vector<float> router_logits_, xe_, gate_, up_, down_, shared_gate_, shared_h_, shared_out_;
+  std::vector<float> next_logits_, router_logits_, xe_, gate_, up_, down_, shared_gate_, shared_h_, shared_out_;
 };
 
 }  // namespace moeflux::cpu
