@@ -47,6 +47,7 @@ class ConcurrencyTest : public ::testing::TestWithParam<IoMode> {
         if (i % 2 == 0) {
           const uint64_t off = base + rng() % ((1 << 20) - 70'000);
           reqs.push_back(req(ids[f], off, 1 + rng() % 70'000, slot + io_align_down(off)));
+          reqs.back().group = 1;
         } else {
           const size_t g = rng() % ids.size();
           const uint64_t len = 1 + rng() % (400 << 10);

@@ -87,7 +87,7 @@ IoTicket EngineBase::submit(std::span<ReadRequest> reqs) {
   struct Entry {
     const IoFile* file;
     uint64_t key, begin, end;  // the file range this request needs read
-    uint32_t index;
+    uint32_t group, index;
   };
   std::vector<Entry> entries;
   entries.reserve(reqs.size());
@@ -114,7 +114,7 @@ IoTicket EngineBase::submit(std::span<ReadRequest> reqs) {
       const bool direct = f->fd_direct >= 0;
       const uint64_t end = r.offset + r.length;
       entries.push_back({f, uint64_t(dst) - io_align_down(r.offset), direct ? io_align_down(r.offset) : r.offset,
-                         direct ? io_align_up(end) : end, i});
+                         direct ? io_align_up(end) : end, r.group, i});
     }
   }
 
@@ -126,14 +126,20 @@ IoTicket EngineBase::submit(std::span<ReadRequest> reqs) {
     return a.begin < b.begin;
   });
   std::vector<std::unique_ptr<ReadOp>> ops;
-  uint64_t op_end = 0;  // range end of the op being built
+  uint64_t op_end = 0;       // range end of the op being built
+  uint32_t op_group = 0;     // its group while all its requests share one, else 0
   for (const Entry& e : entries) {
     ReadOp* cur = ops.empty() ? nullptr : ops.back().get();
     const ReadRequest& r = reqs[e.index];
-    const bool mergeable = cur && cur->file == e.file && cur->key == e.key &&
-                           (e.begin < op_end ||  // overlapping blocks: must share one read
-                            (e.begin - op_end <= opt_.merge_gap &&
-                             std::max(op_end, e.end) - cur->pos <= opt_.max_merge));
+    bool mergeable = false;
+    if (cur && cur->file == e.file && cur->key == e.key) {
+      if (e.begin < op_end)  // overlapping blocks: must share one read
+        mergeable = true;
+      else if (std::max(op_end, e.end) - cur->pos <= opt_.max_merge)
+        // Touching rooms: the read writes exactly the two rooms. A hole:
+        // only where the group says the memory between is the caller's.
+        mergeable = e.begin == op_end || (e.group != 0 && e.group == op_group && e.begin - op_end <= opt_.merge_gap);
+    }
     if (mergeable) {
       if (cur->reqs.size() == 1) counters_.merged.fetch_add(1, std::memory_order_relaxed);
       counters_.merged.fetch_add(1, std::memory_order_relaxed);
@@ -141,6 +147,7 @@ IoTicket EngineBase::submit(std::span<ReadRequest> reqs) {
       op_end = std::max(op_end, e.end);
       cur->read_end = op_end;
       cur->need_end = std::max(cur->need_end, r.offset + r.length);
+      if (e.group != op_group) op_group = 0;
       continue;
     }
     auto op = std::make_unique<ReadOp>();
@@ -153,6 +160,7 @@ IoTicket EngineBase::submit(std::span<ReadRequest> reqs) {
     op->need_end = r.offset + r.length;
     op->read_end = e.end;
     op_end = e.end;
+    op_group = e.group;
     ops.push_back(std::move(op));
   }
 

@@ -44,8 +44,8 @@ struct IoOptions {
   // Reads in flight: io_uring queue entries in direct mode, pool threads in
   // the other modes (so that --qd means the same thing in every mode).
   int queue_depth = 32;
-  // Requests whose file ranges are at most this far apart are read with one
-  // read (when their destinations mirror the file, see read_request.h).
+  // Mirrored requests of one group whose file ranges are at most this far
+  // apart are read with one read (see read_request.h).
   // Reading a 64 KiB hole costs ~60 us at 1 GB/s, about one read's latency.
   uint64_t merge_gap = 64 << 10;
   uint64_t max_merge = 16 << 20;  // one merged read is at most this long

@@ -15,13 +15,20 @@
 //     file whose need is larger is read buffered, with a log line), and
 //     page-aligned slots are what cudaHostRegister wants anyway.
 //
-// Merging: two requests of one submit() on the same file whose destinations
+// Merging: requests of one submit() on the same file whose destinations
 // mirror the file layout — the same `dst - align_down(offset, 4096)` — are
-// one buffer laid out like the file; the engine reads them (and the file
-// bytes of a hole of up to IoOptions::merge_gap between them) with one read.
-// To get merged reads of an expert's gate/up/down, place them in the slot at
-// their file distances. Mirrored requests whose blocks overlap are always
-// merged (two reads must not write the same block concurrently).
+// parts of one buffer laid out like the file. The engine reads them with one
+// read when their rooms overlap or touch (that read writes nothing outside
+// their rooms). When they share a nonzero `group`, the caller also declares
+// the memory between their rooms as its own, and the engine reads holes of
+// up to IoOptions::merge_gap between them too. To get one read for an
+// expert's gate, up and down, place them in the slot at their file distances
+// (and give them a group if the file has padding between them).
+// Without a group, separate buffers that happen to mirror (it happens: small
+// slots sit at consecutive pages) are never read across a hole.
+// Rooms of requests in flight must not overlap, except mirrored requests of
+// one submit (the engine merges them: two reads must not write the same
+// block at once).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -57,6 +64,7 @@ struct ReadRequest {
   uint64_t length = 0;
   void* dst = nullptr;  // kIoAlign-aligned, io_room(offset, length) bytes
   uint64_t tag = 0;     // the caller's; untouched
+  uint32_t group = 0;   // nonzero: may be merged across holes with mirrored requests of the same group
 
   // Out (written by the engine; read them only after the ticket is done)
   ReadStatus status = ReadStatus::kPending;
