@@ -87,6 +87,7 @@ TEST_P(FaultTest, EioInAMergedReadFailsOnlyTheRequestThatCoversIt) {
   std::vector<ReadRequest> reqs;
   for (uint64_t off : offs)
     reqs.push_back(req(file_, off, 60'000, slot.data() + io_align_down(off) - io_align_down(offs[0])));
+  for (auto& r : reqs) r.group = 1;
   io_->fail_at(file_, 150'000);
   EXPECT_FALSE(io_->read_batch(reqs));
   EXPECT_GE(io_->stats().merged, 3u);
