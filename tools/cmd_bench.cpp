@@ -12,26 +12,93 @@
 #include "core/membw.h"
 #include "core/progress.h"
 #include "model/model_spec.h"
+#include "experts/expert_store.h"
 #include "runtime/engine_impl.h"
+
+#include <fstream>
+#include <unordered_set>
 
 namespace moeflux::cli {
 
 namespace {
 
-// Reads one byte per page of every weight so that "resident" means resident:
-// the first timed token must not pay for page faults.
+// Reads one byte per page of every resident weight so that "resident" means
+// resident: the first timed token must not pay for page faults. With the
+// expert store, routed experts are not resident and are not touched.
 double touch_weights(Engine& e) {
   const double t0 = now_seconds();
+  Engine::Impl& m = e.impl();
+  std::unordered_set<std::string> experts;
+  if (e.options().expert_ram > 0)
+    for (int l = 0; l < m.spec.layers; ++l)
+      if (m.spec.layer_is_moe[size_t(l)])
+        for (int x = 0; x < m.spec.experts; ++x) {
+          auto n = m.arch->expert_names(l, x);
+          experts.insert(n.gate);
+          experts.insert(n.up);
+          experts.insert(n.down);
+        }
   volatile uint8_t sink = 0;
-  for (auto& f : e.impl().files->files())
-    for (auto& [_, t] : f->tensors())
-      for (uint64_t off = 0; off < t.nbytes; off += 4096) sink = sink + t.data[off];
+  for (auto& f : m.files->files())
+    for (auto& [name, t] : f->tensors())
+      if (!experts.count(name))
+        for (uint64_t off = 0; off < t.nbytes; off += 4096) sink = sink + t.data[off];
   return now_seconds() - t0;
+}
+
+uint64_t page_cache_bytes() {
+  std::ifstream f("/proc/meminfo");
+  std::string key, unit;
+  uint64_t kb = 0;
+  while (f >> key >> kb >> unit)
+    if (key == "Cached:") return kb * 1024;
+  return 0;
+}
+
+// O_DIRECT read bandwidth at the store's request sizes and queue depth:
+// whole experts (their three extents) at random, as decode misses read them.
+double measure_storage_gbs(Engine& e, int queue_depth) {
+  Engine::Impl& m = e.impl();
+  ExpertIndex index(m.spec, *m.arch, *m.files);
+  IoOptions io;
+  io.mode = IoMode::kDirect;
+  io.queue_depth = queue_depth;
+  auto engine = make_io_engine(io);
+  std::vector<IoFileId> ids;
+  for (auto& f : index.files()) ids.push_back(engine->add_file(f));
+  const StorePlan plan = plan_store(index, m.spec, 0, 0);
+  const size_t n = size_t(std::min(queue_depth * 4, m.spec.moe_layers() * m.spec.experts));
+  HostArena arena(n, plan.slot_bytes + 4 * kIoAlign);
+  std::mt19937 rng(7);
+  std::vector<int> layers;
+  for (int l = 0; l < m.spec.layers; ++l)
+    if (index.has_layer(l)) layers.push_back(l);
+  std::vector<ReadRequest> reqs;
+  for (size_t i = 0; i < n; ++i) {
+    const ExpertExtents& x = index.at(layers[rng() % layers.size()], int(rng() % uint32_t(m.spec.experts)));
+    uint64_t cursor = 0;
+    for (const Extent* ext : {&x.gate, &x.up, &x.down}) {
+      ReadRequest r;
+      r.file = ids[ext->file];
+      r.offset = ext->offset;
+      r.length = ext->length;
+      r.dst = arena.slot(i) + cursor;
+      cursor += io_room(ext->offset, ext->length);
+      reqs.push_back(std::move(r));
+    }
+  }
+  const double t0 = now_seconds();
+  engine->read_batch(reqs);
+  const double secs = now_seconds() - t0;
+  uint64_t bytes = 0;
+  for (auto& r : reqs) bytes += r.bytes_read;
+  return double(bytes) / secs / 1e9;
 }
 
 }  // namespace
 
 nlohmann::ordered_json run_bench(const BenchArgs& a) {
+  const uint64_t cached_before = page_cache_bytes();
   auto engine = a.model.load();
   const ModelSpec& s = engine->spec();
   Engine::Impl& impl = engine->impl();
@@ -51,9 +118,11 @@ nlohmann::ordered_json run_bench(const BenchArgs& a) {
     w.step(std::span<const int32_t>(&one, 1));
   }
   Session session(engine);
+  const ExpertStats before_prefill = engine->expert_stats();
   const double t0 = now_seconds();
   auto logits = session.step(prompt);
   const double t1 = now_seconds();
+  const ExpertStats before_decode = engine->expert_stats();
   std::vector<double> step_s;
   for (int i = 0; i < a.decode_tokens; ++i) {
     const int32_t next = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
@@ -61,6 +130,7 @@ nlohmann::ordered_json run_bench(const BenchArgs& a) {
     logits = session.step(std::span<const int32_t>(&next, 1));
     step_s.push_back(now_seconds() - ts);
   }
+  const ExpertStats after = engine->expert_stats();
   double decode_total = 0;
   for (double x : step_s) decode_total += x;
   const double decode_tps = a.decode_tokens / decode_total;
@@ -89,6 +159,33 @@ nlohmann::ordered_json run_bench(const BenchArgs& a) {
   j["host_memory_floor_tok_s"] = floor_tps;
   j["decode_vs_floor"] = decode_tps / floor_tps;
   j["peak_rss_bytes"] = peak_rss_bytes();
+  j["page_cache_growth_bytes"] = double(page_cache_bytes()) - double(cached_before);
+  j["experts"] = engine->expert_source();
+  if (engine->options().expert_ram > 0) {
+    const double n = a.decode_tokens;
+    const uint64_t hits = after.hits - before_decode.hits, misses = after.misses - before_decode.misses;
+    const uint64_t phits = after.prefetch_hits - before_decode.prefetch_hits;
+    const double read_per_token = double(after.bytes_read - before_decode.bytes_read) / n;
+    const double storage_gbs = measure_storage_gbs(*engine, engine->options().io_queue_depth);
+    j["expert_ram_bytes"] = engine->options().expert_ram;
+    j["io"] = engine->options().io;
+    j["cache_policy"] = engine->options().cache_policy;
+    j["prefetch"] = engine->options().prefetch;
+    j["decode_expert_hits"] = hits;
+    j["decode_expert_prefetch_hits"] = phits;
+    j["decode_expert_misses"] = misses;
+    j["decode_hit_rate"] = hits + phits + misses ? double(hits + phits) / double(hits + phits + misses) : 0.0;
+    j["decode_storage_bytes_per_token"] = read_per_token;
+    j["decode_stall_ms_per_token"] = 1e3 * (after.read_wait_s - before_decode.read_wait_s) / n;
+    const uint64_t issued = after.prefetch_issued - before_decode.prefetch_issued;
+    const uint64_t used = after.prefetch_used - before_decode.prefetch_used;
+    j["prefetch_precision"] = issued ? double(used) / double(issued) : 0.0;
+    j["prefetch_recall"] = phits + misses ? double(phits) / double(phits + misses) : 0.0;
+    j["prefill_storage_bytes"] = double(before_decode.bytes_read - before_prefill.bytes_read);
+    j["storage_read_gb_s"] = storage_gbs;
+    j["storage_floor_tok_s"] = read_per_token > 0 ? storage_gbs * 1e9 / read_per_token : 0.0;
+    j["decode_vs_storage_floor"] = read_per_token > 0 ? decode_tps / (storage_gbs * 1e9 / read_per_token) : 0.0;
+  }
   j["weight_warmup_s"] = warm_s;
   return j;
 }
@@ -102,6 +199,18 @@ void print_bench(const nlohmann::ordered_json& j) {
              j["host_read_bandwidth_gb_s"].get<double>());
   fmt::print("ratio     {:8.1f} %  of the host-memory floor\n", 100 * j["decode_vs_floor"].get<double>());
   fmt::print("peak RSS  {}\n", human_bytes(j["peak_rss_bytes"].get<uint64_t>()));
+  fmt::print("experts   {}\n", j["experts"].get<std::string>());
+  if (j.contains("storage_floor_tok_s")) {
+    fmt::print("storage   {} read per decode token, hit rate {:.1f}%, stall {:.1f} ms/token, prefetch precision "
+               "{:.0f}% recall {:.0f}%\n",
+               human_bytes(uint64_t(j["decode_storage_bytes_per_token"].get<double>())),
+               100 * j["decode_hit_rate"].get<double>(), j["decode_stall_ms_per_token"].get<double>(),
+               100 * j["prefetch_precision"].get<double>(), 100 * j["prefetch_recall"].get<double>());
+    fmt::print("floor     {:8.2f} tok/s  storage: {:.2f} GB/s O_DIRECT at the same request sizes; decode at {:.1f}%\n",
+               j["storage_floor_tok_s"].get<double>(), j["storage_read_gb_s"].get<double>(),
+               100 * j["decode_vs_storage_floor"].get<double>());
+  }
+  fmt::print("page cache grew {}\n", human_bytes(uint64_t(std::max(0.0, j["page_cache_growth_bytes"].get<double>()))));
 }
 
 void register_bench(CLI::App& app) {

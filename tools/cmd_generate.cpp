@@ -51,6 +51,7 @@ void run_generate(const GenerateArgs& a) {
   fmt::print(stderr, "prefill {} tokens in {:.3f} s ({:.1f} tok/s); decode {} tokens in {:.3f} s ({:.2f} tok/s)\n",
              prompt.size(), t1 - t0, double(prompt.size()) / (t1 - t0), out.size(), t2 - t1,
              decode_steps > 0 ? decode_steps / (t2 - t1) : 0.0);
+  if (auto line = expert_stats_line(*engine, int(out.size())); !line.empty()) fmt::print(stderr, "{}\n", line);
 }
 
 }  // namespace

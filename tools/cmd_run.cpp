@@ -45,6 +45,8 @@ void run_run(const RunArgs& a) {
   if (!a.quiet)
     fmt::print(stderr, "[{} prompt tokens: {:.1f} tok/s prefill | {} tokens: {:.2f} tok/s decode | stop: {}]\n",
                st.prompt_tokens, st.prefill_tok_s(), st.generated_tokens, st.decode_tok_s(), st.stop_reason);
+  if (auto line = expert_stats_line(*m.engine, st.generated_tokens); !line.empty() && !a.quiet)
+    fmt::print(stderr, "{}\n", line);
 }
 
 }  // namespace

@@ -193,6 +193,7 @@ void ExpertStore::plan_reads(size_t s, uint32_t k, Batch& batch) {
     r.length = e[i]->length;
     r.dst = arena_->slot(s) + l.dst[i];
     r.tag = k;
+    r.group = uint32_t(s) + 1;  // this expert's extents may be read as one, across small holes
     batch.requests.push_back(std::move(r));
   }
 }
