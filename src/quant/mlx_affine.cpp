@@ -1,0 +1,89 @@
+// MLX affine dequantization. numpy evaluates scale * q + bias with two
+// roundings, so FMA contraction is off here.
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
+#include "quant/mlx_affine.h"
+
+#include <cstring>
+#include <vector>
+
+#include "core/error.h"
+#include "core/half.h"
+#include "quant/matmul.h"
+
+namespace moeflux::quant {
+namespace {
+
+float load_scale(const void* base, size_t i, MlxScaleType t) {
+  const auto* p = static_cast<const uint8_t*>(base);
+  switch (t) {
+    case MlxScaleType::F32: {
+      float f;
+      std::memcpy(&f, p + 4 * i, 4);
+      return f;
+    }
+    case MlxScaleType::F16: {
+      uint16_t h;
+      std::memcpy(&h, p + 2 * i, 2);
+      return f16_to_f32(h);
+    }
+    case MlxScaleType::BF16: {
+      uint16_t h;
+      std::memcpy(&h, p + 2 * i, 2);
+      return bf16_to_f32(h);
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+bool mlx_supported(int bits, int group_size) {
+  const bool b = bits == 2 || bits == 3 || bits == 4 || bits == 6 || bits == 8;
+  const bool g = group_size == 32 || group_size == 64 || group_size == 128;
+  return b && g;
+}
+
+void mlx_check(const MlxAffine& q, size_t K) {
+  if (!mlx_supported(q.bits, q.group_size))
+    fail("MLX affine: unsupported bits {} / group_size {} (bits 2,3,4,6,8; group size 32,64,128)", q.bits,
+         q.group_size);
+  if (K % size_t(q.group_size) != 0) fail("MLX affine: K = {} is not a multiple of group_size {}", K, q.group_size);
+}
+
+void mlx_dequantize_row(const MlxAffine& q, size_t K, size_t r, float* out) {
+  mlx_check(q, K);
+  const size_t words = K * size_t(q.bits) / 32;
+  const uint32_t* w = q.weight + r * words;
+  const size_t groups = K / size_t(q.group_size);
+  const uint32_t mask = (1u << q.bits) - 1;
+  for (size_t g = 0; g < groups; ++g) {
+    const float s = load_scale(q.scales, r * groups + g, q.scale_type);
+    const float b = load_scale(q.biases, r * groups + g, q.scale_type);
+    for (size_t k = g * size_t(q.group_size); k < (g + 1) * size_t(q.group_size); ++k) {
+      const size_t bit = k * size_t(q.bits);
+      const size_t wi = bit / 32, sh = bit % 32;
+      uint64_t v = w[wi] >> sh;
+      if (sh + size_t(q.bits) > 32) v |= uint64_t(w[wi + 1]) << (32 - sh);  // straddles two words
+      out[k] = s * float(uint32_t(v) & mask) + b;
+    }
+  }
+}
+
+void mlx_matmul_rows(const float* x, size_t ldx, size_t T, const MlxAffine& q, size_t K, size_t r0, size_t r1, float* y,
+                     size_t ldy) {
+  mlx_check(q, K);
+  thread_local std::vector<float> buf;
+  if (buf.size() < 4 * K) buf.resize(4 * K);
+  for (size_t r = r0; r < r1; r += 4) {
+    const size_t n = std::min<size_t>(4, r1 - r);
+    for (size_t i = 0; i < n; ++i) mlx_dequantize_row(q, K, r + i, buf.data() + i * K);
+    matmul_rows(x, ldx, T, reinterpret_cast<const uint8_t*>(buf.data()), GgmlType::F32, K, 0, n, y + r, ldy);
+  }
+}
+
+}  // namespace moeflux::quant
