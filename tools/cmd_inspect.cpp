@@ -5,7 +5,12 @@
 #include "cli_util.h"
 #include "commands.h"
 #include "core/progress.h"
+#include "core/error.h"
+#include "experts/expert_store.h"
 #include "model/model_spec.h"
+#include "runtime/engine_impl.h"
+
+#include <algorithm>
 
 namespace moeflux::cli {
 
@@ -20,7 +25,36 @@ const char* qk_norm_name(QkNorm q) {
   return "?";
 }
 
-void run_inspect(const ModelArgs& args) {
+// The expert memory plan for --expert-ram, computed before anything is
+// allocated; a budget below one layer's working set is refused here too.
+void print_expert_plan(Engine& engine, const ModelArgs& args) {
+  const EngineOptions o = args.options();
+  Engine::Impl& m = engine.impl();
+  const ModelSpec& s = m.spec;
+  ExpertIndex index(s, *m.arch, *m.files);
+  const StorePlan plan = plan_store(index, s, o.expert_ram, o.pinned_experts.size());
+  const size_t total = size_t(s.moe_layers()) * size_t(s.experts);
+  const size_t slots = std::min(plan.slots, total);
+  const uint64_t dense = s.dense_params() * dtype_size(s.dtype);
+  fmt::print("expert plan    --expert-ram {} = {}\n", args.expert_ram, human_bytes(o.expert_ram));
+  fmt::print("  dense        {} resident (memory-mapped)\n", human_bytes(dense));
+  fmt::print("  host tier    {} slots of {} = {} of {} routed experts ({:.1f}%)\n", slots, human_bytes(plan.slot_bytes),
+             human_bytes(uint64_t(slots) * plan.slot_bytes), total, 100.0 * double(slots) / double(total));
+  fmt::print("  storage      {} experts ({}) read on demand with --io {}\n", total - slots,
+             human_bytes(uint64_t(total - slots) * s.expert_bytes()), o.io);
+  fmt::print("  expected     miss rate {:.1f}% under uniform routing (each of the {} experts a token needs per MoE "
+             "layer is resident with probability slots / experts)\n",
+             100.0 * (1.0 - double(slots) / double(total)), s.top_k);
+  fmt::print("  RAM total    about {} (dense + expert slots + activations)\n",
+             human_bytes(dense + uint64_t(slots) * plan.slot_bytes));
+  if (o.expert_ram < plan.min_budget)
+    fail("--expert-ram {} is below the minimum {}: one layer's top-{} experts must fit at once", args.expert_ram,
+         human_bytes(plan.min_budget), s.top_k);
+}
+
+void run_inspect(const ModelArgs& args_in) {
+  ModelArgs args = args_in;
+  args.expert_ram.clear();  // inspect plans the store; it does not allocate it
   auto engine = args.load();
   const ModelSpec& s = engine->spec();
   const size_t es = dtype_size(s.dtype);
@@ -48,6 +82,7 @@ void run_inspect(const ModelArgs& args) {
                human_bytes(planned), human_bytes(unplanned));
   }
   fmt::print("kv cache       {} per token\n", human_bytes(uint64_t(2) * s.layers * s.kv_dim() * 4));
+  if (!args_in.expert_ram.empty()) print_expert_plan(*engine, args_in);
 }
 
 }  // namespace

@@ -19,6 +19,10 @@ void register_synth(CLI::App& app) {
   cmd->add_option("--layers", o->layers, "override the number of layers");
   cmd->add_option("--experts", o->experts, "override the number of experts per MoE layer");
   cmd->add_option("--seed", o->seed, "random seed (same seed, same bytes)");
+  cmd->add_option("--route-skew", o->route_skew,
+                  "emulate unequal expert popularity by scaling router rows (0: uniform; e.g. 2); an emulation, "
+                  "not any real model's routing")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--list", *list, "list the presets");
   cmd->callback([o, list] {
     if (*list || o->preset.empty()) {

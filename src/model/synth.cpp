@@ -1,5 +1,6 @@
 #include "model/synth.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -65,6 +66,22 @@ void fill_chunk(uint16_t* out, size_t n, uint64_t seed, Init init, DType dtype) 
   }
 }
 
+void skew_router_rows(std::vector<uint16_t>& w, int64_t rows, int64_t cols, double skew, uint64_t seed, DType dt) {
+  std::vector<int64_t> rank(static_cast<size_t>(rows));
+  for (int64_t i = 0; i < rows; ++i) rank[size_t(i)] = i;
+  uint64_t s = seed ^ 0x5bd1e995ull;
+  for (int64_t i = rows - 1; i > 0; --i) std::swap(rank[size_t(i)], rank[splitmix(s) % uint64_t(i + 1)]);
+  for (int64_t r = 0; r < rows; ++r) {
+    const double q = rows > 1 ? double(rank[size_t(r)]) / double(rows - 1) : 1.0;
+    const float scale = float(1.0 + skew * q * q);
+    for (int64_t c = 0; c < cols; ++c) {
+      uint16_t& h = w[size_t(r * cols + c)];
+      const float v = (dt == DType::BF16 ? bf16_to_f32(h) : f16_to_f32(h)) * scale;
+      h = dt == DType::BF16 ? f32_to_bf16(v) : f32_to_f16(v);
+    }
+  }
+}
+
 void write_config(const std::string& path, const nlohmann::ordered_json& cfg) {
   const std::string tmp = path + ".partial";
   {
@@ -123,6 +140,14 @@ uint64_t synth_model(const SynthOptions& o) {
       const size_t n = d.nbytes() / 2;
       const uint64_t tseed = o.seed * 0x9e3779b97f4a7c15ull ^ hash_name(t.name);
       const Init init = init_for(t);
+      if (t.kind == ParamKind::Router && o.route_skew > 0) {
+        buf.resize(n);
+        fill_chunk(buf.data(), n, tseed, init, spec.dtype);
+        skew_router_rows(buf, t.shape[0], t.shape[1], o.route_skew, tseed, spec.dtype);
+        w.write({reinterpret_cast<const uint8_t*>(buf.data()), n * 2});
+        progress.advance(n * 2);
+        continue;
+      }
       // Generate a batch of chunks in parallel, write it, repeat: memory
       // stays at one batch however large the tensor.
       const size_t batch_chunks = size_t(pool.size()) * 4;

@@ -25,6 +25,12 @@ struct SynthOptions {
   std::string out_dir;
   std::optional<int> layers, experts;
   uint64_t seed = 0;
+  // Emulates the unequal expert popularity of trained routers (random
+  // routers route almost uniformly): router row e is scaled by
+  // 1 + route_skew * q_e^2, q_e in [0, 1] a seeded per-layer ranking, so a
+  // few experts get logits of larger magnitude and win top-k more often.
+  // 0 keeps the uniform router. Not any real model's routing statistics.
+  double route_skew = 0;
   uint64_t max_shard_bytes = 4ull << 30;
   bool progress = true;
 };
