@@ -128,6 +128,7 @@ ExpertStore::ExpertStore(const ModelSpec& spec, const ArchDef& arch, const Safet
   const size_t total_experts = size_t(spec.moe_layers()) * size_t(spec.experts);
   const size_t n_slots = std::min(plan.slots, total_experts);
   io_ = make_io_engine(options_.io);
+  if (options_.io_decorator) io_ = options_.io_decorator(std::move(io_));
   for (const std::string& f : index_.files()) file_ids_.push_back(io_->add_file(f));
   arena_ = std::make_unique<HostArena>(n_slots, plan.slot_bytes);
   policy_ = make_cache_policy(options_.policy, uint32_t(spec.layers) * uint32_t(spec.experts));
@@ -296,6 +297,7 @@ void ExpertStore::acquire(int layer, std::span<const int32_t> experts, std::span
   }
   std::vector<size_t> slot_of(experts.size());
   std::vector<size_t> taken;  // slots referenced so far, to undo on error
+  bool files_checked = false;
   try {
     for (size_t i = 0; i < keys.size(); ++i) {
       auto it = where_.find(keys[i]);
@@ -314,6 +316,10 @@ void ExpertStore::acquire(int layer, std::span<const int32_t> experts, std::span
         slot_of[i] = it->second;
         taken.push_back(it->second);
         continue;
+      }
+      if (!files_checked) {  // a file replaced under us must not serve stale or cut bytes
+        refuse_changed_files(layer, experts[i]);
+        files_checked = true;
       }
       const size_t s = take_slot(keys);
       if (s == SIZE_MAX)
@@ -336,6 +342,16 @@ void ExpertStore::acquire(int layer, std::span<const int32_t> experts, std::span
     throw;
   }
   for (size_t i = 0; i < experts.size(); ++i) out[i] = views(slot_of[i]);
+}
+
+void ExpertStore::refuse_changed_files(int layer, int expert) {
+  const auto changes = io_->check_files();
+  if (changes.empty()) return;
+  const ExpertExtents& x = index_.at(layer, expert);
+  for (const FileChange& c : changes)
+    if (c.path == index_.files()[x.gate.file])
+      fail("expert {} of layer {}: {} (offset {}) changed since it was opened ({}); reload the model", expert, layer,
+           c.path, x.gate.offset, c.what);
 }
 
 void ExpertStore::release(int layer, std::span<const int32_t> experts) {

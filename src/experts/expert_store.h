@@ -4,6 +4,7 @@
 // prefetch of the next layer's likely experts while this layer computes.
 #pragma once
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -24,6 +25,8 @@ struct ExpertStoreOptions {
   std::string policy = "lru";
   bool prefetch = false;
   std::vector<std::pair<int, int>> pinned;  // (layer, expert) kept resident from load on
+  // Wraps the I/O engine (tests inject faults through FaultyIo this way).
+  std::function<std::unique_ptr<IoEngine>(std::unique_ptr<IoEngine>)> io_decorator;
 };
 
 // Slots the budget buys, and the smallest budget that works (one layer's
@@ -78,6 +81,9 @@ class ExpertStore final : public ExpertSource {
   // Waits for slot s's reads (mu_ not held by caller), then settles its state.
   void finish_loading(std::unique_lock<std::mutex>& lk, size_t s);
   ExpertWeights views(size_t s) const;
+  // Throws naming the expert and file when a file it reads from was
+  // replaced or truncated since it was opened.
+  void refuse_changed_files(int layer, int expert);
   // Under mu_: prefetched slots whose reads have finished become Ready (or
   // free, if the read failed) so that they can be used or evicted.
   size_t settle_prefetches();
