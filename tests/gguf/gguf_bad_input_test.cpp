@@ -2,6 +2,8 @@
 // file, what is wrong and where (key or tensor, byte offset) — never a crash.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "format/gguf/gguf_file.h"
 #include "gguf_test_util.h"
 #include "test_util.h"
@@ -32,9 +34,9 @@ TEST(GgufBadInput, TheBaseCaseParses) {
   EXPECT_EQ(c.data_offset % 32, 0u);
 }
 
-// Cut a real file at every byte: each prefix short of the last tensor's end
+// Cut real files at every header byte (and through their data): each prefix short of the last tensor's end
 // is refused with a message about truncation (or a count the rest cannot hold).
-TEST(GgufBadInput, TruncatedAtEveryByteIsRefused) {
+TEST(GgufBadInput, TruncatedAtEveryHeaderByteIsRefused) {
   for (const char* name : {"all_types_v3", "tiny_llama_spm", "align1", "no_tensors"}) {
     const std::string full = test::read_file(test::fixture(std::string("gguf/") + name + ".gguf"));
     const GgufContents c = parse_gguf(test::as_span(full), name);
@@ -44,8 +46,16 @@ TEST(GgufBadInput, TruncatedAtEveryByteIsRefused) {
     // end of its metadata (past data_offset - alignment).
     uint64_t tensors_end = 0;
     for (auto& t : c.tensors) tensors_end = std::max(tensors_end, t.offset + t.nbytes);
+    // Every byte through the header; in the tensor data (one code path) a
+    // stride plus the bytes around each tensor's end.
+    std::set<size_t> cuts;
+    for (size_t n = 0; n < full.size(); ++n)
+      if (n <= c.data_offset + 64 || n % 61 == 0) cuts.insert(n);
+    for (auto& t : c.tensors)
+      for (uint64_t n : {t.offset + t.nbytes - 1, t.offset + t.nbytes, t.offset + t.nbytes + 1})
+        if (n < full.size()) cuts.insert(size_t(n));
     size_t first_ok = full.size();
-    for (size_t n = 0; n < full.size(); ++n) {
+    for (size_t n : cuts) {
       const std::string e = parse_error(full.substr(0, n), name);
       if (e.empty()) {
         if (first_ok == full.size()) first_ok = n;
