@@ -16,14 +16,6 @@
 #include "core/thread_pool.h"
 #include "quant/matmul.h"
 
-// CMake links bench executables with the engine libraries but not (yet) with
-// moeflux_quant, so the kernels are compiled into this binary. Once
-// moeflux_quant is on the bench link line these two includes can go; until
-// then the archive's copies are never pulled in (their symbols are defined
-// here), so there is no duplicate definition either way.
-// dequant.cpp last: its fp-contract pragma must not reach the kernels.
-#include "quant/matmul_kernels.cpp"  // NOLINT(bugprone-suspicious-include)
-#include "quant/dequant.cpp"         // NOLINT(bugprone-suspicious-include)
 
 using namespace moeflux;
 
