@@ -185,6 +185,12 @@ void EngineBase::consult_hook(ReadOp& op, const ReadCall& call) {
 std::vector<std::unique_ptr<ReadOp>> EngineBase::finish(std::unique_ptr<ReadOp> op) {
   std::vector<std::unique_ptr<ReadOp>> retry;
   Batch& b = *op->batch;
+  // A merged read that failed is read again in pieces, so that only the
+  // requests near the bad range fail. A piece is a run of requests whose
+  // ranges overlap (blocks, in direct mode): two reads must not write one
+  // block at once. Pieces are not split again.
+  const bool split = op->error && !op->split && op->reqs.size() > 1;
+  uint64_t piece_end = 0;
   for (uint32_t i : op->reqs) {
     ReadRequest& r = b.reqs[i];
     const uint64_t end = r.offset + r.length;
@@ -194,20 +200,24 @@ std::vector<std::unique_ptr<ReadOp>> EngineBase::finish(std::unique_ptr<ReadOp> 
       continue;
     }
     r.bytes_read = op->pos > r.offset ? op->pos - r.offset : 0;
-    if (op->error && op->reqs.size() > 1) {
-      // A merged read failed: re-read each unfinished request alone, so that
-      // only the requests that really cover the bad range fail.
-      auto one = std::make_unique<ReadOp>();
-      one->batch = op->batch;
-      one->file = op->file;
-      one->reqs = {i};
-      one->key = op->key;
-      one->direct = op->direct;
-      one->single_retry = true;
-      one->pos = op->direct ? io_align_down(r.offset) : r.offset;
-      one->need_end = end;
-      one->read_end = op->direct ? io_align_up(end) : end;
-      retry.push_back(std::move(one));
+    if (split) {
+      const uint64_t begin = op->direct ? io_align_down(r.offset) : r.offset;
+      const uint64_t range_end = op->direct ? io_align_up(end) : end;
+      if (retry.empty() || begin >= piece_end) {  // op->reqs is by offset
+        auto piece = std::make_unique<ReadOp>();
+        piece->batch = op->batch;
+        piece->file = op->file;
+        piece->key = op->key;
+        piece->direct = op->direct;
+        piece->split = true;
+        piece->pos = begin;
+        retry.push_back(std::move(piece));
+      }
+      ReadOp& piece = *retry.back();
+      piece.reqs.push_back(i);
+      piece.need_end = std::max(piece.need_end, end);
+      piece.read_end = std::max(piece.read_end, range_end);
+      piece_end = std::max(piece_end, range_end);
     } else if (op->error) {
       fail_request(r, op->file, op->error, fmt::format("{} (errno {})", strerror(op->error), op->error));
     } else {

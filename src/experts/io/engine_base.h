@@ -43,7 +43,7 @@ struct ReadOp {
   std::vector<uint32_t> reqs;  // indices into batch->reqs, by offset
   uint64_t key = 0;            // file byte p goes to address key + p
   bool direct = false;         // aligned calls go through the O_DIRECT fd
-  bool single_retry = false;   // a request re-read alone after its merged read failed
+  bool split = false;          // a piece of a merged read that failed: not split again
   uint64_t pos = 0;            // next file byte to read; [start, pos) are valid
   uint64_t need_end = 0;       // done when pos reaches it
   uint64_t read_end = 0;       // direct calls read up to here (block-aligned)
