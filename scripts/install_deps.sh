@@ -7,6 +7,7 @@ packages=(
   nlohmann-json3-dev libfmt-dev libcli11-dev libhwy-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libpcre2-dev libutf8proc-dev zlib1g-dev libreadline-dev liburing-dev
+  clang libclang-rt-14-dev
 )
 missing=()
 for p in "${packages[@]}"; do
