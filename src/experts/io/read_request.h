@@ -29,6 +29,9 @@
 // Rooms of requests in flight must not overlap, except mirrored requests of
 // one submit (the engine merges them: two reads must not write the same
 // block at once).
+// When a merged read fails, the engine reads its requests again in pieces
+// (requests whose blocks overlap stay together), so an I/O error fails only
+// the requests in the piece that covers the bad range.
 #pragma once
 #include <cstdint>
 #include <string>
