@@ -16,7 +16,7 @@ ExpertIndex::ExpertIndex(const ModelSpec& s, const ArchDef& arch, const Safetens
     return uint32_t(files_.size() - 1);
   };
   auto extent = [&](const TensorRef& t) {
-    return Extent{file_index(t.file), t.offset, t.nbytes, t.dtype, t.shape[0], t.shape[1]};
+    return Extent{file_index(t.file), t.offset, t.nbytes, t.dtype, t.shape[0], t.shape[1], t.data};
   };
   for (int l = 0; l < s.layers; ++l) {
     if (!s.layer_is_moe[size_t(l)]) continue;

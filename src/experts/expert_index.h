@@ -21,6 +21,7 @@ struct Extent {
   uint64_t length = 0;
   DType dtype = DType::BF16;
   int64_t rows = 0, cols = 0;
+  const uint8_t* mapped = nullptr;  // the bytes in the file's memory map (never read by the store)
 };
 
 struct ExpertExtents {

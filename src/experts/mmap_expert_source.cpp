@@ -1,23 +1,19 @@
 #include "core/error.h"
+#include "experts/expert_index.h"
 #include "experts/expert_source.h"
-#include "model/weights.h"
 
 namespace moeflux {
 
 MmapExpertSource::MmapExpertSource(const ModelSpec& s, const ArchDef& arch, const SafetensorsModel& st)
     : experts_(s.experts) {
+  const ExpertIndex index(s, arch, st);  // names, shapes and dtypes checked there
+  auto view = [](const Extent& e) { return WeightView{e.mapped, e.dtype, e.rows, e.cols}; };
   table_.resize(size_t(s.layers) * size_t(s.experts));
   for (int l = 0; l < s.layers; ++l) {
-    if (!s.layer_is_moe[size_t(l)]) continue;
+    if (!index.has_layer(l)) continue;
     for (int e = 0; e < s.experts; ++e) {
-      const ExpertTensorNames n = arch.expert_names(l, e);
-      const TensorRef& g = st.get(n.gate);
-      const TensorRef& u = st.get(n.up);
-      const TensorRef& d = st.get(n.down);
-      check_tensor(g, {s.expert_ffn, s.hidden});
-      check_tensor(u, {s.expert_ffn, s.hidden});
-      check_tensor(d, {s.hidden, s.expert_ffn});
-      table_[size_t(l) * size_t(s.experts) + size_t(e)] = {WeightView::of(g), WeightView::of(u), WeightView::of(d)};
+      const ExpertExtents& x = index.at(l, e);
+      table_[size_t(l) * size_t(s.experts) + size_t(e)] = {view(x.gate), view(x.up), view(x.down)};
     }
   }
 }

@@ -23,11 +23,6 @@ struct Binder {
     check_tensor(t, shape);
     return &t;
   }
-  const TensorRef* maybe(const std::string& name, std::initializer_list<int64_t> shape) const {
-    const TensorRef* t = st.find(name);
-    if (t) check_tensor(*t, shape);
-    return t;
-  }
 };
 
 MlpWeights bind_mlp(const Binder& b, const std::string& p, int hidden, int ffn) {

@@ -61,8 +61,9 @@ TEST_P(MatmulRows, MatchesReferenceOnOddShapes) {
             // f32 accumulation in a different order: error grows with the sum of |terms|.
             ASSERT_NEAR(y[t * N + r], ref, 1e-6 * mag + 1e-6) << "T=" << T << " K=" << K << " N=" << N;
           }
-        if (r0 > 0)
+        if (r0 > 0) {
           for (size_t t = 0; t < T; ++t) ASSERT_TRUE(std::isnan(y[t * N])) << "wrote outside its rows";
+        }
       }
     }
   }

@@ -32,7 +32,9 @@ TEST(Planner, OverlappingIntervalsNeverShareAColour) {
     auto c = colour_intervals(iv);
     for (size_t i = 0; i < iv.size(); ++i)
       for (size_t j = i + 1; j < iv.size(); ++j)
-        if (overlap(iv[i], iv[j])) ASSERT_NE(c[i], c[j]) << "intervals " << i << " and " << j;
+        if (overlap(iv[i], iv[j])) {
+          ASSERT_NE(c[i], c[j]) << "intervals " << i << " and " << j;
+        }
   }
 }
 
@@ -66,7 +68,9 @@ TEST_F(ModelGraph, ExternalInputsAreNeverAliased) {
     BufferPlan p = plan_buffers(g);
     EXPECT_EQ(p.slot_of[g.input.index], -1);
     for (size_t b = 0; b < g.buffers.size(); ++b)
-      if (b != g.input.index) EXPECT_GE(p.slot_of[b], 0) << g.buffers[b].name;
+      if (b != g.input.index) {
+        EXPECT_GE(p.slot_of[b], 0) << g.buffers[b].name;
+      }
     EXPECT_LT(p.arena_bytes, p.unplanned_bytes);
   }
 }
@@ -83,8 +87,9 @@ TEST_F(ModelGraph, LiveBuffersNeverShareASlot) {
   live[g.output.index].end = uint32_t(g.ops.size());
   for (size_t a = 0; a < g.buffers.size(); ++a)
     for (size_t b = a + 1; b < g.buffers.size(); ++b)
-      if (p.slot_of[a] >= 0 && p.slot_of[a] == p.slot_of[b])
+      if (p.slot_of[a] >= 0 && p.slot_of[a] == p.slot_of[b]) {
         ASSERT_FALSE(overlap(live[a], live[b])) << g.buffers[a].name << " / " << g.buffers[b].name;
+      }
 }
 
 TEST_F(ModelGraph, SameGraphGivesTheSamePlan) {
