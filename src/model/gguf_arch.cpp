@@ -1,0 +1,306 @@
+#include "model/gguf_arch.h"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <map>
+#include <string_view>
+
+#include "core/error.h"
+#include "model/arch.h"
+
+namespace moeflux {
+
+namespace {
+
+struct ArchNames {
+  std::string_view hf, gguf;
+  // What llama.cpp's graph for this arch hard-codes for top-k
+  // renormalisation (build_moe_ffn's norm_w argument in src/models/<arch>.cpp).
+  bool llama_norm_topk;
+};
+constexpr ArchNames kArchNames[] = {
+    {"qwen3_moe", "qwen3moe", true},
+    {"qwen2_moe", "qwen2moe", false},
+    {"mixtral", "llama", true},
+    {"olmoe", "olmoe", false},
+};
+
+const ArchNames* by_hf(std::string_view hf) {
+  for (const auto& a : kArchNames)
+    if (a.hf == hf) return &a;
+  return nullptr;
+}
+const ArchNames* by_gguf(std::string_view g) {
+  for (const auto& a : kArchNames)
+    if (a.gguf == g) return &a;
+  return nullptr;
+}
+
+// Per-arch layout differences that the metadata encodes.
+bool is_qwen(std::string_view hf) { return hf == "qwen3_moe" || hf == "qwen2_moe"; }
+
+std::string key(std::string_view arch, std::string_view suffix) { return fmt::format("{}.{}", arch, suffix); }
+
+void put_u32(GgufMetadata& md, std::string k, int64_t v) {
+  if (v < 0 || v > int64_t(UINT32_MAX)) fail("GGUF metadata '{}' = {} does not fit uint32", k, v);
+  md.add(std::move(k), {uint32_t(v)});
+}
+
+}  // namespace
+
+std::string gguf_arch_name(const ModelSpec& spec) {
+  if (const ArchNames* a = by_hf(spec.arch)) return std::string(a->gguf);
+  fail("architecture '{}' has no GGUF name (supported: qwen3_moe, qwen2_moe, mixtral, olmoe)", spec.arch);
+}
+
+void add_gguf_model_metadata(const ModelSpec& s, GgufMetadata& md) {
+  const std::string a = gguf_arch_name(s);
+  md.add("general.architecture", {a});
+  // Order and value types as convert_hf_to_gguf.py writes them (TextModel.set_gguf_parameters, then the arch's).
+  put_u32(md, key(a, "block_count"), s.layers);
+  put_u32(md, key(a, "context_length"), s.max_positions);
+  put_u32(md, key(a, "embedding_length"), s.hidden);
+  // llama and olmoe size their experts from feed_forward_length; the Qwen
+  // MoE loaders from expert_feed_forward_length, feed_forward_length being
+  // the dense MLP's (config intermediate_size).
+  if (is_qwen(s.arch)) {
+    if (s.dense_ffn > 0) put_u32(md, key(a, "feed_forward_length"), s.dense_ffn);
+  } else {
+    put_u32(md, key(a, "feed_forward_length"), s.expert_ffn);
+  }
+  put_u32(md, key(a, "attention.head_count"), s.heads);
+  put_u32(md, key(a, "attention.head_count_kv"), s.kv_heads);
+  md.add(key(a, "rope.freq_base"), {s.rope_theta});
+  md.add(key(a, "attention.layer_norm_rms_epsilon"), {s.rms_eps});
+  put_u32(md, key(a, "expert_count"), s.experts);
+  put_u32(md, key(a, "expert_used_count"), s.top_k);
+  // Always explicit: the loaders' default (embedding_length / head_count) is
+  // wrong for Qwen3 (head_dim 128 with hidden 2048 and 32 heads).
+  put_u32(md, key(a, "attention.key_length"), s.head_dim);
+  put_u32(md, key(a, "attention.value_length"), s.head_dim);
+  if (is_qwen(s.arch)) put_u32(md, key(a, "expert_feed_forward_length"), s.expert_ffn);
+  if (s.shared_ffn > 0) put_u32(md, key(a, "expert_shared_feed_forward_length"), s.shared_ffn);
+  if (s.arch == "mixtral") {
+    put_u32(md, key(a, "vocab_size"), s.vocab);
+    put_u32(md, key(a, "rope.dimension_count"), s.head_dim);
+  }
+  md.add(key(a, "expert_weights_norm"), {s.norm_topk});
+  if (s.sliding_window) put_u32(md, key(a, "attention.sliding_window"), *s.sliding_window);
+  if (s.clip_qkv) md.add(key(a, "attention.clamp_kqv"), {*s.clip_qkv});
+}
+
+namespace {
+
+class TensorSet {
+ public:
+  TensorSet(const std::vector<GgufTensor>& ts, const std::string& src) : src_(src) {
+    for (const auto& t : ts) by_name_.emplace(t.name, &t);
+  }
+  const GgufTensor* find(const std::string& n) const {
+    auto it = by_name_.find(n);
+    return it == by_name_.end() ? nullptr : it->second;
+  }
+  const GgufTensor& need(const std::string& n) const {
+    if (const GgufTensor* t = find(n)) return *t;
+    fail("{}: tensor '{}' is missing", src_, n);
+  }
+
+ private:
+  const std::string& src_;
+  std::map<std::string, const GgufTensor*, std::less<>> by_name_;
+};
+
+std::string blk(int l, std::string_view what) { return fmt::format("blk.{}.{}", l, what); }
+
+int dim_of(const GgufMetadata& md, const std::string& k) {
+  const uint32_t v = md.get_u32(k);
+  if (v == 0 || v > uint32_t(INT32_MAX)) fail("{}: '{}' = {} must be positive", md.source(), k, v);
+  return int(v);
+}
+
+int opt_dim(const GgufMetadata& md, const std::string& k, int def) {
+  auto v = md.opt_u32(k);
+  if (!v) return def;
+  if (*v == 0 || *v > uint32_t(INT32_MAX)) fail("{}: '{}' = {} must be positive", md.source(), k, *v);
+  return int(*v);
+}
+
+}  // namespace
+
+ModelSpec model_spec_from_gguf(const GgufMetadata& md, const std::vector<GgufTensor>& tensors) {
+  const std::string& src = md.source();
+  const std::string& a = md.get_str("general.architecture");
+  const ArchNames* names = by_gguf(a);
+  if (!names)
+    fail("{}: unsupported 'general.architecture' = '{}' (supported: qwen3moe, qwen2moe, llama with experts, olmoe)",
+         src, a);
+  const TensorSet ts(tensors, src);
+
+  ModelSpec s;
+  s.arch = std::string(names->hf);
+  s.source_dir = src;
+  s.layers = dim_of(md, key(a, "block_count"));
+  s.hidden = dim_of(md, key(a, "embedding_length"));
+  s.heads = dim_of(md, key(a, "attention.head_count"));
+  s.kv_heads = opt_dim(md, key(a, "attention.head_count_kv"), s.heads);
+  s.max_positions = dim_of(md, key(a, "context_length"));
+  s.rms_eps = md.get_f32(key(a, "attention.layer_norm_rms_epsilon"));
+  s.rope_theta = md.opt_f32(key(a, "rope.freq_base")).value_or(10000.f);
+  s.rope_interleaved = (a == "llama");
+  s.head_dim = opt_dim(md, key(a, "attention.key_length"), s.hidden / s.heads);
+  if (int v = opt_dim(md, key(a, "attention.value_length"), s.head_dim); v != s.head_dim)
+    fail("{}: '{}' = {} differs from the key length {}; unsupported", src, key(a, "attention.value_length"), v,
+         s.head_dim);
+  if (int r = opt_dim(md, key(a, "rope.dimension_count"), s.head_dim); r != s.head_dim)
+    fail("{}: '{}' = {}: partial rotary embeddings are unsupported (head dim {})", src, key(a, "rope.dimension_count"),
+         r, s.head_dim);
+  if (auto rs = md.opt_str(key(a, "rope.scaling.type")); rs && *rs != "none")
+    fail("{}: unsupported '{}' = '{}' (supported: none)", src, key(a, "rope.scaling.type"), *rs);
+  if (auto sw = md.opt_u32(key(a, "attention.sliding_window"))) {
+    if (*sw == 0 || *sw > uint32_t(INT32_MAX)) fail("{}: '{}' = {} must be positive", src, key(a, "attention.sliding_window"), *sw);
+    s.sliding_window = int(*sw);
+  }
+  if (auto c = md.opt_f32(key(a, "attention.clamp_kqv"))) s.clip_qkv = *c;
+
+  s.experts = dim_of(md, key(a, "expert_count"));
+  s.top_k = dim_of(md, key(a, "expert_used_count"));
+  s.norm_topk = md.opt_bool(key(a, "expert_weights_norm")).value_or(names->llama_norm_topk);
+
+  const GgufTensor& embd = ts.need("token_embd.weight");
+  if (embd.dims.size() != 2 || embd.dims[0] != uint64_t(s.hidden))
+    fail("{}: tensor 'token_embd.weight' has shape {}, expected [{}, vocab]", src, embd.shape_str(), s.hidden);
+  if (embd.dims[1] > uint64_t(INT32_MAX)) fail("{}: vocabulary of {} tokens is too large", src, embd.dims[1]);
+  s.vocab = int(embd.dims[1]);
+  s.tie_embeddings = ts.find("output.weight") == nullptr;
+
+  // Sparse-layer pattern from the router tensors.
+  s.layer_is_moe.assign(size_t(s.layers), 0);
+  for (int l = 0; l < s.layers; ++l) s.layer_is_moe[size_t(l)] = ts.find(blk(l, "ffn_gate_inp.weight")) != nullptr;
+
+  // Routed expert FFN width: the key llama.cpp reads, checked against the tensors.
+  const std::string ffn_key = is_qwen(s.arch) ? key(a, "expert_feed_forward_length") : key(a, "feed_forward_length");
+  const GgufTensor* exps = nullptr;
+  for (int l = 0; l < s.layers && !exps; ++l)
+    if (s.layer_is_moe[size_t(l)]) exps = &ts.need(blk(l, "ffn_gate_exps.weight"));
+  if (md.has(ffn_key)) {
+    s.expert_ffn = dim_of(md, ffn_key);
+  } else if (exps && exps->dims.size() == 3) {
+    s.expert_ffn = int(exps->dims[1]);
+  } else {
+    fail("{}: '{}' is missing", src, ffn_key);
+  }
+  if (exps && (exps->dims.size() != 3 || exps->dims[0] != uint64_t(s.hidden) ||
+               exps->dims[1] != uint64_t(s.expert_ffn) || exps->dims[2] != uint64_t(s.experts)))
+    fail("{}: tensor '{}' has shape {}, expected [{}, {}, {}] ({})", src, exps->name, exps->shape_str(), s.hidden,
+         s.expert_ffn, s.experts, ffn_key);
+  if (is_qwen(s.arch)) s.dense_ffn = opt_dim(md, key(a, "feed_forward_length"), 0);
+  s.shared_ffn = opt_dim(md, key(a, "expert_shared_feed_forward_length"), 0);
+  for (int l = 0; l < s.layers; ++l) {
+    if (!s.layer_is_moe[size_t(l)]) {
+      if (s.dense_ffn <= 0)
+        fail("{}: layer {} has no ffn_gate_inp (dense) but '{}' is missing", src, l, key(a, "feed_forward_length"));
+      continue;
+    }
+    if (s.shared_ffn == 0 && ts.find(blk(l, "ffn_gate_shexp.weight")))
+      fail("{}: tensor '{}' present but '{}' is missing", src, blk(l, "ffn_gate_shexp.weight"),
+           key(a, "expert_shared_feed_forward_length"));
+    if (ts.find(blk(l, "ffn_gate_inp_shexp.weight"))) s.shared_expert_gate = true;
+  }
+
+  // Attention variants from the tensors of layer 0 (every layer has the same).
+  s.qkv_bias = ts.find(blk(0, "attn_q.bias")) != nullptr;
+  s.o_bias = ts.find(blk(0, "attn_output.bias")) != nullptr;
+  if (const GgufTensor* qn = ts.find(blk(0, "attn_q_norm.weight"))) {
+    const uint64_t n = qn->dims.empty() ? 0 : qn->dims[0];
+    // With one head both kinds have the same width; the arch decides (olmoe normalises the whole projection).
+    if (n == uint64_t(s.head_dim) && (s.heads > 1 || s.arch != "olmoe")) s.qk_norm = QkNorm::PerHead;
+    else if (n == uint64_t(s.heads) * uint64_t(s.head_dim)) s.qk_norm = QkNorm::Full;
+    else fail("{}: tensor '{}' has shape {}, expected [{}] or [{}]", src, qn->name, qn->shape_str(), s.head_dim,
+              s.q_dim());
+  }
+
+  if (auto v = md.opt_u32("tokenizer.ggml.bos_token_id")) s.bos_token = int32_t(*v);
+  if (auto v = md.opt_u32("tokenizer.ggml.eos_token_id")) s.eos_token = int32_t(*v);
+
+  // What the weights are stored as: the routed experts dominate the bytes.
+  const GgufTensor& typed = exps ? *exps : embd;
+  auto dt = dtype_from_ggml(typed.type);
+  if (!dt) fail("{}: tensor '{}' has GGML type {} which moeflux does not read", src, typed.name, uint32_t(typed.type));
+  s.dtype = *dt;
+
+  if (s.heads % s.kv_heads != 0)
+    fail("{}: head_count {} is not a multiple of head_count_kv {}", src, s.heads, s.kv_heads);
+  if (s.head_dim % 2 != 0) fail("{}: head dimension {} must be even for RoPE", src, s.head_dim);
+  if (s.top_k > s.experts) fail("{}: expert_used_count {} exceeds expert_count {}", src, s.top_k, s.experts);
+  return s;
+}
+
+GgufLocation gguf_location(const ModelSpec& spec, const ModelTensor& t) {
+  if (t.layer < 0) {
+    if (t.name == "model.embed_tokens.weight") return {"token_embd.weight"};
+    if (t.name == "model.norm.weight") return {"output_norm.weight"};
+    if (t.name == "lm_head.weight") return {"output.weight"};
+    fail("tensor '{}' has no GGUF name for {}", t.name, spec.arch);
+  }
+  const ArchDef& arch = arch_def(spec.arch);
+  const std::string prefix = layer_prefix(t.layer);
+  if (t.name.compare(0, prefix.size(), prefix) != 0)
+    fail("tensor '{}' is not in layer {} ('{}')", t.name, t.layer, prefix);
+  const std::string_view rest = std::string_view(t.name).substr(prefix.size());
+  auto at = [&](std::string_view what, int expert = -1) { return GgufLocation{blk(t.layer, what), expert}; };
+
+  // Names as gguf-py's tensor_mapping.py maps them (see tests/fixtures/gguf_arch).
+  static const std::map<std::string_view, std::string_view, std::less<>> kLayer = {
+      {"input_layernorm.weight", "attn_norm.weight"},
+      {"self_attn.q_proj.weight", "attn_q.weight"},
+      {"self_attn.k_proj.weight", "attn_k.weight"},
+      {"self_attn.v_proj.weight", "attn_v.weight"},
+      {"self_attn.o_proj.weight", "attn_output.weight"},
+      {"self_attn.q_proj.bias", "attn_q.bias"},
+      {"self_attn.k_proj.bias", "attn_k.bias"},
+      {"self_attn.v_proj.bias", "attn_v.bias"},
+      {"self_attn.o_proj.bias", "attn_output.bias"},
+      {"self_attn.q_norm.weight", "attn_q_norm.weight"},
+      {"self_attn.k_norm.weight", "attn_k_norm.weight"},
+      {"post_attention_layernorm.weight", "ffn_norm.weight"},
+      {"mlp.gate_proj.weight", "ffn_gate.weight"},
+      {"mlp.up_proj.weight", "ffn_up.weight"},
+      {"mlp.down_proj.weight", "ffn_down.weight"},
+  };
+  if (auto it = kLayer.find(rest); it != kLayer.end()) return at(it->second);
+
+  const std::string_view moe = arch.moe_prefix;
+  if (rest.substr(0, moe.size()) == moe) {
+    const std::string_view m = rest.substr(moe.size());
+    static const std::map<std::string_view, std::string_view, std::less<>> kMoe = {
+        {"gate.weight", "ffn_gate_inp.weight"},
+        {"shared_expert.gate_proj.weight", "ffn_gate_shexp.weight"},
+        {"shared_expert.up_proj.weight", "ffn_up_shexp.weight"},
+        {"shared_expert.down_proj.weight", "ffn_down_shexp.weight"},
+        {"shared_expert_gate.weight", "ffn_gate_inp_shexp.weight"},
+    };
+    if (auto it = kMoe.find(m); it != kMoe.end()) return at(it->second);
+    constexpr std::string_view kExperts = "experts.";
+    if (m.substr(0, kExperts.size()) == kExperts) {
+      const std::string_view num = m.substr(kExperts.size());
+      int e = -1;
+      auto [end, ec] = std::from_chars(num.data(), num.data() + num.size(), e);
+      if (ec == std::errc() && e >= 0 && e < spec.experts) {
+        const ExpertTensorNames n = arch.expert_names(t.layer, e);
+        if (t.name == n.gate) return at("ffn_gate_exps.weight", e);
+        if (t.name == n.up) return at("ffn_up_exps.weight", e);
+        if (t.name == n.down) return at("ffn_down_exps.weight", e);
+      }
+    }
+  }
+  fail("tensor '{}' has no GGUF name for {}", t.name, spec.arch);
+}
+
+std::vector<uint64_t> gguf_dims(const ModelSpec& spec, const ModelTensor& t) {
+  std::vector<uint64_t> d(t.shape.rbegin(), t.shape.rend());
+  if (gguf_location(spec, t).expert >= 0) d.push_back(uint64_t(spec.experts));
+  return d;
+}
+
+}  // namespace moeflux
