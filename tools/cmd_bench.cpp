@@ -16,6 +16,7 @@
 #include "runtime/engine_impl.h"
 
 #include <fstream>
+#include <map>
 #include <functional>
 #include <sys/wait.h>
 #include <sys/mman.h>
@@ -44,10 +45,9 @@ double touch_weights(Engine& e) {
           experts.insert(n.down);
         }
   volatile uint8_t sink = 0;
-  for (auto& f : m.files->files())
-    for (auto& [name, t] : f->tensors())
-      if (!experts.count(name))
-        for (uint64_t off = 0; off < t.nbytes; off += 4096) sink = sink + t.data[off];
+  for (auto& [name, t] : m.files->tensors())
+    if (!experts.count(name))
+      for (uint64_t off = 0; off < t->nbytes; off += 4096) sink = sink + t->data[off];
   return now_seconds() - t0;
 }
 
@@ -56,12 +56,15 @@ uint64_t model_bytes_cached(Engine& e) {
   const long page = ::sysconf(_SC_PAGESIZE);
   uint64_t total = 0;
   std::vector<unsigned char> vec;
-  for (auto& f : e.impl().files->files()) {
-    const auto& m = f->tensors();
-    if (m.empty()) continue;
-    const uint8_t* base = m.begin()->second.data - m.begin()->second.offset;  // start of the file map
-    uint64_t size = 0;
-    for (auto& [_, t] : m) size = std::max<uint64_t>(size, t.offset + t.nbytes);
+  // Each file's map: its start (any tensor's data minus its offset) and the end of its last tensor.
+  std::map<std::string, std::pair<const uint8_t*, uint64_t>> maps;
+  for (auto& [_, t] : e.impl().files->tensors()) {
+    auto& [base, size] = maps[t->file];
+    base = t->data - t->offset;
+    size = std::max<uint64_t>(size, t->offset + t->nbytes);
+  }
+  for (auto& [_, map] : maps) {
+    const auto [base, size] = map;
     vec.resize((size + uint64_t(page) - 1) / uint64_t(page));
     if (::mincore(const_cast<uint8_t*>(base), size, vec.data()) != 0) continue;
     for (unsigned char c : vec) total += (c & 1) ? uint64_t(page) : 0;

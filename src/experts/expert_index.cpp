@@ -6,7 +6,7 @@
 
 namespace moeflux {
 
-ExpertIndex::ExpertIndex(const ModelSpec& s, const ArchDef& arch, const SafetensorsModel& st)
+ExpertIndex::ExpertIndex(const ModelSpec& s, const ArchDef& arch, const TensorTable& st)
     : layers_(s.layers), experts_(size_t(s.experts)), is_moe_(s.layer_is_moe) {
   table_.resize(size_t(s.layers) * experts_);
   auto file_index = [&](const std::string& path) {

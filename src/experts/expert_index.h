@@ -31,7 +31,7 @@ struct ExpertExtents {
 
 class ExpertIndex {
  public:
-  ExpertIndex(const ModelSpec& spec, const ArchDef& arch, const SafetensorsModel& st);
+  ExpertIndex(const ModelSpec& spec, const ArchDef& arch, const TensorTable& st);
 
   const ExpertExtents& at(int layer, int expert) const { return table_[size_t(layer) * experts_ + size_t(expert)]; }
   bool has_layer(int layer) const { return is_moe_[size_t(layer)] != 0; }

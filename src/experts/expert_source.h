@@ -41,7 +41,7 @@ class ExpertSource {
 // Every expert of every MoE layer, read through the file memory maps.
 class MmapExpertSource final : public ExpertSource {
  public:
-  MmapExpertSource(const ModelSpec& spec, const ArchDef& arch, const SafetensorsModel& st);
+  MmapExpertSource(const ModelSpec& spec, const ArchDef& arch, const TensorTable& st);
   void acquire(int layer, std::span<const int32_t> experts, std::span<ExpertWeights> out) override;
   void release(int layer, std::span<const int32_t> experts) override {}
 

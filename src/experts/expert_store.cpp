@@ -115,7 +115,7 @@ StorePlan plan_store(const ExpertIndex& index, const ModelSpec& spec, uint64_t b
   return p;
 }
 
-ExpertStore::ExpertStore(const ModelSpec& spec, const ArchDef& arch, const SafetensorsModel& st,
+ExpertStore::ExpertStore(const ModelSpec& spec, const ArchDef& arch, const TensorTable& st,
                          ExpertStoreOptions options)
     : spec_(spec), index_(spec, arch, st), options_(std::move(options)) {
   const StorePlan plan = plan_store(index_, spec, options_.host_budget_bytes, options_.pinned.size());

@@ -40,7 +40,7 @@ StorePlan plan_store(const ExpertIndex& index, const ModelSpec& spec, uint64_t b
 
 class ExpertStore final : public ExpertSource {
  public:
-  ExpertStore(const ModelSpec& spec, const ArchDef& arch, const SafetensorsModel& st, ExpertStoreOptions options);
+  ExpertStore(const ModelSpec& spec, const ArchDef& arch, const TensorTable& st, ExpertStoreOptions options);
   ~ExpertStore() override;
 
   void acquire(int layer, std::span<const int32_t> experts, std::span<ExpertWeights> out) override;

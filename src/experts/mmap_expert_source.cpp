@@ -4,7 +4,7 @@
 
 namespace moeflux {
 
-MmapExpertSource::MmapExpertSource(const ModelSpec& s, const ArchDef& arch, const SafetensorsModel& st)
+MmapExpertSource::MmapExpertSource(const ModelSpec& s, const ArchDef& arch, const TensorTable& st)
     : experts_(s.experts) {
   const ExpertIndex index(s, arch, st);  // names, shapes and dtypes checked there
   auto view = [](const Extent& e) { return WeightView{e.mapped, e.dtype, e.rows, e.cols}; };

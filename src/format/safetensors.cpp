@@ -178,18 +178,18 @@ SafetensorsModel::SafetensorsModel(const std::string& path) {
       if (!index_.emplace(name, &t).second) fail("{}: tensor '{}' appears in more than one file", path, name);
 }
 
-const TensorRef* SafetensorsModel::find(const std::string& name) const {
+const TensorRef* TensorTable::find(const std::string& name) const {
   auto it = index_.find(name);
   return it == index_.end() ? nullptr : it->second;
 }
 
-const TensorRef& SafetensorsModel::get(const std::string& name) const {
+const TensorRef& TensorTable::get(const std::string& name) const {
   const TensorRef* t = find(name);
-  if (!t) fail("tensor '{}' not found in the model's safetensors files", name);
+  if (!t) fail("tensor '{}' not found in {}", name, describe());
   return *t;
 }
 
-uint64_t SafetensorsModel::total_bytes() const {
+uint64_t TensorTable::total_bytes() const {
   uint64_t n = 0;
   for (auto& [_, t] : index_) n += t->nbytes;
   return n;

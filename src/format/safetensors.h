@@ -13,24 +13,9 @@
 
 #include "core/mapped_file.h"
 #include "format/dtype.h"
+#include "format/tensor_table.h"
 
 namespace moeflux {
-
-// A tensor stored in a file: where it is and what it holds. `data` points
-// into the file's memory map.
-struct TensorRef {
-  std::string name;
-  DType dtype = DType::F32;
-  std::vector<int64_t> shape;
-  std::string file;      // path of the file holding it
-  uint64_t offset = 0;   // absolute byte offset in that file
-  uint64_t nbytes = 0;
-  const uint8_t* data = nullptr;
-
-  int64_t numel() const;
-  int64_t dim(size_t i) const { return shape.at(i); }
-  std::string shape_str() const;
-};
 
 class SafetensorsFile {
  public:
@@ -54,18 +39,14 @@ std::map<std::string, TensorRef> parse_safetensors_header(std::span<const uint8_
                                                           std::map<std::string, std::string>* metadata);
 
 // All tensors of a model directory (or a single .safetensors file).
-class SafetensorsModel {
+class SafetensorsModel final : public TensorTable {
  public:
   explicit SafetensorsModel(const std::string& path);
-  const TensorRef* find(const std::string& name) const;
-  const TensorRef& get(const std::string& name) const;  // throws naming the tensor
-  const std::map<std::string, const TensorRef*>& tensors() const { return index_; }
   const std::vector<std::unique_ptr<SafetensorsFile>>& files() const { return files_; }
-  uint64_t total_bytes() const;
+  std::string describe() const override { return "the model's safetensors files"; }
 
  private:
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
-  std::map<std::string, const TensorRef*> index_;
 };
 
 }  // namespace moeflux

@@ -29,6 +29,9 @@ struct ModelSpec {
   int max_positions = 0;
   float rms_eps = 1e-6f;
   float rope_theta = 10000.f;
+  // RoPE rotates (2i, 2i+1) pairs instead of (i, i + head_dim/2): GGUF "llama"
+  // files, whose q/k rows llama.cpp's converter permuted to that layout.
+  bool rope_interleaved = false;
   std::optional<int> sliding_window;
   std::optional<float> clip_qkv;
   QkNorm qk_norm = QkNorm::None;

@@ -34,9 +34,11 @@ struct ModelWeights {
   std::vector<LayerWeights> layers;
 };
 
-ModelWeights bind_weights(const ModelSpec& spec, const ArchDef& arch, const SafetensorsModel& st);
+ModelWeights bind_weights(const ModelSpec& spec, const ArchDef& arch, const TensorTable& st);
 
-// Checks that `t` is a float tensor of exactly `shape`; throws naming both.
-void check_tensor(const TensorRef& t, std::initializer_list<int64_t> shape);
+// Checks that `t` has exactly `shape` and a type the kernels compute on:
+// a float or block-quantized matrix, or (vector = true: norms, biases) a
+// float vector. Throws naming the tensor, its file and both shapes.
+void check_tensor(const TensorRef& t, std::initializer_list<int64_t> shape, bool vector = false);
 
 }  // namespace moeflux

@@ -25,7 +25,7 @@ struct Engine::Impl {
   ModelSpec spec;
   EngineOptions options;
   const ArchDef* arch = nullptr;
-  std::unique_ptr<SafetensorsModel> files;
+  std::unique_ptr<TensorTable> files;
   ModelWeights weights;
   std::unique_ptr<ExpertSource> experts;
   std::unique_ptr<ThreadPool> pool;

@@ -128,6 +128,33 @@ TEST(Kernels, RmsNormGroupsAndRopeMatchFormulas) {
   EXPECT_NEAR(r2[5], 6 * std::cos(a1) - 8 * std::sin(a1), 1e-5);
 }
 
+// llama.cpp's "llama" GGUFs hold q/k rows permuted so that each head's
+// (i, i + d/2) pair sits at (2i, 2i + 1); interleaved RoPE on that layout
+// must give the permuted result of Hugging Face's RoPE.
+TEST(Kernels, InterleavedRopeEqualsPermutedHalfRope) {
+  const int T = 3, heads = 2, hd = 8, W = heads * hd;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd;
+  std::vector<float> hf(size_t(T * W)), perm(hf.size());
+  for (auto& v : hf) v = nd(rng);
+  auto permute = [&](const std::vector<float>& in, std::vector<float>& out) {
+    for (int t = 0; t < T; ++t)
+      for (int h = 0; h < heads; ++h)
+        for (int i = 0; i < hd / 2; ++i) {
+          const size_t base = size_t(t * W + h * hd);
+          out[base + size_t(2 * i)] = in[base + size_t(i)];
+          out[base + size_t(2 * i + 1)] = in[base + size_t(i + hd / 2)];
+        }
+  };
+  permute(hf, perm);
+  const int32_t pos[T] = {0, 5, 1000};
+  cpu::rope(hf.data(), T, W, hd, pos, 10000.f, false);
+  cpu::rope(perm.data(), T, W, hd, pos, 10000.f, true);
+  std::vector<float> expect(hf.size());
+  permute(hf, expect);
+  for (size_t i = 0; i < hf.size(); ++i) EXPECT_EQ(perm[i], expect[i]) << i;
+}
+
 TEST(Kernels, RouterTopKAndRenormalisation) {
   const float logits[2 * 5] = {0.f, 3.f, 1.f, 3.f, -2.f, 5.f, 4.f, 3.f, 2.f, 1.f};
   auto r = cpu::route(logits, 2, 5, 3, false);

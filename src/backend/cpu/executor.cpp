@@ -64,7 +64,8 @@ const float* CpuExecutor::run(const Graph& g, const BufferPlan& plan, float* are
                    },
                    [&](const OpRope& o) {
                      const auto& d = desc(o.buf.index);
-                     cpu::rope(buf(o.buf.index), d.rows, d.width, o.head_dim, positions, spec_.rope_theta);
+                     cpu::rope(buf(o.buf.index), d.rows, d.width, o.head_dim, positions, spec_.rope_theta,
+                               spec_.rope_interleaved);
                      out_id = o.buf.index;
                    },
                    [&](const OpAttention& o) {

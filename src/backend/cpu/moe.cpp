@@ -111,8 +111,8 @@ void MoeOp::run(const LayerWeights& w, int layer, const float* x, int T, float* 
         const float* xb = &xe_[b.row0 * D];
         float* g = &gate_[b.row0 * F];
         float* u = &up_[b.row0 * F];
-        simd::matmul_rows(xb, size_t(D), n, ww.gate.data, ww.gate.dtype, size_t(D), r0, r1, g, size_t(F));
-        simd::matmul_rows(xb, size_t(D), n, ww.up.data, ww.up.dtype, size_t(D), r0, r1, u, size_t(F));
+        matmul_weight(xb, size_t(D), n, ww.gate, r0, r1, g, size_t(F));
+        matmul_weight(xb, size_t(D), n, ww.up, r0, r1, u, size_t(F));
         for (size_t t = 0; t < n; ++t) swiglu(g + t * F + r0, u + t * F + r0, g + t * F + r0, r1 - r0);
       }
     });
@@ -121,8 +121,7 @@ void MoeOp::run(const LayerWeights& w, int layer, const float* x, int T, float* 
         const ExpertBatch& b = wb[item / d_blocks];
         const ExpertWeights& ww = ew[item / d_blocks];
         const size_t r0 = (item % d_blocks) * kRowBlock, r1 = std::min(size_t(D), r0 + kRowBlock);
-        simd::matmul_rows(&gate_[b.row0 * F], size_t(F), b.tokens.size(), ww.down.data, ww.down.dtype, size_t(F),
-                          r0, r1, &down_[b.row0 * D], size_t(D));
+        matmul_weight(&gate_[b.row0 * F], size_t(F), b.tokens.size(), ww.down, r0, r1, &down_[b.row0 * D], size_t(D));
       }
     });
     src_.release(layer, ids);

@@ -8,6 +8,8 @@
 #include "backend/cpu/simd_kernels.h"
 #include "core/error.h"
 #include "core/half.h"
+#include "quant/dequant.h"
+#include "quant/matmul.h"
 
 namespace moeflux {
 
@@ -22,15 +24,21 @@ float load_weight_elem(const WeightView& w, int64_t i) {
 
 namespace cpu {
 
+void matmul_weight(const float* x, size_t ldx, size_t T, const WeightView& W, size_t r0, size_t r1, float* y,
+                   size_t ldy) {
+  if (is_weight_float(W.dtype)) return simd::matmul_rows(x, ldx, T, W.data, W.dtype, size_t(W.cols), r0, r1, y, ldy);
+  quant::matmul_rows(x, ldx, T, W.data, *ggml_type_of(W.dtype), size_t(W.cols), r0, r1, y, ldy);
+}
+
 void linear(ThreadPool& pool, const float* x, int T, const WeightView& W, const WeightView* bias, float* y) {
-  if (!is_weight_float(W.dtype)) fail("linear: unsupported weight dtype {}", dtype_name(W.dtype));
+  if (!is_matmul_weight(W.dtype)) fail("linear: unsupported weight dtype {}", dtype_name(W.dtype));
   const size_t N = size_t(W.rows), K = size_t(W.cols);
   // Chunks of whole 4-row tiles; small enough to balance, large enough that
   // a chunk's weight bytes dwarf the cost of waking a thread.
   const size_t grain = std::max<size_t>(4, (size_t(16384) / std::max<size_t>(K, 1)) & ~size_t(3));
   pool.parallel_for((N + 3) / 4, std::max<size_t>(1, grain / 4), [&](size_t b, size_t e) {
     const size_t r0 = b * 4, r1 = std::min(N, e * 4);
-    simd::matmul_rows(x, K, size_t(T), W.data, W.dtype, K, r0, r1, y, N);
+    matmul_weight(x, K, size_t(T), W, r0, r1, y, N);
     if (bias)
       for (int t = 0; t < T; ++t)
         for (size_t r = r0; r < r1; ++r) y[size_t(t) * N + r] += load_weight_elem(*bias, int64_t(r));
@@ -42,7 +50,11 @@ void embed(const int32_t* tokens, int T, const WeightView& table, float* y) {
   for (int t = 0; t < T; ++t) {
     const int32_t id = tokens[t];
     if (id < 0 || id >= table.rows) fail("token id {} at position {} is outside the vocabulary [0, {})", id, t, table.rows);
-    for (int64_t i = 0; i < D; ++i) y[t * D + i] = load_weight_elem(table, int64_t(id) * D + i);
+    if (is_block_quant(table.dtype))
+      quant::dequantize_row(*ggml_type_of(table.dtype), table.data + size_t(id) * table.row_bytes(), y + t * D,
+                            size_t(D));
+    else
+      for (int64_t i = 0; i < D; ++i) y[t * D + i] = load_weight_elem(table, int64_t(id) * D + i);
   }
 }
 
@@ -59,7 +71,7 @@ void rms_norm(const float* x, int T, int width, int group, const WeightView& wei
     }
 }
 
-void rope(float* x, int T, int width, int head_dim, const int32_t* positions, float theta) {
+void rope(float* x, int T, int width, int head_dim, const int32_t* positions, float theta, bool interleaved) {
   const int half = head_dim / 2;
   // Frequencies as transformers computes them: f32 inverse powers, f32 angle.
   std::vector<float> inv_freq(static_cast<size_t>(half));
@@ -73,10 +85,14 @@ void rope(float* x, int T, int width, int head_dim, const int32_t* positions, fl
     }
     for (int h0 = 0; h0 < width; h0 += head_dim) {
       float* v = x + size_t(t) * width + h0;
+      // Pair i is (i, i + half) in Hugging Face's layout and (2i, 2i + 1)
+      // in llama.cpp's "llama" GGUFs, whose converter permuted q/k rows so.
+      const int step = interleaved ? 1 : half;
       for (int i = 0; i < half; ++i) {
-        const float a = v[i], b = v[i + half];
-        v[i] = a * c[size_t(i)] - b * s[size_t(i)];
-        v[i + half] = b * c[size_t(i)] + a * s[size_t(i)];
+        const int ia = interleaved ? 2 * i : i;
+        const float a = v[ia], b = v[ia + step];
+        v[ia] = a * c[size_t(i)] - b * s[size_t(i)];
+        v[ia + step] = b * c[size_t(i)] + a * s[size_t(i)];
       }
     }
   }

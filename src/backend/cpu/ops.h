@@ -12,13 +12,16 @@ namespace moeflux::cpu {
 
 // y [T, N] = x [T, K] W^T (+ bias [N]); W is [N, K]. Rows of W are split
 // across the pool's threads.
+// y[t * ldy + r] = x[t] . W[r] for r in [r0, r1): the float or quantized kernel for W's type.
+void matmul_weight(const float* x, size_t ldx, size_t T, const WeightView& W, size_t r0, size_t r1, float* y,
+                   size_t ldy);
 void linear(ThreadPool& pool, const float* x, int T, const WeightView& W, const WeightView* bias, float* y);
 // y[t, i] = table[tokens[t], i]; throws for ids outside the table.
 void embed(const int32_t* tokens, int T, const WeightView& table, float* y);
 // Each run of `group` elements is scaled to unit RMS then by weight[i % weight.size].
 void rms_norm(const float* x, int T, int width, int group, const WeightView& weight, float eps, float* y);
 // Rotate-half RoPE on every head of x [T, width] at positions[t].
-void rope(float* x, int T, int width, int head_dim, const int32_t* positions, float theta);
+void rope(float* x, int T, int width, int head_dim, const int32_t* positions, float theta, bool interleaved = false);
 void swiglu(const float* gate, const float* up, float* out, size_t n);
 void add(const float* a, const float* b, float* out, size_t n);
 void clamp(float* x, size_t n, float limit);
