@@ -21,6 +21,10 @@ namespace {
 
 std::atomic<uint64_t> g_next_uid{1};
 
+// Map inserts and lookups go in blocks: hash and prefetch a block's keys
+// first, then touch them, so that the cache misses of a block overlap.
+constexpr size_t kBlock = 16;
+
 // Per-thread cache of recent words -> ids, direct-mapped (one probe, no
 // locks). Words repeat heavily in text ("the", " and", "\n"), and a hit
 // skips the merge loop entirely. Keyed by the model's uid so that one
@@ -108,28 +112,11 @@ BpeModel::BpeModel(const json::Value& model) : uid_(g_next_uid++) {
     entries.emplace_back(key, int32_t(id));
     max_id = std::max(max_id, id);
   }
-  id_to_token_.resize(size_t(max_id + 1));
-  has_id_.assign(size_t(max_id + 1), 0);
-  constexpr size_t kBlock = 16;  // hash + prefetch a block, then insert (see merges below)
-  uint64_t hv[kBlock];
-  for (size_t base = 0; base < entries.size(); base += kBlock) {
-    size_t m = std::min(kBlock, entries.size() - base);
-    for (size_t k = 0; k < m; ++k) {
-      hv[k] = hash_bytes(entries[base + k].first);
-      token_to_id_.prefetch(hv[k]);
-    }
-    for (size_t k = 0; k < m; ++k) {
-      auto [key, id] = entries[base + k];
-      token_to_id_.insert(key, id, hv[k]);
-      id_to_token_[size_t(id)] = std::string(key);
-      has_id_[size_t(id)] = 1;
-    }
-  }
+  insert_vocab(entries, max_id);
 
   // ---- merges: ["a b", ...] (older files) or [["a", "b"], ...].
   json::Value merges = model.at("merges");
   if (!merges.is_array()) merges.fail_type("array");
-  merges_.reserve(merges.size());
   std::vector<std::pair<std::string_view, std::string_view>> pairs;
   pairs.reserve(merges.size());
   std::deque<std::string> merge_strings;  // unescaped parts (rare)
@@ -157,6 +144,76 @@ BpeModel::BpeModel(const json::Value& model) : uid_(g_next_uid++) {
            json::type_name(n.type));
     }
   }
+  insert_merges(pairs, doc.source(), "model.merges", "model.vocab");
+  build_byte_tables();
+}
+
+BpeModel::BpeModel(const std::vector<std::string>& tokens, const std::vector<std::string>& merges,
+                   const Options& options, const std::string& source)
+    : uid_(g_next_uid++) {
+  std::fill(std::begin(byte_fallback_ids_), std::end(byte_fallback_ids_), -1);
+  std::fill(std::begin(byte_ids_), std::end(byte_ids_), -1);
+  ignore_merges_ = options.ignore_merges;
+
+  std::vector<std::pair<std::string_view, int32_t>> entries;
+  entries.reserve(tokens.size());
+  std::deque<std::string> renamed;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (tokens[i].empty()) {  // llama.cpp loads these under this name rather than refusing the file
+      renamed.push_back("[EMPTY_" + std::to_string(i) + "]");
+      entries.emplace_back(renamed.back(), int32_t(i));
+    } else {
+      entries.emplace_back(tokens[i], int32_t(i));
+    }
+  }
+  token_to_id_.reserve(entries.size());
+  insert_vocab(entries, int64_t(entries.size()) - 1);
+  if (token_to_id_.size() != entries.size()) {
+    for (const auto& [text, id] : entries) {
+      int32_t first = token_to_id_.find(text);
+      if (first != id)
+        fail("{}: tokenizer.ggml.tokens: token {} \"{}\" is also token {}", source, std::min(first, id),
+             std::string(text), std::max(first, id));
+    }
+  }
+
+  std::vector<std::pair<std::string_view, std::string_view>> pairs;
+  pairs.reserve(merges.size());
+  for (size_t i = 0; i < merges.size(); ++i) {
+    std::string_view m = merges[i];
+    // llama.cpp splits at the first space after the first byte, so a left
+    // part may itself be a space.
+    size_t sp = m.size() > 1 ? m.find(' ', 1) : std::string_view::npos;
+    if (sp == std::string_view::npos || sp + 1 >= m.size())
+      fail("{}: tokenizer.ggml.merges[{}]: expected \"left right\", got \"{}\"", source, i, std::string(m));
+    pairs.emplace_back(m.substr(0, sp), m.substr(sp + 1));
+  }
+  insert_merges(pairs, source, "tokenizer.ggml.merges", "tokenizer.ggml.tokens");
+  build_byte_tables();
+}
+
+void BpeModel::insert_vocab(const std::vector<std::pair<std::string_view, int32_t>>& entries, int64_t max_id) {
+  id_to_token_.resize(size_t(max_id + 1));
+  has_id_.assign(size_t(max_id + 1), 0);
+  uint64_t hv[kBlock];
+  for (size_t base = 0; base < entries.size(); base += kBlock) {
+    size_t m = std::min(kBlock, entries.size() - base);
+    for (size_t k = 0; k < m; ++k) {
+      hv[k] = hash_bytes(entries[base + k].first);
+      token_to_id_.prefetch(hv[k]);
+    }
+    for (size_t k = 0; k < m; ++k) {
+      auto [key, id] = entries[base + k];
+      token_to_id_.insert(key, id, hv[k]);
+      id_to_token_[size_t(id)] = std::string(key);
+      has_id_[size_t(id)] = 1;
+    }
+  }
+}
+
+void BpeModel::insert_merges(const std::vector<std::pair<std::string_view, std::string_view>>& pairs,
+                             const std::string& source, std::string_view merges_key, std::string_view vocab_key) {
+  merges_.reserve(pairs.size());
   // Lookups in blocks: hash and prefetch a block's 3 keys per merge first,
   // then probe, so that the cache misses of one block overlap (this loop
   // was a third of Qwen3's load time probing one key at a time).
@@ -179,11 +236,11 @@ BpeModel::BpeModel(const json::Value& model) : uid_(g_next_uid++) {
       int32_t rank = int32_t(base + k);
       int32_t ia = token_to_id_.find(a, h[k][0]), ib = token_to_id_.find(b, h[k][1]);
       if (ia < 0 || ib < 0)
-        fail("{}: model.merges[{}]: token \"{}\" is not in model.vocab", doc.source(), rank,
-             std::string(ia < 0 ? a : b));
+        fail("{}: {}[{}]: token \"{}\" is not in {}", source, merges_key, rank, std::string(ia < 0 ? a : b),
+             vocab_key);
       int32_t inew = token_to_id_.find(joined[k], h[k][2]);
       if (inew < 0)
-        fail("{}: model.merges[{}]: merged token \"{}\" is not in model.vocab", doc.source(), rank, joined[k]);
+        fail("{}: {}[{}]: merged token \"{}\" is not in {}", source, merges_key, rank, joined[k], vocab_key);
       ids[k][0] = ia;
       ids[k][1] = ib;
       ids[k][2] = inew;
@@ -191,7 +248,9 @@ BpeModel::BpeModel(const json::Value& model) : uid_(g_next_uid++) {
     }
     for (size_t k = 0; k < m; ++k) merges_.insert(ids[k][0], ids[k][1], {int32_t(base + k), ids[k][2]});
   }
+}
 
+void BpeModel::build_byte_tables() {
   if (byte_fallback_) {
     char buf[8];
     for (int b = 0; b < 256; ++b) {

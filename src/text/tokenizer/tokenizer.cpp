@@ -15,26 +15,10 @@
 #include "text/tokenizer/normalizer.h"
 #include "text/tokenizer/post_processor.h"
 #include "text/tokenizer/pre_tokenizer.h"
+#include "text/tokenizer/tokenizer_impl.h"
 #include "text/tokenizer/utf8.h"
 
 namespace moeflux {
-
-struct Tokenizer::Impl {
-  std::unique_ptr<Normalizer> normalizer;
-  std::unique_ptr<PreTokenizer> pre_tokenizer;
-  std::unique_ptr<BpeModel> model;
-  std::unique_ptr<Decoder> decoder;
-  AddedVocab added;
-  std::vector<int32_t> added_of_id;  // id -> index into added.tokens(), -1 if none
-  PostProcessor post;
-
-  std::optional<std::string> bos_token, eos_token;
-  std::vector<std::string> eos_tokens;  // eos_token as a list, when given so
-  std::string chat_template;
-
-  void encode_text(std::string_view text, std::vector<int32_t>& ids) const;
-  void encode_piece(std::string_view piece, bool first, std::vector<int32_t>& ids) const;
-};
 
 namespace {
 
@@ -110,7 +94,6 @@ std::shared_ptr<Tokenizer::Impl> build(std::string json_text, const std::string&
   if (root.has("post_processor")) impl->post = make_post_processor(root.at("post_processor"));
 
   std::vector<AddedToken> added;
-  std::vector<std::string> normalized;
   if (root.has("added_tokens")) {
     for (const auto& t : root.at("added_tokens").elements()) {
       AddedToken a;
@@ -122,17 +105,10 @@ std::shared_ptr<Tokenizer::Impl> build(std::string json_text, const std::string&
       a.rstrip = t.bool_or("rstrip", false);
       a.special = t.bool_or("special", false);
       a.normalized = t.bool_or("normalized", !a.special);  // HF's default
-      std::string n = a.content;
-      if (a.normalized && impl->normalizer) impl->normalizer->normalize(n);
-      normalized.push_back(std::move(n));
-      impl->model->set_extra_token(a.id, a.content);
       added.push_back(std::move(a));
     }
   }
-  int32_t n_ids = impl->model->id_count();
-  impl->added_of_id.assign(size_t(n_ids), -1);
-  for (size_t i = 0; i < added.size(); ++i) impl->added_of_id[size_t(added[i].id)] = int32_t(i);
-  impl->added.build(std::move(added), normalized);
+  impl->set_added_tokens(std::move(added));
 
   if (!config_text.empty()) {
     nlohmann::json cfg;
@@ -208,6 +184,20 @@ Tokenizer Tokenizer::from_json(std::string_view json_text, std::string_view conf
   return t;
 }
 
+void Tokenizer::Impl::set_added_tokens(std::vector<AddedToken> tokens) {
+  std::vector<std::string> normalized;
+  normalized.reserve(tokens.size());
+  for (const auto& a : tokens) {
+    std::string n = a.content;
+    if (a.normalized && normalizer) normalizer->normalize(n);
+    normalized.push_back(std::move(n));
+    model->set_extra_token(a.id, a.content);
+  }
+  added_of_id.assign(size_t(model->id_count()), -1);
+  for (size_t i = 0; i < tokens.size(); ++i) added_of_id[size_t(tokens[i].id)] = int32_t(i);
+  added.build(std::move(tokens), normalized);
+}
+
 // ---- encode -------------------------------------------------------------------
 
 void Tokenizer::Impl::encode_piece(std::string_view piece, bool first, std::vector<int32_t>& ids) const {
@@ -266,7 +256,7 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_to
       const auto& a = m.added.tokens()[size_t(ai)];
       if (skip_special_tokens && a.special) continue;
       toks.push_back(a.content);
-    } else if (m.model->has_id(id)) {
+    } else if (m.model->has_id(id) && (m.silent.empty() || !m.silent[size_t(id)])) {
       toks.push_back(m.model->token(id));
     }
   }

@@ -22,6 +22,8 @@
 
 namespace moeflux {
 
+struct GgufVocab;
+
 class Tokenizer {
  public:
   // Reads tokenizer.json or tokenizer.json.gz (gzip is detected by content).
@@ -29,6 +31,13 @@ class Tokenizer {
   // is used when present.
   static Tokenizer load(const std::string& tokenizer_json_path, const std::string& tokenizer_config_path = "");
   static Tokenizer from_json(std::string_view tokenizer_json, std::string_view tokenizer_config_json = "");
+  // The tokenizer a GGUF file embeds (read_gguf_vocab of its metadata);
+  // gguf_tokenizer.h says what is supported. Throws naming an unknown
+  // `tokenizer.ggml.pre` and the supported ones. bos_id()/eos_ids()/
+  // chat_template() come from tokenizer.ggml.* and tokenizer.chat_template;
+  // encode(text, true) adds BOS/EOS as add_bos_token/add_eos_token say
+  // (llama.cpp's defaults when absent).
+  static Tokenizer from_gguf(const GgufVocab& vocab);
 
   // add_special_tokens applies the post-processor, as transformers'
   // tokenizer.encode(text) does: tokenizer_config.json's add_bos_token /
