@@ -31,6 +31,8 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
+}  // namespace
+
 // gzip is recognised by its magic bytes, so a .json.gz renamed to .json
 // (or the reverse) still loads.
 std::string read_maybe_gz(const std::string& path) {
@@ -66,6 +68,8 @@ std::string read_maybe_gz(const std::string& path) {
   if (rc != Z_OK) fail("{}: gzip stream is truncated or corrupt", path);
   return out;
 }
+
+namespace {
 
 // tokenizer_config.json's special tokens are either "text" or an AddedToken
 // dict {"content": "text", ...}, or null.

@@ -45,4 +45,8 @@ struct Tokenizer::Impl {
   void set_added_tokens(std::vector<AddedToken> tokens);
 };
 
+// A whole file, gunzipped when it starts with gzip's magic bytes
+// (tokenizer.json or tokenizer.json.gz). Errors name the path.
+std::string read_maybe_gz(const std::string& path);
+
 }  // namespace moeflux
