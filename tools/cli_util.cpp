@@ -59,8 +59,7 @@ EngineOptions ModelArgs::options() const {
   o.threads = threads;
   if (!expert_ram.empty()) {
     const ModelSpec s = load_model_spec(path);
-    const uint64_t es = dtype_size(s.dtype);
-    o.expert_ram = parse_expert_budget(expert_ram, s.expert_params_total() * es, s.dense_params() * es);
+    o.expert_ram = parse_expert_budget(expert_ram, s.expert_bytes_total(), s.dense_bytes());
     if (o.expert_ram == 0) fail("--expert-ram {} gives 0 bytes", expert_ram);
   }
   o.io = io;

@@ -206,7 +206,7 @@ nlohmann::ordered_json run_bench(const BenchArgs& a) {
   const double prefill_tps = a.prompt_tokens / (t1 - t0);
 
   // Host-memory floor: bytes a decode token must read / measured bandwidth.
-  const double weight_bytes = double(s.active_params_per_token()) * double(dtype_size(s.dtype));
+  const double weight_bytes = double(s.active_bytes_per_token());
   const double avg_ctx = a.prompt_tokens + a.decode_tokens / 2.0;
   const double kv_bytes = 2.0 * s.layers * s.kv_dim() * 4.0 * avg_ctx;
   const double active_bytes = weight_bytes + kv_bytes;

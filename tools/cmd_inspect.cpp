@@ -7,6 +7,7 @@
 #include "core/progress.h"
 #include "core/error.h"
 #include "experts/expert_store.h"
+#include "model/gguf_model.h"
 #include "model/model_spec.h"
 #include "runtime/engine_impl.h"
 
@@ -35,7 +36,7 @@ void print_expert_plan(Engine& engine, const ModelArgs& args) {
   const StorePlan plan = plan_store(index, s, o.expert_ram, o.pinned_experts.size());
   const size_t total = size_t(s.moe_layers()) * size_t(s.experts);
   const size_t slots = std::min(plan.slots, total);
-  const uint64_t dense = s.dense_params() * dtype_size(s.dtype);
+  const uint64_t dense = s.dense_bytes();
   fmt::print("expert plan    --expert-ram {} = {}\n", args.expert_ram, human_bytes(o.expert_ram));
   fmt::print("  dense        {} resident (memory-mapped)\n", human_bytes(dense));
   fmt::print("  host tier    {} slots of {} = {} of {} routed experts ({:.1f}%)\n", slots, human_bytes(plan.slot_bytes),
@@ -57,9 +58,9 @@ void run_inspect(const ModelArgs& args_in) {
   args.expert_ram.clear();  // inspect plans the store; it does not allocate it
   auto engine = args.load();
   const ModelSpec& s = engine->spec();
-  const size_t es = dtype_size(s.dtype);
   fmt::print("model          {}\n", args.path);
-  fmt::print("architecture   {} ({} weights)\n", s.arch, dtype_name(s.dtype));
+  fmt::print("architecture   {} ({} {} weights)\n", s.arch, dtype_name(s.dtype),
+             is_gguf_file(args.path) ? "GGUF, routed experts in" : "safetensors,");
   fmt::print("shape          {} layers ({} MoE, {} dense), hidden {}, vocab {}, context {}\n", s.layers,
              s.moe_layers(), s.layers - s.moe_layers(), s.hidden, s.vocab, s.max_positions);
   fmt::print("attention      {} query heads, {} kv heads, head_dim {}, q/k norm: {}{}{}, rope theta {}\n", s.heads,
@@ -74,8 +75,8 @@ void run_inspect(const ModelArgs& args_in) {
   fmt::print("parameters     {:.3f} B total = {:.3f} B dense + {:.3f} B routed experts; {:.3f} B active per token\n",
              double(dense + experts) / 1e9, double(dense) / 1e9, double(experts) / 1e9,
              double(s.active_params_per_token()) / 1e9);
-  fmt::print("bytes          dense {}, experts {}, one expert {}, active per token {}\n", human_bytes(dense * es),
-             human_bytes(experts * es), human_bytes(s.expert_bytes()), human_bytes(s.active_params_per_token() * es));
+  fmt::print("bytes          dense {}, experts {}, one expert {}, active per token {}\n", human_bytes(s.dense_bytes()),
+             human_bytes(s.expert_bytes_total()), human_bytes(s.expert_bytes()), human_bytes(s.active_bytes_per_token()));
   for (int tokens : {1, engine->options().max_micro_batch}) {
     auto [planned, unplanned] = engine->planned_bytes(tokens, tokens > 1);
     fmt::print("buffers        {} token{}: {} planned ({} without sharing)\n", tokens, tokens > 1 ? "s" : "",

@@ -5,6 +5,9 @@
 #include "core/error.h"
 #include "model/arch.h"
 #include "model/config.h"
+#include "model/gguf_arch.h"
+#include "model/gguf_model.h"
+#include "model/tensor_list.h"
 
 namespace moeflux {
 
@@ -92,6 +95,9 @@ ModelSpec model_spec_from_config(const Config& cfg) {
 ModelSpec load_model_spec(const std::string& dir) {
   namespace fs = std::filesystem;
   if (!fs::exists(dir)) fail("model path {} does not exist", dir);
+  if (is_gguf_file(dir)) {
+    return GgufModel(dir).spec();
+  }
   const fs::path cfg_path = fs::is_directory(dir) ? fs::path(dir) / "config.json" : fs::path(dir).parent_path() / "config.json";
   if (!fs::exists(cfg_path)) fail("{}: no config.json next to the weights", dir);
   ModelSpec s = model_spec_from_config(Config::load(cfg_path.string()));
@@ -105,7 +111,27 @@ int ModelSpec::moe_layers() const {
   return n;
 }
 
-uint64_t ModelSpec::expert_bytes() const { return uint64_t(3) * hidden * expert_ffn * dtype_size(dtype); }
+double ModelSpec::dense_bpp() const { return dense_bytes_per_param > 0 ? dense_bytes_per_param : double(dtype_size(dtype)); }
+double ModelSpec::expert_bpp() const {
+  return expert_bytes_per_param > 0 ? expert_bytes_per_param : double(dtype_size(dtype));
+}
+
+uint64_t ModelSpec::expert_bytes() const { return uint64_t(double(uint64_t(3) * hidden * expert_ffn) * expert_bpp()); }
+uint64_t ModelSpec::dense_bytes() const { return uint64_t(double(dense_params()) * dense_bpp()); }
+uint64_t ModelSpec::expert_bytes_total() const { return uint64_t(double(expert_params_total()) * expert_bpp()); }
+
+uint64_t ModelSpec::active_bytes_per_token() const {
+  const uint64_t expert_active = uint64_t(moe_layers()) * top_k * 3 * uint64_t(hidden) * expert_ffn;
+  return uint64_t(double(active_params_per_token() - expert_active) * dense_bpp() + double(expert_active) * expert_bpp());
+}
+
+void measure_stored_bytes(ModelSpec& s, const TensorTable& tensors) {
+  uint64_t dense = 0, expert = 0;
+  for (const ModelTensor& t : model_tensors(s, arch_def(s.arch)))
+    if (const TensorRef* r = tensors.find(t.name)) (t.kind == ParamKind::ExpertLinear ? expert : dense) += r->nbytes;
+  if (s.dense_params() > 0) s.dense_bytes_per_param = double(dense) / double(s.dense_params());
+  if (s.expert_params_total() > 0) s.expert_bytes_per_param = double(expert) / double(s.expert_params_total());
+}
 
 uint64_t ModelSpec::attention_params() const {
   uint64_t p = uint64_t(hidden) * (q_dim() + 2 * kv_dim()) + uint64_t(q_dim()) * hidden;

@@ -48,18 +48,34 @@ struct ModelSpec {
 
   std::optional<int32_t> bos_token, eos_token;
 
+  // Stored bytes per parameter of the non-expert and routed-expert tensors,
+  // measured from the files (quantized formats and mixes differ from any one
+  // dtype); 0 until measured, and then the dtype's size stands in.
+  double dense_bytes_per_param = 0, expert_bytes_per_param = 0;
+
   int q_dim() const { return heads * head_dim; }
   int kv_dim() const { return kv_heads * head_dim; }
   int moe_layers() const;
-  // Byte counts for `inspect` and the benchmark floors, at the stored dtype.
-  uint64_t expert_bytes() const;         // one routed expert (gate + up + down)
+  // Parameter and byte counts for `inspect`, budgets and the benchmark floors.
+  uint64_t expert_bytes() const;         // one routed expert (gate + up + down), as stored
   uint64_t attention_params() const;     // one layer's attention projections
   uint64_t dense_params() const;         // every non-routed-expert parameter
   uint64_t expert_params_total() const;  // every routed expert
   uint64_t active_params_per_token() const;
+  uint64_t dense_bytes() const;
+  uint64_t expert_bytes_total() const;
+  uint64_t active_bytes_per_token() const;
+
+ private:
+  double dense_bpp() const;
+  double expert_bpp() const;
 };
 
-// Reads config.json in `dir` into a ModelSpec, dispatching to the
+class TensorTable;
+// Sets the bytes-per-parameter rates from the tensors as stored.
+void measure_stored_bytes(ModelSpec& spec, const TensorTable& tensors);
+
+// Reads config.json in `dir` (or the metadata of a GGUF file) into a ModelSpec, dispatching to the
 // architecture named by model_type; refuses unsupported values by name.
 ModelSpec load_model_spec(const std::string& dir);
 ModelSpec model_spec_from_config(const Config& cfg);

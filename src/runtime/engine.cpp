@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "experts/expert_store.h"
 #include "model/blocks.h"
+#include "model/gguf_model.h"
 #include "runtime/engine_impl.h"
 
 namespace moeflux {
@@ -15,9 +16,10 @@ std::shared_ptr<Engine> Engine::load(const std::string& model_path, const Engine
   std::shared_ptr<Engine> e(new Engine());
   Impl& m = *e->impl_;
   m.options = options;
-  m.spec = load_model_spec(model_path);
+  OpenedModel opened = open_model(model_path);
+  m.spec = std::move(opened.spec);
   m.arch = &arch_def(m.spec.arch);
-  m.files = std::make_unique<SafetensorsModel>(model_path);
+  m.files = std::move(opened.tensors);
   m.weights = bind_weights(m.spec, *m.arch, *m.files);
   if (options.expert_ram > 0) {
     ExpertStoreOptions so;

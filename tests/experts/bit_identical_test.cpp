@@ -75,7 +75,7 @@ TEST(BitIdentical, SyntheticModelAtFivePercentOfExpertBytes) {
   o.progress = false;
   synth_model(o);
   auto e = Engine::load(o.out_dir);
-  const uint64_t expert_bytes = e->spec().expert_params_total() * dtype_size(e->spec().dtype);
+  const uint64_t expert_bytes = e->spec().expert_bytes_total();
   const uint64_t five_percent = expert_bytes / 20;
   ASSERT_GE(five_percent, min_budget(o.out_dir));
   expect_bit_identical(o.out_dir, five_percent, "direct", false, "lru");

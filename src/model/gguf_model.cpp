@@ -1,0 +1,78 @@
+#include "model/gguf_model.h"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "core/error.h"
+#include "format/safetensors.h"
+#include "model/arch.h"
+#include "model/gguf_arch.h"
+#include "model/tensor_list.h"
+
+namespace moeflux {
+
+GgufModel::GgufModel(const std::string& path) : file_(path) {
+  spec_ = model_spec_from_gguf(file_.metadata(), file_.tensors());
+  const ArchDef& arch = arch_def(spec_.arch);
+  const std::vector<ModelTensor> wanted = model_tensors(spec_, arch);
+  refs_.reserve(wanted.size());
+  for (const ModelTensor& mt : wanted) {
+    const GgufLocation loc = gguf_location(spec_, mt);
+    const GgufTensor* g = file_.find_tensor(loc.name);
+    if (!g) fail("{}: tensor '{}' (for {}) is missing", path, loc.name, mt.name);
+    const std::vector<uint64_t> dims = gguf_dims(spec_, mt);
+    if (g->dims != dims)
+      fail("{}: tensor '{}' has shape [{}] but the metadata implies [{}]", path, loc.name, fmt::join(g->dims, ", "),
+           fmt::join(dims, ", "));
+    const auto dtype = dtype_from_ggml(g->type);
+    if (!dtype || (!is_matmul_weight(*dtype)))
+      fail("{}: tensor '{}' has type {}, which moeflux cannot compute on", path, loc.name,
+           ggml_type_info(uint32_t(g->type))->name);
+    TensorRef r;
+    r.name = mt.name;
+    r.dtype = *dtype;
+    r.shape = mt.shape;
+    r.file = path;
+    r.offset = g->offset;
+    r.nbytes = g->nbytes;
+    r.data = g->data;
+    if (loc.expert >= 0) {
+      // Experts are the outermost dimension: expert e is one contiguous slice.
+      const uint64_t slice = g->nbytes / g->dims.back();
+      r.offset += uint64_t(loc.expert) * slice;
+      r.data += uint64_t(loc.expert) * slice;
+      r.nbytes = slice;
+    }
+    refs_.push_back(std::move(r));
+  }
+  for (const TensorRef& r : refs_) index_.emplace(r.name, &r);
+  measure_stored_bytes(spec_, *this);
+}
+
+bool is_gguf_file(const std::string& path) {
+  if (!std::filesystem::is_regular_file(path)) return false;
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return false;
+  uint32_t magic = 0;
+  const bool ok = std::fread(&magic, sizeof magic, 1, f) == 1;
+  std::fclose(f);
+  return ok && magic == kGgufMagic;
+}
+
+OpenedModel open_model(const std::string& path) {
+  OpenedModel m;
+  if (is_gguf_file(path)) {
+    auto g = std::make_unique<GgufModel>(path);
+    m.spec = g->spec();
+    m.tensors = std::move(g);
+  } else {
+    m.spec = load_model_spec(path);
+    m.tensors = std::make_unique<SafetensorsModel>(path);
+    measure_stored_bytes(m.spec, *m.tensors);
+  }
+  return m;
+}
+
+}  // namespace moeflux
