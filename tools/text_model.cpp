@@ -6,13 +6,16 @@
 
 #include "core/error.h"
 #include "core/mapped_file.h"
+#include "model/gguf_model.h"
 #include "model/model_spec.h"
+#include "text/tokenizer/gguf_tokenizer.h"
 
 namespace moeflux::cli {
 
 namespace fs = std::filesystem;
 
 Tokenizer load_tokenizer(const std::string& model_dir) {
+  if (is_gguf_file(model_dir)) return load_gguf_tokenizer(model_dir);
   const fs::path dir = fs::is_directory(model_dir) ? fs::path(model_dir) : fs::path(model_dir).parent_path();
   for (const char* name : {"tokenizer.json", "tokenizer.json.gz"})
     if (fs::exists(dir / name)) return Tokenizer::load((dir / name).string());
@@ -21,10 +24,23 @@ Tokenizer load_tokenizer(const std::string& model_dir) {
 
 TextModel load_text_model(const ModelArgs& args, const std::string& chat_template_file) {
   TextModel m{args.load(), load_tokenizer(args.path), ChatTemplate::fallback()};
-  const fs::path dir = fs::is_directory(args.path) ? fs::path(args.path) : fs::path(args.path).parent_path();
-  const fs::path cfg = dir / "tokenizer_config.json";
   std::optional<ChatTemplate> from_model;
-  if (fs::exists(cfg)) from_model = ChatTemplate::from_tokenizer_config(cfg.string());
+  if (is_gguf_file(args.path)) {
+    // A lone GGUF carries its template as tokenizer.chat_template; the
+    // special tokens a template may name come from the embedded vocabulary.
+    const std::string source = m.tokenizer.chat_template();
+    if (!source.empty()) {
+      from_model = ChatTemplate::parse(source, args.path + ": tokenizer.chat_template");
+      nlohmann::ordered_json special = nlohmann::ordered_json::object();
+      if (!m.tokenizer.bos_token().empty()) special["bos_token"] = m.tokenizer.bos_token();
+      if (!m.tokenizer.eos_token().empty()) special["eos_token"] = m.tokenizer.eos_token();
+      from_model->set_special_tokens(std::move(special));
+    }
+  } else {
+    const fs::path dir = fs::is_directory(args.path) ? fs::path(args.path) : fs::path(args.path).parent_path();
+    const fs::path cfg = dir / "tokenizer_config.json";
+    if (fs::exists(cfg)) from_model = ChatTemplate::from_tokenizer_config(cfg.string());
+  }
   if (!chat_template_file.empty()) {
     m.chat_template = ChatTemplate::parse(read_text_file(chat_template_file), chat_template_file);
     if (from_model) m.chat_template.set_special_tokens(from_model->special_tokens());
