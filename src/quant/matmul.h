@@ -1,17 +1,36 @@
 // CPU matmul kernels on quantized weights (Highway, dispatched at run time to
 // AVX-512, AVX2 or a portable target).
 //
-// How they compute: each block of weights is decoded into f32 vectors in
-// registers (w = d * q or w = d * q - m, the same formula as the reference
-// dequantizer but with a fused multiply-add) and multiplied into f32
-// activations with f32 accumulation. Activations are never quantized, so the
-// result differs from the reference (dequantize_row + dot in double) only by
-// f32 rounding: |error| <= ~K * 2^-24 * sum|w*x| in the worst case, typically
-// sqrt(K) times smaller. Tests state the bound per type.
+// matmul_rows, the default, works as llama.cpp does on x86 with AVX2 or
+// AVX-512: each token's activation row x is rounded once to int8 blocks
+// (quantize_activation: one f32 scale per 32 elements for Q4_0, Q4_1, Q5_0,
+// Q5_1, Q8_0 and MXFP4, per 256 elements with sums per 16 for the K formats),
+// every weight block is multiplied into it with integer dot products
+// (maddubs + madd), and the f32 block scales and mins are applied once per
+// block. This reads each weight byte once at close to DRAM speed; decoding
+// every weight to f32 was compute bound at a third to two thirds of it
+// (BENCHMARKS.md, quantized GEMV).
 //
-// Decode (T == 1) streams each weight byte exactly once; prefill (T > 1)
-// decodes 4 rows into an L2-resident f32 buffer once and reuses them for
-// every token with a register tile of 4 rows x 2 tokens.
+// Accuracy of matmul_rows for block-quantized weights on those targets
+// (quantizes_activations(t) == true): with x^ the int8-rounded activations
+// (|x_k - x^_k| <= amax_b / 254 * (1 + 2^-20), amax_b the largest |x| of the
+// block holding k), the integer kernels compute sum_k w_k * x^_k with only f32
+// rounding of the per-block terms:
+//   |y - sum_k w_k x^_k| <= (nb + 8) * 2^-23 * sum_k (|w_k| + 2 |o_k|) |x^_k|
+// where nb is the number of activation blocks in K and o_k the offset the
+// kernel subtracts for element k (the dequantized value of the block's lowest
+// code: -8d for Q4_0, the min for Q4_1/Q5_1/Q2_K/Q4_K/Q5_K, ...). Against the
+// f32 activations this adds sum_k |w_k| |x_k - x^_k|, about 1/500 of
+// sum_k |w_k x_k| in the worst case and typically ~sqrt(K) times less.
+//
+// matmul_rows_exact keeps f32 activations: each block is decoded to f32 in
+// registers (w = d * q or d * q - m, one FMA) and multiplied with f32
+// accumulation, so it differs from the reference (dequantize_row + dot in
+// double) only by f32 rounding, ~sqrt(K) * 2^-24 * sum|w*x|. matmul_rows
+// uses it for F32/F16/BF16 weights, on targets without the integer kernels
+// (SSE4, SSSE3, scalar), and for prefill (see kIntMaxTokens in matmul.cpp).
+// Its prefill decodes 4 rows into an L2-resident f32 buffer once and reuses
+// them for every token with a register tile of 4 rows x 2 tokens.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -26,10 +45,30 @@ bool supported(GgmlType t);
 
 // y[t * ldy + r] = sum_k x[t * ldx + k] * W[r, k]  for t < T, r in [r0, r1).
 // W: row-major, each row ggml_row_bytes(wtype, K) bytes. Same contract as
-// simd::matmul_rows. Throws moeflux::Error for an unsupported type or a K
-// that is not a whole number of blocks.
+// simd::matmul_rows, with the accuracy stated above. Throws moeflux::Error for
+// an unsupported type or a K that is not a whole number of blocks.
+// Thread-safe; each thread keeps its last quantized x (compared by value, so
+// several threads' calls over row ranges of one x quantize it once each).
 void matmul_rows(const float* x, size_t ldx, size_t T, const uint8_t* W, GgmlType wtype, size_t K, size_t r0,
                  size_t r1, float* y, size_t ldy);
+
+// Same, always with f32 activations (the reference-accuracy option).
+void matmul_rows_exact(const float* x, size_t ldx, size_t T, const uint8_t* W, GgmlType wtype, size_t K, size_t r0,
+                       size_t r1, float* y, size_t ldy);
+
+// Elements per activation scale for wtype's integer kernel: 32 or 256; 0 for
+// F32/F16/BF16, which never quantize activations.
+size_t activation_block(GgmlType t);
+
+// Whether matmul_rows with T tokens runs the integer kernels for wtype on the
+// target dispatched now.
+bool quantizes_activations(GgmlType t, size_t T = 1);
+
+// The activation rounding of the integer kernels, exposed for tests: per
+// block of `block` elements (32 or 256; n a multiple of it),
+//   d = amax / 127,  q_k = round_half_even(x_k * (d != 0 ? 1 / d : 0))
+// in f32, so q is in [-127, 127]. Gives the same bits on every target.
+void quantize_activation(const float* x, size_t n, size_t block, int8_t* q, float* d);
 
 // Name of the instruction set chosen at run time, for logs and benchmarks.
 const char* target_name();

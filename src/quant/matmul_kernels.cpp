@@ -1,4 +1,5 @@
-// Fused dequant-matmul for the GGML formats. Highway's foreach_target
+// Fused dequant-matmul for the GGML formats with f32 activations
+// (matmul_rows_exact, prefill, float weights). Highway's foreach_target
 // re-includes this file once per instruction set.
 //
 // Each format is a decoder that turns one block into f32 weight vectors and
@@ -18,7 +19,7 @@
 #include "core/error.h"
 #include "quant/blocks.h"
 #include "quant/dequant.h"
-#include "quant/matmul.h"
+#include "quant/matmul_internal.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace moeflux::quant {
@@ -435,37 +436,17 @@ const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
-namespace moeflux::quant {
+namespace moeflux::quant::detail {
 
 HWY_EXPORT(MatmulRows);
 HWY_EXPORT(TargetName);
 
-bool supported(GgmlType t) {
-  switch (t) {
-    case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16:
-    case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1:
-    case GgmlType::Q8_0: case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K:
-    case GgmlType::Q5_K: case GgmlType::Q6_K: case GgmlType::MXFP4:
-      return true;
-    default:
-      return false;
-  }
-}
-
-void matmul_rows(const float* x, size_t ldx, size_t T, const uint8_t* W, GgmlType wtype, size_t K, size_t r0,
-                 size_t r1, float* y, size_t ldy) {
-  if (!supported(wtype)) {
-    const auto info = ggml_type_info(uint32_t(wtype));
-    fail("quant::matmul_rows: no CPU kernel for GGML type {} ({}); supported: F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 "
-         "Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K MXFP4",
-         info ? info->name : "unknown", uint32_t(wtype));
-  }
-  if (!ggml_row_bytes(wtype, K)) fail("quant::matmul_rows: K = {} is not a whole number of blocks", K);
-  if (r0 >= r1 || T == 0) return;
+void matmul_rows_f32(const float* x, size_t ldx, size_t T, const uint8_t* W, GgmlType wtype, size_t K, size_t r0,
+                     size_t r1, float* y, size_t ldy) {
   HWY_DYNAMIC_DISPATCH(MatmulRows)(x, ldx, T, W, uint32_t(wtype), K, r0, r1, y, ldy);
 }
 
-const char* target_name() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }
+const char* f32_target_name() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }
 
-}  // namespace moeflux::quant
+}  // namespace moeflux::quant::detail
 #endif

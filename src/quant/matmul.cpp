@@ -1,0 +1,144 @@
+// quant::matmul_rows: argument checks, the choice between the integer and the
+// f32 kernels, and the per-thread cache of the quantized activations.
+#include "quant/matmul.h"
+
+#include <cstring>
+#include <vector>
+
+#include "core/error.h"
+#include "quant/matmul_internal.h"
+
+namespace moeflux::quant {
+namespace {
+
+// Prefill (T > kIntMaxTokens) decodes weight rows to f32 once and reuses them
+// for every token (matmul_kernels.cpp), instead of redoing the integer
+// unpacking per token. Measured 2026-11-27 (BENCHMARKS.md, quantized GEMV).
+constexpr size_t kIntMaxTokens = 1;
+
+void check(GgmlType wtype, size_t K) {
+  if (!supported(wtype)) {
+    const auto info = ggml_type_info(uint32_t(wtype));
+    fail("quant::matmul_rows: no CPU kernel for GGML type {} ({}); supported: F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 "
+         "Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K MXFP4",
+         info ? info->name : "unknown", uint32_t(wtype));
+  }
+  if (!ggml_row_bytes(wtype, K)) fail("quant::matmul_rows: K = {} is not a whole number of blocks", K);
+}
+
+// The last activations this thread quantized, keyed by their values: the
+// engine calls matmul_rows once per row range and thread, often several
+// times on one x (gate and up projections, experts of one token), and a
+// compare of K floats costs a tenth of quantizing them. A pointer key would
+// be wrong the moment a caller reuses its buffer for the next token.
+struct ActCache {
+  std::vector<float> x;  // [T][K] copy of the activations quantized below
+  size_t K = 0, T = 0, block = 0;
+  std::vector<int8_t> qs;
+  std::vector<float> d, s;
+  std::vector<int32_t> isum;
+  std::vector<int16_t> bsums;
+
+  bool holds(const float* src, size_t ldx, size_t T_, size_t K_, size_t block_) const {
+    if (K_ != K || T_ != T || block_ != block) return false;
+    for (size_t t = 0; t < T; ++t)
+      if (std::memcmp(src + t * ldx, x.data() + t * K, K * sizeof(float)) != 0) return false;
+    return true;
+  }
+
+  detail::Q8Act get(const float* src, size_t ldx, size_t T_, size_t K_, size_t block_) {
+    if (!holds(src, ldx, T_, K_, block_)) {
+      K = K_, T = T_, block = block_;
+      const size_t nb = K / block;
+      x.resize(T * K);
+      qs.resize(T * K);
+      d.resize(T * nb);
+      if (block == 32) {
+        isum.resize(T * nb);
+        s.resize(T * nb);
+      } else {
+        bsums.resize(T * K / 16);
+      }
+      for (size_t t = 0; t < T; ++t) {
+        std::memcpy(x.data() + t * K, src + t * ldx, K * sizeof(float));
+        detail::quantize_q8(src + t * ldx, K, block, qs.data() + t * K, d.data() + t * nb,
+                            block == 32 ? isum.data() + t * nb : nullptr, block == 32 ? s.data() + t * nb : nullptr,
+                            block == 32 ? nullptr : bsums.data() + t * K / 16);
+      }
+    }
+    detail::Q8Act a;
+    a.K = K, a.T = T, a.block = block;
+    a.qs = qs.data();
+    a.d = d.data();
+    if (block == 32) {
+      a.isum = isum.data();
+      a.s = s.data();
+    } else {
+      a.bsums = bsums.data();
+    }
+    return a;
+  }
+};
+
+}  // namespace
+
+bool supported(GgmlType t) {
+  switch (t) {
+    case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16:
+    case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1:
+    case GgmlType::Q8_0: case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K:
+    case GgmlType::Q5_K: case GgmlType::Q6_K: case GgmlType::MXFP4:
+      return true;
+    default:
+      return false;
+  }
+}
+
+size_t activation_block(GgmlType t) {
+  switch (t) {
+    case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1:
+    case GgmlType::Q8_0: case GgmlType::MXFP4:
+      return 32;
+    case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K:
+      return 256;
+    default:
+      return 0;
+  }
+}
+
+bool quantizes_activations(GgmlType t, size_t T) {
+  return T <= kIntMaxTokens && activation_block(t) != 0 && detail::int_kernels_available();
+}
+
+void matmul_rows(const float* x, size_t ldx, size_t T, const uint8_t* W, GgmlType wtype, size_t K, size_t r0,
+                 size_t r1, float* y, size_t ldy) {
+  check(wtype, K);
+  if (r0 >= r1 || T == 0) return;
+  if (quantizes_activations(wtype, T)) {
+    thread_local ActCache cache;
+    detail::matmul_rows_q8(cache.get(x, ldx, T, K, activation_block(wtype)), W, wtype, r0, r1, y, ldy);
+    return;
+  }
+  detail::matmul_rows_f32(x, ldx, T, W, wtype, K, r0, r1, y, ldy);
+}
+
+void matmul_rows_exact(const float* x, size_t ldx, size_t T, const uint8_t* W, GgmlType wtype, size_t K, size_t r0,
+                       size_t r1, float* y, size_t ldy) {
+  check(wtype, K);
+  if (r0 >= r1 || T == 0) return;
+  detail::matmul_rows_f32(x, ldx, T, W, wtype, K, r0, r1, y, ldy);
+}
+
+void quantize_activation(const float* x, size_t n, size_t block, int8_t* q, float* d) {
+  if ((block != 32 && block != 256) || n % block != 0)
+    fail("quant::quantize_activation: n = {} is not a whole number of blocks of {} (32 or 256)", n, block);
+  std::vector<int32_t> isum(block == 32 ? n / 32 : 0);
+  std::vector<float> s(isum.size());
+  std::vector<int16_t> bsums(block == 256 ? n / 16 : 0);
+  detail::quantize_q8(x, n, block, q, d, block == 32 ? isum.data() : nullptr, block == 32 ? s.data() : nullptr,
+                      block == 256 ? bsums.data() : nullptr);
+}
+
+const char* target_name() { return detail::f32_target_name(); }
+
+}  // namespace moeflux::quant
