@@ -3,7 +3,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <numeric>
 
@@ -22,7 +25,28 @@ struct ScoreArgs {
   std::string tokens, prompt;
   int top_k = 5;
   bool json = false;
+  std::string logits_out;
 };
+
+// Raw logits as a NumPy .npy file (float32, shape [tokens, vocab]), written
+// to a temporary name and renamed, so comparison scripts read all or nothing.
+void write_logits_npy(const std::string& path, std::span<const float> logits, size_t tokens, size_t vocab) {
+  std::string header = fmt::format("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}", tokens, vocab);
+  header.append(64 - (10 + header.size() + 1) % 64, ' ');  // data 64-byte aligned, as numpy writes
+  header += '\n';
+  const std::string tmp = path + ".partial";
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) fail("cannot write {}: {}", tmp, std::strerror(errno));
+  const uint16_t hlen = uint16_t(header.size());
+  bool ok = std::fwrite("\x93NUMPY\x01\x00", 1, 8, f) == 8 && std::fwrite(&hlen, 2, 1, f) == 1 &&
+            std::fwrite(header.data(), 1, header.size(), f) == header.size() &&
+            std::fwrite(logits.data(), sizeof(float), tokens * vocab, f) == tokens * vocab;
+  ok = (std::fclose(f) == 0) && ok;
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    fail("cannot write {}: {}", path, std::strerror(errno));
+  }
+}
 
 std::vector<float> log_softmax(std::span<const float> x) {
   const float m = *std::max_element(x.begin(), x.end());
@@ -42,6 +66,7 @@ void run_score(const ScoreArgs& a) {
   const int vocab = engine->spec().vocab;
   Session session(engine);
   auto logits = session.step(tokens, /*all_logits=*/true);
+  if (!a.logits_out.empty()) write_logits_npy(a.logits_out, logits, tokens.size(), size_t(vocab));
   nlohmann::ordered_json out;
   out["tokens"] = tokens;
   out["positions"] = nlohmann::ordered_json::array();
@@ -96,6 +121,7 @@ void register_score(CLI::App& app) {
   cmd->add_option("--prompt", a->prompt, "text, encoded with the model's tokenizer");
   cmd->add_option("--top-k", a->top_k, "alternatives shown per position")->check(CLI::PositiveNumber);
   cmd->add_flag("--json", a->json, "print JSON");
+  cmd->add_option("--logits-out", a->logits_out, "also write every position's raw logits to this .npy file (float32)");
   cmd->callback([a] { run_score(*a); });
 }
 
