@@ -1,21 +1,26 @@
 // Quantized GEMV bandwidth: y = W x (T = 1, the decode case) for every
 // format quant::matmul_rows supports, on weights much larger than L3, next to
-// the DRAM read bandwidth measured in the same run. The number that matters
-// is GB/s of weight bytes read, as a share of what DRAM can deliver.
+// the DRAM read bandwidth measured in the same run (before and after the
+// kernels; the higher of the two is the floor). The number that matters is
+// GB/s of weight bytes read, as a share of what DRAM can deliver.
 //   build/bench_quant_gemv [MiB of weights, default 512] [threads, default all] [K, default 4096]
-// A second table times prefill (T = 32) as effective weight GB/s.
+// Columns: matmul_rows_exact (f32 activations, the kernels before integer
+// dot products), matmul_rows (the default: int8 activations where the CPU
+// has the integer kernels), matmul_rows called per 16-row block as the MoE
+// layer calls it, and prefill (T = 32) of both as effective weight GB/s.
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <string_view>
 #include <vector>
 
 #include "core/membw.h"
 #include "core/thread_pool.h"
 #include "quant/matmul.h"
-
 
 using namespace moeflux;
 
@@ -31,45 +36,66 @@ double time_best(int reps, const std::function<void()>& fn) {
   return best;
 }
 
+using MatmulFn = void (*)(const float*, size_t, size_t, const uint8_t*, GgmlType, size_t, size_t, size_t, float*,
+                          size_t);
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const size_t mib = argc > 1 ? size_t(std::atoi(argv[1])) : 512;
   ThreadPool pool(argc > 2 ? std::atoi(argv[2]) : 0);
   const size_t K = argc > 3 ? size_t(std::atoi(argv[3])) : 4096;
-  const auto bw = measure_read_bandwidth(pool);
-  fmt::print("threads {}  kernels {}  K {}  weights {} MiB  DRAM read {:.2f} GB/s\n", pool.size(), quant::target_name(),
-             K, mib, bw.gb_per_s);
+  const double bw0 = measure_read_bandwidth(pool).gb_per_s;
+  fmt::print("threads {}  kernels {}  K {}  weights {} MiB  DRAM read {:.2f} GB/s (before)\n", pool.size(),
+             quant::target_name(), K, mib, bw0);
   const GgmlType types[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0,
                             GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q2_K, GgmlType::Q3_K,
                             GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::MXFP4};
   const size_t T_prefill = 32;
   std::vector<float> x(T_prefill * K, 0.5f);
   for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i % 13) - 6) * 0.1f;
-  fmt::print("{:6} {:>10} {:>9} {:>8}   {:>14}\n", "type", "rows", "GB/s", "% DRAM", "prefill T=32");
+  struct Row {
+    std::string_view name;
+    size_t rows;
+    double exact, fast, chunked, pre_exact, pre_fast;
+  };
+  std::vector<Row> out;
   for (GgmlType t : types) {
     const size_t rb = *ggml_row_bytes(t, K);
-    const size_t rows = (mib << 20) / rb;
+    const size_t rows = (mib << 20) / rb / 16 * 16;
     // Every byte 0x3c: all scales are normal f16/bf16/f32/e8m0 numbers (no
     // denormal slow paths); the kernels' work does not depend on the values.
     std::vector<uint8_t> w(rows * rb, 0x3c);
     std::vector<float> y(T_prefill * rows);
-    const size_t grain = 64;
-    auto gemv = [&] {
-      pool.parallel_for(rows, grain, [&](size_t a, size_t b) {
-        quant::matmul_rows(x.data(), K, 1, w.data(), t, K, a, b, y.data(), rows);
+    const double bytes = double(w.size());
+    auto whole = [&](MatmulFn fn, size_t T) {
+      return [&, fn, T] {
+        pool.parallel_for(rows, 64, [&](size_t a, size_t b) { fn(x.data(), K, T, w.data(), t, K, a, b, y.data(), rows); });
+      };
+    };
+    // The MoE layer's work items: one call per 16 output rows.
+    auto chunked = [&] {
+      pool.parallel_for(rows / 16, 1, [&](size_t a, size_t b) {
+        for (size_t i = a; i < b; ++i)
+          quant::matmul_rows(x.data(), K, 1, w.data(), t, K, 16 * i, 16 * i + 16, y.data(), rows);
       });
     };
-    gemv();  // warm up: page faults, thread start
-    const double s = time_best(5, gemv);
-    const double gbs = double(w.size()) / s / 1e9;
-    auto prefill = [&] {
-      pool.parallel_for(rows, grain, [&](size_t a, size_t b) {
-        quant::matmul_rows(x.data(), K, T_prefill, w.data(), t, K, a, b, y.data(), rows);
-      });
-    };
-    const double sp = time_best(2, prefill);
-    fmt::print("{:6} {:>10} {:9.2f} {:7.1f}%   {:9.2f} GB/s\n", ggml_type_info(uint32_t(t))->name, rows, gbs,
-               100 * gbs / bw.gb_per_s, double(w.size()) / sp / 1e9);
+    Row r{ggml_type_info(uint32_t(t))->name, rows, 0, 0, 0, 0, 0};
+    whole(quant::matmul_rows_exact, 1)();  // warm up: page faults, thread start
+    r.exact = bytes / time_best(5, whole(quant::matmul_rows_exact, 1)) / 1e9;
+    r.fast = bytes / time_best(5, whole(quant::matmul_rows, 1)) / 1e9;
+    r.chunked = bytes / time_best(5, chunked) / 1e9;
+    r.pre_exact = bytes / time_best(2, whole(quant::matmul_rows_exact, T_prefill)) / 1e9;
+    r.pre_fast = bytes / time_best(2, whole(quant::matmul_rows, T_prefill)) / 1e9;
+    out.push_back(r);
   }
+  const double bw1 = measure_read_bandwidth(pool).gb_per_s;
+  const double floor = std::max(bw0, bw1);
+  fmt::print("DRAM read {:.2f} GB/s (after); floor = the higher, {:.2f} GB/s\n", bw1, floor);
+  fmt::print("{:6} {:>9} | {:>16} | {:>16} | {:>16} | prefill T={} GB/s\n", "type", "rows", "exact GB/s  %DRAM",
+             "default  %DRAM", "16-row  %DRAM", T_prefill);
+  for (const auto& r : out)
+    fmt::print("{:6} {:>9} | {:9.2f} {:5.1f}% | {:9.2f} {:5.1f}% | {:9.2f} {:5.1f}% | exact {:.2f}  default {:.2f}\n",
+               r.name, r.rows, r.exact, 100 * r.exact / floor, r.fast, 100 * r.fast / floor, r.chunked,
+               100 * r.chunked / floor, r.pre_exact, r.pre_fast);
 }

@@ -31,24 +31,35 @@ void check(GgmlType wtype, size_t K) {
 // times on one x (gate and up projections, experts of one token), and a
 // compare of K floats costs a tenth of quantizing them. A pointer key would
 // be wrong the moment a caller reuses its buffer for the next token.
+// Reorders 32-element blocks into the paired layout of matmul_internal.h.
+void pair_blocks(int8_t* q, size_t K) {
+  int8_t tmp[64];
+  for (size_t b = 0; b + 64 <= K; b += 64) {
+    std::memcpy(tmp, q + b, 64);
+    std::memcpy(q + b + 16, tmp + 32, 16);
+    std::memcpy(q + b + 32, tmp + 16, 16);
+  }
+}
+
 struct ActCache {
   std::vector<float> x;  // [T][K] copy of the activations quantized below
   size_t K = 0, T = 0, block = 0;
+  bool paired = false;
   std::vector<int8_t> qs;
   std::vector<float> d, s;
   std::vector<int32_t> isum;
   std::vector<int16_t> bsums;
 
-  bool holds(const float* src, size_t ldx, size_t T_, size_t K_, size_t block_) const {
-    if (K_ != K || T_ != T || block_ != block) return false;
+  bool holds(const float* src, size_t ldx, size_t T_, size_t K_, size_t block_, bool paired_) const {
+    if (K_ != K || T_ != T || block_ != block || paired_ != paired) return false;
     for (size_t t = 0; t < T; ++t)
       if (std::memcmp(src + t * ldx, x.data() + t * K, K * sizeof(float)) != 0) return false;
     return true;
   }
 
-  detail::Q8Act get(const float* src, size_t ldx, size_t T_, size_t K_, size_t block_) {
-    if (!holds(src, ldx, T_, K_, block_)) {
-      K = K_, T = T_, block = block_;
+  detail::Q8Act get(const float* src, size_t ldx, size_t T_, size_t K_, size_t block_, bool paired_) {
+    if (!holds(src, ldx, T_, K_, block_, paired_)) {
+      K = K_, T = T_, block = block_, paired = paired_;
       const size_t nb = K / block;
       x.resize(T * K);
       qs.resize(T * K);
@@ -64,10 +75,11 @@ struct ActCache {
         detail::quantize_q8(src + t * ldx, K, block, qs.data() + t * K, d.data() + t * nb,
                             block == 32 ? isum.data() + t * nb : nullptr, block == 32 ? s.data() + t * nb : nullptr,
                             block == 32 ? nullptr : bsums.data() + t * K / 16);
+        if (paired) pair_blocks(qs.data() + t * K, K);
       }
     }
     detail::Q8Act a;
-    a.K = K, a.T = T, a.block = block;
+    a.K = K, a.T = T, a.block = block, a.paired = paired;
     a.qs = qs.data();
     a.d = d.data();
     if (block == 32) {
@@ -116,7 +128,8 @@ void matmul_rows(const float* x, size_t ldx, size_t T, const uint8_t* W, GgmlTyp
   if (r0 >= r1 || T == 0) return;
   if (quantizes_activations(wtype, T)) {
     thread_local ActCache cache;
-    detail::matmul_rows_q8(cache.get(x, ldx, T, K, activation_block(wtype)), W, wtype, r0, r1, y, ldy);
+    detail::matmul_rows_q8(cache.get(x, ldx, T, K, activation_block(wtype), detail::paired_layout(wtype)), W, wtype,
+                           r0, r1, y, ldy);
     return;
   }
   detail::matmul_rows_f32(x, ldx, T, W, wtype, K, r0, r1, y, ldy);
@@ -140,5 +153,14 @@ void quantize_activation(const float* x, size_t n, size_t block, int8_t* q, floa
 }
 
 const char* target_name() { return detail::f32_target_name(); }
+
+namespace detail {
+
+bool paired_layout(GgmlType t) {
+  return t == GgmlType::Q4_0 || t == GgmlType::Q4_1 || t == GgmlType::Q5_0 || t == GgmlType::Q5_1 ||
+         t == GgmlType::MXFP4;
+}
+
+}  // namespace detail
 
 }  // namespace moeflux::quant

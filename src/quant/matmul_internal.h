@@ -10,8 +10,13 @@ namespace moeflux::quant::detail {
 
 // T activation rows of K elements quantized to int8 (quantize_activation),
 // token t's data at t * K, t * (K / block), t * (K / 16).
+// Paired layout (the 4- and 5-bit formats of 32-element blocks): blocks 2i
+// and 2i + 1 are stored as elements 0-15 of 2i, 0-15 of 2i + 1, 16-31 of 2i,
+// 16-31 of 2i + 1, so that one register holds the low nibbles of two weight
+// blocks and the next their high nibbles; an odd last block stays in order.
 struct Q8Act {
   size_t K = 0, T = 0, block = 0;  // block: 32 or 256
+  bool paired = false;
   const int8_t* qs = nullptr;      // [T][K]
   const float* d = nullptr;        // [T][K / block] scales
   const int32_t* isum = nullptr;   // block 32: [T][K / 32] sum of the block's qs
@@ -26,6 +31,7 @@ const char* f32_target_name();
 
 // matmul_q8_kernels.cpp: int8 activations.
 bool int_kernels_available();  // false on targets below AVX2
+bool paired_layout(GgmlType t);  // whether t's kernel reads the paired layout
 // x: n elements (n a multiple of block); isum/s only for block 32, bsums only
 // for block 256 (pass nullptr otherwise).
 void quantize_q8(const float* x, size_t n, size_t block, int8_t* q, float* d, int32_t* isum, float* s,

@@ -4,9 +4,9 @@
 // AVX2 and AVX-512 (written with 256-bit AVX2 intrinsics: one 32-element
 // block per register), the activation quantizer for every target.
 //
-// Every code is made unsigned (Q4_0's q - 8 becomes q with 8 * sum(x^)
-// subtracted, Q3_K's -4 and Q6_K's -32 likewise through the per-16 sums), so
-// one maddubs (u8 x s8 -> pairs summed in i16) and one madd (i16 x i16 ->
+// Every code is made unsigned (Q4_0's q - 8 becomes q with 8 * d_w * d_x *
+// sum(x^) subtracted in f32, Q3_K's -4 and Q6_K's -32 in i32 through the
+// per-16 sums), so one maddubs (u8 x s8 -> pairs summed in i16) and one madd (i16 x i16 ->
 // i32) give exact integer block sums. Bounds that keep them exact: u8 codes
 // are at most 63 (Q6_K) or 128 (|Q8_0| via the sign trick) and |x^| <= 127,
 // so a maddubs pair is at most 2 * 128 * 127 = 32512 < 2^15; the largest
@@ -87,9 +87,6 @@ HWY_INLINE __m256i Dot4(__m256i u, __m256i s) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
 }
 
-// The lowest i32 lane set to v, the others zero.
-HWY_INLINE __m256i Lane0(int32_t v) { return _mm256_zextsi128_si256(_mm_cvtsi32_si128(v)); }
-
 HWY_INLINE float HSum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -149,97 +146,238 @@ HWY_INLINE __m256i DupLow(__m256i v) { return _mm256_permute2x128_si256(v, v, 0x
 HWY_INLINE __m256i DupHigh(__m256i v) { return _mm256_permute2x128_si256(v, v, 0x11); }
 
 // ---- formats with 32-element blocks (activation blocks of 32) -------------
-// block() adds d_w * d_x * (integer dot) to acc and any min term to m.
+// Each format gives Scale (d_w of one block), Scales8 (d_w of 8 consecutive
+// blocks as one vector), kOffset (codes are q + kOffset) or kMin (an f16
+// min: w = d q + m), and its integer dot:
+// - Q8_0: IDot, one block against 32 x^ in order.
+// - the 4- and 5-bit formats: IDot2, two blocks at once against the paired
+//   activation layout (matmul_internal.h): one 256-bit load of both blocks'
+//   packed bytes gives their low nibbles in one register and their high
+//   nibbles in another, and the two maddubs results add in i16 (at most
+//   2 * 2 * 31 * 127 = 15748) before one madd. IDot does a lone last block.
 
-struct A32 {
-  const int8_t* q;
-  float d, s;
-  int32_t isum;
-};
+HWY_INLINE uint16_t U16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+
+// The f16 at byte `off` of 8 consecutive blocks of `stride` bytes, as f32.
+// Assembled in general-purpose registers: 8 vpinsrw would queue on the two
+// FP pipes that also move data between register files (Zen 3), the
+// bottleneck of the Q4_0 loop in llvm-mca.
+template <size_t stride, size_t off>
+HWY_INLINE __m256 F16x8(const uint8_t* p) {
+  auto four = [p](size_t i) {
+    return uint64_t(U16(p + i * stride + off)) | uint64_t(U16(p + (i + 1) * stride + off)) << 16 |
+           uint64_t(U16(p + (i + 2) * stride + off)) << 32 | uint64_t(U16(p + (i + 3) * stride + off)) << 48;
+  };
+  return _mm256_cvtph_ps(_mm_set_epi64x(int64_t(four(4)), int64_t(four(0))));
+}
+
+// 16 packed bytes of block a in lane 0 and of block b in lane 1.
+HWY_INLINE __m256i Load2(const uint8_t* a, const uint8_t* b) {
+  return _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(b), reinterpret_cast<const __m128i*>(a));
+}
 
 struct Q8_0 {
   static constexpr size_t kBytes = sizeof(BlockQ8_0);
-  static HWY_INLINE void block(const uint8_t* p, const A32& a, __m256& acc, float&) {
-    const auto* b = reinterpret_cast<const BlockQ8_0*>(p);
-    const __m256i w = Load(b->qs), x = Load(a.q);
+  static constexpr int kOffset = 0;
+  static constexpr bool kMin = false, kPaired = false;
+  static HWY_INLINE __m256i IDot(const uint8_t* p, const int8_t* q) {
+    const __m256i w = Load(p + 2), x = Load(q);
     // |w| as u8 (|-128| = 128 reads correctly as unsigned) times x with w's sign.
-    const __m256i i = Dot4(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(F16(b->d) * a.d), _mm256_cvtepi32_ps(i), acc);
+    return Dot4(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+  }
+  static HWY_INLINE float Scale(const uint8_t* p) { return F16(U16(p)); }
+  static HWY_INLINE __m256 Scales8(const uint8_t* p) { return F16x8<kBytes, 0>(p); }
+};
+
+// Q4_0, Q4_1 and MXFP4: 16 bytes of nibbles at byte kQs; element j < 16 is
+// the low nibble of byte j, element 16 + j the high one.
+template <size_t kQs>
+struct Nibble32 {
+  static HWY_INLINE __m256i IDot(const uint8_t* p, const int8_t* q) { return Dot4(Nibbles(p + kQs), Load(q)); }
+  static HWY_INLINE __m256i IDot2(const uint8_t* p0, const uint8_t* p1, const int8_t* q) {
+    const __m256i m4 = _mm256_set1_epi8(15);
+    const __m256i v = Load2(p0 + kQs, p1 + kQs);
+    const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+    const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, Load(q)), _mm256_maddubs_epi16(hi, Load(q + 32)));
+    return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
   }
 };
 
-struct Q4_0 {
+struct Q4_0 : Nibble32<2> {
   static constexpr size_t kBytes = sizeof(BlockQ4_0);
-  static HWY_INLINE void block(const uint8_t* p, const A32& a, __m256& acc, float&) {
-    const auto* b = reinterpret_cast<const BlockQ4_0*>(p);
-    const __m256i i = _mm256_sub_epi32(Dot4(Nibbles(b->qs), Load(a.q)), Lane0(8 * a.isum));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(F16(b->d) * a.d), _mm256_cvtepi32_ps(i), acc);
-  }
+  static constexpr int kOffset = 8;
+  static constexpr bool kMin = false, kPaired = true;
+  static HWY_INLINE float Scale(const uint8_t* p) { return F16(U16(p)); }
+  static HWY_INLINE __m256 Scales8(const uint8_t* p) { return F16x8<kBytes, 0>(p); }
 };
 
-struct Q4_1 {
+struct Q4_1 : Nibble32<4> {
   static constexpr size_t kBytes = sizeof(BlockQ4_1);
-  static HWY_INLINE void block(const uint8_t* p, const A32& a, __m256& acc, float& m) {
-    const auto* b = reinterpret_cast<const BlockQ4_1*>(p);
-    const __m256i i = Dot4(Nibbles(b->qs), Load(a.q));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(F16(b->d) * a.d), _mm256_cvtepi32_ps(i), acc);
-    m += F16(b->m) * a.s;
+  static constexpr int kOffset = 0;
+  static constexpr bool kMin = true, kPaired = true;
+  static HWY_INLINE float Scale(const uint8_t* p) { return F16(U16(p)); }
+  static HWY_INLINE __m256 Scales8(const uint8_t* p) { return F16x8<kBytes, 0>(p); }
+  static HWY_INLINE float Min(const uint8_t* p) { return F16(U16(p + 2)); }
+  static HWY_INLINE __m256 Mins8(const uint8_t* p) { return F16x8<kBytes, 2>(p); }
+};
+
+// Q5_0 / Q5_1: the fifth bit of element j is bit j of the little-endian qh
+// word at kQh, added as 16; nibbles at kQh + 4.
+template <size_t kQh>
+struct Nibble32H {
+  static HWY_INLINE uint32_t Qh(const uint8_t* p) {
+    uint32_t h;
+    std::memcpy(&h, p + kQh, 4);
+    return h;
+  }
+  static HWY_INLINE __m256i IDot(const uint8_t* p, const int8_t* q) {
+    const __m256i high = _mm256_and_si256(BitsToBytes(Qh(p)), _mm256_set1_epi8(16));
+    return Dot4(_mm256_or_si256(Nibbles(p + kQh + 4), high), Load(q));
+  }
+  static HWY_INLINE __m256i IDot2(const uint8_t* p0, const uint8_t* p1, const int8_t* q) {
+    const __m256i m4 = _mm256_set1_epi8(15), m16 = _mm256_set1_epi8(16);
+    const __m256i v = Load2(p0 + kQh + 4, p1 + kQh + 4);
+    // Both qh words in every 64-bit lane (block 0's in bytes 0-3); bytes
+    // 0-15 of 128-bit lane i take bits 0-15 of block i's word (its low
+    // nibbles), a second shuffle bits 16-31.
+    const __m256i h = _mm256_set1_epi64x(int64_t(Qh(p0) | uint64_t(Qh(p1)) << 32));
+    const __m256i sel = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe), ones = _mm256_set1_epi64x(-1);
+    const __m256i hl = _mm256_shuffle_epi8(
+        h, _mm256_setr_epi64x(0, 0x0101010101010101, 0x0404040404040404, 0x0505050505050505));
+    const __m256i hh = _mm256_shuffle_epi8(
+        h, _mm256_setr_epi64x(0x0202020202020202, 0x0303030303030303, 0x0606060606060606, 0x0707070707070707));
+    const __m256i lo = _mm256_or_si256(_mm256_and_si256(v, m4),
+                                       _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_or_si256(hl, sel), ones), m16));
+    const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4),
+                                       _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_or_si256(hh, sel), ones), m16));
+    const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, Load(q)), _mm256_maddubs_epi16(hi, Load(q + 32)));
+    return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
   }
 };
 
-// Fifth bit of element j = bit j of qh, as 16 in byte j.
-template <class B>
-HWY_INLINE __m256i Q5Codes(const B* b) {
-  uint32_t qh;
-  std::memcpy(&qh, b->qh, 4);
-  return _mm256_or_si256(Nibbles(b->qs), _mm256_and_si256(BitsToBytes(qh), _mm256_set1_epi8(16)));
-}
-
-struct Q5_0 {
+struct Q5_0 : Nibble32H<2> {
   static constexpr size_t kBytes = sizeof(BlockQ5_0);
-  static HWY_INLINE void block(const uint8_t* p, const A32& a, __m256& acc, float&) {
-    const auto* b = reinterpret_cast<const BlockQ5_0*>(p);
-    const __m256i i = _mm256_sub_epi32(Dot4(Q5Codes(b), Load(a.q)), Lane0(16 * a.isum));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(F16(b->d) * a.d), _mm256_cvtepi32_ps(i), acc);
-  }
+  static constexpr int kOffset = 16;
+  static constexpr bool kMin = false, kPaired = true;
+  static HWY_INLINE float Scale(const uint8_t* p) { return F16(U16(p)); }
+  static HWY_INLINE __m256 Scales8(const uint8_t* p) { return F16x8<kBytes, 0>(p); }
 };
 
-struct Q5_1 {
+struct Q5_1 : Nibble32H<4> {
   static constexpr size_t kBytes = sizeof(BlockQ5_1);
-  static HWY_INLINE void block(const uint8_t* p, const A32& a, __m256& acc, float& m) {
-    const auto* b = reinterpret_cast<const BlockQ5_1*>(p);
-    const __m256i i = Dot4(Q5Codes(b), Load(a.q));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(F16(b->d) * a.d), _mm256_cvtepi32_ps(i), acc);
-    m += F16(b->m) * a.s;
-  }
+  static constexpr int kOffset = 0;
+  static constexpr bool kMin = true, kPaired = true;
+  static HWY_INLINE float Scale(const uint8_t* p) { return F16(U16(p)); }
+  static HWY_INLINE __m256 Scales8(const uint8_t* p) { return F16x8<kBytes, 0>(p); }
+  static HWY_INLINE float Min(const uint8_t* p) { return F16(U16(p + 2)); }
+  static HWY_INLINE __m256 Mins8(const uint8_t* p) { return F16x8<kBytes, 2>(p); }
 };
 
 // e2m1 codes through a byte table of the doubled values plus 12 (0..24).
 struct MXFP4 {
   static constexpr size_t kBytes = sizeof(BlockMXFP4);
-  static HWY_INLINE void block(const uint8_t* p, const A32& a, __m256& acc, float&) {
-    const auto* b = reinterpret_cast<const BlockMXFP4*>(p);
-    const __m256i table = _mm256_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0,  //
-                                           12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0);
-    const __m256i w = _mm256_shuffle_epi8(table, Nibbles(b->qs));
-    const __m256i i = _mm256_sub_epi32(Dot4(w, Load(a.q)), Lane0(12 * a.isum));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(e8m0_to_f32_half(b->e) * a.d), _mm256_cvtepi32_ps(i), acc);
+  static constexpr int kOffset = 12;
+  static constexpr bool kMin = false, kPaired = true;
+  static HWY_INLINE __m256i Table() {
+    return _mm256_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0,  //
+                            12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0);
+  }
+  static HWY_INLINE __m256i IDot(const uint8_t* p, const int8_t* q) {
+    return Dot4(_mm256_shuffle_epi8(Table(), Nibbles(p + 1)), Load(q));
+  }
+  static HWY_INLINE __m256i IDot2(const uint8_t* p0, const uint8_t* p1, const int8_t* q) {
+    const __m256i m4 = _mm256_set1_epi8(15);
+    const __m256i v = Load2(p0 + 1, p1 + 1);
+    const __m256i lo = _mm256_shuffle_epi8(Table(), _mm256_and_si256(v, m4));
+    const __m256i hi = _mm256_shuffle_epi8(Table(), _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
+    const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, Load(q)), _mm256_maddubs_epi16(hi, Load(q + 32)));
+    return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+  }
+  static HWY_INLINE float Scale(const uint8_t* p) { return e8m0_to_f32_half(p[0]); }
+  // e8m0_to_f32_half on 8 lanes: (e - 1) << 23, or 2^21 << e below e = 2.
+  static HWY_INLINE __m256 Scales8(const uint8_t* p) {
+    uint64_t e8 = 0;
+    for (int i = 0; i < 8; ++i) e8 |= uint64_t(p[i * kBytes]) << (8 * i);
+    const __m256i e = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(e8)));
+    const __m256i normal = _mm256_slli_epi32(_mm256_sub_epi32(e, _mm256_set1_epi32(1)), 23);
+    const __m256i tiny = _mm256_sllv_epi32(_mm256_set1_epi32(0x00200000), e);
+    return _mm256_castsi256_ps(_mm256_blendv_epi8(normal, tiny, _mm256_cmpgt_epi32(_mm256_set1_epi32(2), e)));
   }
 };
 
-// Two blocks per iteration into two accumulators: hides the FMA latency.
+// Groups of 8 blocks: the 8 products d_w * d_x are one vector, permuted
+// into each block's (or pair's) FMA, and the offset or min terms of the
+// group are one FMA. Two accumulators hide the FMA latency.
 template <class F>
 HWY_NOINLINE float DotRow32(const uint8_t* row, const int8_t* q, const float* d, const float* s,
                             const int32_t* isum, size_t nb) {
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  float m0 = 0.0f, m1 = 0.0f;
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), corr = _mm256_setzero_ps();
   size_t b = 0;
-  for (; b + 2 <= nb; b += 2) {
-    F::block(row + b * F::kBytes, A32{q + 32 * b, d[b], s[b], isum[b]}, acc0, m0);
-    F::block(row + (b + 1) * F::kBytes, A32{q + 32 * (b + 1), d[b + 1], s[b + 1], isum[b + 1]}, acc1, m1);
+  for (; b + 8 <= nb; b += 8) {
+    const uint8_t* p = row + b * F::kBytes;
+    const int8_t* qb = q + 32 * b;
+    const __m256 S = _mm256_mul_ps(F::Scales8(p), _mm256_loadu_ps(d + b));
+    if constexpr (F::kMin) {
+      corr = _mm256_fmadd_ps(F::Mins8(p), _mm256_loadu_ps(s + b), corr);
+    } else if constexpr (F::kOffset != 0) {
+      const __m256 sums = _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(isum + b)));
+      corr = _mm256_fmadd_ps(S, sums, corr);
+    }
+    if constexpr (F::kPaired) {
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; j += 2) {
+        const __m256 v0 = _mm256_cvtepi32_ps(F::IDot2(p + 2 * j * F::kBytes, p + (2 * j + 1) * F::kBytes, qb + 64 * j));
+        const __m256 v1 =
+            _mm256_cvtepi32_ps(F::IDot2(p + (2 * j + 2) * F::kBytes, p + (2 * j + 3) * F::kBytes, qb + 64 * j + 64));
+        const __m256i i0 = _mm256_setr_epi32(2 * j, 2 * j, 2 * j, 2 * j, 2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1);
+        const __m256i i1 = _mm256_add_epi32(i0, _mm256_set1_epi32(2));
+        acc0 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(S, i0), v0, acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(S, i1), v1, acc1);
+      }
+    } else {
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; i += 2) {
+        const __m256 v0 = _mm256_cvtepi32_ps(F::IDot(p + i * F::kBytes, qb + 32 * i));
+        const __m256 v1 = _mm256_cvtepi32_ps(F::IDot(p + (i + 1) * F::kBytes, qb + 32 * (i + 1)));
+        acc0 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(S, _mm256_set1_epi32(i)), v0, acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(S, _mm256_set1_epi32(i + 1)), v1, acc1);
+      }
+    }
   }
-  if (b < nb) F::block(row + b * F::kBytes, A32{q + 32 * b, d[b], s[b], isum[b]}, acc0, m0);
-  return HSum(_mm256_add_ps(acc0, acc1)) + (m0 + m1);
+  // Fewer than 8 blocks left: pairs, then a lone block, scales one by one.
+  float tail = 0.0f;
+  for (; b < nb; ++b) {
+    const uint8_t* p = row + b * F::kBytes;
+    const float sb = F::Scale(p) * d[b];
+    if constexpr (F::kPaired) {
+      if (b + 1 < nb) {
+        const float sb1 = F::Scale(p + F::kBytes) * d[b + 1];
+        const __m256 scale = _mm256_set_m128(_mm_set1_ps(sb1), _mm_set1_ps(sb));
+        acc0 = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(F::IDot2(p, p + F::kBytes, q + 32 * b)), acc0);
+        if constexpr (F::kMin) {
+          tail += F::Min(p) * s[b] + F::Min(p + F::kBytes) * s[b + 1];
+        } else {
+          tail += sb * float(isum[b]) + sb1 * float(isum[b + 1]);
+        }
+        ++b;
+        continue;
+      }
+    }
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(sb), _mm256_cvtepi32_ps(F::IDot(p, q + 32 * b)), acc0);
+    if constexpr (F::kMin) {
+      tail += F::Min(p) * s[b];
+    } else if constexpr (F::kOffset != 0) {
+      tail += sb * float(isum[b]);
+    }
+  }
+  const float dot = HSum(_mm256_add_ps(acc0, acc1));
+  if constexpr (F::kMin) return dot + (HSum(corr) + tail);
+  if constexpr (F::kOffset != 0) return dot - float(F::kOffset) * (HSum(corr) + tail);
+  return dot;
 }
 
 // ---- K formats (activation blocks of 256 with sums per 16) ---------------
@@ -421,6 +559,7 @@ HWY_NOINLINE float DotRow256(const uint8_t* row, const int8_t* q, const float* d
 
 template <class F>
 void Rows32(const Q8Act& a, const uint8_t* W, size_t r0, size_t r1, float* y, size_t ldy) {
+  HWY_DASSERT(a.paired == F::kPaired);
   const size_t nb = a.K / 32, rb = nb * F::kBytes;
   for (size_t r = r0; r < r1; ++r)
     for (size_t t = 0; t < a.T; ++t)
