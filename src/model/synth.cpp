@@ -12,6 +12,7 @@
 #include "core/thread_pool.h"
 #include "format/safetensors_writer.h"
 #include "model/config.h"
+#include "model/synth_values.h"
 #include "model/tensor_list.h"
 
 namespace moeflux {
@@ -20,66 +21,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
-uint64_t splitmix(uint64_t& s) {
-  uint64_t z = (s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-uint64_t hash_name(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;  // FNV-1a
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
-
-// Uniform values with the given mean and standard deviation: a uniform on
-// [-a, a] has std a / sqrt(3).
-struct Init {
-  float mean, std;
-};
-
-Init init_for(const ModelTensor& t) {
-  switch (t.kind) {
-    case ParamKind::Embedding: return {0.f, 1.f};
-    case ParamKind::Norm: return {1.f, 0.03f};
-    case ParamKind::Bias: return {0.f, 0.02f};
-    case ParamKind::Router:
-    case ParamKind::Linear:
-    case ParamKind::ExpertLinear: return {0.f, 1.f / std::sqrt(float(t.shape.back()))};
-  }
-  return {0.f, 1.f};
-}
-
-constexpr size_t kChunkElems = size_t(1) << 22;  // 4 Mi values: the unit of RNG seeding and parallelism
-
-void fill_chunk(uint16_t* out, size_t n, uint64_t seed, Init init, DType dtype) {
-  uint64_t s = seed;
-  const float a = init.std * std::sqrt(3.0f);
-  for (size_t i = 0; i < n; i += 4) {
-    uint64_t r = splitmix(s);
-    for (size_t j = 0; j < 4 && i + j < n; ++j, r >>= 16) {
-      const float u = (float(r & 0xffff) + 0.5f) * (2.0f / 65536.0f) - 1.0f;  // (-1, 1)
-      const float v = init.mean + a * u;
-      out[i + j] = dtype == DType::BF16 ? f32_to_bf16(v) : f32_to_f16(v);
-    }
-  }
-}
-
 void skew_router_rows(std::vector<uint16_t>& w, int64_t rows, int64_t cols, double skew, uint64_t seed, DType dt) {
-  std::vector<int64_t> rank(static_cast<size_t>(rows));
-  for (int64_t i = 0; i < rows; ++i) rank[size_t(i)] = i;
-  uint64_t s = seed ^ 0x5bd1e995ull;
-  for (int64_t i = rows - 1; i > 0; --i) std::swap(rank[size_t(i)], rank[splitmix(s) % uint64_t(i + 1)]);
-  for (int64_t r = 0; r < rows; ++r) {
-    const double q = rows > 1 ? double(rank[size_t(r)]) / double(rows - 1) : 1.0;
-    const float scale = float(1.0 + skew * q * q);
+  const std::vector<float> scale = synth_router_scales(rows, skew, seed);
+  for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c) {
       uint16_t& h = w[size_t(r * cols + c)];
-      const float v = (dt == DType::BF16 ? bf16_to_f32(h) : f16_to_f32(h)) * scale;
-      h = dt == DType::BF16 ? f32_to_bf16(v) : f32_to_f16(v);
+      h = synth_scale_value(h, scale[size_t(r)], dt);
     }
-  }
 }
 
 void write_config(const std::string& path, const nlohmann::ordered_json& cfg) {
@@ -94,7 +42,7 @@ void write_config(const std::string& path, const nlohmann::ordered_json& cfg) {
 
 }  // namespace
 
-uint64_t synth_model(const SynthOptions& o) {
+ModelSpec synth_spec(const SynthOptions& o, nlohmann::ordered_json* config) {
   const SynthPreset& preset = find_preset(o.preset);
   if (preset.config.empty()) fail("preset '{}' {}", preset.name, preset.unsupported_reason);
   nlohmann::ordered_json cfg = preset.config;
@@ -110,6 +58,14 @@ uint64_t synth_model(const SynthOptions& o) {
   }
   const ModelSpec spec = model_spec_from_config(Config(nlohmann::json::parse(cfg.dump()), "preset " + preset.name));
   if (spec.dtype != DType::BF16 && spec.dtype != DType::F16) fail("synth writes bf16 or f16 weights");
+  if (config) *config = cfg;
+  return spec;
+}
+
+uint64_t synth_model(const SynthOptions& o) {
+  nlohmann::ordered_json cfg;
+  const ModelSpec spec = synth_spec(o, &cfg);
+  const SynthPreset& preset = find_preset(o.preset);
   const ArchDef& arch = arch_def(spec.arch);
 
   fs::create_directories(o.out_dir);
@@ -138,11 +94,10 @@ uint64_t synth_model(const SynthOptions& o) {
     for (const TensorDecl& d : shards[si]) {
       const ModelTensor& t = tensors[ti++];
       const size_t n = d.nbytes() / 2;
-      const uint64_t tseed = o.seed * 0x9e3779b97f4a7c15ull ^ hash_name(t.name);
-      const Init init = init_for(t);
+      const uint64_t tseed = synth_tensor_seed(o.seed, t.name);
       if (t.kind == ParamKind::Router && o.route_skew > 0) {
         buf.resize(n);
-        fill_chunk(buf.data(), n, tseed, init, spec.dtype);
+        synth_fill_chunk(t, tseed, 0, spec.dtype, buf.data(), n);
         skew_router_rows(buf, t.shape[0], t.shape[1], o.route_skew, tseed, spec.dtype);
         w.write({reinterpret_cast<const uint8_t*>(buf.data()), n * 2});
         progress.advance(n * 2);
@@ -151,14 +106,14 @@ uint64_t synth_model(const SynthOptions& o) {
       // Generate a batch of chunks in parallel, write it, repeat: memory
       // stays at one batch however large the tensor.
       const size_t batch_chunks = size_t(pool.size()) * 4;
-      for (size_t c0 = 0; c0 * kChunkElems < n; c0 += batch_chunks) {
-        const size_t begin = c0 * kChunkElems, end = std::min(n, (c0 + batch_chunks) * kChunkElems);
+      for (size_t c0 = 0; c0 * kSynthChunkElems < n; c0 += batch_chunks) {
+        const size_t begin = c0 * kSynthChunkElems, end = std::min(n, (c0 + batch_chunks) * kSynthChunkElems);
         buf.resize(end - begin);
-        const size_t chunks = (end - begin + kChunkElems - 1) / kChunkElems;
+        const size_t chunks = (end - begin + kSynthChunkElems - 1) / kSynthChunkElems;
         pool.parallel_for(chunks, 1, [&](size_t a, size_t b) {
           for (size_t c = a; c < b; ++c) {
-            const size_t off = c * kChunkElems, len = std::min(kChunkElems, end - begin - off);
-            fill_chunk(buf.data() + off, len, tseed + (c0 + c) * 0x632be59bd9b4e019ull, init, spec.dtype);
+            const size_t off = c * kSynthChunkElems, len = std::min(kSynthChunkElems, end - begin - off);
+            synth_fill_chunk(t, tseed, c0 + c, spec.dtype, buf.data() + off, len);
           }
         });
         w.write({reinterpret_cast<const uint8_t*>(buf.data()), buf.size() * 2});

@@ -8,6 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "convert/convert_type.h"
+#include "format/gguf/gguf_value.h"
+#include "model/model_spec.h"
+
 namespace moeflux {
 
 struct SynthPreset {
@@ -35,9 +39,20 @@ struct SynthOptions {
   bool progress = true;
 };
 
+// The spec of the model the options describe (preset plus overrides); the
+// preset's config with the overrides applied goes to `config` if given.
+ModelSpec synth_spec(const SynthOptions& opts, nlohmann::ordered_json* config = nullptr);
+
 // Writes config.json and safetensors shards into out_dir (created if
 // missing; refuses a directory that already holds a model).
 // Returns the bytes of weights written.
 uint64_t synth_model(const SynthOptions& opts);
+
+// Writes the same model (same options, same values) as one GGUF file of
+// `type` at out_file (opts.out_dir is not used), generating and quantizing
+// a chunk at a time; `tokenizer` is appended as metadata. Returns the
+// file's size. Refuses an existing file.
+uint64_t synth_gguf(const SynthOptions& opts, ConvertType type, const GgufMetadata& tokenizer,
+                    const std::string& out_file);
 
 }  // namespace moeflux
