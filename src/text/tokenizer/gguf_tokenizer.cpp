@@ -145,8 +145,10 @@ Tokenizer Tokenizer::from_gguf(const GgufVocab& v) {
   if (v.kind == GgufVocabKind::Bpe) {
     const GgufPreTokenizer* pre = find_gguf_pre_tokenizer(v.pre);
     if (pre == nullptr)
-      fail("{}: tokenizer.ggml.pre \"{}\" is not supported (supported: {})", source, v.pre, gguf_pre_tokenizer_names());
-    if (v.merges.empty()) fail("{}: tokenizer.ggml.merges is missing or empty; a \"gpt2\" vocabulary needs its merges", source);
+      fail("{}: tokenizer.ggml.pre \"{}\" is not supported (supported: {})", source, v.pre,
+           gguf_pre_tokenizer_names());
+    if (v.merges.empty())
+      fail("{}: tokenizer.ggml.merges is missing or empty; a \"gpt2\" vocabulary needs its merges", source);
     std::string what = source + ", pre \"" + v.pre + "\"";
     if (pre->nfc) impl->normalizer = make_normalizer(fragment({{"type", "NFC"}}, what));
     impl->pre_tokenizer = make_pre_tokenizer(fragment(split_sequence(*pre), what));
@@ -156,7 +158,8 @@ Tokenizer Tokenizer::from_gguf(const GgufVocab& v) {
                                           what));
     add_bos = pre->add_bos;
   } else {
-    if (v.scores.size() != n) fail("{}: tokenizer.ggml.scores has {} entries for {} tokens", source, v.scores.size(), n);
+    if (v.scores.size() != n)
+      fail("{}: tokenizer.ggml.scores has {} entries for {} tokens", source, v.scores.size(), n);
     // llama.cpp's defaults for "llama" files that do not name these tokens.
     auto dflt = [&](std::optional<uint32_t>& id, uint32_t d) {
       if (!id && d < n) id = d;
