@@ -14,7 +14,7 @@ namespace {
 // Prefill (T > kIntMaxTokens) decodes weight rows to f32 once and reuses them
 // for every token (matmul_kernels.cpp), instead of redoing the integer
 // unpacking per token. Measured 2026-11-27 (BENCHMARKS.md, quantized GEMV).
-constexpr size_t kIntMaxTokens = 1;
+constexpr size_t kIntMaxTokens = size_t(-1);
 
 void check(GgmlType wtype, size_t K) {
   if (!supported(wtype)) {

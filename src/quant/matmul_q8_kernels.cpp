@@ -17,6 +17,7 @@
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
+#include <algorithm>
 #include <cstring>
 #include <type_traits>
 
@@ -79,6 +80,15 @@ void QuantizeQ8(const float* x, size_t n, size_t block, int8_t* q, float* d, int
 bool IntKernelsAvailable() { return true; }
 
 // ---- 256-bit helpers -----------------------------------------------------
+
+// Software prefetch this many bytes ahead of the weight stream. The hardware
+// prefetchers alone left a core's stream latency bound: measured 2026-11-27
+// on the 16-core Xeon (Sapphire Rapids, AVX3), 2 threads, 512 MiB: Q2_K 11.0
+// GB/s without, 15.3 / 20.9 / 16.1 GB/s at 2 / 4 / 8 KiB ahead; Q4_0 11.9,
+// 19.9 / 26.8 / 21.1 (BENCHMARKS.md, quantized GEMV).
+constexpr size_t kPrefetchBytes = 4096;
+
+HWY_INLINE void Prefetch(const uint8_t* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
 
 HWY_INLINE __m256i Load(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
@@ -148,13 +158,14 @@ HWY_INLINE __m256i DupHigh(__m256i v) { return _mm256_permute2x128_si256(v, v, 0
 // ---- formats with 32-element blocks (activation blocks of 32) -------------
 // Each format gives Scale (d_w of one block), Scales8 (d_w of 8 consecutive
 // blocks as one vector), kOffset (codes are q + kOffset) or kMin (an f16
-// min: w = d q + m), and its integer dot:
-// - Q8_0: IDot, one block against 32 x^ in order.
-// - the 4- and 5-bit formats: IDot2, two blocks at once against the paired
-//   activation layout (matmul_internal.h): one 256-bit load of both blocks'
-//   packed bytes gives their low nibbles in one register and their high
-//   nibbles in another, and the two maddubs results add in i16 (at most
-//   2 * 2 * 31 * 127 = 15748) before one madd. IDot does a lone last block.
+// min: w = d q + m), and its codes, unpacked once and dotted with the int8
+// activations of every token of a pass:
+// - Codes1 / Dot1: one block, 32 elements in order.
+// - Codes2 / Dot2 (kPaired, the 4- and 5-bit formats): two blocks at once
+//   against the paired activation layout (matmul_internal.h): one 256-bit
+//   load of both blocks' packed bytes gives their low nibbles in one register
+//   and their high nibbles in another, and the two maddubs results add in
+//   i16 (at most 2 * 2 * 31 * 127 = 15748) before one madd.
 
 HWY_INLINE uint16_t U16(const uint8_t* p) {
   uint16_t v;
@@ -180,14 +191,19 @@ HWY_INLINE __m256i Load2(const uint8_t* a, const uint8_t* b) {
   return _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(b), reinterpret_cast<const __m128i*>(a));
 }
 
+HWY_INLINE __m256i Dot2(__m256i lo, __m256i hi, const int8_t* q) {
+  const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, Load(q)), _mm256_maddubs_epi16(hi, Load(q + 32)));
+  return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+}
+
 struct Q8_0 {
   static constexpr size_t kBytes = sizeof(BlockQ8_0);
   static constexpr int kOffset = 0;
   static constexpr bool kMin = false, kPaired = false;
-  static HWY_INLINE __m256i IDot(const uint8_t* p, const int8_t* q) {
-    const __m256i w = Load(p + 2), x = Load(q);
-    // |w| as u8 (|-128| = 128 reads correctly as unsigned) times x with w's sign.
-    return Dot4(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+  static HWY_INLINE __m256i Codes1(const uint8_t* p) { return Load(p + 2); }
+  // |w| as u8 (|-128| = 128 reads correctly as unsigned) times x with w's sign.
+  static HWY_INLINE __m256i Dot1(__m256i w, const int8_t* q) {
+    return Dot4(_mm256_sign_epi8(w, w), _mm256_sign_epi8(Load(q), w));
   }
   static HWY_INLINE float Scale(const uint8_t* p) { return F16(U16(p)); }
   static HWY_INLINE __m256 Scales8(const uint8_t* p) { return F16x8<kBytes, 0>(p); }
@@ -197,13 +213,13 @@ struct Q8_0 {
 // the low nibble of byte j, element 16 + j the high one.
 template <size_t kQs>
 struct Nibble32 {
-  static HWY_INLINE __m256i IDot(const uint8_t* p, const int8_t* q) { return Dot4(Nibbles(p + kQs), Load(q)); }
-  static HWY_INLINE __m256i IDot2(const uint8_t* p0, const uint8_t* p1, const int8_t* q) {
+  static HWY_INLINE __m256i Codes1(const uint8_t* p) { return Nibbles(p + kQs); }
+  static HWY_INLINE __m256i Dot1(__m256i c, const int8_t* q) { return Dot4(c, Load(q)); }
+  static HWY_INLINE void Codes2(const uint8_t* p0, const uint8_t* p1, __m256i& lo, __m256i& hi) {
     const __m256i m4 = _mm256_set1_epi8(15);
     const __m256i v = Load2(p0 + kQs, p1 + kQs);
-    const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-    const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, Load(q)), _mm256_maddubs_epi16(hi, Load(q + 32)));
-    return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+    lo = _mm256_and_si256(v, m4);
+    hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
   }
 };
 
@@ -234,11 +250,11 @@ struct Nibble32H {
     std::memcpy(&h, p + kQh, 4);
     return h;
   }
-  static HWY_INLINE __m256i IDot(const uint8_t* p, const int8_t* q) {
-    const __m256i high = _mm256_and_si256(BitsToBytes(Qh(p)), _mm256_set1_epi8(16));
-    return Dot4(_mm256_or_si256(Nibbles(p + kQh + 4), high), Load(q));
+  static HWY_INLINE __m256i Codes1(const uint8_t* p) {
+    return _mm256_or_si256(Nibbles(p + kQh + 4), _mm256_and_si256(BitsToBytes(Qh(p)), _mm256_set1_epi8(16)));
   }
-  static HWY_INLINE __m256i IDot2(const uint8_t* p0, const uint8_t* p1, const int8_t* q) {
+  static HWY_INLINE __m256i Dot1(__m256i c, const int8_t* q) { return Dot4(c, Load(q)); }
+  static HWY_INLINE void Codes2(const uint8_t* p0, const uint8_t* p1, __m256i& lo, __m256i& hi) {
     const __m256i m4 = _mm256_set1_epi8(15), m16 = _mm256_set1_epi8(16);
     const __m256i v = Load2(p0 + kQh + 4, p1 + kQh + 4);
     // Both qh words in every 64-bit lane (block 0's in bytes 0-3); bytes
@@ -250,12 +266,10 @@ struct Nibble32H {
         h, _mm256_setr_epi64x(0, 0x0101010101010101, 0x0404040404040404, 0x0505050505050505));
     const __m256i hh = _mm256_shuffle_epi8(
         h, _mm256_setr_epi64x(0x0202020202020202, 0x0303030303030303, 0x0606060606060606, 0x0707070707070707));
-    const __m256i lo = _mm256_or_si256(_mm256_and_si256(v, m4),
-                                       _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_or_si256(hl, sel), ones), m16));
-    const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4),
-                                       _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_or_si256(hh, sel), ones), m16));
-    const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, Load(q)), _mm256_maddubs_epi16(hi, Load(q + 32)));
-    return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+    lo = _mm256_or_si256(_mm256_and_si256(v, m4),
+                         _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_or_si256(hl, sel), ones), m16));
+    hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4),
+                         _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_or_si256(hh, sel), ones), m16));
   }
 };
 
@@ -286,16 +300,13 @@ struct MXFP4 {
     return _mm256_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0,  //
                             12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0);
   }
-  static HWY_INLINE __m256i IDot(const uint8_t* p, const int8_t* q) {
-    return Dot4(_mm256_shuffle_epi8(Table(), Nibbles(p + 1)), Load(q));
-  }
-  static HWY_INLINE __m256i IDot2(const uint8_t* p0, const uint8_t* p1, const int8_t* q) {
+  static HWY_INLINE __m256i Codes1(const uint8_t* p) { return _mm256_shuffle_epi8(Table(), Nibbles(p + 1)); }
+  static HWY_INLINE __m256i Dot1(__m256i c, const int8_t* q) { return Dot4(c, Load(q)); }
+  static HWY_INLINE void Codes2(const uint8_t* p0, const uint8_t* p1, __m256i& lo, __m256i& hi) {
     const __m256i m4 = _mm256_set1_epi8(15);
     const __m256i v = Load2(p0 + 1, p1 + 1);
-    const __m256i lo = _mm256_shuffle_epi8(Table(), _mm256_and_si256(v, m4));
-    const __m256i hi = _mm256_shuffle_epi8(Table(), _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
-    const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, Load(q)), _mm256_maddubs_epi16(hi, Load(q + 32)));
-    return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+    lo = _mm256_shuffle_epi8(Table(), _mm256_and_si256(v, m4));
+    hi = _mm256_shuffle_epi8(Table(), _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
   }
   static HWY_INLINE float Scale(const uint8_t* p) { return e8m0_to_f32_half(p[0]); }
   // e8m0_to_f32_half on 8 lanes: (e - 1) << 23, or 2^21 << e below e = 2.
@@ -309,113 +320,175 @@ struct MXFP4 {
   }
 };
 
-// Groups of 8 blocks: the 8 products d_w * d_x are one vector, permuted
-// into each block's (or pair's) FMA, and the offset or min terms of the
-// group are one FMA. Two accumulators hide the FMA latency.
-template <class F>
-HWY_NOINLINE float DotRow32(const uint8_t* row, const int8_t* q, const float* d, const float* s,
-                            const int32_t* isum, size_t nb) {
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), corr = _mm256_setzero_ps();
+// One token's activations in the 32-block layout.
+struct Tok32 {
+  const int8_t* q;
+  const float* d;
+  const float* s;
+  const int32_t* isum;
+};
+
+// out[t] = row . x_t for NT tokens. Groups of 8 blocks: the 8 products
+// d_w * d_x are one vector per token, permuted into each block's (or pair's)
+// FMA, and the offset or min terms of the group are one FMA. With one token
+// two accumulators hide the FMA latency; with more the tokens do.
+template <class F, int NT>
+HWY_NOINLINE void DotRows32(const uint8_t* row, const Tok32* tok, size_t nb, float* out) {
+  constexpr int kA = NT == 1 ? 2 : 1;
+  __m256 acc[kA][NT], corr[NT];
+  for (int t = 0; t < NT; ++t) {
+    for (int i = 0; i < kA; ++i) acc[i][t] = _mm256_setzero_ps();
+    corr[t] = _mm256_setzero_ps();
+  }
   size_t b = 0;
   for (; b + 8 <= nb; b += 8) {
     const uint8_t* p = row + b * F::kBytes;
-    const int8_t* qb = q + 32 * b;
-    const __m256 S = _mm256_mul_ps(F::Scales8(p), _mm256_loadu_ps(d + b));
+    for (size_t o = 0; o < 8 * F::kBytes; o += 64) Prefetch(p + kPrefetchBytes + o);
+    const __m256 w8 = F::Scales8(p);
+    __m256 S[NT];
+    for (int t = 0; t < NT; ++t) S[t] = _mm256_mul_ps(w8, _mm256_loadu_ps(tok[t].d + b));
     if constexpr (F::kMin) {
-      corr = _mm256_fmadd_ps(F::Mins8(p), _mm256_loadu_ps(s + b), corr);
+      const __m256 m8 = F::Mins8(p);
+      for (int t = 0; t < NT; ++t) corr[t] = _mm256_fmadd_ps(m8, _mm256_loadu_ps(tok[t].s + b), corr[t]);
     } else if constexpr (F::kOffset != 0) {
-      const __m256 sums = _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(isum + b)));
-      corr = _mm256_fmadd_ps(S, sums, corr);
+      for (int t = 0; t < NT; ++t) {
+        const __m256i sums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tok[t].isum + b));
+        corr[t] = _mm256_fmadd_ps(S[t], _mm256_cvtepi32_ps(sums), corr[t]);
+      }
     }
     if constexpr (F::kPaired) {
 #pragma GCC unroll 4
-      for (int j = 0; j < 4; j += 2) {
-        const __m256 v0 = _mm256_cvtepi32_ps(F::IDot2(p + 2 * j * F::kBytes, p + (2 * j + 1) * F::kBytes, qb + 64 * j));
-        const __m256 v1 =
-            _mm256_cvtepi32_ps(F::IDot2(p + (2 * j + 2) * F::kBytes, p + (2 * j + 3) * F::kBytes, qb + 64 * j + 64));
-        const __m256i i0 = _mm256_setr_epi32(2 * j, 2 * j, 2 * j, 2 * j, 2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1);
-        const __m256i i1 = _mm256_add_epi32(i0, _mm256_set1_epi32(2));
-        acc0 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(S, i0), v0, acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(S, i1), v1, acc1);
+      for (int j = 0; j < 4; ++j) {
+        __m256i lo, hi;
+        F::Codes2(p + 2 * j * F::kBytes, p + (2 * j + 1) * F::kBytes, lo, hi);
+        const __m256i idx = _mm256_setr_epi32(2 * j, 2 * j, 2 * j, 2 * j, 2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1);
+        for (int t = 0; t < NT; ++t) {
+          const __m256 v = _mm256_cvtepi32_ps(Dot2(lo, hi, tok[t].q + 32 * b + 64 * j));
+          acc[j % kA][t] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(S[t], idx), v, acc[j % kA][t]);
+        }
       }
     } else {
 #pragma GCC unroll 8
-      for (int i = 0; i < 8; i += 2) {
-        const __m256 v0 = _mm256_cvtepi32_ps(F::IDot(p + i * F::kBytes, qb + 32 * i));
-        const __m256 v1 = _mm256_cvtepi32_ps(F::IDot(p + (i + 1) * F::kBytes, qb + 32 * (i + 1)));
-        acc0 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(S, _mm256_set1_epi32(i)), v0, acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(S, _mm256_set1_epi32(i + 1)), v1, acc1);
+      for (int i = 0; i < 8; ++i) {
+        const __m256i c = F::Codes1(p + i * F::kBytes);
+        for (int t = 0; t < NT; ++t) {
+          const __m256 v = _mm256_cvtepi32_ps(F::Dot1(c, tok[t].q + 32 * (b + i)));
+          acc[i % kA][t] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(S[t], _mm256_set1_epi32(i)), v, acc[i % kA][t]);
+        }
       }
     }
   }
   // Fewer than 8 blocks left: pairs, then a lone block, scales one by one.
-  float tail = 0.0f;
+  float tail[NT] = {};
   for (; b < nb; ++b) {
     const uint8_t* p = row + b * F::kBytes;
-    const float sb = F::Scale(p) * d[b];
+    const float w0 = F::Scale(p);
     if constexpr (F::kPaired) {
       if (b + 1 < nb) {
-        const float sb1 = F::Scale(p + F::kBytes) * d[b + 1];
-        const __m256 scale = _mm256_set_m128(_mm_set1_ps(sb1), _mm_set1_ps(sb));
-        acc0 = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(F::IDot2(p, p + F::kBytes, q + 32 * b)), acc0);
-        if constexpr (F::kMin) {
-          tail += F::Min(p) * s[b] + F::Min(p + F::kBytes) * s[b + 1];
-        } else {
-          tail += sb * float(isum[b]) + sb1 * float(isum[b + 1]);
+        const float w1 = F::Scale(p + F::kBytes);
+        __m256i lo, hi;
+        F::Codes2(p, p + F::kBytes, lo, hi);
+        for (int t = 0; t < NT; ++t) {
+          const float s0 = w0 * tok[t].d[b], s1 = w1 * tok[t].d[b + 1];
+          const __m256 scale = _mm256_set_m128(_mm_set1_ps(s1), _mm_set1_ps(s0));
+          acc[0][t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(Dot2(lo, hi, tok[t].q + 32 * b)), acc[0][t]);
+          if constexpr (F::kMin) {
+            tail[t] += F::Min(p) * tok[t].s[b] + F::Min(p + F::kBytes) * tok[t].s[b + 1];
+          } else {
+            tail[t] += s0 * float(tok[t].isum[b]) + s1 * float(tok[t].isum[b + 1]);
+          }
         }
         ++b;
         continue;
       }
     }
-    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(sb), _mm256_cvtepi32_ps(F::IDot(p, q + 32 * b)), acc0);
-    if constexpr (F::kMin) {
-      tail += F::Min(p) * s[b];
-    } else if constexpr (F::kOffset != 0) {
-      tail += sb * float(isum[b]);
+    const __m256i c = F::Codes1(p);
+    for (int t = 0; t < NT; ++t) {
+      const float s0 = w0 * tok[t].d[b];
+      acc[0][t] = _mm256_fmadd_ps(_mm256_set1_ps(s0), _mm256_cvtepi32_ps(F::Dot1(c, tok[t].q + 32 * b)), acc[0][t]);
+      if constexpr (F::kMin) {
+        tail[t] += F::Min(p) * tok[t].s[b];
+      } else if constexpr (F::kOffset != 0) {
+        tail[t] += s0 * float(tok[t].isum[b]);
+      }
     }
   }
-  const float dot = HSum(_mm256_add_ps(acc0, acc1));
-  if constexpr (F::kMin) return dot + (HSum(corr) + tail);
-  if constexpr (F::kOffset != 0) return dot - float(F::kOffset) * (HSum(corr) + tail);
-  return dot;
+  for (int t = 0; t < NT; ++t) {
+    const float dot = HSum(kA == 2 ? _mm256_add_ps(acc[0][t], acc[kA - 1][t]) : acc[0][t]);
+    if constexpr (F::kMin) {
+      out[t] = dot + (HSum(corr[t]) + tail[t]);
+    } else if constexpr (F::kOffset != 0) {
+      out[t] = dot - float(F::kOffset) * (HSum(corr[t]) + tail[t]);
+    } else {
+      out[t] = dot;
+    }
+  }
 }
 
 // ---- K formats (activation blocks of 256 with sums per 16) ---------------
 
+// One super-block's activations of NT tokens and their integer sums: each
+// format unpacks a 32-code vector once and hands it here with its i16 scales.
+template <int NT>
+struct KSums {
+  const int8_t* q[NT];
+  __m256i sumi[NT];
+  HWY_INLINE void operator()(__m256i codes, __m256i scales, size_t off) {
+    for (int t = 0; t < NT; ++t)
+      sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(scales, _mm256_maddubs_epi16(codes, Load(q[t] + off))));
+  }
+};
+
+template <int NT>
+struct TokK {
+  const int8_t* q[NT];
+  const int16_t* bsums[NT];
+  float dx[NT];
+};
+
+template <int NT>
+HWY_INLINE KSums<NT> StartSums(const TokK<NT>& k) {
+  KSums<NT> s;
+  for (int t = 0; t < NT; ++t) {
+    s.q[t] = k.q[t];
+    s.sumi[t] = _mm256_setzero_si256();
+  }
+  return s;
+}
+
 struct Q2_K {
   static constexpr size_t kBytes = sizeof(BlockQ2_K);
-  static HWY_INLINE void block(const uint8_t* p, const int8_t* q, float dx, const int16_t* bsums, __m256& acc) {
+  template <int NT>
+  static HWY_INLINE void block(const uint8_t* p, const TokK<NT>& k, __m256* acc) {
     const auto* b = reinterpret_cast<const BlockQ2_K*>(p);
     const __m128i sm = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b->scales));
     const __m128i m4 = _mm_set1_epi8(15);
-    // sum_j min_j * bsum_j: the -dmin * m term of every element.
     const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sm, 4), m4));
-    const __m256i prod = _mm256_madd_epi16(mins, Load(bsums));
     const __m256i sc = _mm256_cvtepu8_epi16(_mm_and_si128(sm, m4));
     const __m256i m3 = _mm256_set1_epi8(3);
-    __m256i sumi = _mm256_setzero_si256();
+    KSums<NT> s = StartSums(k);
     for (int h = 0; h < 2; ++h) {
       const __m256i bits = Load(b->qs + 32 * h);
       const __m256i scales = h == 0 ? DupLow(sc) : DupHigh(sc);
-      const int8_t* qh = q + 128 * h;
-      const __m256i w0 = _mm256_and_si256(bits, m3);
-      const __m256i w1 = _mm256_and_si256(_mm256_srli_epi16(bits, 2), m3);
-      const __m256i w2 = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m3);
-      const __m256i w3 = _mm256_and_si256(_mm256_srli_epi16(bits, 6), m3);
-      const __m256i p0 = _mm256_madd_epi16(PairScale(scales, 0), _mm256_maddubs_epi16(w0, Load(qh)));
-      const __m256i p1 = _mm256_madd_epi16(PairScale(scales, 1), _mm256_maddubs_epi16(w1, Load(qh + 32)));
-      const __m256i p2 = _mm256_madd_epi16(PairScale(scales, 2), _mm256_maddubs_epi16(w2, Load(qh + 64)));
-      const __m256i p3 = _mm256_madd_epi16(PairScale(scales, 3), _mm256_maddubs_epi16(w3, Load(qh + 96)));
-      sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(_mm256_add_epi32(p0, p1), _mm256_add_epi32(p2, p3)));
+      s(_mm256_and_si256(bits, m3), PairScale(scales, 0), 128 * h);
+      s(_mm256_and_si256(_mm256_srli_epi16(bits, 2), m3), PairScale(scales, 1), 128 * h + 32);
+      s(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m3), PairScale(scales, 2), 128 * h + 64);
+      s(_mm256_and_si256(_mm256_srli_epi16(bits, 6), m3), PairScale(scales, 3), 128 * h + 96);
     }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(F16(b->d) * dx), _mm256_cvtepi32_ps(sumi), acc);
-    acc = _mm256_fnmadd_ps(_mm256_set1_ps(F16(b->dmin) * dx), _mm256_cvtepi32_ps(prod), acc);
+    const float d = F16(b->d), dmin = F16(b->dmin);
+    for (int t = 0; t < NT; ++t) {
+      // sum_j min_j * bsum_j: the -dmin * m term of every element.
+      const __m256i prod = _mm256_madd_epi16(mins, Load(k.bsums[t]));
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * k.dx[t]), _mm256_cvtepi32_ps(s.sumi[t]), acc[t]);
+      acc[t] = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * k.dx[t]), _mm256_cvtepi32_ps(prod), acc[t]);
+    }
   }
 };
 
 struct Q3_K {
   static constexpr size_t kBytes = sizeof(BlockQ3_K);
-  static HWY_INLINE void block(const uint8_t* p, const int8_t* q, float dx, const int16_t* bsums, __m256& acc) {
+  template <int NT>
+  static HWY_INLINE void block(const uint8_t* p, const TokK<NT>& k, __m256* acc) {
     const auto* b = reinterpret_cast<const BlockQ3_K*>(p);
     // The 16 6-bit scales (see q3k_scales), as llama.cpp unpacks them.
     uint32_t aux[3];
@@ -427,36 +500,36 @@ struct Q3_K {
                                                     int32_t(((aux[1] >> 4) & k4) | (((aux[2] >> 6) & k2) << 4))),
                                      _mm_set1_epi8(32));
     const __m256i sc = _mm256_cvtepi8_epi16(sc8);
-    const __m256i corr = _mm256_madd_epi16(sc, Load(bsums));  // codes are q + 4: subtract 4 * sum sc * bsum
     const __m256i hm = Load(b->hmask);
     const __m256i m3 = _mm256_set1_epi8(3), m4 = _mm256_set1_epi8(4);
-    __m256i sumi = _mm256_setzero_si256();
-    for (int h = 0; h < 2; ++h) {
-      const __m256i bits = Load(b->qs + 32 * h);
-      const __m256i scales = h == 0 ? DupLow(sc) : DupHigh(sc);
-      const int8_t* qh = q + 128 * h;
-      // Code of element 128h + 32k + l: bits 2k..2k+1 of qs[32h + l], plus 4
-      // if bit 4h + k of hmask[l] is set.
-      __m256i w0, w1, w2, w3;
-      if (h == 0) {
-        w0 = _mm256_or_si256(_mm256_and_si256(bits, m3), _mm256_and_si256(MoveBit<0, 2>(hm), m4));
-        w1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 2), m3), _mm256_and_si256(MoveBit<1, 2>(hm), m4));
-        w2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m3), _mm256_and_si256(hm, m4));
-        w3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 6), m3), _mm256_and_si256(MoveBit<3, 2>(hm), m4));
-      } else {
-        w0 = _mm256_or_si256(_mm256_and_si256(bits, m3), _mm256_and_si256(MoveBit<4, 2>(hm), m4));
-        w1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 2), m3), _mm256_and_si256(MoveBit<5, 2>(hm), m4));
-        w2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m3), _mm256_and_si256(MoveBit<6, 2>(hm), m4));
-        w3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 6), m3), _mm256_and_si256(MoveBit<7, 2>(hm), m4));
-      }
-      const __m256i p0 = _mm256_madd_epi16(PairScale(scales, 0), _mm256_maddubs_epi16(w0, Load(qh)));
-      const __m256i p1 = _mm256_madd_epi16(PairScale(scales, 1), _mm256_maddubs_epi16(w1, Load(qh + 32)));
-      const __m256i p2 = _mm256_madd_epi16(PairScale(scales, 2), _mm256_maddubs_epi16(w2, Load(qh + 64)));
-      const __m256i p3 = _mm256_madd_epi16(PairScale(scales, 3), _mm256_maddubs_epi16(w3, Load(qh + 96)));
-      sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(_mm256_add_epi32(p0, p1), _mm256_add_epi32(p2, p3)));
+    KSums<NT> s = StartSums(k);
+    // Code of element 128h + 32j + l: bits 2j..2j+1 of qs[32h + l], plus 4
+    // if bit 4h + j of hmask[l] is set.
+    auto code = [&](__m256i bits, int j, __m256i high) {
+      const __m256i low = _mm256_and_si256(j == 0 ? bits : _mm256_srli_epi16(bits, 2 * j), m3);
+      return _mm256_or_si256(low, _mm256_and_si256(high, m4));
+    };
+    {
+      const __m256i bits = Load(b->qs), scales = DupLow(sc);
+      s(code(bits, 0, MoveBit<0, 2>(hm)), PairScale(scales, 0), 0);
+      s(code(bits, 1, MoveBit<1, 2>(hm)), PairScale(scales, 1), 32);
+      s(code(bits, 2, hm), PairScale(scales, 2), 64);
+      s(code(bits, 3, MoveBit<3, 2>(hm)), PairScale(scales, 3), 96);
     }
-    sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(corr, 2));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(F16(b->d) * dx), _mm256_cvtepi32_ps(sumi), acc);
+    {
+      const __m256i bits = Load(b->qs + 32), scales = DupHigh(sc);
+      s(code(bits, 0, MoveBit<4, 2>(hm)), PairScale(scales, 0), 128);
+      s(code(bits, 1, MoveBit<5, 2>(hm)), PairScale(scales, 1), 160);
+      s(code(bits, 2, MoveBit<6, 2>(hm)), PairScale(scales, 2), 192);
+      s(code(bits, 3, MoveBit<7, 2>(hm)), PairScale(scales, 3), 224);
+    }
+    const float d = F16(b->d);
+    for (int t = 0; t < NT; ++t) {
+      // Codes are q + 4: subtract 4 * sum_j sc_j * bsum_j.
+      const __m256i corr = _mm256_madd_epi16(sc, Load(k.bsums[t]));
+      const __m256i sumi = _mm256_sub_epi32(s.sumi[t], _mm256_slli_epi32(corr, 2));
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * k.dx[t]), _mm256_cvtepi32_ps(sumi), acc[t]);
+    }
   }
 };
 
@@ -473,8 +546,8 @@ struct Q45_K {
     return _mm256_and_si256(MoveBit<j, 4>(qh), _mm256_set1_epi8(16));
   }
 
-  template <int c>
-  static HWY_INLINE __m256i Pair(const B* b, const int8_t* q, __m256i scales, __m256i qh) {
+  template <int c, class S>
+  static HWY_INLINE void Pair(const B* b, S& s, __m256i scales, __m256i qh) {
     const __m256i m4 = _mm256_set1_epi8(15);
     const __m256i bits = Load(b->qs + 32 * c);
     __m256i lo = _mm256_and_si256(bits, m4), hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
@@ -482,12 +555,12 @@ struct Q45_K {
       lo = _mm256_or_si256(lo, High<2 * c>(qh));
       hi = _mm256_or_si256(hi, High<2 * c + 1>(qh));
     }
-    const __m256i p0 = _mm256_madd_epi16(OneScale(scales, 2 * c), _mm256_maddubs_epi16(lo, Load(q + 64 * c)));
-    const __m256i p1 = _mm256_madd_epi16(OneScale(scales, 2 * c + 1), _mm256_maddubs_epi16(hi, Load(q + 64 * c + 32)));
-    return _mm256_add_epi32(p0, p1);
+    s(lo, OneScale(scales, 2 * c), 64 * c);
+    s(hi, OneScale(scales, 2 * c + 1), 64 * c + 32);
   }
 
-  static HWY_INLINE void block(const uint8_t* p, const int8_t* q, float dx, const int16_t* bsums, __m256& acc) {
+  template <int NT>
+  static HWY_INLINE void block(const uint8_t* p, const TokK<NT>& k, __m256* acc) {
     const auto* b = reinterpret_cast<const B*>(p);
     // Scales to bytes 0-7 and mins to bytes 8-15 (see k4_scale_min), as
     // llama.cpp unpacks them.
@@ -500,19 +573,23 @@ struct Q45_K {
     u[2] = m03;
     u[0] &= k1;
     const __m256i sm = _mm256_cvtepu8_epi16(_mm_setr_epi32(int32_t(u[0]), int32_t(u[1]), int32_t(u[2]), int32_t(u[3])));
-    // sum_j min_j * (sum of the 32 x^ of sub-block j).
-    const __m256i bs = Load(bsums);
-    const __m128i s32 = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-    const __m128i prod = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), s32);
     const __m256i scales = DupLow(sm);
     __m256i qh = _mm256_setzero_si256();
     if constexpr (kHigh) qh = Load(b->qh);
-    const __m256i sumi = _mm256_add_epi32(_mm256_add_epi32(Pair<0>(b, q, scales, qh), Pair<1>(b, q, scales, qh)),
-                                          _mm256_add_epi32(Pair<2>(b, q, scales, qh), Pair<3>(b, q, scales, qh)));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(F16(b->d) * dx), _mm256_cvtepi32_ps(sumi), acc);
-    // Fold the 4 lanes of mins into lanes 0-3 of acc.
-    const __m256 mins = _mm256_zextps128_ps256(_mm_cvtepi32_ps(prod));
-    acc = _mm256_fnmadd_ps(_mm256_set1_ps(F16(b->dmin) * dx), mins, acc);
+    KSums<NT> s = StartSums(k);
+    Pair<0>(b, s, scales, qh);
+    Pair<1>(b, s, scales, qh);
+    Pair<2>(b, s, scales, qh);
+    Pair<3>(b, s, scales, qh);
+    const float d = F16(b->d), dmin = F16(b->dmin);
+    for (int t = 0; t < NT; ++t) {
+      // sum_j min_j * (sum of the 32 x^ of sub-block j), folded into lanes 0-3.
+      const __m256i bs = Load(k.bsums[t]);
+      const __m128i s32 = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+      const __m128i prod = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), s32);
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * k.dx[t]), _mm256_cvtepi32_ps(s.sumi[t]), acc[t]);
+      acc[t] = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * k.dx[t]), _mm256_zextps128_ps256(_mm_cvtepi32_ps(prod)), acc[t]);
+    }
   }
 };
 using Q4_K = Q45_K<false>;
@@ -522,56 +599,115 @@ using Q5_K = Q45_K<true>;
 // carry elements 128h + {l, 32+l, 64+l, 96+l}; codes are q + 32.
 struct Q6_K {
   static constexpr size_t kBytes = sizeof(BlockQ6_K);
-  static HWY_INLINE void block(const uint8_t* p, const int8_t* q, float dx, const int16_t* bsums, __m256& acc) {
+  template <int NT>
+  static HWY_INLINE void block(const uint8_t* p, const TokK<NT>& k, __m256* acc) {
     const auto* b = reinterpret_cast<const BlockQ6_K*>(p);
     const __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b->scales)));
-    const __m256i corr = _mm256_madd_epi16(sc, Load(bsums));
     const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
-    __m256i sumi = _mm256_setzero_si256();
+    KSums<NT> s = StartSums(k);
     for (int h = 0; h < 2; ++h) {
       const __m256i a = Load(b->ql + 64 * h), c = Load(b->ql + 64 * h + 32), hb = Load(b->qh + 32 * h);
       const __m256i scales = h == 0 ? DupLow(sc) : DupHigh(sc);
-      const int8_t* qh = q + 128 * h;
-      const __m256i w0 = _mm256_or_si256(_mm256_and_si256(a, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30));
-      const __m256i w1 = _mm256_or_si256(_mm256_and_si256(c, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30));
-      const __m256i w2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), m4), _mm256_and_si256(hb, m30));
-      const __m256i w3 =
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), m4), _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30));
-      const __m256i p0 = _mm256_madd_epi16(PairScale(scales, 0), _mm256_maddubs_epi16(w0, Load(qh)));
-      const __m256i p1 = _mm256_madd_epi16(PairScale(scales, 1), _mm256_maddubs_epi16(w1, Load(qh + 32)));
-      const __m256i p2 = _mm256_madd_epi16(PairScale(scales, 2), _mm256_maddubs_epi16(w2, Load(qh + 64)));
-      const __m256i p3 = _mm256_madd_epi16(PairScale(scales, 3), _mm256_maddubs_epi16(w3, Load(qh + 96)));
-      sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(_mm256_add_epi32(p0, p1), _mm256_add_epi32(p2, p3)));
+      s(_mm256_or_si256(_mm256_and_si256(a, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30)),
+        PairScale(scales, 0), 128 * h);
+      s(_mm256_or_si256(_mm256_and_si256(c, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30)),
+        PairScale(scales, 1), 128 * h + 32);
+      s(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), m4), _mm256_and_si256(hb, m30)),
+        PairScale(scales, 2), 128 * h + 64);
+      s(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), m4), _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30)),
+        PairScale(scales, 3), 128 * h + 96);
     }
-    sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(corr, 5));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(F16(b->d) * dx), _mm256_cvtepi32_ps(sumi), acc);
+    const float d = F16(b->d);
+    for (int t = 0; t < NT; ++t) {
+      const __m256i corr = _mm256_madd_epi16(sc, Load(k.bsums[t]));
+      const __m256i sumi = _mm256_sub_epi32(s.sumi[t], _mm256_slli_epi32(corr, 5));
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * k.dx[t]), _mm256_cvtepi32_ps(sumi), acc[t]);
+    }
   }
 };
 
-template <class F>
-HWY_NOINLINE float DotRow256(const uint8_t* row, const int8_t* q, const float* d, const int16_t* bsums, size_t nb) {
-  __m256 acc = _mm256_setzero_ps();
-  for (size_t b = 0; b < nb; ++b) F::block(row + b * F::kBytes, q + 256 * b, d[b], bsums + 16 * b, acc);
-  return HSum(acc);
+// out[t] = row . x_t for NT tokens; tok0 points at the first token's data.
+template <class F, int NT>
+HWY_NOINLINE void DotRows256(const uint8_t* row, const Q8Act& a, size_t t0, size_t nb, float* out) {
+  __m256 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+  for (size_t b = 0; b < nb; ++b) {
+    const uint8_t* p = row + b * F::kBytes;
+    for (size_t o = 0; o < F::kBytes; o += 64) Prefetch(p + kPrefetchBytes + o);
+    TokK<NT> k;
+    for (int t = 0; t < NT; ++t) {
+      k.q[t] = a.qs + (t0 + t) * a.K + 256 * b;
+      k.bsums[t] = a.bsums + (t0 + t) * (a.K / 16) + 16 * b;
+      k.dx[t] = a.d[(t0 + t) * nb + b];
+    }
+    F::template block<NT>(p, k, acc);
+  }
+  for (int t = 0; t < NT; ++t) out[t] = HSum(acc[t]);
 }
 
 // ---- rows ------------------------------------------------------------------
 
+// Decode (T = 1) streams the rows once. Prefill takes the rows in chunks
+// that stay in L2 and, for each group of up to 4 tokens, passes over the
+// chunk unpacking each weight block once for the whole group.
+constexpr size_t kChunkBytes = 64 << 10;
+constexpr int kMaxGroup = 4;
+
+template <class F>
+HWY_INLINE void Dots32(int nt, const uint8_t* row, const Tok32* tok, size_t nb, float* out) {
+  switch (nt) {
+    case 1: return DotRows32<F, 1>(row, tok, nb, out);
+    case 2: return DotRows32<F, 2>(row, tok, nb, out);
+    case 3: return DotRows32<F, 3>(row, tok, nb, out);
+    default: return DotRows32<F, 4>(row, tok, nb, out);
+  }
+}
+
+template <class F>
+HWY_INLINE void Dots256(int nt, const uint8_t* row, const Q8Act& a, size_t t0, size_t nb, float* out) {
+  switch (nt) {
+    case 1: return DotRows256<F, 1>(row, a, t0, nb, out);
+    case 2: return DotRows256<F, 2>(row, a, t0, nb, out);
+    case 3: return DotRows256<F, 3>(row, a, t0, nb, out);
+    default: return DotRows256<F, 4>(row, a, t0, nb, out);
+  }
+}
+
+template <class F, class Dots>
+void Rows(const Q8Act& a, size_t nb, const uint8_t* W, size_t r0, size_t r1, float* y, size_t ldy, Dots dots) {
+  const size_t rb = nb * F::kBytes;
+  const size_t chunk = a.T == 1 ? r1 - r0 : std::max<size_t>(1, kChunkBytes / rb);
+  for (size_t c0 = r0; c0 < r1; c0 += chunk) {
+    const size_t c1 = std::min(r1, c0 + chunk);
+    for (size_t t0 = 0; t0 < a.T; t0 += kMaxGroup) {
+      const int nt = int(std::min<size_t>(kMaxGroup, a.T - t0));
+      for (size_t r = c0; r < c1; ++r) {
+        float out[kMaxGroup];
+        dots(nt, W + r * rb, t0, out);
+        for (int t = 0; t < nt; ++t) y[(t0 + size_t(t)) * ldy + r] = out[t];
+      }
+    }
+  }
+}
+
 template <class F>
 void Rows32(const Q8Act& a, const uint8_t* W, size_t r0, size_t r1, float* y, size_t ldy) {
-  HWY_DASSERT(a.paired == F::kPaired);
-  const size_t nb = a.K / 32, rb = nb * F::kBytes;
-  for (size_t r = r0; r < r1; ++r)
-    for (size_t t = 0; t < a.T; ++t)
-      y[t * ldy + r] = DotRow32<F>(W + r * rb, a.qs + t * a.K, a.d + t * nb, a.s + t * nb, a.isum + t * nb, nb);
+  const size_t nb = a.K / 32;
+  Rows<F>(a, nb, W, r0, r1, y, ldy, [&](int nt, const uint8_t* row, size_t t0, float* out) {
+    Tok32 tok[kMaxGroup];
+    for (int t = 0; t < nt; ++t) {
+      const size_t tt = t0 + size_t(t);
+      tok[t] = Tok32{a.qs + tt * a.K, a.d + tt * nb, a.s + tt * nb, a.isum + tt * nb};
+    }
+    Dots32<F>(nt, row, tok, nb, out);
+  });
 }
 
 template <class F>
 void Rows256(const Q8Act& a, const uint8_t* W, size_t r0, size_t r1, float* y, size_t ldy) {
-  const size_t nb = a.K / 256, rb = nb * F::kBytes;
-  for (size_t r = r0; r < r1; ++r)
-    for (size_t t = 0; t < a.T; ++t)
-      y[t * ldy + r] = DotRow256<F>(W + r * rb, a.qs + t * a.K, a.d + t * nb, a.bsums + t * (a.K / 16), nb);
+  const size_t nb = a.K / 256;
+  Rows<F>(a, nb, W, r0, r1, y, ldy,
+          [&](int nt, const uint8_t* row, size_t t0, float* out) { Dots256<F>(nt, row, a, t0, nb, out); });
 }
 
 void MatmulRowsQ8(const Q8Act& a, const uint8_t* W, uint32_t wtype, size_t r0, size_t r1, float* y, size_t ldy) {
