@@ -1,12 +1,17 @@
-// moeflux synth --preset NAME -o DIR: a random-weight model of a real shape.
+// moeflux synth --preset NAME -o DIR: a random-weight model of a real shape
+// (safetensors directory); with --type T, -o names one GGUF file of type T.
 #include <fmt/format.h>
+#include <stdlib.h>
+
+#include <filesystem>
 
 #include "commands.h"
 #include "core/error.h"
 #include "core/progress.h"
 #include "model/synth.h"
-#include "text_model.h"
 #include "model/model_spec.h"
+#include "text/tokenizer/gguf_export.h"
+#include "text_model.h"
 
 namespace moeflux::cli {
 
@@ -14,8 +19,11 @@ void register_synth(CLI::App& app) {
   auto* cmd = app.add_subcommand("synth", "write a random-weight model of a real architecture's shape (bf16)");
   auto o = std::make_shared<SynthOptions>();
   auto list = std::make_shared<bool>(false);
+  auto type = std::make_shared<std::string>();
   cmd->add_option("--preset", o->preset, "shape to copy (see --list)");
-  cmd->add_option("-o,--out", o->out_dir, "output directory");
+  cmd->add_option("-o,--out", o->out_dir, "output directory (with --type: output .gguf file)");
+  cmd->add_option("--type", *type,
+                  "write one llama.cpp GGUF of this type instead of a safetensors directory: " + convert_type_list());
   cmd->add_option("--layers", o->layers, "override the number of layers");
   cmd->add_option("--experts", o->experts, "override the number of experts per MoE layer");
   cmd->add_option("--seed", o->seed, "random seed (same seed, same bytes)");
@@ -24,7 +32,7 @@ void register_synth(CLI::App& app) {
                   "not any real model's routing")
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--list", *list, "list the presets");
-  cmd->callback([o, list] {
+  cmd->callback([o, list, type] {
     if (*list || o->preset.empty()) {
       fmt::print("presets:\n");
       for (auto& p : synth_presets())
@@ -33,6 +41,27 @@ void register_synth(CLI::App& app) {
       return;
     }
     if (o->out_dir.empty()) fail("synth needs -o DIR");
+    if (!type->empty()) {
+      const auto t = parse_convert_type(*type);
+      if (!t) fail("unknown --type '{}' (supported: {})", *type, convert_type_list());
+      const ModelSpec spec = synth_spec(*o);
+      // The demo tokenizer, as a synthetic directory gets it, exported to GGUF metadata.
+      std::string tmp = (std::filesystem::temp_directory_path() / "moeflux-synth-tok-XXXXXX").string();
+      if (!mkdtemp(tmp.data())) fail("cannot create a temporary directory under {}", std::filesystem::temp_directory_path().string());
+      GgufMetadata tok;
+      try {
+        write_demo_tokenizer(tmp, spec.vocab);
+        tok = gguf_tokenizer_metadata(tmp, {uint32_t(spec.vocab)});
+      } catch (...) {
+        std::filesystem::remove_all(tmp);
+        throw;
+      }
+      std::filesystem::remove_all(tmp);
+      const uint64_t bytes = synth_gguf(*o, *t, tok, o->out_dir);
+      fmt::print("wrote {} as {} ({}, random weights, moeflux's demo tokenizer) to {}\n", o->preset, *type,
+                 human_bytes(bytes), o->out_dir);
+      return;
+    }
     const uint64_t bytes = synth_model(*o);
     write_demo_tokenizer(o->out_dir, load_model_spec(o->out_dir).vocab);
     fmt::print("wrote {} ({} of random weights, plus moeflux's demo tokenizer) to {}\n", o->preset, human_bytes(bytes),

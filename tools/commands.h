@@ -8,6 +8,7 @@ void register_inspect(CLI::App& app);
 void register_score(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_synth(CLI::App& app);
+void register_convert(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_demo(CLI::App& app);
 void register_run(CLI::App& app);

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   moeflux::cli::register_score(app);
   moeflux::cli::register_generate(app);
   moeflux::cli::register_synth(app);
+  moeflux::cli::register_convert(app);
   moeflux::cli::register_bench(app);
   moeflux::cli::register_demo(app);
   try {
