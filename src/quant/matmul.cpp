@@ -11,11 +11,6 @@
 namespace moeflux::quant {
 namespace {
 
-// Prefill (T > kIntMaxTokens) decodes weight rows to f32 once and reuses them
-// for every token (matmul_kernels.cpp), instead of redoing the integer
-// unpacking per token. Measured 2026-11-27 (BENCHMARKS.md, quantized GEMV).
-constexpr size_t kIntMaxTokens = size_t(-1);
-
 void check(GgmlType wtype, size_t K) {
   if (!supported(wtype)) {
     const auto info = ggml_type_info(uint32_t(wtype));
@@ -118,15 +113,13 @@ size_t activation_block(GgmlType t) {
   }
 }
 
-bool quantizes_activations(GgmlType t, size_t T) {
-  return T <= kIntMaxTokens && activation_block(t) != 0 && detail::int_kernels_available();
-}
+bool quantizes_activations(GgmlType t) { return activation_block(t) != 0 && detail::int_kernels_available(); }
 
 void matmul_rows(const float* x, size_t ldx, size_t T, const uint8_t* W, GgmlType wtype, size_t K, size_t r0,
                  size_t r1, float* y, size_t ldy) {
   check(wtype, K);
   if (r0 >= r1 || T == 0) return;
-  if (quantizes_activations(wtype, T)) {
+  if (quantizes_activations(wtype)) {
     thread_local ActCache cache;
     detail::matmul_rows_q8(cache.get(x, ldx, T, K, activation_block(wtype), detail::paired_layout(wtype)), W, wtype,
                            r0, r1, y, ldy);

@@ -5,32 +5,35 @@
 // AVX-512: each token's activation row x is rounded once to int8 blocks
 // (quantize_activation: one f32 scale per 32 elements for Q4_0, Q4_1, Q5_0,
 // Q5_1, Q8_0 and MXFP4, per 256 elements with sums per 16 for the K formats),
-// every weight block is multiplied into it with integer dot products
-// (maddubs + madd), and the f32 block scales and mins are applied once per
-// block. This reads each weight byte once at close to DRAM speed; decoding
-// every weight to f32 was compute bound at a third to two thirds of it
-// (BENCHMARKS.md, quantized GEMV).
+// weight blocks are multiplied into it with integer dot products (maddubs +
+// madd), and the f32 block scales, mins and code offsets are applied once per
+// block. Decode (T = 1) then reads the weights at DRAM speed, where decoding
+// every weight to f32 was compute bound at a fifth to two thirds of it
+// (BENCHMARKS.md, quantized GEMV); prefill unpacks each weight block once per
+// group of up to 4 tokens over rows that stay in L2.
 //
 // Accuracy of matmul_rows for block-quantized weights on those targets
-// (quantizes_activations(t) == true): with x^ the int8-rounded activations
-// (|x_k - x^_k| <= amax_b / 254 * (1 + 2^-20), amax_b the largest |x| of the
-// block holding k), the integer kernels compute sum_k w_k * x^_k with only f32
-// rounding of the per-block terms:
+// (quantizes_activations(t) == true). With x^ the int8-rounded activations,
+// |x_k - x^_k| <= amax_b * (1/254 + 2^-21) where amax_b is the largest |x| of
+// the activation block holding k. The block sums are exact integers; only the
+// f32 products and sums of the per-block terms round:
 //   |y - sum_k w_k x^_k| <= (nb + 8) * 2^-23 * sum_k (|w_k| + 2 |o_k|) |x^_k|
-// where nb is the number of activation blocks in K and o_k the offset the
-// kernel subtracts for element k (the dequantized value of the block's lowest
-// code: -8d for Q4_0, the min for Q4_1/Q5_1/Q2_K/Q4_K/Q5_K, ...). Against the
-// f32 activations this adds sum_k |w_k| |x_k - x^_k|, about 1/500 of
-// sum_k |w_k x_k| in the worst case and typically ~sqrt(K) times less.
+// with nb the number of activation blocks in K and o_k the code offset the
+// kernel takes out for element k (the dequantized value of the block's lowest
+// code: -8d for Q4_0, the min for Q4_1/Q5_1/Q2_K/Q4_K/Q5_K, -4 d sc for Q3_K,
+// -32 d sc for Q6_K, -6 d for MXFP4, 0 for Q8_0). Against the f32 activations
+// add sum_k |w_k| |x_k - x^_k|: at most ~1/254 of sum_k |w_k| amax_b, and
+// typically ~sqrt(K) times less in |error| since the roundings are
+// independent. tests/quant/matmul_test.cpp checks both bounds.
 //
 // matmul_rows_exact keeps f32 activations: each block is decoded to f32 in
 // registers (w = d * q or d * q - m, one FMA) and multiplied with f32
 // accumulation, so it differs from the reference (dequantize_row + dot in
 // double) only by f32 rounding, ~sqrt(K) * 2^-24 * sum|w*x|. matmul_rows
-// uses it for F32/F16/BF16 weights, on targets without the integer kernels
-// (SSE4, SSSE3, scalar), and for prefill (see kIntMaxTokens in matmul.cpp).
-// Its prefill decodes 4 rows into an L2-resident f32 buffer once and reuses
-// them for every token with a register tile of 4 rows x 2 tokens.
+// runs it for F32/F16/BF16 weights and on targets without the integer
+// kernels (SSE4, SSSE3, scalar). Its prefill decodes 4 rows into an
+// L2-resident f32 buffer once and reuses them for every token with a
+// register tile of 4 rows x 2 tokens.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -60,9 +63,9 @@ void matmul_rows_exact(const float* x, size_t ldx, size_t T, const uint8_t* W, G
 // F32/F16/BF16, which never quantize activations.
 size_t activation_block(GgmlType t);
 
-// Whether matmul_rows with T tokens runs the integer kernels for wtype on the
-// target dispatched now.
-bool quantizes_activations(GgmlType t, size_t T = 1);
+// Whether matmul_rows runs the integer kernels for wtype on the target
+// dispatched now.
+bool quantizes_activations(GgmlType t);
 
 // The activation rounding of the integer kernels, exposed for tests: per
 // block of `block` elements (32 or 256; n a multiple of it),

@@ -159,7 +159,7 @@ void check_against_reference(GgmlType t, bool exact, Counts& counts) {
         for (size_t k = 0; k < K; ++k) x[tt * ldx + k] = nd(rng) * std::ldexp(1.0f, int(tt * 3) - 4);
       if (bl >= 32) std::fill(x.begin(), x.begin() + std::min<size_t>(bl, 32), 0.0f);
       std::vector<float> y(T * ldy, -777.f);
-      const bool q8 = !exact && quantizes_activations(t, T);
+      const bool q8 = !exact && quantizes_activations(t);
       if (exact)
         matmul_rows_exact(x.data(), ldx, T, W.data(), t, K, r0, r1, y.data(), ldy);
       else
@@ -260,7 +260,7 @@ TEST(Matmul, IntegerKernelsOnAvx2AndUp) {
     const bool avx2_or_better = best <= HWY_AVX2;
     for (GgmlType t : kAllTypes) {
       const bool block = activation_block(t) != 0;
-      EXPECT_EQ(quantizes_activations(t, 1), avx2_or_better && block) << ggml_type_info(uint32_t(t))->name;
+      EXPECT_EQ(quantizes_activations(t), avx2_or_better && block) << ggml_type_info(uint32_t(t))->name;
     }
   });
 #else
