@@ -139,19 +139,27 @@ struct Counts {
 
 // exact: matmul_rows_exact; otherwise matmul_rows with whichever kernel the
 // current target and T select.
-void check_against_reference(GgmlType t, bool exact, Counts& counts) {
+// big: rows and K large enough for prefill to split the rows into several
+// L2 chunks and the tokens into groups of 4 and 2.
+void check_against_reference(GgmlType t, bool exact, Counts& counts, bool big = false) {
   const auto info = *ggml_type_info(uint32_t(t));
   std::mt19937 rng(uint32_t(t) * 7919u + 1);
   std::normal_distribution<float> nd(0.f, 1.f);
   const size_t bl = info.block == 1 ? 1 : info.block;
-  for (size_t K : {bl * 3, bl * 7, info.block == 1 ? size_t(1001) : bl * 10, bl == 32 ? size_t(32 * 67) : bl * 9}) {
-    const size_t rows = 11, r0 = 3, r1 = 10;
+  std::vector<size_t> Ks = {bl * 3, bl * 7, info.block == 1 ? size_t(1001) : bl * 10, bl == 32 ? size_t(32 * 67) : bl * 9};
+  std::vector<size_t> Ts = {1, 2, 3, 5};
+  if (big) {
+    Ks = {bl == 256 ? size_t(256 * 17) : size_t(32 * 129)};
+    Ts = {6};
+  }
+  for (size_t K : Ks) {
+    const size_t rows = big ? 70 : 11, r0 = big ? 5 : 3, r1 = big ? 67 : 10;
     const size_t rb = *ggml_row_bytes(t, K);
     const auto W = random_rows(t, rows, K, rng);
     std::vector<float> deq(rows * K);
     for (size_t r = 0; r < rows; ++r) dequantize_row(t, W.data() + r * rb, deq.data() + r * K, K);
     const auto off = offsets(t, W, rows, K);
-    for (size_t T : {1, 2, 3, 5}) {
+    for (size_t T : Ts) {
       const size_t ldx = K + 3, ldy = rows + 2;
       std::vector<float> x(T * ldx);
       // Token rows of different scale, and one block of zeros (d = 0).
@@ -245,6 +253,17 @@ TEST_P(MatmulTest, FastMatchesReferenceWithinActivationRounding) {
       // from f32 activations: it would reject the exact result on most rows.
       EXPECT_GT(c.discriminated, c.int_rows * 8 / 10) << c.discriminated << " of " << c.int_rows;
     }
+  });
+}
+
+// Prefill over several row chunks and token groups (a chunk holds 64 KiB of
+// rows: 18 rows of Q6_K at K = 4352, 14 of Q8_0 at K = 4128).
+TEST_P(MatmulTest, FastPrefillAcrossChunks) {
+  const GgmlType t = GetParam();
+  if (activation_block(t) == 0) GTEST_SKIP() << "float weights";
+  for_each_target([&] {
+    Counts c;
+    check_against_reference(t, /*exact=*/false, c, /*big=*/true);
   });
 }
 
