@@ -23,9 +23,11 @@ std::string convert_type_list();  // "f32, f16, ..." for messages and --help
 // general.file_type: llama.h's LLAMA_FTYPE_* (MXFP4 is MOSTLY_MXFP4_MOE).
 uint32_t llama_file_type(ConvertType t);
 
-// The per-tensor choice. Call choose() once per tensor in file order: like
-// llama-quantize, it counts the attn_v tensors seen so far and gives the
-// "more bits" ones Q6_K in *_K_M files.
+// The per-tensor choice. Call choose() once per tensor, layer by layer:
+// like llama-quantize it counts the attn_v tensors seen so far and gives the
+// "more bits" ones Q6_K in *_K_M files; llama-quantize visits tensors sorted
+// by layer number (llama_model_loader's weight_name_comparer), so the i-th
+// attn_v is layer i's there too.
 class TypeMix {
  public:
   // `names`: every GGUF tensor of the file (to count attn_v tensors and see

@@ -11,7 +11,10 @@
 //   rows not whole blocks: Q4_K->Q5_0, Q5_K->Q5_1, Q6_K->Q8_0, and F16 when
 //   even the fallback's 32-blocks do not fit.
 // tests/fixtures/convert/llamacpp_types_*.json hold what llama.cpp itself
-// chose for the models of scripts/compare_quant_llamacpp.py.
+// (llama_model_quantize of llama-cpp-python 0.3.36) chose for our F32 GGUFs
+// of the models of scripts/compare_quant_llamacpp.py: six types, five
+// models (qwen3moe, mixtral with 8 experts, qwen2moe with a shared expert,
+// olmoe, and a tied qwen3moe whose 384/192-wide rows force fallbacks).
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
