@@ -22,8 +22,14 @@ GgufModel::GgufModel(const std::string& path) : file_(path) {
     const GgufLocation loc = gguf_location(spec_, mt);
     const GgufTensor* g = file_.find_tensor(loc.name);
     if (!g) fail("{}: tensor '{}' (for {}) is missing", path, loc.name, mt.name);
+    // ggml shapes are 4-D with trailing 1s implied: [256] and [256, 1] are
+    // the same tensor (llama.cpp's converter writes the shared-expert gate 1-D).
+    auto trimmed = [](std::vector<uint64_t> d) {
+      while (d.size() > 1 && d.back() == 1) d.pop_back();
+      return d;
+    };
     const std::vector<uint64_t> dims = gguf_dims(spec_, mt);
-    if (g->dims != dims)
+    if (trimmed(g->dims) != trimmed(dims))
       fail("{}: tensor '{}' has shape [{}] but the metadata implies [{}]", path, loc.name, fmt::join(g->dims, ", "),
            fmt::join(dims, ", "));
     const auto dtype = dtype_from_ggml(g->type);
