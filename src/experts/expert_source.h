@@ -3,6 +3,16 @@
 // the views stay valid. The memory-mapped source below serves them straight
 // from the weight files; the streaming store implements the same interface
 // with budgets, caching and prefetch.
+//
+// Two ways to acquire:
+//   acquire()/release()        blocking: every view is readable on return.
+//   acquire_async()/wait_any()/release_hold()
+//                              returns at once with the views of every
+//                              expert; those whose bytes are still being
+//                              read are marked not ready, and wait_any()
+//                              blocks until at least one more lands. The MoE
+//                              op computes the resident experts while the
+//                              misses are read, then each miss as it lands.
 #pragma once
 #include <cstdint>
 #include <climits>
@@ -23,6 +33,28 @@ struct ExpertWeights {
   WeightView gate, up, down;  // [ffn, hidden], [ffn, hidden], [hidden, ffn]
 };
 
+// The experts of one layer that one caller holds between acquire_async()
+// and release_hold(). Owned by the caller and reused across calls, so the
+// decode path allocates nothing once the vectors have grown.
+struct ExpertHold {
+  int layer = -1;
+  std::vector<int32_t> experts;
+  std::vector<ExpertWeights> weights;  // [i]: where expert i's bytes are, or will be once ready[i]
+  std::vector<uint8_t> ready;          // [i]: 1 once the bytes of weights[i] may be read
+  std::vector<uint64_t> handles;       // [i]: the source's own (the store: the slot)
+  size_t waiting = 0;                  // experts not ready yet
+  bool held = false;                   // between acquire_async and release_hold
+};
+
+// Which predictors the MoE op should feed prefetch() with (a bit set).
+enum PrefetchPredictor : unsigned {
+  kPredictNone = 0,
+  // The next MoE layer's router applied to this layer's input (pre-gating).
+  kPredictRouter = 1,
+  // The experts the previous token chose at the next MoE layer.
+  kPredictPrevious = 2,
+};
+
 class ExpertSource {
  public:
   virtual ~ExpertSource() = default;
@@ -30,12 +62,34 @@ class ExpertSource {
   // At most max_acquire() experts may be held at once.
   virtual void acquire(int layer, std::span<const int32_t> experts, std::span<ExpertWeights> out) = 0;
   virtual void release(int layer, std::span<const int32_t> experts) = 0;
+
+  // Holds experts[i] of `layer` in `hold` (which must not be held) and
+  // returns without waiting for storage: hold.weights[i] says where each
+  // expert's bytes are or will be, hold.ready[i] whether they are there.
+  // Throws (holding nothing) when an expert does not exist, the budget has
+  // no room, or a weights file changed. The default serves everything ready
+  // through acquire().
+  virtual void acquire_async(int layer, std::span<const int32_t> experts, ExpertHold& hold);
+  // Blocks until at least one expert of `hold` that was not ready has
+  // landed; marks every landed one ready and returns how many became ready.
+  // Throws an Error naming the layer, expert, file and offset when a read
+  // failed; the hold is still held then and must be released.
+  virtual size_t wait_any(ExpertHold& hold);
+  // Lets go of every expert of `hold` (reads still in flight complete in
+  // the background); the hold may then be reused.
+  virtual void release_hold(ExpertHold& hold);
+
   // A hint that these experts of `layer` will likely be acquired soon.
   virtual void prefetch(int layer, std::span<const int32_t> experts) {}
-  virtual bool wants_prefetch() const { return false; }
+  // PrefetchPredictor bits; 0: prefetch() is not wanted.
+  virtual unsigned prefetch_predictors() const { return kPredictNone; }
   virtual int max_acquire() const { return INT32_MAX; }
   virtual ExpertStats stats() const { return {}; }
   virtual std::string describe() const { return "all experts memory-mapped"; }
+
+ protected:
+  // Sizes `hold` for `experts` of `layer`, everything not ready.
+  static void start_hold(ExpertHold& hold, int layer, std::span<const int32_t> experts);
 };
 
 // Every expert of every MoE layer, read through the file memory maps.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <unistd.h>
 
@@ -115,6 +116,38 @@ StorePlan plan_store(const ExpertIndex& index, const ModelSpec& spec, uint64_t b
   return p;
 }
 
+
+namespace {
+
+// MOEFLUX_PREFETCH="router,previous,depth=2": predictors and reads in flight,
+// for benchmarks comparing them (see ExpertStoreOptions).
+void apply_prefetch_env(unsigned& predictors, int& depth) {
+  const char* env = std::getenv("MOEFLUX_PREFETCH");
+  if (!env || !*env) return;
+  unsigned p = 0;
+  std::string rest = env;
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    const std::string item = rest.substr(0, comma);
+    rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
+    if (item == "router") p |= kPredictRouter;
+    else if (item == "previous") p |= kPredictPrevious;
+    else if (item.rfind("depth=", 0) == 0) depth = std::atoi(item.c_str() + 6);
+    else fail("MOEFLUX_PREFETCH='{}': unknown item '{}' (router, previous, depth=N)", env, item);
+  }
+  if (p) predictors = p;
+  if (depth < 1) fail("MOEFLUX_PREFETCH='{}': depth must be at least 1", env);
+}
+
+// Waiting on several reads at once: the I/O engine's tickets have one
+// condition variable each, so wait_any sleeps on the oldest read (reads are
+// issued in order and usually land in order) and looks at the others this
+// often (the engine's finest timeout), so that a read that overtook it
+// costs at most this much, against ~10 ms to read one expert.
+constexpr std::chrono::milliseconds kRecheck(1);
+
+}  // namespace
+
 ExpertStore::ExpertStore(const ModelSpec& spec, const ArchDef& arch, const TensorTable& st,
                          ExpertStoreOptions options)
     : spec_(spec), index_(spec, arch, st), options_(std::move(options)) {
@@ -124,117 +157,151 @@ ExpertStore::ExpertStore(const ModelSpec& spec, const ArchDef& arch, const Tenso
          human_bytes(options_.host_budget_bytes), human_bytes(plan.min_budget), spec.top_k,
          human_bytes(plan.slot_bytes),
          options_.pinned.empty() ? "" : fmt::format(" plus {} pinned", options_.pinned.size()));
+  predictors_ = options_.prefetch_predictors;
+  int depth = options_.prefetch_in_flight;
+  if (options_.prefetch) apply_prefetch_env(predictors_, depth);
   // More slots than experts buys nothing.
   const size_t total_experts = size_t(spec.moe_layers()) * size_t(spec.experts);
   const size_t n_slots = std::min(plan.slots, total_experts);
   io_ = make_io_engine(options_.io);
   if (options_.io_decorator) io_ = options_.io_decorator(std::move(io_));
   for (const std::string& f : index_.files()) file_ids_.push_back(io_->add_file(f));
+  // Watching starts after the files were opened: one full check now covers
+  // a replacement in between.
+  watch_ = std::make_unique<FileWatch>(index_.files(), options_.file_check_backstop);
+  files_changed_ = !io_->check_files().empty();
   arena_ = std::make_unique<HostArena>(n_slots, plan.slot_bytes);
   policy_ = make_cache_policy(options_.policy, uint32_t(spec.layers) * uint32_t(spec.experts));
   slots_.resize(n_slots);
   for (size_t i = n_slots; i-- > 0;) free_.push_back(i);
   max_acquire_ = n_slots - options_.pinned.size();
   if (options_.prefetch) {
-    // Keep room for one layer's demand reads beside the reads in flight for
-    // the next layer, so a prefetch never blocks a demand read.
-    prefetch_slots_ = std::min<size_t>(size_t(2 * spec.top_k), max_acquire_ - size_t(spec.top_k));
+    // Slots for the prefetch reads in flight, beside one layer's demand
+    // reads, so that a prefetch never takes the room a demand read needs.
+    prefetch_slots_ = std::min<size_t>(size_t(std::max(1, depth)), max_acquire_ - size_t(spec.top_k));
     max_acquire_ -= prefetch_slots_;
   }
 
   // Pinned experts are read now and never evicted.
   if (!options_.pinned.empty()) {
-    std::vector<size_t> loaded;
-    for (auto [l, e] : options_.pinned) {
+    for (auto [l, e] : options_.pinned)
       if (l < 0 || l >= spec.layers || !index_.has_layer(l) || e < 0 || e >= spec.experts)
         fail("cannot pin expert {} of layer {}: no such routed expert", e, l);
+    std::lock_guard lk(mu_);
+    std::vector<size_t> loaded;
+    for (auto [l, e] : options_.pinned) {
       const uint32_t k = key(l, e);
       if (where_.count(k)) continue;
       const size_t s = free_.back();
       free_.pop_back();
-      load_into(s, k, 0, false);
+      load_into(s, k, /*refs=*/1, false);
       slots_[s].pinned = true;
       loaded.push_back(s);
     }
-    std::unique_lock lk(mu_);
-    for (size_t s : loaded) finish_loading(lk, s);
+    // All of them land before any error is thrown: a constructor that
+    // throws frees the arena before the I/O engine drains.
+    for (size_t s : loaded) io_->wait(slots_[s].ticket);
+    for (size_t s : loaded) settle(s);
+    for (size_t s : loaded) {
+      if (slots_[s].state != State::Ready) fail("pinning: {}", slots_[s].error);
+      slots_[s].refs = 0;
+    }
   }
 }
 
 ExpertStore::~ExpertStore() {
   // Reads in flight write into the arena: let them land before it goes.
   for (auto& s : slots_)
-    if (s.state == State::Loading && s.batch) io_->wait(s.batch->ticket);
+    if (s.state == State::Loading) io_->wait(s.ticket);
 }
 
-void ExpertStore::load_into(size_t s, uint32_t k, int refs, bool prefetched) {
-  // One submit per slot: the I/O engine merges the mirrored reads of one
-  // submit into one read, and two slots' rooms could mirror each other by
-  // coincidence of addresses; within a submit only this expert's three
-  // extents (which do belong together) are merged.
-  auto batch = std::make_shared<Batch>();
-  slots_[s] = {State::Loading, k, refs, false, prefetched, batch, 0, 0};
-  plan_reads(s, k, *batch);
-  where_[k] = s;
-  batch->ticket = io_->submit(batch->requests);
-}
-
-void ExpertStore::plan_reads(size_t s, uint32_t k, Batch& batch) {
-  const int layer = int(k / uint32_t(index_.experts())), expert = int(k % uint32_t(index_.experts()));
-  const ExpertExtents& x = index_.at(layer, expert);
+void ExpertStore::load_into(size_t s, uint32_t k, int refs, bool by_prefetch) {
+  const ExpertExtents& x = index_.at(layer_of(k), expert_of(k));
   const Layout l = layout_of(x);
   const Extent* e[3] = {&x.gate, &x.up, &x.down};
-  Slot& slot = slots_[s];
-  slot.first_request = batch.requests.size();
-  slot.n_requests = 3;
+  Slot& sl = slots_[s];
+  sl.state = State::Loading;
+  sl.key = k;
+  sl.refs = refs;
+  sl.pinned = false;
+  sl.by_prefetch = by_prefetch;
+  sl.demand = !by_prefetch;
+  sl.prefetched_unused = by_prefetch;
+  sl.seq = next_seq_++;
+  sl.error.clear();
+  uint8_t* base = arena_->slot(s);
   for (int i = 0; i < 3; ++i) {
-    ReadRequest r;
+    ReadRequest& r = sl.requests[size_t(i)];
+    r = ReadRequest{};
     r.file = file_ids_[e[i]->file];
     r.offset = e[i]->offset;
     r.length = e[i]->length;
-    r.dst = arena_->slot(s) + l.dst[i];
+    r.dst = base + l.dst[i];
     r.tag = k;
     r.group = uint32_t(s) + 1;  // this expert's extents may be read as one, across small holes
-    batch.requests.push_back(std::move(r));
   }
-}
-
-ExpertWeights ExpertStore::views(size_t s) const {
-  const uint32_t k = slots_[s].key;
-  const ExpertExtents& x = index_.at(int(k / uint32_t(index_.experts())), int(k % uint32_t(index_.experts())));
-  const Layout l = layout_of(x);
-  auto view = [&](const Extent& e, uint64_t dst) {
-    return WeightView{arena_->slot(s) + dst + io_data_offset(e.offset), e.dtype, e.rows, e.cols};
+  // The views are fixed by the layout: computed once per load, not per use.
+  auto view = [&](const Extent& ex, uint64_t dst) {
+    return WeightView{base + dst + io_data_offset(ex.offset), ex.dtype, ex.rows, ex.cols};
   };
-  return {view(x.gate, l.dst[0]), view(x.up, l.dst[1]), view(x.down, l.dst[2])};
+  sl.views = {view(x.gate, l.dst[0]), view(x.up, l.dst[1]), view(x.down, l.dst[2])};
+  where_[k] = s;
+  loading_.push_back(s);
+  (by_prefetch ? prefetch_loading_ : demand_loading_)++;
+  // One submit per slot: the I/O engine merges the mirrored reads of one
+  // submit into one read, and two slots' rooms could mirror each other by
+  // coincidence of addresses; within a submit only this expert's three
+  // extents (which do belong together) are merged. It also gives each
+  // expert its own completion, which is what lets wait_any hand experts
+  // over one by one.
+  sl.ticket = io_->submit(sl.requests);
 }
 
-size_t ExpertStore::settle_prefetches() {
-  size_t in_flight = 0;
-  for (size_t i = 0; i < slots_.size(); ++i) {
-    Slot& sl = slots_[i];
-    if (sl.state != State::Loading || sl.refs > 0 || !sl.prefetched_unused) continue;
-    if (!io_->poll(sl.batch->ticket)) {
-      in_flight++;
-      continue;
-    }
-    bool ok = true;
-    for (size_t r = sl.first_request; r < sl.first_request + sl.n_requests; ++r) ok &= sl.batch->requests[r].ok();
-    if (ok) {
-      sl.state = State::Ready;
-      sl.batch.reset();
-      policy_->on_insert(sl.key);
-    } else {  // a failed prefetch is forgotten; a demand read will report the error
-      where_.erase(sl.key);
-      sl = Slot{};
-      free_.push_back(i);
-    }
+void ExpertStore::settle(size_t s) {
+  Slot& sl = slots_[s];
+  if (sl.state != State::Loading) return;
+  loading_.erase(std::find(loading_.begin(), loading_.end(), s));
+  if (sl.demand) demand_loading_--;
+  if (sl.by_prefetch) prefetch_loading_--;
+  sl.demand = sl.by_prefetch = false;
+  const ReadRequest* bad = nullptr;
+  for (const ReadRequest& r : sl.requests)
+    if (!r.ok() && !bad) bad = &r;
+  sl.ticket = IoTicket{};
+  if (!bad) {
+    sl.state = State::Ready;
+    policy_->on_insert(sl.key);
+    return;
   }
-  return in_flight;
+  // A failed read is forgotten at once, so that the next acquire of this
+  // expert reads it again; callers holding the slot get the error.
+  std::string why = bad->message;
+  for (const FileChange& c : io_->check_files())
+    if (c.file == bad->file) why += fmt::format("; {} changed since it was opened ({})", c.path, c.what);
+  sl.error = fmt::format("reading expert {} of layer {} failed: {}", expert_of(sl.key), layer_of(sl.key), why);
+  where_.erase(sl.key);
+  sl.state = State::Failed;
+  if (sl.refs == 0) unref(s);  // nobody waits (a prefetch): just free it; a demand read will report the error
 }
 
-size_t ExpertStore::take_slot(const std::vector<uint32_t>& protect) {
-  if (free_.empty()) settle_prefetches();
+void ExpertStore::settle_finished() {
+  for (size_t i = loading_.size(); i-- > 0;) {
+    const size_t s = loading_[i];  // settle() removes loading_[i] only
+    if (io_->poll(slots_[s].ticket)) settle(s);
+  }
+}
+
+void ExpertStore::unref(size_t s) {
+  Slot& sl = slots_[s];
+  if (sl.refs > 0) sl.refs--;
+  if (sl.refs == 0 && sl.state == State::Failed) {
+    sl = Slot{};
+    free_.push_back(s);
+  }
+}
+
+size_t ExpertStore::take_slot(const std::function<bool(uint32_t)>& keep) {
+  if (free_.empty()) settle_finished();
   if (!free_.empty()) {
     const size_t s = free_.back();
     free_.pop_back();
@@ -242,8 +309,7 @@ size_t ExpertStore::take_slot(const std::vector<uint32_t>& protect) {
   }
   const uint32_t victim = policy_->victim([&](uint32_t k) {
     const Slot& sl = slots_[where_.at(k)];
-    return sl.state == State::Ready && sl.refs == 0 && !sl.pinned &&
-           std::find(protect.begin(), protect.end(), k) == protect.end();
+    return sl.state == State::Ready && sl.refs == 0 && !sl.pinned && !keep(k);
   });
   if (victim == UINT32_MAX) return SIZE_MAX;
   const size_t s = where_.at(victim);
@@ -254,55 +320,45 @@ size_t ExpertStore::take_slot(const std::vector<uint32_t>& protect) {
   return s;
 }
 
-void ExpertStore::finish_loading(std::unique_lock<std::mutex>& lk, size_t s) {
-  while (slots_[s].state == State::Loading) {
-    std::shared_ptr<Batch> b = slots_[s].batch;
-    if (!io_->poll(b->ticket)) {
-      lk.unlock();
-      const auto t0 = Clock::now();
-      io_->wait(b->ticket);
-      const double waited = std::chrono::duration<double>(Clock::now() - t0).count();
-      lk.lock();
-      stats_.read_wait_s += waited;
-      continue;  // another thread may have settled it meanwhile
-    }
-    Slot& sl = slots_[s];
-    for (size_t i = sl.first_request; i < sl.first_request + sl.n_requests; ++i) {
-      const ReadRequest& r = b->requests[i];
-      if (!r.ok()) {
-        const uint32_t k = sl.key;
-        where_.erase(k);
-        sl = Slot{};
-        free_.push_back(s);
-        fail("reading expert {} of layer {} failed: {}", k % uint32_t(index_.experts()),
-             k / uint32_t(index_.experts()), r.message);
-      }
-    }
-    sl.state = State::Ready;
-    sl.batch.reset();
-    policy_->on_insert(sl.key);
-  }
+bool ExpertStore::wait_for_orphan(std::unique_lock<std::mutex>& lk) {
+  size_t best = SIZE_MAX;
+  for (size_t s : loading_)
+    if (slots_[s].refs == 0 && (best == SIZE_MAX || slots_[s].seq < slots_[best].seq)) best = s;
+  if (best == SIZE_MAX) return false;
+  const IoTicket t = slots_[best].ticket;
+  lk.unlock();
+  io_->wait(t);
+  lk.lock();
+  settle_finished();
+  return true;
 }
 
-void ExpertStore::acquire(int layer, std::span<const int32_t> experts, std::span<ExpertWeights> out) {
+void ExpertStore::acquire_async(int layer, std::span<const int32_t> experts, ExpertHold& h) {
   if (experts.size() > max_acquire_)
     fail("{} experts of layer {} requested at once but the expert RAM budget holds {}", experts.size(), layer,
          max_acquire_);
-  std::unique_lock lk(mu_);
-  std::vector<uint32_t> keys;
-  for (int32_t e : experts) {
-    if (e < 0 || e >= index_.experts() || !index_.has_layer(layer))
+  for (int32_t e : experts)
+    if (e < 0 || e >= index_.experts() || layer < 0 || layer >= index_.layers() || !index_.has_layer(layer))
       fail("expert {} of layer {} does not exist", e, layer);
-    keys.push_back(key(layer, e));
-  }
-  std::vector<size_t> slot_of(experts.size());
-  std::vector<size_t> taken;  // slots referenced so far, to undo on error
+  start_hold(h, layer, experts);
+  auto in_request = [&](uint32_t k) {
+    return layer_of(k) == layer && std::find(experts.begin(), experts.end(), expert_of(k)) != experts.end();
+  };
+  std::unique_lock lk(mu_);
+  // Predictions for this layer or earlier ones that are still queued came
+  // true or not: this acquire says which, and reads what it needs itself.
+  std::erase_if(queued_, [&](uint32_t k) { return layer_of(k) <= layer; });
+  size_t taken = 0;  // experts referenced so far, to undo on error
   bool files_checked = false;
   try {
-    for (size_t i = 0; i < keys.size(); ++i) {
-      auto it = where_.find(keys[i]);
+    while (taken < experts.size()) {
+      const size_t i = taken;
+      const uint32_t k = key(layer, experts[i]);
+      auto it = where_.find(k);
+      size_t s;
       if (it != where_.end()) {
-        Slot& sl = slots_[it->second];
+        s = it->second;
+        Slot& sl = slots_[s];
         if (sl.prefetched_unused) {
           // Its reads may be done or still in flight; either way it saved a demand read.
           stats_.prefetch_hits++;
@@ -311,42 +367,119 @@ void ExpertStore::acquire(int layer, std::span<const int32_t> experts, std::span
         } else {
           stats_.hits++;
         }
-        if (sl.state == State::Ready) policy_->on_access(keys[i]);
+        if (sl.state == State::Ready) policy_->on_access(k);
+        if (sl.state == State::Loading && !sl.demand) {
+          sl.demand = true;
+          demand_loading_++;
+        }
         sl.refs++;
-        slot_of[i] = it->second;
-        taken.push_back(it->second);
-        continue;
+      } else {
+        if (!files_checked) {  // a file replaced under us must not serve stale or cut bytes
+          refuse_changed_files(layer, experts[i]);
+          files_checked = true;
+        }
+        s = take_slot(in_request);
+        if (s == SIZE_MAX) {
+          // Every slot is held or loading. Reads nobody waits for (a
+          // prefetch, or a read whose caller gave up after an error) end
+          // soon; after one has, look again from the top, since another
+          // caller may have loaded this very expert meanwhile.
+          if (wait_for_orphan(lk)) continue;
+          fail("no free expert slot for layer {}: all {} slots are in use or loading; raise --expert-ram", layer,
+               slots_.size());
+        }
+        load_into(s, k, /*refs=*/1, /*by_prefetch=*/false);
+        stats_.misses++;
       }
-      if (!files_checked) {  // a file replaced under us must not serve stale or cut bytes
-        refuse_changed_files(layer, experts[i]);
-        files_checked = true;
+      h.handles[i] = s;
+      h.weights[i] = slots_[s].views;
+      if (slots_[s].state == State::Ready) {
+        h.ready[i] = 1;
+        h.waiting--;
       }
-      const size_t s = take_slot(keys);
-      if (s == SIZE_MAX)
-        fail("no free expert slot for layer {}: all {} slots are in use or loading; raise --expert-ram", layer,
-             slots_.size());
-      load_into(s, keys[i], /*refs=*/1, /*prefetched=*/false);
-      slot_of[i] = s;
-      taken.push_back(s);
-      stats_.misses++;
-    }
-    for (size_t i = 0; i < slot_of.size(); ++i) {
-      finish_loading(lk, slot_of[i]);
-      // A failed read (ours or another caller's) frees the slot.
-      if (slots_[slot_of[i]].key != keys[i] || slots_[slot_of[i]].state != State::Ready)
-        fail("expert {} of layer {} could not be read (see the previous error)", experts[i], layer);
+      taken++;
     }
   } catch (...) {
-    for (size_t s : taken)
-      if (slots_[s].refs > 0) slots_[s].refs--;
+    for (size_t i = 0; i < taken; ++i) unref(size_t(h.handles[i]));
     throw;
   }
-  for (size_t i = 0; i < experts.size(); ++i) out[i] = views(slot_of[i]);
+  h.held = true;
+}
+
+size_t ExpertStore::wait_any(ExpertHold& h) {
+  if (!h.held || h.waiting == 0) fail("wait_any on layer {}: no expert is being read", h.layer);
+  std::unique_lock lk(mu_);
+  for (;;) {
+    size_t landed = 0, oldest = SIZE_MAX;
+    const std::string* error = nullptr;
+    for (size_t i = 0; i < h.ready.size(); ++i) {
+      if (h.ready[i]) continue;
+      const size_t s = size_t(h.handles[i]);
+      Slot& sl = slots_[s];
+      if (sl.state == State::Loading && io_->poll(sl.ticket)) settle(s);
+      if (sl.state == State::Ready) {
+        h.ready[i] = 1;
+        h.waiting--;
+        landed++;
+      } else if (sl.state == State::Failed) {
+        if (!error) error = &sl.error;
+      } else if (oldest == SIZE_MAX || sl.seq < slots_[oldest].seq) {
+        oldest = s;
+      }
+    }
+    // The demand reads may all have landed: the queued predictions go now.
+    pump_prefetches();
+    if (error) fail("{}", *error);
+    if (landed) return landed;
+    const IoTicket t = slots_[oldest].ticket;
+    lk.unlock();
+    const auto t0 = Clock::now();
+    if (h.waiting == 1) io_->wait(t);
+    else io_->wait_for(t, kRecheck);
+    const double waited = std::chrono::duration<double>(Clock::now() - t0).count();
+    lk.lock();
+    stats_.read_wait_s += waited;
+  }
+}
+
+void ExpertStore::release_hold(ExpertHold& h) {
+  if (!h.held) return;
+  std::lock_guard lk(mu_);
+  for (size_t i = 0; i < h.handles.size(); ++i) unref(size_t(h.handles[i]));
+  h.held = false;
+  pump_prefetches();
+}
+
+void ExpertStore::acquire(int layer, std::span<const int32_t> experts, std::span<ExpertWeights> out) {
+  ExpertHold h;
+  acquire_async(layer, experts, h);
+  try {
+    while (h.waiting > 0) wait_any(h);
+  } catch (...) {
+    release_hold(h);
+    throw;
+  }
+  std::copy(h.weights.begin(), h.weights.end(), out.begin());
+}
+
+void ExpertStore::release(int layer, std::span<const int32_t> experts) {
+  // The blocking acquire returns Ready slots only, and a referenced Ready
+  // slot keeps its key, so the key finds the slot.
+  std::lock_guard lk(mu_);
+  for (int32_t e : experts) {
+    auto it = where_.find(key(layer, e));
+    if (it != where_.end() && slots_[it->second].refs > 0) unref(it->second);
+  }
+  pump_prefetches();
 }
 
 void ExpertStore::refuse_changed_files(int layer, int expert) {
+  if (!files_changed_ && !watch_->check_due()) return;
+  file_checks_++;
   const auto changes = io_->check_files();
-  if (changes.empty()) return;
+  // Once something changed, check on every miss: the change may be undone
+  // (the file put back), and inotify follows the old inode.
+  files_changed_ = !changes.empty();
   const ExpertExtents& x = index_.at(layer, expert);
   for (const FileChange& c : changes)
     if (c.path == index_.files()[x.gate.file])
@@ -354,29 +487,33 @@ void ExpertStore::refuse_changed_files(int layer, int expert) {
            c.path, x.gate.offset, c.what);
 }
 
-void ExpertStore::release(int layer, std::span<const int32_t> experts) {
-  std::lock_guard lk(mu_);
-  for (int32_t e : experts) {
-    auto it = where_.find(key(layer, e));
-    if (it != where_.end() && slots_[it->second].refs > 0) slots_[it->second].refs--;
+void ExpertStore::pump_prefetches() {
+  if (queued_.empty() || demand_loading_ > 0) return;
+  auto is_queued = [&](uint32_t k) { return std::find(queued_.begin(), queued_.end(), k) != queued_.end(); };
+  for (uint32_t k : queued_) {
+    if (prefetch_loading_ >= prefetch_slots_) break;
+    if (where_.count(k)) continue;
+    const size_t s = take_slot(is_queued);
+    if (s == SIZE_MAX) break;  // a hint: never wait for room
+    load_into(s, k, /*refs=*/0, /*by_prefetch=*/true);
+    stats_.prefetch_issued++;
   }
+  // What did not fit now is dropped: by the time there is room the
+  // prediction is for a layer already computed.
+  queued_.clear();
 }
 
 void ExpertStore::prefetch(int layer, std::span<const int32_t> experts) {
-  if (!index_.has_layer(layer)) return;
+  if (prefetch_slots_ == 0 || layer < 0 || layer >= index_.layers() || !index_.has_layer(layer)) return;
   std::lock_guard lk(mu_);
-  size_t in_flight = settle_prefetches();
-  std::vector<uint32_t> keys;
-  for (int32_t e : experts) keys.push_back(key(layer, e));
-  for (uint32_t k : keys) {
-    if (where_.count(k)) continue;
-    if (in_flight >= prefetch_slots_) break;  // a hint: never crowd out demand reads
-    const size_t s = take_slot(keys);
-    if (s == SIZE_MAX) break;  // a hint: never wait for room
-    in_flight++;
-    load_into(s, k, /*refs=*/0, /*prefetched=*/true);
-    stats_.prefetch_issued++;
+  settle_finished();
+  queued_.clear();  // a newer prediction supersedes an older one
+  for (int32_t e : experts) {
+    if (e < 0 || e >= index_.experts()) continue;
+    const uint32_t k = key(layer, e);
+    if (!where_.count(k) && std::find(queued_.begin(), queued_.end(), k) == queued_.end()) queued_.push_back(k);
   }
+  pump_prefetches();
 }
 
 ExpertStats ExpertStore::stats() const {
@@ -386,10 +523,20 @@ ExpertStats ExpertStore::stats() const {
   return s;
 }
 
+uint64_t ExpertStore::file_checks() const {
+  std::lock_guard lk(mu_);
+  return file_checks_;
+}
+
 std::string ExpertStore::describe() const {
-  return fmt::format("expert store: {} slots of {} ({} of RAM), policy {}, prefetch {}, io {}", slots_.size(),
-                     human_bytes(arena_->stride()), human_bytes(arena_->bytes()), policy_->name(),
-                     options_.prefetch ? "on" : "off", io_->describe());
+  std::string pf = "off";
+  if (options_.prefetch)
+    pf = fmt::format("{}{}{}, {} in flight", predictors_ & kPredictRouter ? "router" : "",
+                     predictors_ == (kPredictRouter | kPredictPrevious) ? "+" : "",
+                     predictors_ & kPredictPrevious ? "previous token" : "", prefetch_slots_);
+  return fmt::format("expert store: {} slots of {} ({} of RAM), policy {}, prefetch {}, io {}{}", slots_.size(),
+                     human_bytes(arena_->stride()), human_bytes(arena_->bytes()), policy_->name(), pf,
+                     io_->describe(), watch_->watching() ? "" : fmt::format(" (file watch off: {})", watch_->why_not()));
 }
 
 }  // namespace moeflux

@@ -2,7 +2,20 @@
 // a host arena of fixed slots under a byte budget, with a cache policy
 // deciding what stays, pinned experts that never leave, and optional
 // prefetch of the next layer's likely experts while this layer computes.
+//
+// A slot is Free, Loading (its reads are in flight), Ready, or Failed (its
+// read failed while callers held it; freed when the last lets go). Every
+// read of a slot is its own submit, so each expert becomes ready as soon as
+// its own reads land: acquire_async() starts the misses and returns, and
+// wait_any() hands experts over in the order their reads complete.
+//
+// Prefetch reads never compete with the demand reads of the layer being
+// computed: predictions are queued while demand reads are in flight and
+// submitted when the last one lands (or at once if none is in flight); at
+// most `prefetch_in_flight` of them are read at a time, so a demand miss of
+// the next layer queues behind at most that many.
 #pragma once
+#include <array>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -14,6 +27,7 @@
 #include "experts/cache_policy.h"
 #include "experts/expert_index.h"
 #include "experts/expert_source.h"
+#include "experts/file_watch.h"
 #include "experts/host_arena.h"
 #include "experts/io/io_engine.h"
 
@@ -24,6 +38,16 @@ struct ExpertStoreOptions {
   IoOptions io;
   std::string policy = "lru";
   bool prefetch = false;
+  // With prefetch on: which predictors the MoE op feeds it (PrefetchPredictor
+  // bits). The environment variable MOEFLUX_PREFETCH ("router", "previous",
+  // "router,previous", optionally ",depth=N") overrides this and the next
+  // field, so that benchmarks can compare them until the CLI has an option.
+  unsigned prefetch_predictors = kPredictRouter;
+  // Prefetch reads in flight at once (and slots kept for them).
+  int prefetch_in_flight = 1;
+  // Longest time between two full checks of the weights files (fstat + stat
+  // of each) when inotify reports no change; see FileWatch.
+  std::chrono::milliseconds file_check_backstop{1000};
   std::vector<std::pair<int, int>> pinned;  // (layer, expert) kept resident from load on
   // Wraps the I/O engine (tests inject faults through FaultyIo this way).
   std::function<std::unique_ptr<IoEngine>(std::unique_ptr<IoEngine>)> io_decorator;
@@ -43,63 +67,88 @@ class ExpertStore final : public ExpertSource {
   ExpertStore(const ModelSpec& spec, const ArchDef& arch, const TensorTable& st, ExpertStoreOptions options);
   ~ExpertStore() override;
 
+  // Blocking: acquire_async, then wait for every expert.
   void acquire(int layer, std::span<const int32_t> experts, std::span<ExpertWeights> out) override;
   void release(int layer, std::span<const int32_t> experts) override;
+  void acquire_async(int layer, std::span<const int32_t> experts, ExpertHold& hold) override;
+  size_t wait_any(ExpertHold& hold) override;
+  void release_hold(ExpertHold& hold) override;
   void prefetch(int layer, std::span<const int32_t> experts) override;
-  bool wants_prefetch() const override { return options_.prefetch; }
+  unsigned prefetch_predictors() const override { return options_.prefetch ? predictors_ : kPredictNone; }
   int max_acquire() const override { return int(max_acquire_); }
   ExpertStats stats() const override;
   std::string describe() const override;
 
   const ExpertIndex& index() const { return index_; }
   size_t slots() const { return arena_->slots(); }
+  // Full checks of the weights files run so far (tests: that the hot path
+  // no longer stats every file on each miss).
+  uint64_t file_checks() const;
 
  private:
-  enum class State : uint8_t { Free, Loading, Ready };
-  struct Batch {  // one submit: the requests must outlive the reads
-    std::vector<ReadRequest> requests;
-    IoTicket ticket;
-  };
+  enum class State : uint8_t { Free, Loading, Ready, Failed };
   struct Slot {
     State state = State::Free;
     uint32_t key = UINT32_MAX;
     int refs = 0;
     bool pinned = false;
+    bool by_prefetch = false;        // while Loading: started by prefetch (counts in prefetch_loading_)
+    bool demand = false;             // while Loading: a caller waits (counts in demand_loading_)
     bool prefetched_unused = false;  // loaded by prefetch, not yet acquired
-    std::shared_ptr<Batch> batch;    // while Loading
-    size_t first_request = 0;        // this slot's requests in batch
-    size_t n_requests = 0;
+    uint64_t seq = 0;                // load order: wait_any waits on the oldest read first
+    // The slot's reads: they must outlive the submit, and a slot is read
+    // again only after its previous reads completed, so they live here.
+    std::array<ReadRequest, 3> requests;
+    IoTicket ticket;
+    ExpertWeights views;  // where the expert's matrices sit in the slot
+    std::string error;    // Failed: what went wrong, naming layer, expert, file and offset
   };
 
   uint32_t key(int layer, int expert) const { return uint32_t(layer) * uint32_t(index_.experts()) + uint32_t(expert); }
-  // Under mu_: a free slot, evicting per policy; SIZE_MAX if every slot is busy.
-  size_t take_slot(const std::vector<uint32_t>& protect);
+  int layer_of(uint32_t k) const { return int(k / uint32_t(index_.experts())); }
+  int expert_of(uint32_t k) const { return int(k % uint32_t(index_.experts())); }
+  // Under mu_: a free slot, evicting per policy a Ready, unreferenced,
+  // unpinned expert for which keep(key) is false; SIZE_MAX if there is none.
+  size_t take_slot(const std::function<bool(uint32_t)>& keep);
   // Under mu_: starts reading expert `k` into slot s.
-  void load_into(size_t s, uint32_t k, int refs, bool prefetched);
-  // Under mu_: lays out the reads of `k` into slot s and appends them to batch.
-  void plan_reads(size_t s, uint32_t k, Batch& batch);
-  // Waits for slot s's reads (mu_ not held by caller), then settles its state.
-  void finish_loading(std::unique_lock<std::mutex>& lk, size_t s);
-  ExpertWeights views(size_t s) const;
-  // Throws naming the expert and file when a file it reads from was
-  // replaced or truncated since it was opened.
+  void load_into(size_t s, uint32_t k, int refs, bool by_prefetch);
+  // Under mu_: slot s's reads are done: Ready, or Failed/freed on error.
+  void settle(size_t s);
+  // Under mu_: settles every Loading slot whose reads are done.
+  void settle_finished();
+  // Under mu_: drops one reference; frees a Failed slot nobody holds.
+  void unref(size_t s);
+  // Under mu_: submits queued predictions if no demand read is in flight.
+  void pump_prefetches();
+  // Under mu_, unlocks while waiting: waits for some Loading slot nobody
+  // holds (a prefetch, or a read its caller gave up on) so its slot can be
+  // reused. False if there is none.
+  bool wait_for_orphan(std::unique_lock<std::mutex>& lk);
+  // Under mu_: throws naming the expert and file when a weights file was
+  // replaced or truncated since it was opened. Runs the full check only
+  // when the file watch says one is due.
   void refuse_changed_files(int layer, int expert);
-  // Under mu_: prefetched slots whose reads have finished become Ready (or
-  // free, if the read failed) so that they can be used or evicted.
-  size_t settle_prefetches();
 
   const ModelSpec& spec_;
   ExpertIndex index_;
   ExpertStoreOptions options_;
+  unsigned predictors_ = kPredictRouter;
   std::unique_ptr<IoEngine> io_;
   std::vector<IoFileId> file_ids_;
   std::unique_ptr<HostArena> arena_;
   std::unique_ptr<CachePolicy> policy_;
+  std::unique_ptr<FileWatch> watch_;
   std::vector<Slot> slots_;
-  std::unordered_map<uint32_t, size_t> where_;  // key -> slot
+  std::unordered_map<uint32_t, size_t> where_;  // key -> slot, for Loading and Ready slots
   std::vector<size_t> free_;
+  std::vector<size_t> loading_;   // slots in state Loading
+  std::vector<uint32_t> queued_;  // predicted keys waiting for the demand reads to land
+  size_t demand_loading_ = 0, prefetch_loading_ = 0;
+  uint64_t next_seq_ = 0;
   size_t max_acquire_ = 0;
-  size_t prefetch_slots_ = 0;  // slots prefetch may hold while their reads are in flight
+  size_t prefetch_slots_ = 0;  // prefetch reads in flight at once
+  bool files_changed_ = false;  // a check found a change: check on every miss from now on
+  uint64_t file_checks_ = 0;
   mutable std::mutex mu_;
   ExpertStats stats_;
 };

@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include "core/error.h"
 #include "experts/expert_index.h"
 #include "experts/expert_source.h"
@@ -25,6 +27,40 @@ void MmapExpertSource::acquire(int layer, std::span<const int32_t> experts, std:
     out[i] = table_[size_t(layer) * size_t(experts_) + size_t(e)];
     if (!out[i].gate.data) fail("layer {} has no routed experts", layer);
   }
+}
+
+}  // namespace moeflux
+
+namespace moeflux {
+
+void ExpertSource::start_hold(ExpertHold& h, int layer, std::span<const int32_t> experts) {
+  if (h.held) fail("an expert hold of layer {} is still held; release it first", h.layer);
+  const size_t n = experts.size();
+  h.layer = layer;
+  h.experts.assign(experts.begin(), experts.end());
+  h.weights.resize(n);
+  h.ready.assign(n, 0);
+  h.handles.assign(n, 0);
+  h.waiting = n;
+}
+
+void ExpertSource::acquire_async(int layer, std::span<const int32_t> experts, ExpertHold& h) {
+  start_hold(h, layer, experts);
+  acquire(layer, experts, h.weights);
+  std::fill(h.ready.begin(), h.ready.end(), uint8_t(1));
+  h.waiting = 0;
+  h.held = true;
+}
+
+size_t ExpertSource::wait_any(ExpertHold& h) {
+  if (h.waiting == 0) fail("wait_any on layer {}: no expert is being read", h.layer);
+  fail("this expert source ({}) has no reads to wait for", describe());
+}
+
+void ExpertSource::release_hold(ExpertHold& h) {
+  if (!h.held) return;
+  h.held = false;
+  release(h.layer, h.experts);
 }
 
 }  // namespace moeflux

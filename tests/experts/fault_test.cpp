@@ -5,6 +5,8 @@
 
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <functional>
 #include <thread>
 
 #include "experts/expert_store.h"
@@ -25,6 +27,12 @@ class StoreFaults : public ::testing::Test {
     engine_ = Engine::load(dir_->path());
     Engine::Impl& m = engine_->impl();
     truth_ = std::make_unique<MmapExpertSource>(m.spec, *m.arch, *m.files);
+    make_store();
+  }
+
+  void make_store(const std::function<void(ExpertStoreOptions&)>& adjust = {}) {
+    store_.reset();
+    Engine::Impl& m = engine_->impl();
     ExpertIndex index(m.spec, *m.arch, *m.files);
     ExpertStoreOptions o;
     o.host_budget_bytes = plan_store(index, m.spec, 0, 0).min_budget;
@@ -34,6 +42,7 @@ class StoreFaults : public ::testing::Test {
       faulty_ = f.get();
       return std::unique_ptr<IoEngine>(std::move(f));
     };
+    if (adjust) adjust(o);
     store_ = std::make_unique<ExpertStore>(m.spec, *m.arch, *m.files, o);
   }
 
@@ -115,6 +124,25 @@ TEST_F(StoreFaults, FileReplacedDuringARunIsRefusedNotServedStale) {
   std::vector<ExpertWeights> got(3);
   EXPECT_NO_THROW(store_->acquire(0, ids, got));
   store_->release(0, ids);
+}
+
+TEST_F(StoreFaults, MissesDoNotStatEveryFileYetChangesAreSeen) {
+  // No time-based check during the test: only inotify can trigger one.
+  make_store([](ExpertStoreOptions& o) { o.file_check_backstop = std::chrono::hours(1); });
+  if (store_->describe().find("file watch off") != std::string::npos) GTEST_SKIP() << store_->describe();
+  const uint64_t checks = store_->file_checks();
+  for (int i = 0; i < 20; ++i) expect_correct(i % 2 ? 0 : 2, {int32_t(i % 7), int32_t((i + 1) % 7), int32_t((i + 3) % 7)});
+  EXPECT_GT(store_->stats().misses, 20u);
+  EXPECT_EQ(store_->file_checks(), checks) << "a miss ran the full file check without a change";
+  // Rewritten in place (grown by a byte): the next miss refuses.
+  {
+    std::ofstream f(dir_->file("model.safetensors"), std::ios::binary | std::ios::app);
+    f << 'x';
+  }
+  const std::string e = acquire_error(2, {4, 5, 6});
+  EXPECT_NE(e.find("changed since it was opened"), std::string::npos) << e;
+  EXPECT_NE(e.find("size changed"), std::string::npos) << e;
+  EXPECT_GT(store_->file_checks(), checks);
 }
 
 TEST_F(StoreFaults, ConcurrentReadersAgreeWithTheFile) {

@@ -1,5 +1,7 @@
 #pragma once
 #include <cstdint>
+#include <functional>
+#include <span>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -20,10 +22,19 @@ struct Routing {
 // Softmax over the router logits [T, E], top-k (ties to the lower id), then
 // renormalised to sum to 1 when norm_topk.
 Routing route(const float* router_logits, int T, int E, int k, bool norm_topk);
+// The same into `r`, with caller-owned scratch: no allocation once grown.
+void route_into(const float* router_logits, int T, int E, int k, bool norm_topk, Routing& r,
+                std::vector<float>& prob_scratch, std::vector<int32_t>& index_scratch);
 
 // The fused MoE block: out [T, D] = sum_j w_j * expert_j(x) (+ shared expert).
 // Experts are fetched once per step for all tokens routed to them, and each
 // runs as one matrix product over its tokens.
+//
+// With a streaming source, the experts already in memory are computed while
+// the missing ones are read, and each missing one as soon as its read lands.
+// Every expert writes its own rows of scratch and the rows are summed into
+// `out` in the routing's fixed order afterwards, so the result does not
+// depend on which reads land first: bit-identical to a resident model.
 class MoeOp {
  public:
   MoeOp(const ModelSpec& spec, const ModelWeights& weights, ExpertSource& source, ThreadPool& pool)
@@ -31,19 +42,51 @@ class MoeOp {
   void run(const LayerWeights& w, int layer, const float* x, int T, float* out);
   const Routing& last_routing() const { return routing_; }
 
+  // Called on the calling thread after each routed expert's output rows are
+  // computed, in compute order. Lets tests observe that resident experts
+  // run before a slow read lands and that misses run in arrival order.
+  using ExpertObserver = std::function<void(int layer, int32_t expert)>;
+  void set_expert_observer(ExpertObserver f) { observer_ = std::move(f); }
+
  private:
-  // Pre-gating: the next MoE layer's router applied to this layer's input
-  // predicts its experts; the source starts reading them now so the reads
-  // overlap this layer's compute.
-  void prefetch_next(int layer, const float* x, int T);
+  // One expert's share of a step: its tokens (in token order) are
+  // tokens_[first, first + count) with weights in weights_of_, and its rows
+  // of the gathered scratch start at row0.
+  struct ExpertBatch {
+    int32_t expert;
+    uint32_t first, count;
+    size_t row0;
+  };
+  // Prefetch hints for the next MoE layer: its router applied to this
+  // layer's input (pre-gating) and/or what the previous token chose there.
+  void prefetch_next(int layer, const float* x, int T, unsigned predictors);
+  // Gate/up/swiglu then down for the batches wb[i], i in `which`, whose
+  // weights are ew[i].
+  void compute(int layer, const ExpertBatch* wb, const ExpertWeights* ew, std::span<const uint32_t> which);
+  void shared_expert(const LayerWeights& w, const float* x, int T);
 
   const ModelSpec& s_;
   const ModelWeights& weights_;
   ExpertSource& src_;
   ThreadPool& pool_;
-  // Scratch reused across calls; sized to the largest step seen.
-  Routing routing_;
+  ExpertObserver observer_;
+  // Scratch reused across calls; sized to the largest step seen, so a
+  // decode step allocates nothing.
+  Routing routing_, next_routing_;
+  std::vector<float> prob_scratch_;
+  std::vector<int32_t> index_scratch_;
+  std::vector<ExpertBatch> batches_;
+  std::vector<int32_t> batch_of_expert_, tokens_, ids_, want_;
+  std::vector<float> weights_of_;
+  std::vector<uint32_t> todo_;
+  std::vector<uint8_t> computed_;
+  ExpertHold hold_;
+  // The last token's experts at each layer ([layer * k + j]), valid where
+  // has_prev_[layer]: the "previous token" predictor.
+  std::vector<int32_t> prev_choice_;
+  std::vector<uint8_t> has_prev_;
   std::vector<float> next_logits_, router_logits_, xe_, gate_, up_, down_, shared_gate_, shared_h_, shared_out_;
+  bool shared_ready_ = false;
 };
 
 }  // namespace moeflux::cpu
