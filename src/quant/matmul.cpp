@@ -21,11 +21,6 @@ void check(GgmlType wtype, size_t K) {
   if (!ggml_row_bytes(wtype, K)) fail("quant::matmul_rows: K = {} is not a whole number of blocks", K);
 }
 
-// The last activations this thread quantized, keyed by their values: the
-// engine calls matmul_rows once per row range and thread, often several
-// times on one x (gate and up projections, experts of one token), and a
-// compare of K floats costs a tenth of quantizing them. A pointer key would
-// be wrong the moment a caller reuses its buffer for the next token.
 // Reorders 32-element blocks into the paired layout of matmul_internal.h.
 void pair_blocks(int8_t* q, size_t K) {
   int8_t tmp[64];
@@ -35,57 +30,6 @@ void pair_blocks(int8_t* q, size_t K) {
     std::memcpy(q + b + 32, tmp + 16, 16);
   }
 }
-
-struct ActCache {
-  std::vector<float> x;  // [T][K] copy of the activations quantized below
-  size_t K = 0, T = 0, block = 0;
-  bool paired = false;
-  std::vector<int8_t> qs;
-  std::vector<float> d, s;
-  std::vector<int32_t> isum;
-  std::vector<int16_t> bsums;
-
-  bool holds(const float* src, size_t ldx, size_t T_, size_t K_, size_t block_, bool paired_) const {
-    if (K_ != K || T_ != T || block_ != block || paired_ != paired) return false;
-    for (size_t t = 0; t < T; ++t)
-      if (std::memcmp(src + t * ldx, x.data() + t * K, K * sizeof(float)) != 0) return false;
-    return true;
-  }
-
-  detail::Q8Act get(const float* src, size_t ldx, size_t T_, size_t K_, size_t block_, bool paired_) {
-    if (!holds(src, ldx, T_, K_, block_, paired_)) {
-      K = K_, T = T_, block = block_, paired = paired_;
-      const size_t nb = K / block;
-      x.resize(T * K);
-      qs.resize(T * K);
-      d.resize(T * nb);
-      if (block == 32) {
-        isum.resize(T * nb);
-        s.resize(T * nb);
-      } else {
-        bsums.resize(T * K / 16);
-      }
-      for (size_t t = 0; t < T; ++t) {
-        std::memcpy(x.data() + t * K, src + t * ldx, K * sizeof(float));
-        detail::quantize_q8(src + t * ldx, K, block, qs.data() + t * K, d.data() + t * nb,
-                            block == 32 ? isum.data() + t * nb : nullptr, block == 32 ? s.data() + t * nb : nullptr,
-                            block == 32 ? nullptr : bsums.data() + t * K / 16);
-        if (paired) pair_blocks(qs.data() + t * K, K);
-      }
-    }
-    detail::Q8Act a;
-    a.K = K, a.T = T, a.block = block, a.paired = paired;
-    a.qs = qs.data();
-    a.d = d.data();
-    if (block == 32) {
-      a.isum = isum.data();
-      a.s = s.data();
-    } else {
-      a.bsums = bsums.data();
-    }
-    return a;
-  }
-};
 
 }  // namespace
 
@@ -115,15 +59,65 @@ size_t activation_block(GgmlType t) {
 
 bool quantizes_activations(GgmlType t) { return activation_block(t) != 0 && detail::int_kernels_available(); }
 
+void PreparedActivations::prepare(const float* x, size_t ldx, size_t T, size_t K, GgmlType wtype) {
+  check(wtype, K);
+  K_ = K, T_ = T, block_ = activation_block(wtype), paired_ = detail::paired_layout(wtype);
+  x_.resize(T * K);
+  for (size_t t = 0; t < T; ++t) std::memcpy(x_.data() + t * K, x + t * ldx, K * sizeof(float));
+  if (block_ == 0) return;
+  const size_t nb = K / block_;
+  qs_.resize(T * K);
+  d_.resize(T * nb);
+  isum_.resize(block_ == 32 ? T * nb : 0);
+  s_.resize(block_ == 32 ? T * nb : 0);
+  bsums_.resize(block_ == 256 ? T * K / 16 : 0);
+  for (size_t t = 0; t < T; ++t) {
+    detail::quantize_q8(x + t * ldx, K, block_, qs_.data() + t * K, d_.data() + t * nb,
+                        block_ == 32 ? isum_.data() + t * nb : nullptr, block_ == 32 ? s_.data() + t * nb : nullptr,
+                        block_ == 256 ? bsums_.data() + t * K / 16 : nullptr);
+    if (paired_) pair_blocks(qs_.data() + t * K, K);
+  }
+}
+
+bool PreparedActivations::holds(const float* x, size_t ldx, size_t T, size_t K, GgmlType wtype) const {
+  if (K != K_ || T != T_ || activation_block(wtype) != block_ || detail::paired_layout(wtype) != paired_) return false;
+  for (size_t t = 0; t < T; ++t)
+    if (std::memcmp(x + t * ldx, x_.data() + t * K, K * sizeof(float)) != 0) return false;
+  return true;
+}
+
+void matmul_rows(const PreparedActivations& xq, const uint8_t* W, GgmlType wtype, size_t r0, size_t r1, float* y,
+                 size_t ldy) {
+  check(wtype, xq.K_);
+  if (r0 >= r1 || xq.T_ == 0) return;
+  if (!quantizes_activations(wtype))
+    return detail::matmul_rows_f32(xq.x_.data(), xq.K_, xq.T_, W, wtype, xq.K_, r0, r1, y, ldy);
+  if (activation_block(wtype) != xq.block_ || detail::paired_layout(wtype) != xq.paired_)
+    fail("quant::matmul_rows: activations prepared for another layout than {} needs",
+         ggml_type_info(uint32_t(wtype))->name);
+  detail::Q8Act a;
+  a.K = xq.K_, a.T = xq.T_, a.block = xq.block_, a.paired = xq.paired_;
+  a.qs = xq.qs_.data();
+  a.d = xq.d_.data();
+  a.isum = xq.isum_.data();
+  a.s = xq.s_.data();
+  a.bsums = xq.bsums_.data();
+  detail::matmul_rows_q8(a, W, wtype, r0, r1, y, ldy);
+}
+
+// Each thread keeps the last activations it quantized, keyed by their
+// values: the engine calls matmul_rows once per row range and thread, often
+// several times on one x (gate and up projections, experts of one token),
+// and a compare of K floats costs a tenth of quantizing them. A pointer key
+// would be wrong the moment a caller reuses its buffer for the next token.
 void matmul_rows(const float* x, size_t ldx, size_t T, const uint8_t* W, GgmlType wtype, size_t K, size_t r0,
                  size_t r1, float* y, size_t ldy) {
   check(wtype, K);
   if (r0 >= r1 || T == 0) return;
   if (quantizes_activations(wtype)) {
-    thread_local ActCache cache;
-    detail::matmul_rows_q8(cache.get(x, ldx, T, K, activation_block(wtype), detail::paired_layout(wtype)), W, wtype,
-                           r0, r1, y, ldy);
-    return;
+    thread_local PreparedActivations cache;
+    if (!cache.holds(x, ldx, T, K, wtype)) cache.prepare(x, ldx, T, K, wtype);
+    return matmul_rows(cache, W, wtype, r0, r1, y, ldy);
   }
   detail::matmul_rows_f32(x, ldx, T, W, wtype, K, r0, r1, y, ldy);
 }

@@ -37,6 +37,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "format/ggml_types.h"
 
@@ -54,6 +55,38 @@ bool supported(GgmlType t);
 // several threads' calls over row ranges of one x quantize it once each).
 void matmul_rows(const float* x, size_t ldx, size_t T, const uint8_t* W, GgmlType wtype, size_t K, size_t r0,
                  size_t r1, float* y, size_t ldy);
+
+// x rounded once for many matmul_rows calls, for callers that split one
+// product into many small calls (the MoE layer: one per 16 rows of an
+// expert). matmul_rows above compares x with its per-thread cache on every
+// call, measured at 9-17% of a 16-row call's time (BENCHMARKS.md); this
+// skips that. Read-only once prepared, so threads may share one.
+class PreparedActivations {
+ public:
+  // Rows t < T of K elements at x + t * ldx, rounded as matmul_rows would
+  // for weights of type wtype (and for every type with the same activation
+  // layout: Q4_0/Q4_1/Q5_0/Q5_1/MXFP4, Q8_0, or the K formats).
+  void prepare(const float* x, size_t ldx, size_t T, size_t K, GgmlType wtype);
+  // Whether prepare(x, ldx, T, K, wtype) would give what this holds now.
+  bool holds(const float* x, size_t ldx, size_t T, size_t K, GgmlType wtype) const;
+  size_t tokens() const { return T_; }
+  size_t cols() const { return K_; }
+
+ private:
+  friend void matmul_rows(const PreparedActivations&, const uint8_t*, GgmlType, size_t, size_t, float*, size_t);
+  size_t K_ = 0, T_ = 0, block_ = 0;  // block_ 0: f32 only
+  bool paired_ = false;
+  std::vector<float> x_;  // [T][K] the activations as given
+  std::vector<int8_t> qs_;
+  std::vector<float> d_, s_;
+  std::vector<int32_t> isum_;
+  std::vector<int16_t> bsums_;
+};
+
+// y[t * ldy + r] = xq_t . W[r]: matmul_rows on prepared activations. wtype
+// must share the activation layout xq was prepared for (else moeflux::Error).
+void matmul_rows(const PreparedActivations& xq, const uint8_t* W, GgmlType wtype, size_t r0, size_t r1, float* y,
+                 size_t ldy);
 
 // Same, always with f32 activations (the reference-accuracy option).
 void matmul_rows_exact(const float* x, size_t ldx, size_t T, const uint8_t* W, GgmlType wtype, size_t K, size_t r0,

@@ -348,6 +348,43 @@ TEST(Matmul, ReusedActivationBufferIsRequantized) {
   });
 }
 
+// Prepared activations give matmul_rows' results bit for bit, for every
+// type sharing their layout, and refuse a type of another layout.
+TEST(Matmul, PreparedActivationsMatchMatmulRows) {
+  for_each_target([&] {
+    std::mt19937 rng(13);
+    std::normal_distribution<float> nd(0.f, 1.f);
+    const size_t K = 768, rows = 9, T = 3, ldx = K + 5;
+    std::vector<float> x(T * ldx);
+    for (auto& v : x) v = nd(rng);
+    for (GgmlType t : kAllTypes) {
+      SCOPED_TRACE(ggml_type_info(uint32_t(t))->name);
+      const auto W = random_rows(t, rows, K, rng);
+      PreparedActivations xq;
+      xq.prepare(x.data(), ldx, T, K, t);
+      EXPECT_TRUE(xq.holds(x.data(), ldx, T, K, t));
+      std::vector<float> want(T * rows), got(T * rows);
+      matmul_rows(x.data(), ldx, T, W.data(), t, K, 0, rows, want.data(), rows);
+      matmul_rows(xq, W.data(), t, 2, rows, got.data(), rows);
+      matmul_rows(xq, W.data(), t, 0, 2, got.data(), rows);
+      EXPECT_EQ(got, want);
+    }
+    PreparedActivations xq;
+    xq.prepare(x.data(), ldx, T, K, GgmlType::Q4_0);
+    const auto W1 = random_rows(GgmlType::Q5_1, rows, K, rng);
+    std::vector<float> want(T * rows), got(T * rows);
+    matmul_rows(x.data(), ldx, T, W1.data(), GgmlType::Q5_1, K, 0, rows, want.data(), rows);
+    matmul_rows(xq, W1.data(), GgmlType::Q5_1, 0, rows, got.data(), rows);
+    EXPECT_EQ(got, want) << "Q4_0 and Q5_1 share the paired layout";
+    const auto W2 = random_rows(GgmlType::Q4_K, rows, K, rng);
+    if (quantizes_activations(GgmlType::Q4_K)) {
+      EXPECT_THROW(matmul_rows(xq, W2.data(), GgmlType::Q4_K, 0, rows, got.data(), rows), Error);
+    }
+    x[ldx + 7] += 1.0f;
+    EXPECT_FALSE(xq.holds(x.data(), ldx, T, K, GgmlType::Q4_0));
+  });
+}
+
 TEST(Matmul, UnsupportedTypeIsAClearError) {
   std::vector<uint8_t> W(1024);
   std::vector<float> x(256), y(4);
