@@ -6,12 +6,12 @@
 //
 // Every code is made unsigned (Q4_0's q - 8 becomes q with 8 * d_w * d_x *
 // sum(x^) subtracted in f32, Q3_K's -4 and Q6_K's -32 in i32 through the
-// per-16 sums), so one maddubs (u8 x s8 -> pairs summed in i16) and one madd (i16 x i16 ->
-// i32) give exact integer block sums. Bounds that keep them exact: u8 codes
-// are at most 63 (Q6_K) or 128 (|Q8_0| via the sign trick) and |x^| <= 127,
-// so a maddubs pair is at most 2 * 128 * 127 = 32512 < 2^15; the largest
-// super-block sum, Q6_K's, is below 16 * 2 * 16002 * 128 + 32 * 16 * 2032 * 128
-// < 2^31.
+// per-16 sums), so one maddubs (u8 x s8 -> pairs summed in i16) and one madd
+// (i16 x i16 -> i32) give exact integer block sums. Bounds that keep them
+// exact: u8 codes are at most 63 (Q6_K) or 128 (|Q8_0| via the sign trick)
+// and |x^| <= 127, so a maddubs pair is at most 2 * 128 * 127 = 32512 < 2^15;
+// the largest super-block sum, Q6_K's, is below
+// 16 * 2 * 16002 * 128 + 32 * 16 * 2032 * 128 < 2^31.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "quant/matmul_q8_kernels.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
@@ -99,12 +99,6 @@ HWY_INLINE __m256i Dot4(__m256i u, __m256i s) {
 
 HWY_INLINE float HSum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-HWY_INLINE float HSum(__m128 s) {
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
