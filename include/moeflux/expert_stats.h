@@ -13,7 +13,7 @@ struct ExpertStats {
   uint64_t prefetch_used = 0;   // of those, acquired before eviction
   uint64_t prefetch_hits = 0;   // acquires served by a prefetch (done or in flight)
   uint64_t bytes_read = 0;      // from storage, alignment padding included
-  double read_wait_s = 0;       // time acquire() spent waiting for reads (stall)
+  double read_wait_s = 0;       // time spent waiting for reads that compute did not hide (stall)
   uint64_t evictions = 0;
   double prefetch_precision() const { return prefetch_issued ? double(prefetch_used) / double(prefetch_issued) : 0; }
   // Of the experts that were not resident from earlier use, the share a
