@@ -484,15 +484,19 @@ struct Q3_K {
   template <int NT>
   static HWY_INLINE void block(const uint8_t* p, const TokK<NT>& k, __m256* acc) {
     const auto* b = reinterpret_cast<const BlockQ3_K*>(p);
-    // The 16 6-bit scales (see q3k_scales), as llama.cpp unpacks them.
-    uint32_t aux[3];
-    std::memcpy(aux, b->scales, 12);
-    constexpr uint32_t k2 = 0x03030303, k4 = 0x0f0f0f0f;
-    const __m128i sc8 = _mm_sub_epi8(_mm_setr_epi32(int32_t((aux[0] & k4) | ((aux[2] & k2) << 4)),
-                                                    int32_t((aux[1] & k4) | (((aux[2] >> 2) & k2) << 4)),
-                                                    int32_t(((aux[0] >> 4) & k4) | (((aux[2] >> 4) & k2) << 4)),
-                                                    int32_t(((aux[1] >> 4) & k4) | (((aux[2] >> 6) & k2) << 4))),
-                                     _mm_set1_epi8(32));
+    // The 16 6-bit scales (see q3k_scales), in vector registers: low
+    // nibbles from bytes 0-7 (scales 0-7) and their high halves (8-15); top
+    // 2 bits of scale j from byte 8 + j % 4, shifted by 2 * (j / 4) (one
+    // variable shift per 32-bit lane of the 4 bytes repeated).
+    uint64_t lo8;
+    uint32_t hi4;
+    std::memcpy(&lo8, b->scales, 8);
+    std::memcpy(&hi4, b->scales + 8, 4);
+    const __m128i lo = _mm_cvtsi64_si128(int64_t(lo8));
+    const __m128i low = _mm_and_si128(_mm_unpacklo_epi64(lo, _mm_srli_epi16(lo, 4)), _mm_set1_epi8(15));
+    const __m128i top = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32(int32_t(hi4)), _mm_setr_epi32(0, 2, 4, 6)),
+                                      _mm_set1_epi8(3));
+    const __m128i sc8 = _mm_sub_epi8(_mm_or_si128(low, _mm_slli_epi16(top, 4)), _mm_set1_epi8(32));
     const __m256i sc = _mm256_cvtepi8_epi16(sc8);
     const __m256i hm = Load(b->hmask);
     const __m256i m3 = _mm256_set1_epi8(3), m4 = _mm256_set1_epi8(4);
