@@ -7,11 +7,12 @@
 // Q5_1, Q8_0 and MXFP4, per 256 elements with sums per 16 for the K formats),
 // weight blocks are multiplied into it with integer dot products (maddubs +
 // madd), and the f32 block scales, mins and code offsets are applied once per
-// block. Decode (T = 1) then streams the 4- to 8-bit formats at 70-100% of
-// the DRAM floor, Q2_K and Q3_K (still compute bound) at 55-70%, where
-// decoding every weight to f32 ran at 15-65% (BENCHMARKS.md, quantized
-// GEMV); prefill unpacks each weight block once per group of up to 4 tokens
-// over rows that stay in L2.
+// block. Decode (T = 1) then reads weights at 80-94% of the measured DRAM
+// floor on the 2-core Zen 3 VM (every block format, median of 5 runs),
+// where decoding every weight to f32 ran at 12-60%; on the 16-core Xeon
+// Q2_K and Q3_K stay compute bound at 54-72% (BENCHMARKS.md, quantized
+// GEMV). Prefill unpacks each weight block once per group of up to 4
+// tokens over rows that stay in L2.
 //
 // Accuracy of matmul_rows for block-quantized weights on those targets
 // (quantizes_activations(t) == true). With x^ the int8-rounded activations,
