@@ -101,7 +101,7 @@ class GgufQuantized : public ::testing::TestWithParam<QuantCase> {};
 // Random-weight models have near-uniform outputs, so a relative bound on the
 // logits says little; KL against the float run measures what quantization
 // changed. Bounds are ~3x what was measured on 2026-11-27 (mean KL: q8_0
-// 3.2e-5, q6_k 1.5e-3, q5_k_m 2.2e-3, q4_k_m 5.6e-3, q4_0 8.8e-3, mxfp4
+// 7.0e-5 with the int8-activation kernels (3.2e-5 before them), q6_k 1.5e-3, q5_k_m 2.2e-3, q4_k_m 5.6e-3, q4_0 8.8e-3, mxfp4
 // 3.2e-3 — MXFP4 files keep the non-expert tensors in Q8_0, as llama.cpp's).
 TEST_P(GgufQuantized, StaysCloseToTheFloatModel) {
   test::TempDir tmp;
@@ -125,7 +125,7 @@ TEST_P(GgufQuantized, StaysCloseToTheFloatModel) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, GgufQuantized,
-                         ::testing::Values(QuantCase{ConvertType::Q8_0, 1e-4}, QuantCase{ConvertType::Q6_K, 5e-3},
+                         ::testing::Values(QuantCase{ConvertType::Q8_0, 2e-4}, QuantCase{ConvertType::Q6_K, 5e-3},
                                            QuantCase{ConvertType::Q5_K_M, 7e-3}, QuantCase{ConvertType::Q4_K_M, 2e-2},
                                            QuantCase{ConvertType::Q4_0, 3e-2}, QuantCase{ConvertType::MXFP4, 1e-2}),
                          [](const auto& info) { return std::string(convert_type_name(info.param.type)); });
