@@ -100,9 +100,10 @@ class GgufQuantized : public ::testing::TestWithParam<QuantCase> {};
 
 // Random-weight models have near-uniform outputs, so a relative bound on the
 // logits says little; KL against the float run measures what quantization
-// changed. Bounds are ~3x what was measured on 2026-11-27 (mean KL: q8_0
-// 7.0e-5 with the int8-activation kernels (3.2e-5 before them), q6_k 1.5e-3, q5_k_m 2.2e-3, q4_k_m 5.6e-3, q4_0 8.8e-3, mxfp4
-// 3.2e-3 — MXFP4 files keep the non-expert tensors in Q8_0, as llama.cpp's).
+// changed. Bounds are ~3x what was measured on 2026-11-27. Mean KL: q8_0
+// 7.0e-5 with the int8-activation kernels (3.2e-5 before them), q6_k 1.5e-3,
+// q5_k_m 2.2e-3, q4_k_m 5.6e-3, q4_0 8.8e-3, mxfp4 3.2e-3 (MXFP4 files keep
+// the non-expert tensors in Q8_0, as llama.cpp's do).
 TEST_P(GgufQuantized, StaysCloseToTheFloatModel) {
   test::TempDir tmp;
   SynthOptions so;
