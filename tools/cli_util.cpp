@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "experts/expert_store.h"
+#include "model/gguf_model.h"
 #include "model/model_spec.h"
 #include <fmt/format.h>
 
@@ -51,6 +52,9 @@ void ModelArgs::add_to(CLI::App* cmd) {
   cmd->add_option("--io-qd", io_queue_depth, "reads in flight")->check(CLI::PositiveNumber);
   cmd->add_option("--cache", cache, "expert cache policy: lru or lfu (frequency with aging)");
   cmd->add_flag("--prefetch", prefetch, "read the next layer's likely experts while this layer computes");
+  cmd->add_option("--prefetch-with", prefetch_with,
+                  "how prefetch predicts (implies --prefetch): router (next layer's router on this layer's "
+                  "input), previous (last token's choice) or router,previous; optionally ,depth=N reads in flight");
   cmd->add_option("--pin", pin, "experts kept resident, as LAYER:EXPERT,LAYER:EXPERT,...");
 }
 
@@ -58,14 +62,21 @@ EngineOptions ModelArgs::options() const {
   EngineOptions o;
   o.threads = threads;
   if (!expert_ram.empty()) {
-    const ModelSpec s = load_model_spec(path);
+    // Bytes as stored (quantized formats differ from the config's dtype).
+    const ModelSpec s = open_model(path).spec;
     o.expert_ram = parse_expert_budget(expert_ram, s.expert_bytes_total(), s.dense_bytes());
     if (o.expert_ram == 0) fail("--expert-ram {} gives 0 bytes", expert_ram);
   }
   o.io = io;
   o.io_queue_depth = io_queue_depth;
   o.cache_policy = cache;
-  o.prefetch = prefetch;
+  o.prefetch = prefetch || !prefetch_with.empty();
+  if (!prefetch_with.empty()) {
+    unsigned predictors = 0;
+    int depth = 1;
+    parse_prefetch_spec(prefetch_with, predictors, depth);  // errors name the flag's value before loading
+    o.prefetch_with = prefetch_with;
+  }
   if (!pin.empty()) {
     size_t i = 0;
     while (i <= pin.size()) {

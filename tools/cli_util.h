@@ -22,6 +22,7 @@ struct ModelArgs {
   std::string io = "direct", cache = "lru", pin;
   int io_queue_depth = 32;
   bool prefetch = false;
+  std::string prefetch_with;  // empty: the engine's default predictor
   void add_to(CLI::App* cmd);
   EngineOptions options() const;  // resolves --expert-ram against the model's sizes
   std::shared_ptr<Engine> load() const;

@@ -31,6 +31,10 @@ struct EngineOptions {
   int io_queue_depth = 32;
   std::string cache_policy = "lru";  // lru | lfu (frequency with aging)
   bool prefetch = false;             // read the next layer's likely experts ahead
+  // With prefetch: how to predict them, "router" (the next layer's router on
+  // this layer's input), "previous" (the last token's choice) or both, with
+  // an optional ",depth=N" (predicted reads in flight at once).
+  std::string prefetch_with = "router";
   std::vector<std::pair<int, int>> pinned_experts;  // (layer, expert) never evicted
 };
 

@@ -117,26 +117,35 @@ StorePlan plan_store(const ExpertIndex& index, const ModelSpec& spec, uint64_t b
 }
 
 
-namespace {
-
-// MOEFLUX_PREFETCH="router,previous,depth=2": predictors and reads in flight,
-// for benchmarks comparing them (see ExpertStoreOptions).
-void apply_prefetch_env(unsigned& predictors, int& depth) {
-  const char* env = std::getenv("MOEFLUX_PREFETCH");
-  if (!env || !*env) return;
+void parse_prefetch_spec(const std::string& spec, unsigned& predictors, int& depth) {
   unsigned p = 0;
-  std::string rest = env;
+  int d = depth;
+  std::string rest = spec;
   while (!rest.empty()) {
     const size_t comma = rest.find(',');
     const std::string item = rest.substr(0, comma);
     rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
     if (item == "router") p |= kPredictRouter;
     else if (item == "previous") p |= kPredictPrevious;
-    else if (item.rfind("depth=", 0) == 0) depth = std::atoi(item.c_str() + 6);
-    else fail("MOEFLUX_PREFETCH='{}': unknown item '{}' (router, previous, depth=N)", env, item);
+    else if (item.rfind("depth=", 0) == 0) {
+      const char* v = item.c_str() + 6;
+      char* end = nullptr;
+      const long n = std::strtol(v, &end, 10);
+      if (!*v || *end || n < 1 || n > 64) fail("prefetch '{}': depth must be a number from 1 to 64, got '{}'", spec, v);
+      d = int(n);
+    } else {
+      fail("prefetch '{}': unknown item '{}' (expected router, previous, depth=N)", spec, item);
+    }
   }
   if (p) predictors = p;
-  if (depth < 1) fail("MOEFLUX_PREFETCH='{}': depth must be at least 1", env);
+  depth = d;
+}
+
+namespace {
+
+void apply_prefetch_env(unsigned& predictors, int& depth) {
+  const char* env = std::getenv("MOEFLUX_PREFETCH");
+  if (env && *env) parse_prefetch_spec(env, predictors, depth);
 }
 
 // Waiting on several reads at once: the I/O engine's tickets have one
@@ -170,7 +179,7 @@ ExpertStore::ExpertStore(const ModelSpec& spec, const ArchDef& arch, const Tenso
   // a replacement in between.
   watch_ = std::make_unique<FileWatch>(index_.files(), options_.file_check_backstop);
   files_changed_ = !io_->check_files().empty();
-  arena_ = std::make_unique<HostArena>(n_slots, plan.slot_bytes);
+  arena_ = std::make_unique<HostArena>(n_slots, plan.slot_bytes, /*prefault=*/true);
   policy_ = make_cache_policy(options_.policy, uint32_t(spec.layers) * uint32_t(spec.experts));
   slots_.resize(n_slots);
   for (size_t i = n_slots; i-- > 0;) free_.push_back(i);

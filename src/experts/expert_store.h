@@ -39,9 +39,9 @@ struct ExpertStoreOptions {
   std::string policy = "lru";
   bool prefetch = false;
   // With prefetch on: which predictors the MoE op feeds it (PrefetchPredictor
-  // bits). The environment variable MOEFLUX_PREFETCH ("router", "previous",
-  // "router,previous", optionally ",depth=N") overrides this and the next
-  // field, so that benchmarks can compare them until the CLI has an option.
+  // bits; see parse_prefetch_spec). The environment variable
+  // MOEFLUX_PREFETCH, in the same syntax, overrides this and the next field,
+  // so that a benchmark script can sweep them without new flags.
   unsigned prefetch_predictors = kPredictRouter;
   // Prefetch reads in flight at once (and slots kept for them).
   int prefetch_in_flight = 1;
@@ -52,6 +52,11 @@ struct ExpertStoreOptions {
   // Wraps the I/O engine (tests inject faults through FaultyIo this way).
   std::function<std::unique_ptr<IoEngine>(std::unique_ptr<IoEngine>)> io_decorator;
 };
+
+// "router", "previous" or "router,previous", optionally followed by
+// ",depth=N": sets predictors and the prefetch reads in flight; throws
+// moeflux::Error naming the bad item.
+void parse_prefetch_spec(const std::string& spec, unsigned& predictors, int& depth);
 
 // Slots the budget buys, and the smallest budget that works (one layer's
 // top-k working set plus the pinned experts).

@@ -28,6 +28,7 @@ std::shared_ptr<Engine> Engine::load(const std::string& model_path, const Engine
     so.io.queue_depth = options.io_queue_depth;
     so.policy = options.cache_policy;
     so.prefetch = options.prefetch;
+    parse_prefetch_spec(options.prefetch_with, so.prefetch_predictors, so.prefetch_in_flight);
     so.pinned = options.pinned_experts;
     m.experts = std::make_unique<ExpertStore>(m.spec, *m.arch, *m.files, std::move(so));
   } else {

@@ -140,6 +140,29 @@ TEST(Cli, BenchReportsSpeedAndTheFloor) {
   EXPECT_GT(j["peak_rss_bytes"].get<double>(), 0);
 }
 
+// With a small expert budget the bench reads experts during decode and
+// reports both storage floors: at decode's own queue depth and at the
+// device's peak, and the combined streaming floor.
+TEST(Cli, BenchStreamingReportsTheStorageFloors) {
+  auto r = test::run_cli("bench " + kOlmoe + " -p 8 -n 6 --expert-ram 20% --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_GT(j["decode_expert_misses"].get<double>(), 0);
+  const double per_layer = j["decode_experts_from_storage_per_layer"].get<double>();
+  EXPECT_GT(per_layer, 0);
+  EXPECT_LE(per_layer, double(j["decode_expert_misses"].get<double>()));
+  EXPECT_GT(j["storage_read_gb_s"].get<double>(), 0);
+  EXPECT_GT(j["storage_peak_read_gb_s"].get<double>(), 0);
+  EXPECT_EQ(j["storage_read_gb_s_probes"].size(), 2u);
+  EXPECT_GT(j["storage_floor_tok_s"].get<double>(), 0);
+  // The streaming floor is the slower of the peak storage and host-memory floors.
+  const double stream = j["streaming_floor_tok_s"].get<double>();
+  EXPECT_NEAR(stream,
+              std::min(j["storage_peak_floor_tok_s"].get<double>(), j["host_memory_floor_tok_s"].get<double>()),
+              1e-9 * stream);
+  EXPECT_TRUE(j.contains("dense_warmup_page_cache_bytes"));
+}
+
 // `transformers` must load what synth writes. Needs a Python with
 // transformers (scripts/requirements-oracle.txt): set MOEFLUX_PYTHON to it.
 TEST(Cli, SynthOutputLoadsInTransformersAndMatchesOurScores) {

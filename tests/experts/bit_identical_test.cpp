@@ -35,7 +35,7 @@ uint64_t min_budget(const std::string& dir) {
 }
 
 void expect_bit_identical(const std::string& dir, uint64_t budget, const std::string& io, bool prefetch,
-                          const std::string& policy) {
+                          const std::string& policy, const std::string& prefetch_with = "router") {
   EngineOptions resident;
   resident.threads = 2;
   EngineOptions streamed = resident;
@@ -43,6 +43,7 @@ void expect_bit_identical(const std::string& dir, uint64_t budget, const std::st
   streamed.io = io;
   streamed.prefetch = prefetch;
   streamed.cache_policy = policy;
+  streamed.prefetch_with = prefetch_with;
   std::vector<int32_t> prompt;
   for (int i = 0; i < 23; ++i) prompt.push_back((i * 17 + 3) % 200);
   const auto a = run_tokens(Engine::load(dir, resident), prompt, 12);
@@ -82,6 +83,7 @@ TEST(BitIdentical, SyntheticModelAtFivePercentOfExpertBytes) {
   expect_bit_identical(o.out_dir, five_percent, "direct", true, "lru");
   expect_bit_identical(o.out_dir, five_percent, "buffered", false, "lfu");
   expect_bit_identical(o.out_dir, five_percent, "mmap", true, "lfu");
+  expect_bit_identical(o.out_dir, five_percent, "direct", true, "lru", "router,previous,depth=3");
 }
 
 TEST(StoreErrors, BudgetBelowOneLayersWorkingSetNamesTheMinimum) {
@@ -104,6 +106,28 @@ TEST(StoreErrors, BudgetStringsParse) {
   EXPECT_THROW(parse_expert_budget("8Q", 100, 0), Error);
   EXPECT_THROW(parse_expert_budget("lots", 100, 0), Error);
   EXPECT_THROW(parse_expert_budget("150%", 100, 0), Error);
+}
+
+TEST(StoreErrors, PrefetchSpecsParse) {
+  unsigned p = kPredictRouter;
+  int depth = 1;
+  parse_prefetch_spec("previous", p, depth);
+  EXPECT_EQ(p, unsigned(kPredictPrevious));
+  EXPECT_EQ(depth, 1);
+  parse_prefetch_spec("router,previous,depth=4", p, depth);
+  EXPECT_EQ(p, unsigned(kPredictRouter | kPredictPrevious));
+  EXPECT_EQ(depth, 4);
+  parse_prefetch_spec("depth=2", p, depth);  // predictors unchanged
+  EXPECT_EQ(p, unsigned(kPredictRouter | kPredictPrevious));
+  EXPECT_EQ(depth, 2);
+  for (const char* bad : {"oracle", "depth=0", "depth=", "depth=2x", "router,,previous", "depth=999"}) {
+    try {
+      parse_prefetch_spec(bad, p, depth);
+      ADD_FAILURE() << "accepted '" << bad << "'";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(bad), std::string::npos) << e.what();
+    }
+  }
 }
 
 }  // namespace

@@ -2,6 +2,10 @@
 // policy, I/O mode or prefetch, every acquired expert holds exactly the
 // bytes of the file.
 #include "experts/expert_store.h"
+#include "experts/host_arena.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -84,3 +88,19 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 }  // namespace
+
+// The store commits its arena at load, so that no read on the decode path
+// waits for the kernel to zero a page it has never touched.
+TEST(HostArena, PrefaultCommitsEveryPage) {
+  const size_t page = size_t(::sysconf(_SC_PAGESIZE));
+  auto resident_pages = [&](const HostArena& a) {
+    std::vector<unsigned char> v(a.bytes() / page);
+    EXPECT_EQ(0, ::mincore(a.slot(0), a.bytes(), v.data()));
+    size_t n = 0;
+    for (unsigned char c : v) n += c & 1;
+    return n;
+  };
+  HostArena lazy(3, 1 << 20, false), committed(3, 1 << 20, true);
+  EXPECT_EQ(resident_pages(committed), committed.bytes() / page);
+  EXPECT_LT(resident_pages(lazy), lazy.bytes() / page);
+}
