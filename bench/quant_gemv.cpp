@@ -14,7 +14,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -41,39 +40,6 @@ double time_best(int reps, const std::function<void()>& fn) {
   return best;
 }
 
-// The same read as measure_read_bandwidth with a software prefetch 4 KiB
-// ahead, as the integer kernels issue: on the 16-core Xeon a core's plain
-// read stream is latency bound and the kernels outran the plain probe
-// (up to 135% of it), so the floor is the higher of the two probes.
-double prefetch_read_bandwidth(ThreadPool& pool, size_t bytes = size_t(1) << 30, int reps = 5) {
-  const size_t n = bytes / sizeof(uint64_t);
-  std::unique_ptr<uint64_t[]> buf(new uint64_t[n]);
-  pool.parallel_for(n, 1 << 16, [&](size_t b, size_t e) {
-    for (size_t i = b; i < e; ++i) buf[i] = i;
-  });
-  std::atomic<uint64_t> sink{0};
-  double best = 0;
-  for (int r = 0; r < reps; ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
-    pool.parallel_for(n, 1 << 16, [&](size_t b, size_t e) {
-      uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-      size_t i = b;
-      for (; i + 8 <= e; i += 8) {
-        __builtin_prefetch(&buf[i] + 512);
-        s0 += buf[i] + buf[i + 4];
-        s1 += buf[i + 1] + buf[i + 5];
-        s2 += buf[i + 2] + buf[i + 6];
-        s3 += buf[i + 3] + buf[i + 7];
-      }
-      for (; i < e; ++i) s0 += buf[i];
-      sink += s0 + s1 + s2 + s3;
-    });
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    best = std::max(best, double(n * sizeof(uint64_t)) / secs / 1e9);
-  }
-  return best;
-}
-
 using MatmulFn = void (*)(const float*, size_t, size_t, const uint8_t*, GgmlType, size_t, size_t, size_t, float*,
                           size_t);
 
@@ -84,7 +50,8 @@ int main(int argc, char** argv) {
   ThreadPool pool(argc > 2 ? std::atoi(argv[2]) : 0);
   const size_t K = argc > 3 ? size_t(std::atoi(argv[3])) : 4096;
   const bool prefill = !(argc > 4 && std::string_view(argv[4]) == "decode");
-  const double bw0 = measure_read_bandwidth(pool).gb_per_s, pf0 = prefetch_read_bandwidth(pool);
+  const BandwidthResult before = measure_read_bandwidth(pool);
+  const double bw0 = before.plain_gb_per_s, pf0 = before.prefetch_gb_per_s;
   fmt::print("threads {}  kernels {}  K {}  weights {} MiB  DRAM read before: {:.2f} GB/s plain, {:.2f} GB/s with "
              "prefetch\n",
              pool.size(), quant::target_name(), K, mib, bw0, pf0);
@@ -139,7 +106,8 @@ int main(int argc, char** argv) {
     }
     out.push_back(r);
   }
-  const double bw1 = measure_read_bandwidth(pool).gb_per_s, pf1 = prefetch_read_bandwidth(pool);
+  const BandwidthResult after = measure_read_bandwidth(pool);
+  const double bw1 = after.plain_gb_per_s, pf1 = after.prefetch_gb_per_s;
   const double floor = std::max({bw0, bw1, pf0, pf1});
   fmt::print("DRAM read after: {:.2f} GB/s plain, {:.2f} GB/s with prefetch; floor = the highest, {:.2f} GB/s\n", bw1,
              pf1, floor);
