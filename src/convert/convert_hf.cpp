@@ -61,6 +61,9 @@ GgufWriteResult convert_hf_to_gguf(const ConvertOptions& opt) {
     fail("{} already exists (pass --force to replace it)", opt.out_path);
   const ModelSpec spec = load_model_spec(opt.hf_dir);
   gguf_arch_name(spec);  // refuse an arch without a GGUF spelling before reading weights
+  if (spec.mlx_quant)
+    fail("{}: an MLX-quantized checkpoint ({}); convert reads f32, f16 and bf16 Hugging Face checkpoints", opt.hf_dir,
+         spec.mlx_quant->describe());
   const SafetensorsModel model(opt.hf_dir);
 
   // Everything checked before the first byte is written.

@@ -16,7 +16,16 @@ ExpertIndex::ExpertIndex(const ModelSpec& s, const ArchDef& arch, const TensorTa
     return uint32_t(files_.size() - 1);
   };
   auto extent = [&](const TensorRef& t) {
-    return Extent{file_index(t.file), t.offset, t.nbytes, t.dtype, t.shape[0], t.shape[1], t.data};
+    Extent x{file_index(t.file), t.offset, t.nbytes, t.dtype, t.shape[0], t.shape[1], t.data};
+    if (t.mlx) {
+      x.bits = uint8_t(t.mlx->bits);
+      x.group_size = uint16_t(t.mlx->group_size);
+      x.scale_dtype = t.mlx->scale_dtype;
+      auto range = [&](const TensorPart& p) { return FileRange{file_index(p.file), p.offset, p.nbytes, p.data}; };
+      x.scales = range(t.mlx->scales);
+      x.biases = range(t.mlx->biases);
+    }
+    return x;
   };
   for (int l = 0; l < s.layers; ++l) {
     if (!s.layer_is_moe[size_t(l)]) continue;

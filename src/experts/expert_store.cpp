@@ -15,37 +15,41 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Where an expert's three extents go in its slot. When they sit close
-// together in one file (the usual safetensors order puts one expert's
-// down/gate/up side by side) the slot mirrors the file, so the I/O engine
-// reads the expert with one merged read; otherwise each gets its own
-// aligned room.
+// Where an expert's byte ranges go in its slot: gate, up and down (and for
+// MLX affine matrices their scales and biases, 9 ranges in all). When they
+// sit close together in one file (the usual safetensors order puts one
+// expert's down/gate/up side by side) the slot mirrors the file, so the I/O
+// engine reads the expert with one merged read; otherwise (stacked tensors:
+// GGUF, mlx-lm's switch_mlp) each gets its own aligned room.
 struct Layout {
-  uint64_t dst[3];  // offset of each request's destination in the slot
-  uint64_t room;
+  int n = 0;                                   // ranges
+  FileRange range[ExpertExtents::kMaxRanges];  // in ExpertExtents::ranges() order
+  uint64_t dst[ExpertExtents::kMaxRanges];     // offset of each request's destination in the slot
+  uint64_t room = 0;
 };
 
 Layout layout_of(const ExpertExtents& x) {
-  const Extent* e[3] = {&x.gate, &x.up, &x.down};
   Layout l{};
+  l.n = x.ranges(l.range);
   uint64_t lo = UINT64_MAX, hi = 0, sum = 0;
   bool one_file = true;
-  for (const Extent* p : e) {
-    lo = std::min(lo, p->offset);
-    hi = std::max(hi, p->offset + p->length);
-    sum += p->length;
-    one_file &= p->file == e[0]->file;
+  for (int i = 0; i < l.n; ++i) {
+    const FileRange& p = l.range[i];
+    lo = std::min(lo, p.offset);
+    hi = std::max(hi, p.offset + p.length);
+    sum += p.length;
+    one_file &= p.file == l.range[0].file;
   }
   constexpr uint64_t kMaxHole = 256 << 10;
   if (one_file && hi - lo <= sum + kMaxHole) {
     const uint64_t base = io_align_down(lo);
-    for (int i = 0; i < 3; ++i) l.dst[i] = io_align_down(e[i]->offset) - base;
+    for (int i = 0; i < l.n; ++i) l.dst[i] = io_align_down(l.range[i].offset) - base;
     l.room = io_align_up(hi) - base;
   } else {
     uint64_t cursor = 0;
-    for (int i = 0; i < 3; ++i) {
+    for (int i = 0; i < l.n; ++i) {
       l.dst[i] = cursor;
-      cursor += io_room(e[i]->offset, e[i]->length);
+      cursor += io_room(l.range[i].offset, l.range[i].length);
     }
     l.room = cursor;
   }
@@ -227,7 +231,6 @@ ExpertStore::~ExpertStore() {
 void ExpertStore::load_into(size_t s, uint32_t k, int refs, bool by_prefetch) {
   const ExpertExtents& x = index_.at(layer_of(k), expert_of(k));
   const Layout l = layout_of(x);
-  const Extent* e[3] = {&x.gate, &x.up, &x.down};
   Slot& sl = slots_[s];
   sl.state = State::Loading;
   sl.key = k;
@@ -239,21 +242,28 @@ void ExpertStore::load_into(size_t s, uint32_t k, int refs, bool by_prefetch) {
   sl.seq = next_seq_++;
   sl.error.clear();
   uint8_t* base = arena_->slot(s);
-  for (int i = 0; i < 3; ++i) {
+  sl.n_requests = size_t(l.n);
+  for (int i = 0; i < l.n; ++i) {
     ReadRequest& r = sl.requests[size_t(i)];
     r = ReadRequest{};
-    r.file = file_ids_[e[i]->file];
-    r.offset = e[i]->offset;
-    r.length = e[i]->length;
+    r.file = file_ids_[l.range[i].file];
+    r.offset = l.range[i].offset;
+    r.length = l.range[i].length;
     r.dst = base + l.dst[i];
     r.tag = k;
     r.group = uint32_t(s) + 1;  // this expert's extents may be read as one, across small holes
   }
   // The views are fixed by the layout: computed once per load, not per use.
-  auto view = [&](const Extent& ex, uint64_t dst) {
-    return WeightView{base + dst + io_data_offset(ex.offset), ex.dtype, ex.rows, ex.cols};
-  };
-  sl.views = {view(x.gate, l.dst[0]), view(x.up, l.dst[1]), view(x.down, l.dst[2])};
+  // Request i's bytes land at requests[i].data(), in ranges() order.
+  ExpertWeights* views = &sl.views;
+  WeightView* out[3] = {&views->gate, &views->up, &views->down};
+  int i = 0;
+  for (int m = 0; m < 3; ++m) {
+    const Extent& ex = x.matrix(m);
+    const uint8_t* at[3] = {nullptr, nullptr, nullptr};
+    for (int j = 0; j < ex.ranges(); ++j, ++i) at[j] = sl.requests[size_t(i)].data();
+    *out[m] = view_of(ex, at[0], at[1], at[2]);
+  }
   where_[k] = s;
   loading_.push_back(s);
   (by_prefetch ? prefetch_loading_ : demand_loading_)++;
@@ -263,7 +273,7 @@ void ExpertStore::load_into(size_t s, uint32_t k, int refs, bool by_prefetch) {
   // extents (which do belong together) are merged. It also gives each
   // expert its own completion, which is what lets wait_any hand experts
   // over one by one.
-  sl.ticket = io_->submit(sl.requests);
+  sl.ticket = io_->submit(std::span(sl.requests.data(), sl.n_requests));
 }
 
 void ExpertStore::settle(size_t s) {
@@ -274,8 +284,8 @@ void ExpertStore::settle(size_t s) {
   if (sl.by_prefetch) prefetch_loading_--;
   sl.demand = sl.by_prefetch = false;
   const ReadRequest* bad = nullptr;
-  for (const ReadRequest& r : sl.requests)
-    if (!r.ok() && !bad) bad = &r;
+  for (size_t i = 0; i < sl.n_requests; ++i)
+    if (!sl.requests[i].ok() && !bad) bad = &sl.requests[i];
   sl.ticket = IoTicket{};
   if (!bad) {
     sl.state = State::Ready;
@@ -489,11 +499,13 @@ void ExpertStore::refuse_changed_files(int layer, int expert) {
   // Once something changed, check on every miss: the change may be undone
   // (the file put back), and inotify follows the old inode.
   files_changed_ = !changes.empty();
-  const ExpertExtents& x = index_.at(layer, expert);
+  FileRange ranges[ExpertExtents::kMaxRanges];
+  const int n = index_.at(layer, expert).ranges(ranges);
   for (const FileChange& c : changes)
-    if (c.path == index_.files()[x.gate.file])
-      fail("expert {} of layer {}: {} (offset {}) changed since it was opened ({}); reload the model", expert, layer,
-           c.path, x.gate.offset, c.what);
+    for (int i = 0; i < n; ++i)
+      if (c.path == index_.files()[ranges[i].file])
+        fail("expert {} of layer {}: {} (offset {}) changed since it was opened ({}); reload the model", expert,
+             layer, c.path, ranges[i].offset, c.what);
 }
 
 void ExpertStore::pump_prefetches() {

@@ -103,7 +103,8 @@ class ExpertStore final : public ExpertSource {
     uint64_t seq = 0;                // load order: wait_any waits on the oldest read first
     // The slot's reads: they must outlive the submit, and a slot is read
     // again only after its previous reads completed, so they live here.
-    std::array<ReadRequest, 3> requests;
+    std::array<ReadRequest, ExpertExtents::kMaxRanges> requests;
+    size_t n_requests = 0;  // of `requests` in use: 3, or up to 9 for MLX affine experts
     IoTicket ticket;
     ExpertWeights views;  // where the expert's matrices sit in the slot
     std::string error;    // Failed: what went wrong, naming layer, expert, file and offset

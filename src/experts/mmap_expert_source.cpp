@@ -9,7 +9,7 @@ namespace moeflux {
 MmapExpertSource::MmapExpertSource(const ModelSpec& s, const ArchDef& arch, const TensorTable& st)
     : experts_(s.experts) {
   const ExpertIndex index(s, arch, st);  // names, shapes and dtypes checked there
-  auto view = [](const Extent& e) { return WeightView{e.mapped, e.dtype, e.rows, e.cols}; };
+  auto view = [](const Extent& e) { return view_of(e, e.mapped, e.scales.mapped, e.biases.mapped); };
   table_.resize(size_t(s.layers) * size_t(s.experts));
   for (int l = 0; l < s.layers; ++l) {
     if (!index.has_layer(l)) continue;

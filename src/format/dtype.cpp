@@ -15,7 +15,7 @@ struct DTypeInfo {
   GgmlType ggml;  // F64/Bool/F8: no GGML counterpart, marked by I64 (never looked up for them)
   bool has_ggml;
 };
-constexpr std::array<DTypeInfo, 26> kTypes{{
+constexpr std::array<DTypeInfo, 27> kTypes{{
     {DType::F32, "F32", 4, GgmlType::F32, true},       {DType::F16, "F16", 2, GgmlType::F16, true},
     {DType::BF16, "BF16", 2, GgmlType::BF16, true},    {DType::F64, "F64", 8, GgmlType::F64, true},
     {DType::I8, "I8", 1, GgmlType::I8, true},          {DType::U8, "U8", 1, GgmlType::I8, false},
@@ -29,14 +29,16 @@ constexpr std::array<DTypeInfo, 26> kTypes{{
     {DType::Q2_K, "Q2_K", 0, GgmlType::Q2_K, true},    {DType::Q3_K, "Q3_K", 0, GgmlType::Q3_K, true},
     {DType::Q4_K, "Q4_K", 0, GgmlType::Q4_K, true},    {DType::Q5_K, "Q5_K", 0, GgmlType::Q5_K, true},
     {DType::Q6_K, "Q6_K", 0, GgmlType::Q6_K, true},    {DType::MXFP4, "MXFP4", 0, GgmlType::MXFP4, true},
+    {DType::MLX, "MLX", 0, GgmlType::I8, false},
 }};
 }  // namespace
 
 size_t dtype_size(DType t) { return kTypes[size_t(t)].size; }
 std::string_view dtype_name(DType t) { return kTypes[size_t(t)].st_name; }
-bool is_block_quant(DType t) { return t >= DType::Q4_0; }
+bool is_block_quant(DType t) { return t >= DType::Q4_0 && t <= DType::MXFP4; }
 
 uint64_t dtype_row_bytes(DType t, int64_t cols) {
+  if (t == DType::MLX) fail("the row size of an MLX affine matrix depends on its bits; use WeightView::row_bytes");
   if (!is_block_quant(t)) return uint64_t(cols) * dtype_size(t);
   const auto b = ggml_row_bytes(kTypes[size_t(t)].ggml, uint64_t(cols));
   if (!b) fail("a row of {} elements is not a whole number of {} blocks", cols, dtype_name(t));
@@ -56,7 +58,7 @@ std::optional<DType> dtype_from_ggml(GgmlType g) {
 
 std::optional<DType> dtype_from_safetensors(std::string_view s) {
   for (const auto& i : kTypes)
-    if (i.st_name == s && !is_block_quant(i.type)) return i.type;
+    if (i.st_name == s && !is_block_quant(i.type) && i.type != DType::MLX) return i.type;
   return std::nullopt;
 }
 

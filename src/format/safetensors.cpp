@@ -191,7 +191,7 @@ const TensorRef& TensorTable::get(const std::string& name) const {
 
 uint64_t TensorTable::total_bytes() const {
   uint64_t n = 0;
-  for (auto& [_, t] : index_) n += t->nbytes;
+  for (auto& [_, t] : index_) n += t->stored_bytes();
   return n;
 }
 

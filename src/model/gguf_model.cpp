@@ -9,6 +9,7 @@
 #include "format/safetensors.h"
 #include "model/arch.h"
 #include "model/gguf_arch.h"
+#include "model/mlx_model.h"
 #include "model/tensor_list.h"
 
 namespace moeflux {
@@ -75,7 +76,11 @@ OpenedModel open_model(const std::string& path) {
     m.tensors = std::move(g);
   } else {
     m.spec = load_model_spec(path);
-    m.tensors = std::make_unique<SafetensorsModel>(path);
+    auto files = std::make_unique<SafetensorsModel>(path);
+    if (is_mlx_layout(m.spec, *files))
+      m.tensors = std::make_unique<MlxModel>(m.spec, std::move(files));
+    else
+      m.tensors = std::move(files);
     measure_stored_bytes(m.spec, *m.tensors);
   }
   return m;

@@ -32,8 +32,8 @@ class GgufModel final : public TensorTable {
 bool is_gguf_file(const std::string& path);
 
 // A model from any supported path: a Hugging Face directory (config.json and
-// safetensors), a single .safetensors file with config.json beside it, or a
-// GGUF file.
+// safetensors, including mlx-lm's quantized and stacked-expert layouts), a
+// single .safetensors file with config.json beside it, or a GGUF file.
 struct OpenedModel {
   ModelSpec spec;
   std::unique_ptr<TensorTable> tensors;

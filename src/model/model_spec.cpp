@@ -7,6 +7,7 @@
 #include "model/config.h"
 #include "model/gguf_arch.h"
 #include "model/gguf_model.h"
+#include "model/mlx_quant_config.h"
 #include "model/tensor_list.h"
 
 namespace moeflux {
@@ -39,16 +40,6 @@ void refuse_unsupported(const Config& cfg) {
   if (cfg.has("partial_rotary_factor") && cfg.get_float("partial_rotary_factor") != 1.0)
     fail("{}: unsupported 'partial_rotary_factor' = {} (supported: 1.0)", cfg.source(),
          cfg.get_float("partial_rotary_factor"));
-  if (cfg.has("quantization_config")) {
-    const auto& q = cfg.raw()["quantization_config"];
-    std::string method = q.is_object() && q.contains("quant_method") ? q["quant_method"].dump() : q.dump();
-    fail("{}: unsupported 'quantization_config' (quant_method {}); this build reads f32/f16/bf16 weights",
-         cfg.source(), method);
-  }
-  if (cfg.has("quantization")) {
-    fail("{}: unsupported 'quantization' = {}; this build reads f32/f16/bf16 weights", cfg.source(),
-         cfg.raw()["quantization"].dump());
-  }
 }
 
 }  // namespace
@@ -58,6 +49,7 @@ ModelSpec model_spec_from_config(const Config& cfg) {
   s.arch = cfg.get_string("model_type");
   const ArchDef& arch = arch_def(s.arch);
   refuse_unsupported(cfg);
+  s.mlx_quant = parse_mlx_quantization(cfg);
 
   s.vocab = cfg.get_dim("vocab_size");
   s.hidden = cfg.get_dim("hidden_size");
@@ -128,7 +120,8 @@ uint64_t ModelSpec::active_bytes_per_token() const {
 void measure_stored_bytes(ModelSpec& s, const TensorTable& tensors) {
   uint64_t dense = 0, expert = 0;
   for (const ModelTensor& t : model_tensors(s, arch_def(s.arch)))
-    if (const TensorRef* r = tensors.find(t.name)) (t.kind == ParamKind::ExpertLinear ? expert : dense) += r->nbytes;
+    if (const TensorRef* r = tensors.find(t.name))
+      (t.kind == ParamKind::ExpertLinear ? expert : dense) += r->stored_bytes();
   if (s.dense_params() > 0) s.dense_bytes_per_param = double(dense) / double(s.dense_params());
   if (s.expert_params_total() > 0) s.expert_bytes_per_param = double(expert) / double(s.expert_params_total());
 }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "format/dtype.h"
+#include "model/mlx_quant_config.h"
 
 namespace moeflux {
 
@@ -47,6 +48,10 @@ struct ModelSpec {
   std::vector<uint8_t> layer_is_moe;
 
   std::optional<int32_t> bos_token, eos_token;
+
+  // config.json "quantization" of an MLX checkpoint; which tensors are
+  // quantized is read from the files (a module with `.scales` is).
+  std::optional<MlxQuantConfig> mlx_quant;
 
   // Stored bytes per parameter of the non-expert and routed-expert tensors,
   // measured from the files (quantized formats and mixes differ from any one

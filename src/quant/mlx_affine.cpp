@@ -55,23 +55,59 @@ void mlx_check(const MlxAffine& q, size_t K) {
   if (K % size_t(q.group_size) != 0) fail("MLX affine: K = {} is not a multiple of group_size {}", K, q.group_size);
 }
 
-void mlx_dequantize_row(const MlxAffine& q, size_t K, size_t r, float* out) {
-  mlx_check(q, K);
-  const size_t words = K * size_t(q.bits) / 32;
+namespace {
+
+// One group of B-bit values that never straddle a word (B = 2, 4, 8): a
+// word at a time, with the count per word known at compile time so that
+// the compiler unrolls and vectorises it.
+template <int B>
+void dequantize_words(const uint32_t* w, size_t gs, float s, float b, float* o) {
+  constexpr int kPerWord = 32 / B;
+  constexpr uint32_t kMask = (1u << B) - 1;
+  for (size_t j = 0; j < gs / kPerWord; ++j)
+    for (int t = 0; t < kPerWord; ++t) o[j * kPerWord + size_t(t)] = s * float((w[j] >> (t * B)) & kMask) + b;
+}
+
+// Row r of q into out, q already checked; 3 and 6 bits read the bit stream
+// value by value.
+void dequantize_row(const MlxAffine& q, size_t K, size_t r, float* out) {
+  const size_t bits = size_t(q.bits), gs = size_t(q.group_size);
+  const size_t words = K * bits / 32;
   const uint32_t* w = q.weight + r * words;
-  const size_t groups = K / size_t(q.group_size);
-  const uint32_t mask = (1u << q.bits) - 1;
+  const size_t groups = K / gs;
+  const uint32_t mask = (1u << bits) - 1;
   for (size_t g = 0; g < groups; ++g) {
     const float s = load_scale(q.scales, r * groups + g, q.scale_type);
     const float b = load_scale(q.biases, r * groups + g, q.scale_type);
-    for (size_t k = g * size_t(q.group_size); k < (g + 1) * size_t(q.group_size); ++k) {
-      const size_t bit = k * size_t(q.bits);
+    float* o = out + g * gs;
+    const uint32_t* wg = w + g * gs * bits / 32;
+    if (bits == 4) {
+      dequantize_words<4>(wg, gs, s, b, o);
+      continue;
+    }
+    if (bits == 8) {
+      dequantize_words<8>(wg, gs, s, b, o);
+      continue;
+    }
+    if (bits == 2) {
+      dequantize_words<2>(wg, gs, s, b, o);
+      continue;
+    }
+    for (size_t k = g * gs; k < (g + 1) * gs; ++k) {
+      const size_t bit = k * bits;
       const size_t wi = bit / 32, sh = bit % 32;
       uint64_t v = w[wi] >> sh;
-      if (sh + size_t(q.bits) > 32) v |= uint64_t(w[wi + 1]) << (32 - sh);  // straddles two words
+      if (sh + bits > 32) v |= uint64_t(w[wi + 1]) << (32 - sh);  // straddles two words
       out[k] = s * float(uint32_t(v) & mask) + b;
     }
   }
+}
+
+}  // namespace
+
+void mlx_dequantize_row(const MlxAffine& q, size_t K, size_t r, float* out) {
+  mlx_check(q, K);
+  dequantize_row(q, K, r, out);
 }
 
 void mlx_matmul_rows(const float* x, size_t ldx, size_t T, const MlxAffine& q, size_t K, size_t r0, size_t r1, float* y,
@@ -81,7 +117,7 @@ void mlx_matmul_rows(const float* x, size_t ldx, size_t T, const MlxAffine& q, s
   if (buf.size() < 4 * K) buf.resize(4 * K);
   for (size_t r = r0; r < r1; r += 4) {
     const size_t n = std::min<size_t>(4, r1 - r);
-    for (size_t i = 0; i < n; ++i) mlx_dequantize_row(q, K, r + i, buf.data() + i * K);
+    for (size_t i = 0; i < n; ++i) dequantize_row(q, K, r + i, buf.data() + i * K);
     matmul_rows(x, ldx, T, reinterpret_cast<const uint8_t*>(buf.data()), GgmlType::F32, K, 0, n, y + r, ldy);
   }
 }

@@ -10,6 +10,7 @@
 #include "core/half.h"
 #include "quant/dequant.h"
 #include "quant/matmul.h"
+#include "quant/mlx_affine.h"
 
 namespace moeflux {
 
@@ -24,9 +25,27 @@ float load_weight_elem(const WeightView& w, int64_t i) {
 
 namespace cpu {
 
+quant::MlxAffine mlx_affine_of(const WeightView& w) {
+  quant::MlxAffine q;
+  q.bits = w.bits;
+  q.group_size = w.group_size;
+  switch (w.scale_dtype) {
+    case DType::F16: q.scale_type = quant::MlxScaleType::F16; break;
+    case DType::BF16: q.scale_type = quant::MlxScaleType::BF16; break;
+    case DType::F32: q.scale_type = quant::MlxScaleType::F32; break;
+    default: fail("MLX affine scales of dtype {} (F16, BF16 or F32 expected)", dtype_name(w.scale_dtype));
+  }
+  q.weight = reinterpret_cast<const uint32_t*>(w.data);
+  q.scales = w.scales;
+  q.biases = w.biases;
+  return q;
+}
+
 void matmul_weight(const float* x, size_t ldx, size_t T, const WeightView& W, size_t r0, size_t r1, float* y,
                    size_t ldy) {
   if (is_weight_float(W.dtype)) return simd::matmul_rows(x, ldx, T, W.data, W.dtype, size_t(W.cols), r0, r1, y, ldy);
+  if (W.dtype == DType::MLX)
+    return quant::mlx_matmul_rows(x, ldx, T, mlx_affine_of(W), size_t(W.cols), r0, r1, y, ldy);
   quant::matmul_rows(x, ldx, T, W.data, *ggml_type_of(W.dtype), size_t(W.cols), r0, r1, y, ldy);
 }
 
@@ -53,6 +72,8 @@ void embed(const int32_t* tokens, int T, const WeightView& table, float* y) {
     if (is_block_quant(table.dtype))
       quant::dequantize_row(*ggml_type_of(table.dtype), table.data + size_t(id) * table.row_bytes(), y + t * D,
                             size_t(D));
+    else if (table.dtype == DType::MLX)
+      quant::mlx_dequantize_row(mlx_affine_of(table), size_t(D), size_t(id), y + t * D);
     else
       for (int64_t i = 0; i < D; ++i) y[t * D + i] = load_weight_elem(table, int64_t(id) * D + i);
   }

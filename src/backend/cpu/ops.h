@@ -1,5 +1,6 @@
 // CPU implementations of the elementwise and matrix ops of the graph.
-// Activations are f32; weights are F32/F16/BF16 read through WeightView.
+// Activations are f32; weights (F32/F16/BF16, GGML blocks, MLX affine) are
+// read through WeightView.
 // T tokens, D width, N output features, K input features.
 #pragma once
 #include <cstddef>
@@ -7,12 +8,15 @@
 
 #include "backend/cpu/weight_view.h"
 #include "core/thread_pool.h"
+#include "quant/mlx_affine.h"
 
 namespace moeflux::cpu {
 
 // y [T, N] = x [T, K] W^T (+ bias [N]); W is [N, K]. Rows of W are split
 // across the pool's threads.
 // y[t * ldy + r] = x[t] . W[r] for r in [r0, r1): the float or quantized kernel for W's type.
+// The MLX affine view of W (dtype MLX) for the kernels of quant/mlx_affine.h.
+quant::MlxAffine mlx_affine_of(const WeightView& w);
 void matmul_weight(const float* x, size_t ldx, size_t T, const WeightView& W, size_t r0, size_t r1, float* y,
                    size_t ldy);
 void linear(ThreadPool& pool, const float* x, int T, const WeightView& W, const WeightView* bias, float* y);
