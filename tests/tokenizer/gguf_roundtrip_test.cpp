@@ -7,6 +7,8 @@
 // those of the tokenizer.json loader.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "gguf_cases.h"
 #include "text/tokenizer/utf8.h"
 
@@ -145,6 +147,27 @@ TEST_P(GgufRoundTrip, CorpusMatchesHuggingFace) {
   EXPECT_EQ(bad_skip, 0u);
   EXPECT_EQ(bad_lossless, 0u);
   EXPECT_EQ(bad_stream, 0u);
+}
+
+// Stopping: every end-of-turn token a chat template of these vocabularies
+// ends a reply with is an end-of-generation id, as llama.cpp treats it,
+// whether or not the file names it as EOS/EOT.
+TEST_P(GgufRoundTrip, EndOfTurnTokensStopGeneration) {
+  LOAD_CASE(c);
+  const std::vector<int32_t> eog = c->gguf.eos_ids();
+  size_t found = 0;
+  for (const char* text : {"<|im_end|>", "<|eot_id|>", "<|endoftext|>", "<|return|>", "<|end|>"}) {
+    const auto id = c->gguf.token_id(text);
+    if (!id) continue;
+    ++found;
+    EXPECT_NE(std::find(eog.begin(), eog.end(), *id), eog.end()) << text;
+  }
+  const auto word = c->gguf.token_id("the");  // an ordinary token never stops
+  if (word) EXPECT_EQ(std::find(eog.begin(), eog.end(), *word), eog.end());
+  if (c->name == "qwen3" || c->name == "llama3" || c->name == "gptoss") EXPECT_GT(found, 0u);
+  // The first id stays the file's own EOS (what `eos_token` names).
+  ASSERT_FALSE(eog.empty());
+  EXPECT_EQ(eog.front(), c->hf.eos_ids().front());
 }
 
 INSTANTIATE_TEST_SUITE_P(All, GgufRoundTrip, ::testing::ValuesIn(testing::kGgufCases),

@@ -227,6 +227,19 @@ Tokenizer Tokenizer::from_gguf(const GgufVocab& v) {
       impl->eos_tokens.push_back(t);
   }
   if (!impl->eos_tokens.empty()) impl->eos_token = impl->eos_tokens.front();
+
+  // Many converted files name only EOS, yet a chat model ends its turn with
+  // another token ("<|im_end|>" where EOS is "<|endoftext|>"). llama.cpp
+  // stops at these by their text wherever they are in the vocabulary; so do
+  // we, so that `chat` ends a reply where llama.cpp would.
+  for (std::string_view text : {"<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
+                                "<|end_of_text|>", "<EOT>", "<|return|>", "<|call|>", "<｜end▁of▁sentence｜>"}) {
+    auto& eos = impl->eos_tokens;
+    const bool known = impl->model->find(text) >= 0 ||
+                       std::any_of(impl->added.tokens().begin(), impl->added.tokens().end(),
+                                   [&](const auto& a) { return a.content == text; });
+    if (known && std::find(eos.begin(), eos.end(), text) == eos.end()) eos.emplace_back(text);
+  }
   impl->chat_template = v.chat_template.value_or("");
 
   Tokenizer tok;
