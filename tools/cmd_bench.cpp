@@ -46,9 +46,17 @@ double touch_weights(Engine& e) {
           experts.insert(n.down);
         }
   volatile uint8_t sink = 0;
+  auto touch = [&](const uint8_t* data, uint64_t n) {
+    for (uint64_t off = 0; off < n; off += 4096) sink = sink + data[off];
+  };
   for (auto& [name, t] : m.files->tensors())
-    if (!experts.count(name))
-      for (uint64_t off = 0; off < t->nbytes; off += 4096) sink = sink + t->data[off];
+    if (!experts.count(name)) {
+      touch(t->data, t->nbytes);
+      if (t->mlx) {
+        touch(t->mlx->scales.data, t->mlx->scales.nbytes);
+        touch(t->mlx->biases.data, t->mlx->biases.nbytes);
+      }
+    }
   return now_seconds() - t0;
 }
 
@@ -117,13 +125,16 @@ double measure_storage_gbs(Engine& e, int queue_depth, double experts_per_batch 
     first_req.push_back(reqs.size());
     const ExpertExtents& x = index.at(layers[rng() % layers.size()], int(rng() % uint32_t(m.spec.experts)));
     uint64_t cursor = 0;
-    for (const Extent* ext : {&x.gate, &x.up, &x.down}) {
+    FileRange ranges[ExpertExtents::kMaxRanges];
+    const int nr = x.ranges(ranges);
+    for (int j = 0; j < nr; ++j) {
+      const FileRange& ext = ranges[j];
       ReadRequest r;
-      r.file = ids[ext->file];
-      r.offset = ext->offset;
-      r.length = ext->length;
+      r.file = ids[ext.file];
+      r.offset = ext.offset;
+      r.length = ext.length;
       r.dst = arena.slot(i) + cursor;
-      cursor += io_room(ext->offset, ext->length);
+      cursor += io_room(ext.offset, ext.length);
       reqs.push_back(std::move(r));
     }
   }

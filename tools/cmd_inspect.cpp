@@ -60,7 +60,8 @@ void run_inspect(const ModelArgs& args_in) {
   const ModelSpec& s = engine->spec();
   fmt::print("model          {}\n", args.path);
   fmt::print("architecture   {} ({} {})\n", s.arch, is_gguf_file(args.path) ? "GGUF, routed experts" : "safetensors,",
-             fmt::format("{} weights", dtype_name(s.dtype)));
+             s.mlx_quant ? fmt::format("{}, {} otherwise", s.mlx_quant->describe(), dtype_name(s.dtype))
+                         : fmt::format("{} weights", dtype_name(s.dtype)));
   fmt::print("shape          {} layers ({} MoE, {} dense), hidden {}, vocab {}, context {}\n", s.layers,
              s.moe_layers(), s.layers - s.moe_layers(), s.hidden, s.vocab, s.max_positions);
   fmt::print("attention      {} query heads, {} kv heads, head_dim {}, q/k norm: {}{}{}, rope theta {}\n", s.heads,

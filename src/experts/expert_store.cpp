@@ -22,6 +22,7 @@ using Clock = std::chrono::steady_clock;
 // engine reads the expert with one merged read; otherwise (stacked tensors:
 // GGUF, mlx-lm's switch_mlp) each gets its own aligned room.
 struct Layout {
+  bool mirrored = false;                       // the slot mirrors the file
   int n = 0;                                   // ranges
   FileRange range[ExpertExtents::kMaxRanges];  // in ExpertExtents::ranges() order
   uint64_t dst[ExpertExtents::kMaxRanges];     // offset of each request's destination in the slot
@@ -40,8 +41,13 @@ Layout layout_of(const ExpertExtents& x) {
     sum += p.length;
     one_file &= p.file == l.range[0].file;
   }
+  // Holes are read with the data: worth it up to 256 KiB (about one read's
+  // latency), and never more than the data itself, or a small model's
+  // stacked tensors (whole file spans of a few hundred KiB) would read many
+  // times their bytes per expert.
   constexpr uint64_t kMaxHole = 256 << 10;
-  if (one_file && hi - lo <= sum + kMaxHole) {
+  if (one_file && hi - lo <= sum + std::min(kMaxHole, sum)) {
+    l.mirrored = true;
     const uint64_t base = io_align_down(lo);
     for (int i = 0; i < l.n; ++i) l.dst[i] = io_align_down(l.range[i].offset) - base;
     l.room = io_align_up(hi) - base;
@@ -251,7 +257,11 @@ void ExpertStore::load_into(size_t s, uint32_t k, int refs, bool by_prefetch) {
     r.length = l.range[i].length;
     r.dst = base + l.dst[i];
     r.tag = k;
-    r.group = uint32_t(s) + 1;  // this expert's extents may be read as one, across small holes
+    // A mirrored slot's extents may be read as one, across small holes. Not
+    // so with separate rooms: two of them can mirror the file by chance
+    // (equal dst - offset), and a read across the hole between them would
+    // overwrite the room of another extent that lies there in the slot.
+    r.group = l.mirrored ? uint32_t(s) + 1 : 0;
   }
   // The views are fixed by the layout: computed once per load, not per use.
   // Request i's bytes land at requests[i].data(), in ranges() order.

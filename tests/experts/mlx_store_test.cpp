@@ -94,7 +94,7 @@ TEST(MlxStore, EveryAcquireMatchesTheFile) {
   }
 }
 
-TEST(MlxStore, LogitsAreBitIdenticalAtTheMinimumBudget) {
+TEST(MlxStore, LogitsAreBitIdenticalAtSmallBudgets) {
   for (const char* name : {"qwen3_moe_q4", "qwen2_moe_q4", "olmoe_q4", "qwen3_moe_q3g32_f32"}) {
     SCOPED_TRACE(name);
     const std::string dir = mlx_fixture(name);
@@ -109,9 +109,13 @@ TEST(MlxStore, LogitsAreBitIdenticalAtTheMinimumBudget) {
     std::vector<int32_t> prompt;
     for (int i = 0; i < 19; ++i) prompt.push_back((i * 17 + 3) % 160);
     const auto a = run_tokens(Engine::load(dir, resident), prompt, 10);
-    for (auto [io, prefetch, factor] : {std::tuple{"direct", false, 1}, std::tuple{"pread", true, 2}}) {
+    // Budgets of 2, 3 and 4 slots: with 3 a slot's separate rooms once
+    // mirrored the file by chance and a read across the hole clobbered
+    // another extent (NaN logits), which 2 and 4 did not show.
+    for (auto [io, prefetch, slots] :
+         {std::tuple{"direct", false, 2}, std::tuple{"direct", false, 3}, std::tuple{"pread", true, 4}}) {
       EngineOptions streamed = resident;
-      streamed.expert_ram = min_budget * uint64_t(factor);
+      streamed.expert_ram = min_budget / 2 * uint64_t(slots);
       streamed.io = io;
       streamed.prefetch = prefetch;
       auto se = Engine::load(dir, streamed);
