@@ -2,7 +2,36 @@
 
 #include <algorithm>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
 namespace moeflux {
+
+namespace {
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+// Polls done() for up to ThreadPool::kSpin; whether it turned true.
+template <class Done>
+bool spin_until(Done done) {
+  const auto until = std::chrono::steady_clock::now() + ThreadPool::kSpin;
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (done()) return true;
+      cpu_relax();
+    }
+    if (std::chrono::steady_clock::now() >= until) return done();
+  }
+}
+
+}  // namespace
 
 ThreadPool::ThreadPool(int threads) {
   if (threads <= 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
@@ -12,7 +41,7 @@ ThreadPool::ThreadPool(int threads) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard lk(mu_);
-    stop_ = true;
+    stop_.store(true);
   }
   wake_.notify_all();
   for (auto& t : workers_) t.join();
@@ -21,26 +50,24 @@ ThreadPool::~ThreadPool() {
 void ThreadPool::worker_loop(int index) {
   uint64_t seen = 0;
   for (;;) {
-    const std::function<void(size_t, size_t)>* job;
-    size_t n, chunk;
-    int chunks;
-    {
+    auto ready = [&] { return stop_.load(std::memory_order_relaxed) || generation_.load(std::memory_order_acquire) != seen; };
+    if (!spin_until(ready)) {
+      // The caller bumps generation_ under mu_, so the check under the lock
+      // cannot miss a wake-up.
       std::unique_lock lk(mu_);
-      wake_.wait(lk, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      job = job_;
-      n = job_n_;
-      chunk = job_chunk_;
-      chunks = job_chunks_;
+      wake_.wait(lk, ready);
     }
+    if (stop_.load()) return;
+    seen = generation_.load(std::memory_order_acquire);
+    const int chunks = job_chunks_;
     if (index < chunks) {
-      size_t b = size_t(index) * chunk, e = std::min(n, b + chunk);
-      if (b < e) (*job)(b, e);
+      const size_t b = size_t(index) * job_chunk_, e = std::min(job_n_, b + job_chunk_);
+      if (b < e) (*job_)(b, e);
     }
-    {
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      // Taken so that a caller between its check and its wait hears this.
       std::lock_guard lk(mu_);
-      if (--pending_ == 0) done_.notify_one();
+      done_.notify_one();
     }
   }
 }
@@ -55,20 +82,32 @@ void ThreadPool::parallel_for(size_t n, size_t grain, const std::function<void(s
     return;
   }
   const size_t chunk = (n + size_t(chunks) - 1) / size_t(chunks);
+  job_ = &fn;
+  job_n_ = n;
+  job_chunk_ = chunk;
+  job_chunks_ = chunks;
+  pending_.store(int(workers_.size()), std::memory_order_relaxed);
   {
     std::lock_guard lk(mu_);
-    job_ = &fn;
-    job_n_ = n;
-    job_chunk_ = chunk;
-    job_chunks_ = chunks;
-    pending_ = int(workers_.size());
-    ++generation_;
+    generation_.fetch_add(1, std::memory_order_release);
   }
+  // glibc skips the system call when no worker sleeps.
   wake_.notify_all();
-  fn(0, std::min(n, chunk));
-  std::unique_lock lk(mu_);
-  done_.wait(lk, [&] { return pending_ == 0; });
-  job_ = nullptr;
+  auto wait = [&] {
+    auto done = [&] { return pending_.load(std::memory_order_acquire) == 0; };
+    if (!spin_until(done)) {
+      std::unique_lock lk(mu_);
+      done_.wait(lk, done);
+    }
+    job_ = nullptr;
+  };
+  try {
+    fn(0, std::min(n, chunk));
+  } catch (...) {
+    wait();  // the workers still read fn and the job
+    throw;
+  }
+  wait();
 }
 
 }  // namespace moeflux

@@ -60,10 +60,14 @@ size_t activation_block(GgmlType t) {
 bool quantizes_activations(GgmlType t) { return activation_block(t) != 0 && detail::int_kernels_available(); }
 
 void PreparedActivations::prepare(const float* x, size_t ldx, size_t T, size_t K, GgmlType wtype) {
+  reset(T, K, wtype);
+  prepare_rows(x, ldx, 0, T);
+}
+
+void PreparedActivations::reset(size_t T, size_t K, GgmlType wtype) {
   check(wtype, K);
   K_ = K, T_ = T, block_ = activation_block(wtype), paired_ = detail::paired_layout(wtype);
   x_.resize(T * K);
-  for (size_t t = 0; t < T; ++t) std::memcpy(x_.data() + t * K, x + t * ldx, K * sizeof(float));
   if (block_ == 0) return;
   const size_t nb = K / block_;
   qs_.resize(T * K);
@@ -71,7 +75,14 @@ void PreparedActivations::prepare(const float* x, size_t ldx, size_t T, size_t K
   isum_.resize(block_ == 32 ? T * nb : 0);
   s_.resize(block_ == 32 ? T * nb : 0);
   bsums_.resize(block_ == 256 ? T * K / 16 : 0);
-  for (size_t t = 0; t < T; ++t) {
+}
+
+void PreparedActivations::prepare_rows(const float* x, size_t ldx, size_t t0, size_t t1) {
+  const size_t K = K_;
+  for (size_t t = t0; t < t1; ++t) std::memcpy(x_.data() + t * K, x + t * ldx, K * sizeof(float));
+  if (block_ == 0) return;
+  const size_t nb = K / block_;
+  for (size_t t = t0; t < t1; ++t) {
     detail::quantize_q8(x + t * ldx, K, block_, qs_.data() + t * K, d_.data() + t * nb,
                         block_ == 32 ? isum_.data() + t * nb : nullptr, block_ == 32 ? s_.data() + t * nb : nullptr,
                         block_ == 256 ? bsums_.data() + t * K / 16 : nullptr);
@@ -80,28 +91,40 @@ void PreparedActivations::prepare(const float* x, size_t ldx, size_t T, size_t K
 }
 
 bool PreparedActivations::holds(const float* x, size_t ldx, size_t T, size_t K, GgmlType wtype) const {
-  if (K != K_ || T != T_ || activation_block(wtype) != block_ || detail::paired_layout(wtype) != paired_) return false;
+  if (K != K_ || T != T_ || !fits(wtype)) return false;
   for (size_t t = 0; t < T; ++t)
     if (std::memcmp(x + t * ldx, x_.data() + t * K, K * sizeof(float)) != 0) return false;
   return true;
 }
 
+bool PreparedActivations::fits(GgmlType wtype) const {
+  return activation_block(wtype) == block_ && detail::paired_layout(wtype) == paired_;
+}
+
 void matmul_rows(const PreparedActivations& xq, const uint8_t* W, GgmlType wtype, size_t r0, size_t r1, float* y,
                  size_t ldy) {
+  matmul_rows(xq, 0, xq.tokens(), W, wtype, r0, r1, y, ldy);
+}
+
+void matmul_rows(const PreparedActivations& xq, size_t t0, size_t nt, const uint8_t* W, GgmlType wtype, size_t r0,
+                 size_t r1, float* y, size_t ldy) {
   check(wtype, xq.K_);
-  if (r0 >= r1 || xq.T_ == 0) return;
+  if (t0 + nt > xq.T_) fail("quant::matmul_rows: rows [{}, {}) of {} prepared", t0, t0 + nt, xq.T_);
+  if (r0 >= r1 || nt == 0) return;
+  const size_t K = xq.K_;
   if (!quantizes_activations(wtype))
-    return detail::matmul_rows_f32(xq.x_.data(), xq.K_, xq.T_, W, wtype, xq.K_, r0, r1, y, ldy);
-  if (activation_block(wtype) != xq.block_ || detail::paired_layout(wtype) != xq.paired_)
+    return detail::matmul_rows_f32(xq.x_.data() + t0 * K, K, nt, W, wtype, K, r0, r1, y, ldy);
+  if (!xq.fits(wtype))
     fail("quant::matmul_rows: activations prepared for another layout than {} needs",
          ggml_type_info(uint32_t(wtype))->name);
+  const size_t nb = K / xq.block_;
   detail::Q8Act a;
-  a.K = xq.K_, a.T = xq.T_, a.block = xq.block_, a.paired = xq.paired_;
-  a.qs = xq.qs_.data();
-  a.d = xq.d_.data();
-  a.isum = xq.isum_.data();
-  a.s = xq.s_.data();
-  a.bsums = xq.bsums_.data();
+  a.K = K, a.T = nt, a.block = xq.block_, a.paired = xq.paired_;
+  a.qs = xq.qs_.data() + t0 * K;
+  a.d = xq.d_.data() + t0 * nb;
+  a.isum = xq.block_ == 32 ? xq.isum_.data() + t0 * nb : nullptr;
+  a.s = xq.block_ == 32 ? xq.s_.data() + t0 * nb : nullptr;
+  a.bsums = xq.block_ == 256 ? xq.bsums_.data() + t0 * (K / 16) : nullptr;
   detail::matmul_rows_q8(a, W, wtype, r0, r1, y, ldy);
 }
 

@@ -69,13 +69,23 @@ class PreparedActivations {
   // for weights of type wtype (and for every type with the same activation
   // layout: Q4_0/Q4_1/Q5_0/Q5_1/MXFP4, Q8_0, or the K formats).
   void prepare(const float* x, size_t ldx, size_t T, size_t K, GgmlType wtype);
+  // The same in two steps, so that several threads can round disjoint row
+  // ranges: reset sizes the storage for T rows, prepare_rows rounds rows
+  // [t0, t1) from x + t * ldx (x points at row 0). Each row's bits do not
+  // depend on how the rows were split.
+  void reset(size_t T, size_t K, GgmlType wtype);
+  void prepare_rows(const float* x, size_t ldx, size_t t0, size_t t1);
   // Whether prepare(x, ldx, T, K, wtype) would give what this holds now.
   bool holds(const float* x, size_t ldx, size_t T, size_t K, GgmlType wtype) const;
+  // Whether matmul_rows takes weights of type wtype with these activations
+  // (the same activation layout).
+  bool fits(GgmlType wtype) const;
   size_t tokens() const { return T_; }
   size_t cols() const { return K_; }
 
  private:
-  friend void matmul_rows(const PreparedActivations&, const uint8_t*, GgmlType, size_t, size_t, float*, size_t);
+  friend void matmul_rows(const PreparedActivations&, size_t, size_t, const uint8_t*, GgmlType, size_t, size_t,
+                          float*, size_t);
   size_t K_ = 0, T_ = 0, block_ = 0;  // block_ 0: f32 only
   bool paired_ = false;
   std::vector<float> x_;  // [T][K] the activations as given
@@ -89,6 +99,11 @@ class PreparedActivations {
 // must share the activation layout xq was prepared for (else moeflux::Error).
 void matmul_rows(const PreparedActivations& xq, const uint8_t* W, GgmlType wtype, size_t r0, size_t r1, float* y,
                  size_t ldy);
+// The same for the prepared rows [t0, t0 + nt) only: y[(t - t0) * ldy + r].
+// The MoE layer prepares every routed row once and runs each expert on its
+// own rows.
+void matmul_rows(const PreparedActivations& xq, size_t t0, size_t nt, const uint8_t* W, GgmlType wtype, size_t r0,
+                 size_t r1, float* y, size_t ldy);
 
 // Same, always with f32 activations (the reference-accuracy option).
 void matmul_rows_exact(const float* x, size_t ldx, size_t T, const uint8_t* W, GgmlType wtype, size_t K, size_t r0,

@@ -385,6 +385,51 @@ TEST(Matmul, PreparedActivationsMatchMatmulRows) {
   });
 }
 
+// Rows rounded in pieces (as the MoE layer's threads do) hold the same bits
+// as rows rounded at once, and a sub-range of prepared rows gives what
+// matmul_rows gives on those rows alone. K = 800 leaves an odd last block
+// in the paired layout.
+TEST(Matmul, PreparedRowRangesMatchWholeCalls) {
+  for_each_target([&] {
+    std::mt19937 rng(17);
+    std::normal_distribution<float> nd(0.f, 1.f);
+    const size_t rows = 9, T = 5;
+    for (GgmlType t : kAllTypes) {
+      SCOPED_TRACE(ggml_type_info(uint32_t(t))->name);
+      const size_t K = activation_block(t) == 32 ? 800 : 768, ldx = K + 3;
+      std::vector<float> x(T * ldx);
+      for (auto& v : x) v = nd(rng);
+      const auto W = random_rows(t, rows, K, rng);
+      PreparedActivations whole, pieces;
+      whole.prepare(x.data(), ldx, T, K, t);
+      pieces.reset(T, K, t);
+      pieces.prepare_rows(x.data(), ldx, 3, T);
+      pieces.prepare_rows(x.data(), ldx, 0, 3);
+      EXPECT_TRUE(pieces.holds(x.data(), ldx, T, K, t));
+      EXPECT_TRUE(pieces.fits(t));
+      std::vector<float> want(T * rows), got(T * rows);
+      matmul_rows(whole, W.data(), t, 0, rows, want.data(), rows);
+      matmul_rows(pieces, W.data(), t, 0, rows, got.data(), rows);
+      EXPECT_EQ(got, want);
+      for (size_t t0 : {size_t(0), size_t(2), size_t(4)}) {
+        const size_t nt = std::min<size_t>(2, T - t0);
+        std::vector<float> sub(nt * rows, -1.f), alone(nt * rows);
+        matmul_rows(pieces, t0, nt, W.data(), t, 1, rows, sub.data(), rows);
+        matmul_rows(pieces, t0, nt, W.data(), t, 0, 1, sub.data(), rows);
+        matmul_rows(x.data() + t0 * ldx, ldx, nt, W.data(), t, K, 0, rows, alone.data(), rows);
+        EXPECT_EQ(sub, alone) << "rows from " << t0;
+      }
+      std::vector<float> y(rows);
+      EXPECT_THROW(matmul_rows(pieces, 4, 2, W.data(), t, 0, rows, y.data(), rows), Error);
+    }
+    PreparedActivations q4;
+    q4.reset(1, 256, GgmlType::Q4_K);
+    EXPECT_TRUE(q4.fits(GgmlType::Q6_K));
+    EXPECT_FALSE(q4.fits(GgmlType::Q4_0));
+    EXPECT_FALSE(q4.fits(GgmlType::F32));
+  });
+}
+
 TEST(Matmul, UnsupportedTypeIsAClearError) {
   std::vector<uint8_t> W(1024);
   std::vector<float> x(256), y(4);

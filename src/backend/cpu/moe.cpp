@@ -4,9 +4,11 @@
 #include <cmath>
 #include <cstring>
 #include <numeric>
+#include <optional>
 
 #include "backend/cpu/ops.h"
 #include "backend/cpu/simd_kernels.h"
+#include "quant/matmul.h"
 
 namespace moeflux::cpu {
 
@@ -45,11 +47,52 @@ namespace {
 
 constexpr size_t kRowBlock = 16;
 
+// Rounding more elements than this goes to the pool (prefill); fewer, as in
+// decode (8 rows of 1-2K), costs less than a round trip through it.
+constexpr size_t kParallelRoundElems = size_t(1) << 15;
+
+// W's block type when its kernel rounds the activations to int8.
+std::optional<GgmlType> int_type(const WeightView& w) {
+  const auto t = ggml_type_of(w.dtype);
+  if (t && quant::quantizes_activations(*t)) return t;
+  return std::nullopt;
+}
+
 }  // namespace
+
+void MoeOp::prepare_rows(quant::PreparedActivations& xq, const float* x, size_t ld,
+                         std::span<const std::pair<size_t, size_t>> ranges) {
+  size_t elems = 0;
+  for (const auto& r : ranges) elems += r.second * xq.cols();
+  if (elems < kParallelRoundElems) {
+    for (auto [r0, n] : ranges) xq.prepare_rows(x, ld, r0, r0 + n);
+    return;
+  }
+  pool_.parallel_for(ranges.size(), 1, [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i) xq.prepare_rows(x, ld, ranges[i].first, ranges[i].first + ranges[i].second);
+  });
+}
 
 void MoeOp::compute(int layer, const ExpertBatch* wb, const ExpertWeights* ew, std::span<const uint32_t> which) {
   if (which.empty()) return;
   const size_t D = size_t(s_.hidden), F = size_t(s_.expert_ffn);
+  // The integer kernels round their input to int8 on every call unless it
+  // comes prepared; calls here are per (expert, 16 rows), so each input row
+  // is rounded once up front: the layer input once per run() (in decode the
+  // one token row serves every expert), the swiglu rows once per batch.
+  const ExpertWeights& e0 = ew[which[0]];
+  const auto gt = int_type(e0.gate), ut = int_type(e0.up), dt = int_type(e0.down);
+  if (gt && !in_ready_) {
+    xq_in_.reset(in_single_ ? 1 : rows_, D, *gt);
+    if (in_single_)
+      xq_in_.prepare_rows(in_x_, D, 0, 1);
+    else {
+      ranges_.clear();
+      for (size_t r = 0; r < rows_; r += 64) ranges_.push_back({r, std::min<size_t>(64, rows_ - r)});
+      prepare_rows(xq_in_, xe_.data(), D, ranges_);
+    }
+    in_ready_ = true;
+  }
   // What the parallel loops need; their bodies capture only a pointer to
   // it, so the std::function the pool takes stays in its small buffer
   // instead of allocating on every call.
@@ -60,7 +103,15 @@ void MoeOp::compute(int layer, const ExpertBatch* wb, const ExpertWeights* ew, s
     const ExpertBatch* batches;
     const ExpertWeights* ew;
     size_t D, F, blocks;
-  } job{xe_.data(), gate_.data(), up_.data(), down_.data(), which.data(), wb, ew, D, F, 0};
+    bool single;
+    // Prepared inputs and the weight types they serve (null: per call).
+    const quant::PreparedActivations *xg, *xu, *xd;
+    DType gdt, udt, ddt;
+    GgmlType gt, ut, dt;
+  } job{xe_.data(), gate_.data(), up_.data(), down_.data(), which.data(), wb, ew, D, F, 0, in_single_,
+        gt && in_ready_ ? &xq_in_ : nullptr, ut && in_ready_ && xq_in_.fits(*ut) ? &xq_in_ : nullptr, nullptr,
+        e0.gate.dtype, e0.up.dtype, e0.down.dtype, gt.value_or(GgmlType::F32), ut.value_or(GgmlType::F32),
+        dt.value_or(GgmlType::F32)};
   // Work items are (expert, block of output rows), so one parallel loop
   // covers every expert of the call: a decode step of k experts wakes the
   // pool twice, not 3k times.
@@ -70,22 +121,41 @@ void MoeOp::compute(int layer, const ExpertBatch* wb, const ExpertWeights* ew, s
       const uint32_t i = j->which[item / j->blocks];
       const ExpertBatch& b = j->batches[i];
       const size_t r0 = (item % j->blocks) * kRowBlock, r1 = std::min(j->F, r0 + kRowBlock);
-      const size_t n = b.count;
+      const size_t n = b.count, t0 = j->single ? 0 : b.row0;
       const float* xb = j->xe + b.row0 * j->D;
       float* g = j->gate + b.row0 * j->F;
       float* u = j->up + b.row0 * j->F;
-      matmul_weight(xb, j->D, n, j->ew[i].gate, r0, r1, g, j->F);
-      matmul_weight(xb, j->D, n, j->ew[i].up, r0, r1, u, j->F);
+      const ExpertWeights& w = j->ew[i];
+      if (j->xg && w.gate.dtype == j->gdt)
+        quant::matmul_rows(*j->xg, t0, n, w.gate.data, j->gt, r0, r1, g, j->F);
+      else
+        matmul_weight(xb, j->D, n, w.gate, r0, r1, g, j->F);
+      if (j->xu && w.up.dtype == j->udt)
+        quant::matmul_rows(*j->xu, t0, n, w.up.data, j->ut, r0, r1, u, j->F);
+      else
+        matmul_weight(xb, j->D, n, w.up, r0, r1, u, j->F);
       for (size_t t = 0; t < n; ++t) swiglu(g + t * j->F + r0, u + t * j->F + r0, g + t * j->F + r0, r1 - r0);
     }
   });
+  if (dt) {
+    xq_act_.reset(rows_, F, *dt);
+    ranges_.clear();
+    for (uint32_t i : which) ranges_.push_back({wb[i].row0, wb[i].count});
+    prepare_rows(xq_act_, gate_.data(), F, ranges_);
+    job.xd = &xq_act_;
+  }
   job.blocks = (D + kRowBlock - 1) / kRowBlock;
   pool_.parallel_for(which.size() * job.blocks, 1, [j = &job](size_t b0, size_t b1) {
     for (size_t item = b0; item < b1; ++item) {
       const uint32_t i = j->which[item / j->blocks];
       const ExpertBatch& b = j->batches[i];
       const size_t r0 = (item % j->blocks) * kRowBlock, r1 = std::min(j->D, r0 + kRowBlock);
-      matmul_weight(j->gate + b.row0 * j->F, j->F, b.count, j->ew[i].down, r0, r1, j->down + b.row0 * j->D, j->D);
+      const WeightView& w = j->ew[i].down;
+      float* y = j->down + b.row0 * j->D;
+      if (j->xd && w.dtype == j->ddt)
+        quant::matmul_rows(*j->xd, b.row0, b.count, w.data, j->dt, r0, r1, y, j->D);
+      else
+        matmul_weight(j->gate + b.row0 * j->F, j->F, b.count, w, r0, r1, y, j->D);
     }
   });
   if (observer_)
@@ -148,6 +218,11 @@ void MoeOp::run(const LayerWeights& w, int layer, const float* x, int T, float* 
       std::memcpy(&xe_[(b.row0 + i) * D], x + size_t(tokens_[b.first + i]) * D, sizeof(float) * size_t(D));
   std::fill(out, out + size_t(T) * D, 0.0f);
   shared_ready_ = false;
+  // compute() rounds the expert input once, on its first call of this run.
+  rows_ = rows;
+  in_x_ = x;
+  in_single_ = T == 1;
+  in_ready_ = false;
 
   // Experts are held a wave at a time: as many as the source can hold at
   // once (all of them when memory-mapped). Waves keep the batch order, so

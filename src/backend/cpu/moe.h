@@ -2,12 +2,14 @@
 #include <cstdint>
 #include <functional>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "core/thread_pool.h"
 #include "experts/expert_source.h"
 #include "model/model_spec.h"
 #include "model/weights.h"
+#include "quant/matmul.h"
 
 namespace moeflux::cpu {
 
@@ -63,6 +65,10 @@ class MoeOp {
   // Gate/up/swiglu then down for the batches wb[i], i in `which`, whose
   // weights are ew[i].
   void compute(int layer, const ExpertBatch* wb, const ExpertWeights* ew, std::span<const uint32_t> which);
+  // Rounds the rows [first, first + second) of each range of x (row stride
+  // ld) into xq, on the pool when there are many.
+  void prepare_rows(quant::PreparedActivations& xq, const float* x, size_t ld,
+                    std::span<const std::pair<size_t, size_t>> ranges);
   void shared_expert(const LayerWeights& w, const float* x, int T);
 
   const ModelSpec& s_;
@@ -87,6 +93,14 @@ class MoeOp {
   std::vector<uint8_t> has_prev_;
   std::vector<float> next_logits_, router_logits_, xe_, gate_, up_, down_, shared_gate_, shared_h_, shared_out_;
   bool shared_ready_ = false;
+  // The routed rows' inputs rounded for the integer kernels: the layer input
+  // (one row when T == 1, else the gathered rows of xe_), valid once
+  // in_ready_, and the swiglu rows feeding the down projection.
+  quant::PreparedActivations xq_in_, xq_act_;
+  std::vector<std::pair<size_t, size_t>> ranges_;
+  const float* in_x_ = nullptr;
+  size_t rows_ = 0;
+  bool in_single_ = false, in_ready_ = false;
 };
 
 }  // namespace moeflux::cpu
