@@ -11,6 +11,10 @@
 #include <cstring>
 #include <vector>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include "core/error.h"
 #include "core/half.h"
 #include "quant/matmul.h"
@@ -68,6 +72,34 @@ void dequantize_words(const uint32_t* w, size_t gs, float s, float b, float* o) 
     for (int t = 0; t < kPerWord; ++t) o[j * kPerWord + size_t(t)] = s * float((w[j] >> (t * B)) & kMask) + b;
 }
 
+#if defined(__x86_64__)
+// 4- and 8-bit groups with AVX2: a word broadcast to 8 lanes, each shifted by
+// its own count (vpsrlvd, which SSE2 lacks: the compiler's own loop for the
+// baseline target stores lane by lane, 62% of a decode step measured
+// 2026-11-28). Still s * q then + b, two roundings, as the reference.
+__attribute__((target("avx2"))) void dequantize_words_avx2(const uint32_t* w, int bits, size_t gs, float s, float b,
+                                                           float* o) {
+  const __m256 vs = _mm256_set1_ps(s), vb = _mm256_set1_ps(b);
+  if (bits == 4) {
+    const __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28), mask = _mm256_set1_epi32(15);
+    for (size_t j = 0; j < gs / 8; ++j) {
+      const __m256i q = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(int(w[j])), shifts), mask);
+      _mm256_storeu_ps(o + 8 * j, _mm256_add_ps(_mm256_mul_ps(vs, _mm256_cvtepi32_ps(q)), vb));
+    }
+  } else {  // 8 bits: two words per 8 lanes
+    const __m256i shifts = _mm256_setr_epi32(0, 8, 16, 24, 0, 8, 16, 24), mask = _mm256_set1_epi32(255);
+    for (size_t j = 0; j < gs / 8; ++j) {
+      const __m256i v = _mm256_setr_epi32(int(w[2 * j]), int(w[2 * j]), int(w[2 * j]), int(w[2 * j]),
+                                          int(w[2 * j + 1]), int(w[2 * j + 1]), int(w[2 * j + 1]), int(w[2 * j + 1]));
+      const __m256i q = _mm256_and_si256(_mm256_srlv_epi32(v, shifts), mask);
+      _mm256_storeu_ps(o + 8 * j, _mm256_add_ps(_mm256_mul_ps(vs, _mm256_cvtepi32_ps(q)), vb));
+    }
+  }
+}
+
+const bool kHaveAvx2 = (__builtin_cpu_init(), __builtin_cpu_supports("avx2"));
+#endif
+
 // Row r of q into out, q already checked; 3 and 6 bits read the bit stream
 // value by value.
 void dequantize_row(const MlxAffine& q, size_t K, size_t r, float* out) {
@@ -81,6 +113,12 @@ void dequantize_row(const MlxAffine& q, size_t K, size_t r, float* out) {
     const float b = load_scale(q.biases, r * groups + g, q.scale_type);
     float* o = out + g * gs;
     const uint32_t* wg = w + g * gs * bits / 32;
+#if defined(__x86_64__)
+    if (kHaveAvx2 && (bits == 4 || bits == 8)) {
+      dequantize_words_avx2(wg, int(bits), gs, s, b, o);
+      continue;
+    }
+#endif
     if (bits == 4) {
       dequantize_words<4>(wg, gs, s, b, o);
       continue;

@@ -44,8 +44,22 @@ quant::MlxAffine mlx_affine_of(const WeightView& w) {
 void matmul_weight(const float* x, size_t ldx, size_t T, const WeightView& W, size_t r0, size_t r1, float* y,
                    size_t ldy) {
   if (is_weight_float(W.dtype)) return simd::matmul_rows(x, ldx, T, W.data, W.dtype, size_t(W.cols), r0, r1, y, ldy);
-  if (W.dtype == DType::MLX)
-    return quant::mlx_matmul_rows(x, ldx, T, mlx_affine_of(W), size_t(W.cols), r0, r1, y, ldy);
+  if (W.dtype == DType::MLX) {
+    // Rows dequantized a few at a time into an L1-resident buffer, then the
+    // SIMD f32 kernel (quant::mlx_matmul_rows does the same through the
+    // quant library's f32 path, which is slower: measured 2026-11-28).
+    const quant::MlxAffine q = mlx_affine_of(W);
+    const size_t K = size_t(W.cols);
+    constexpr size_t kRows = 4;
+    thread_local std::vector<float> buf;
+    if (buf.size() < kRows * K) buf.resize(kRows * K);
+    for (size_t r = r0; r < r1; r += kRows) {
+      const size_t n = std::min(kRows, r1 - r);
+      for (size_t i = 0; i < n; ++i) quant::mlx_dequantize_row(q, K, r + i, buf.data() + i * K);
+      simd::matmul_rows(x, ldx, T, reinterpret_cast<const uint8_t*>(buf.data()), DType::F32, K, 0, n, y + r, ldy);
+    }
+    return;
+  }
   quant::matmul_rows(x, ldx, T, W.data, *ggml_type_of(W.dtype), size_t(W.cols), r0, r1, y, ldy);
 }
 
