@@ -1,6 +1,7 @@
 #include "core/thread_pool.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -18,10 +19,21 @@ inline void cpu_relax() {
 #endif
 }
 
-// Polls done() for up to ThreadPool::kSpin; whether it turned true.
+// MOEFLUX_POOL_SPIN_US overrides kSpin (0: sleep at once), for A/B runs.
+std::chrono::microseconds spin_time() {
+  static const std::chrono::microseconds t = [] {
+    const char* e = std::getenv("MOEFLUX_POOL_SPIN_US");
+    return e ? std::chrono::microseconds(std::atoll(e)) : ThreadPool::kSpin;
+  }();
+  return t;
+}
+
+// Polls done() for up to spin_time(); whether it turned true.
 template <class Done>
 bool spin_until(Done done) {
-  const auto until = std::chrono::steady_clock::now() + ThreadPool::kSpin;
+  const auto spin = spin_time();
+  if (spin.count() == 0) return done();
+  const auto until = std::chrono::steady_clock::now() + spin;
   for (;;) {
     for (int i = 0; i < 64; ++i) {
       if (done()) return true;
