@@ -45,7 +45,11 @@ Routing route(const float* logits, int T, int E, int k, bool norm_topk) {
 
 namespace {
 
-constexpr size_t kRowBlock = 16;
+// Output rows per work item. Measured 2026-11-28, 2-core VM, olmoe 4-layer
+// Q4_K_M, 6 alternated runs: 16 rows 55.3 tok/s decode, 32 rows 56.8
+// (inside the noise, kept: half the calls; still 256 items per projection
+// in decode for 2 threads to share).
+constexpr size_t kRowBlock = 32;
 
 // Rounding more elements than this goes to the pool (prefill); fewer, as in
 // decode (8 rows of 1-2K), costs less than a round trip through it.
@@ -77,7 +81,7 @@ void MoeOp::compute(int layer, const ExpertBatch* wb, const ExpertWeights* ew, s
   if (which.empty()) return;
   const size_t D = size_t(s_.hidden), F = size_t(s_.expert_ffn);
   // The integer kernels round their input to int8 on every call unless it
-  // comes prepared; calls here are per (expert, 16 rows), so each input row
+  // comes prepared; calls here are per (expert, kRowBlock rows), so each input row
   // is rounded once up front: the layer input once per run() (in decode the
   // one token row serves every expert), the swiglu rows once per batch.
   const ExpertWeights& e0 = ew[which[0]];
