@@ -8,25 +8,12 @@
 #include "model/synth.h"
 #include "moeflux/engine.h"
 #include "runtime/engine_impl.h"
+#include "engine_test_util.h"
 #include "test_util.h"
 
 using namespace moeflux;
 
 namespace {
-
-std::vector<float> run_tokens(const std::shared_ptr<Engine>& e, const std::vector<int32_t>& prompt, int decode) {
-  Session s(e);
-  std::vector<float> all;
-  auto l = s.step(prompt, true);
-  all.assign(l.begin(), l.end());
-  int32_t next = 1;
-  for (int i = 0; i < decode; ++i) {
-    next = int32_t((next * 31 + 7) % e->spec().vocab);
-    l = s.step(std::span<const int32_t>(&next, 1));
-    all.insert(all.end(), l.begin(), l.end());
-  }
-  return all;
-}
 
 uint64_t min_budget(const std::string& dir) {
   auto e = Engine::load(dir);
@@ -46,9 +33,9 @@ void expect_bit_identical(const std::string& dir, uint64_t budget, const std::st
   streamed.prefetch_with = prefetch_with;
   std::vector<int32_t> prompt;
   for (int i = 0; i < 23; ++i) prompt.push_back((i * 17 + 3) % 200);
-  const auto a = run_tokens(Engine::load(dir, resident), prompt, 12);
+  const auto a = test::run_tokens(Engine::load(dir, resident), prompt, 12);
   auto se = Engine::load(dir, streamed);
-  const auto b = run_tokens(se, prompt, 12);
+  const auto b = test::run_tokens(se, prompt, 12);
   ASSERT_EQ(a.size(), b.size());
   EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float))) << dir << " io=" << io;
   EXPECT_GT(se->expert_stats().misses, 0u) << "the budget should have forced reads";

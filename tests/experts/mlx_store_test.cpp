@@ -11,6 +11,7 @@
 #include "experts/expert_store.h"
 #include "moeflux/engine.h"
 #include "runtime/engine_impl.h"
+#include "engine_test_util.h"
 #include "test_util.h"
 
 using namespace moeflux;
@@ -18,19 +19,6 @@ using namespace moeflux;
 namespace {
 
 std::string mlx_fixture(const std::string& name) { return test::fixture("mlx/" + name); }
-
-std::vector<float> run_tokens(const std::shared_ptr<Engine>& e, const std::vector<int32_t>& prompt, int decode) {
-  Session s(e);
-  auto l = s.step(prompt, true);
-  std::vector<float> all(l.begin(), l.end());
-  int32_t next = 1;
-  for (int i = 0; i < decode; ++i) {
-    next = int32_t((next * 31 + 7) % e->spec().vocab);
-    l = s.step(std::span<const int32_t>(&next, 1));
-    all.insert(all.end(), l.begin(), l.end());
-  }
-  return all;
-}
 
 TEST(MlxStore, AnExpertIsNineRangesCountedInItsBytes) {
   auto e = Engine::load(mlx_fixture("qwen3_moe_q4"));
@@ -108,7 +96,7 @@ TEST(MlxStore, LogitsAreBitIdenticalAtSmallBudgets) {
     resident.threads = 2;
     std::vector<int32_t> prompt;
     for (int i = 0; i < 19; ++i) prompt.push_back((i * 17 + 3) % 160);
-    const auto a = run_tokens(Engine::load(dir, resident), prompt, 10);
+    const auto a = test::run_tokens(Engine::load(dir, resident), prompt, 10);
     // Budgets of 2, 3 and 4 slots: with 3 a slot's separate rooms once
     // mirrored the file by chance and a read across the hole clobbered
     // another extent (NaN logits), which 2 and 4 did not show.
@@ -119,7 +107,7 @@ TEST(MlxStore, LogitsAreBitIdenticalAtSmallBudgets) {
       streamed.io = io;
       streamed.prefetch = prefetch;
       auto se = Engine::load(dir, streamed);
-      const auto b = run_tokens(se, prompt, 10);
+      const auto b = test::run_tokens(se, prompt, 10);
       ASSERT_EQ(a.size(), b.size());
       EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float))) << io;
       EXPECT_GT(se->expert_stats().misses, 0u) << "the budget should have forced reads";

@@ -19,6 +19,7 @@
 #include "experts/expert_store.h"
 #include "experts/io/faulty_io.h"
 #include "runtime/engine_impl.h"
+#include "engine_test_util.h"
 #include "test_util.h"
 
 using namespace moeflux;
@@ -302,27 +303,13 @@ class ScrambledDelays final : public IoFaultHook {
   }
 };
 
-std::vector<float> run_tokens(const std::shared_ptr<Engine>& e, const std::vector<int32_t>& prompt, int decode) {
-  Session s(e);
-  std::vector<float> all;
-  auto l = s.step(prompt, true);
-  all.assign(l.begin(), l.end());
-  int32_t next = 1;
-  for (int i = 0; i < decode; ++i) {
-    next = int32_t((next * 31 + 7) % e->spec().vocab);
-    l = s.step(std::span<const int32_t>(&next, 1));
-    all.insert(all.end(), l.begin(), l.end());
-  }
-  return all;
-}
-
 TEST(OverlapLogits, OutOfOrderArrivalsGiveIdenticalLogits) {
   const std::string dir = test::fixture("oracle/olmoe_bf16");
   EngineOptions eo;
   eo.threads = 2;
   std::vector<int32_t> prompt;
   for (int i = 0; i < 9; ++i) prompt.push_back((i * 13 + 5) % 200);
-  const auto want = run_tokens(Engine::load(dir, eo), prompt, 8);
+  const auto want = test::run_tokens(Engine::load(dir, eo), prompt, 8);
   for (const char* io : {"direct", "pread"})
     for (bool prefetch : {false, true}) {
       auto e = Engine::load(dir, eo);
@@ -340,7 +327,7 @@ TEST(OverlapLogits, OutOfOrderArrivalsGiveIdenticalLogits) {
         return inner;
       };
       m.experts = std::make_unique<ExpertStore>(m.spec, *m.arch, *m.files, o);
-      const auto got = run_tokens(e, prompt, 8);
+      const auto got = test::run_tokens(e, prompt, 8);
       ASSERT_EQ(got.size(), want.size());
       EXPECT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * sizeof(float))) << io << " prefetch " << prefetch;
       const ExpertStats s = e->expert_stats();

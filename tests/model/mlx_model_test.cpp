@@ -22,6 +22,7 @@
 #include "model/model_spec.h"
 #include "moeflux/engine.h"
 #include "runtime/engine_impl.h"
+#include "engine_test_util.h"
 #include "test_util.h"
 
 using namespace moeflux;
@@ -29,24 +30,6 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct Compare {
-  double max_abs = 0, scale = 0;
-  int top1_mismatches = 0;
-};
-
-// Logit scale = largest |reference logit|; tolerance is relative to it.
-Compare compare_logits(std::span<const float> ours, const std::vector<float>& ref, int rows, int vocab) {
-  Compare c;
-  for (float r : ref) c.scale = std::max(c.scale, double(std::fabs(r)));
-  for (int t = 0; t < rows; ++t) {
-    const float* a = ours.data() + size_t(t) * vocab;
-    const float* b = ref.data() + size_t(t) * vocab;
-    for (int i = 0; i < vocab; ++i) c.max_abs = std::max(c.max_abs, double(std::fabs(a[i] - b[i])));
-    if (std::max_element(a, a + vocab) - a != std::max_element(b, b + vocab) - b) c.top1_mismatches++;
-  }
-  return c;
-}
 
 std::string mlx_fixture(const std::string& name) { return test::fixture("mlx/" + name); }
 
@@ -88,7 +71,7 @@ TEST_P(MlxOracle, PrefillMatchesTransformersOnTheDequantizedWeights) {
   const int vocab = engine_->spec().vocab;
   for (int L : kLengths) {
     const auto logits = prefill(engine_, ref_tokens(L));
-    auto c = compare_logits(logits, ref_f32("logits." + std::to_string(L)), L, vocab);
+    auto c = test::compare_logits(logits, ref_f32("logits." + std::to_string(L)), L, vocab);
     EXPECT_LE(c.max_abs, 1e-4 * c.scale) << "L=" << L << " scale=" << c.scale;
     EXPECT_EQ(c.top1_mismatches, 0) << "L=" << L;
   }
@@ -97,14 +80,8 @@ TEST_P(MlxOracle, PrefillMatchesTransformersOnTheDequantizedWeights) {
 TEST_P(MlxOracle, TokenByTokenDecodeMatches) {
   const int vocab = engine_->spec().vocab;
   for (int L : kLengths) {
-    Session s(engine_);
-    const auto tokens = ref_tokens(L);
-    std::vector<float> all;
-    for (int t = 0; t < L; ++t) {
-      auto logits = s.step(std::span<const int32_t>(&tokens[size_t(t)], 1));
-      all.insert(all.end(), logits.begin(), logits.end());
-    }
-    auto c = compare_logits(all, ref_f32("logits." + std::to_string(L)), L, vocab);
+    const auto all = test::decode_one_by_one(engine_, ref_tokens(L));
+    auto c = test::compare_logits(all, ref_f32("logits." + std::to_string(L)), L, vocab);
     EXPECT_LE(c.max_abs, 1e-4 * c.scale) << "L=" << L;
     EXPECT_EQ(c.top1_mismatches, 0) << "L=" << L;
   }
@@ -175,7 +152,7 @@ TEST(MlxModel, MatchesMlxLmsOwnForwardPass) {
   for (int L : kLengths) {
     const auto tokens = test::tensor_values<int32_t>(ref.tensors().at("tokens." + std::to_string(L)));
     const auto want = test::tensor_values<float>(ref.tensors().at("logits_mlx." + std::to_string(L)));
-    auto c = compare_logits(prefill(e, tokens), want, L, e->spec().vocab);
+    auto c = test::compare_logits(prefill(e, tokens), want, L, e->spec().vocab);
     EXPECT_LE(c.max_abs, 1e-4 * c.scale) << "L=" << L << " scale=" << c.scale;
     EXPECT_EQ(c.top1_mismatches, 0) << "L=" << L;
   }
@@ -287,7 +264,7 @@ TEST(MlxModel, StackedFloatExpertsMatchThePerExpertLayout) {
     const auto b = prefill(stacked, tokens);
     ASSERT_EQ(a.size(), b.size());
     EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float)));
-    auto cmp = compare_logits(b, test::tensor_values<float>(ref.tensors().at("logits.17")), 17, s.vocab);
+    auto cmp = test::compare_logits(b, test::tensor_values<float>(ref.tensors().at("logits.17")), 17, s.vocab);
     EXPECT_LE(cmp.max_abs, 1e-4 * cmp.scale);
     EXPECT_NEAR(double(stacked->spec().expert_bytes_total()), double(load(src)->spec().expert_bytes_total()), 2.0);
   }

@@ -11,29 +11,12 @@
 #include "model/model_spec.h"
 #include "moeflux/engine.h"
 #include "runtime/engine_impl.h"
+#include "engine_test_util.h"
 #include "test_util.h"
 
 using namespace moeflux;
 
 namespace {
-
-struct Compare {
-  double max_abs = 0, scale = 0;
-  int top1_mismatches = 0;
-};
-
-// Logit scale = largest |reference logit|; tolerance is relative to it.
-Compare compare_logits(std::span<const float> ours, const std::vector<float>& ref, int rows, int vocab) {
-  Compare c;
-  for (float r : ref) c.scale = std::max(c.scale, double(std::fabs(r)));
-  for (int t = 0; t < rows; ++t) {
-    const float* a = ours.data() + size_t(t) * vocab;
-    const float* b = ref.data() + size_t(t) * vocab;
-    for (int i = 0; i < vocab; ++i) c.max_abs = std::max(c.max_abs, double(std::fabs(a[i] - b[i])));
-    if (std::max_element(a, a + vocab) - a != std::max_element(b, b + vocab) - b) c.top1_mismatches++;
-  }
-  return c;
-}
 
 struct Case {
   std::string dir;
@@ -70,7 +53,7 @@ TEST_P(Oracle, PrefillMatchesTransformers) {
   for (int L : kLengths) {
     Session s(engine_);
     auto logits = s.step(ref_tokens(L), /*all_logits=*/true);
-    auto c = compare_logits(logits, ref_f32("logits." + std::to_string(L)), L, vocab);
+    auto c = test::compare_logits(logits, ref_f32("logits." + std::to_string(L)), L, vocab);
     EXPECT_LE(c.max_abs, GetParam().tol * c.scale) << "L=" << L << " scale=" << c.scale;
     EXPECT_EQ(c.top1_mismatches, 0) << "L=" << L;
   }
@@ -79,14 +62,8 @@ TEST_P(Oracle, PrefillMatchesTransformers) {
 TEST_P(Oracle, TokenByTokenDecodeMatchesTransformers) {
   const int vocab = engine_->spec().vocab;
   for (int L : kLengths) {
-    Session s(engine_);
-    const auto tokens = ref_tokens(L);
-    std::vector<float> all;
-    for (int t = 0; t < L; ++t) {
-      auto logits = s.step(std::span<const int32_t>(&tokens[size_t(t)], 1));
-      all.insert(all.end(), logits.begin(), logits.end());
-    }
-    auto c = compare_logits(all, ref_f32("logits." + std::to_string(L)), L, vocab);
+    const auto all = test::decode_one_by_one(engine_, ref_tokens(L));
+    auto c = test::compare_logits(all, ref_f32("logits." + std::to_string(L)), L, vocab);
     EXPECT_LE(c.max_abs, GetParam().tol * c.scale) << "L=" << L;
     EXPECT_EQ(c.top1_mismatches, 0) << "L=" << L;
   }
@@ -102,7 +79,7 @@ TEST_P(Oracle, MicroBatchedPrefillEqualsOneBatch) {
   auto la = a.step(tokens, true);
   std::vector<float> first(la.begin(), la.end());
   auto lb = b.step(tokens, true);
-  auto c = compare_logits(lb, first, 17, engine_->spec().vocab);
+  auto c = test::compare_logits(lb, first, 17, engine_->spec().vocab);
   EXPECT_LE(c.max_abs, 1e-5 * c.scale);
   EXPECT_EQ(b.position(), 17);
 }
@@ -137,7 +114,7 @@ TEST_P(Oracle, Bf16WeightsAgainstEndToEndBf16Reference) {
   for (int L : kLengths) {
     Session s(engine_);
     auto logits = s.step(ref_tokens(L), true);
-    auto c = compare_logits(logits, ref_f32("logits_bf16." + std::to_string(L)), L, vocab);
+    auto c = test::compare_logits(logits, ref_f32("logits_bf16." + std::to_string(L)), L, vocab);
     EXPECT_LE(c.max_abs, GetParam().bf16_tol * c.scale) << "L=" << L;
   }
 }
