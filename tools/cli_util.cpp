@@ -8,7 +8,6 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "experts/expert_store.h"
-#include "model/gguf_model.h"
 #include "model/model_spec.h"
 #include <fmt/format.h>
 
@@ -61,22 +60,12 @@ void ModelArgs::add_to(CLI::App* cmd) {
 EngineOptions ModelArgs::options() const {
   EngineOptions o;
   o.threads = threads;
-  if (!expert_ram.empty()) {
-    // Bytes as stored (quantized formats differ from the config's dtype).
-    const ModelSpec s = open_model(path).spec;
-    o.expert_ram = parse_expert_budget(expert_ram, s.expert_bytes_total(), s.dense_bytes());
-    if (o.expert_ram == 0) fail("--expert-ram {} gives 0 bytes", expert_ram);
-  }
+  o.expert_ram_text = expert_ram;  // resolved by Engine::load, which opens the model anyway
   o.io = io;
   o.io_queue_depth = io_queue_depth;
   o.cache_policy = cache;
   o.prefetch = prefetch || !prefetch_with.empty();
-  if (!prefetch_with.empty()) {
-    unsigned predictors = 0;
-    int depth = 1;
-    parse_prefetch_spec(prefetch_with, predictors, depth);  // errors name the flag's value before loading
-    o.prefetch_with = prefetch_with;
-  }
+  if (!prefetch_with.empty()) o.prefetch_with = prefetch_with;
   if (!pin.empty()) {
     size_t i = 0;
     while (i <= pin.size()) {

@@ -24,7 +24,7 @@ struct ModelArgs {
   bool prefetch = false;
   std::string prefetch_with;  // empty: the engine's default predictor
   void add_to(CLI::App* cmd);
-  EngineOptions options() const;  // resolves --expert-ram against the model's sizes
+  EngineOptions options() const;
   std::shared_ptr<Engine> load() const;
 };
 

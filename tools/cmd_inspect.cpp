@@ -29,9 +29,10 @@ const char* qk_norm_name(QkNorm q) {
 // The expert memory plan for --expert-ram, computed before anything is
 // allocated; a budget below one layer's working set is refused here too.
 void print_expert_plan(Engine& engine, const ModelArgs& args) {
-  const EngineOptions o = args.options();
+  EngineOptions o = args.options();
   Engine::Impl& m = engine.impl();
   const ModelSpec& s = m.spec;
+  o.expert_ram = expert_budget_for(args.expert_ram, s);
   ExpertIndex index(s, *m.arch, *m.files);
   const StorePlan plan = plan_store(index, s, o.expert_ram, o.pinned_experts.size());
   const size_t total = size_t(s.moe_layers()) * size_t(s.experts);

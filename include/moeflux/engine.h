@@ -27,6 +27,9 @@ struct EngineOptions {
   // in RAM). Otherwise the streaming expert store holds this many bytes of
   // experts in host RAM and reads the rest from storage on demand.
   uint64_t expert_ram = 0;
+  // The same as text ("8G", "512M", "25%" of the expert bytes, "auto"),
+  // resolved at load against the model's stored sizes; overrides expert_ram.
+  std::string expert_ram_text;
   std::string io = "direct";         // direct (io_uring + O_DIRECT) | pread | buffered | mmap
   int io_queue_depth = 32;
   std::string cache_policy = "lru";  // lru | lfu (frequency with aging)

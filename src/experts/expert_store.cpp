@@ -115,6 +115,12 @@ uint64_t parse_expert_budget(const std::string& s, uint64_t expert_total, uint64
   return parse_size_suffix(s);
 }
 
+uint64_t expert_budget_for(const std::string& text, const ModelSpec& spec) {
+  const uint64_t b = parse_expert_budget(text, spec.expert_bytes_total(), spec.dense_bytes());
+  if (b == 0) fail("expert RAM budget '{}' gives 0 bytes", text);
+  return b;
+}
+
 StorePlan plan_store(const ExpertIndex& index, const ModelSpec& spec, uint64_t budget, size_t pinned) {
   StorePlan p;
   for (int l = 0; l < index.layers(); ++l)

@@ -163,5 +163,7 @@ class ExpertStore final : public ExpertSource {
 // RAM leaving `keep_free` plus the dense weights), or plain bytes.
 uint64_t parse_expert_budget(const std::string& s, uint64_t expert_bytes_total, uint64_t dense_bytes,
                              uint64_t keep_free = 4ull << 30);
+// The same against a model's stored sizes; a budget of 0 bytes is refused.
+uint64_t expert_budget_for(const std::string& text, const ModelSpec& spec);
 
 }  // namespace moeflux

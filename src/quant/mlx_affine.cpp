@@ -9,7 +9,6 @@
 #include "quant/mlx_affine.h"
 
 #include <cstring>
-#include <vector>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -17,7 +16,6 @@
 
 #include "core/error.h"
 #include "core/half.h"
-#include "quant/matmul.h"
 
 namespace moeflux::quant {
 namespace {
@@ -100,9 +98,12 @@ __attribute__((target("avx2"))) void dequantize_words_avx2(const uint32_t* w, in
 const bool kHaveAvx2 = (__builtin_cpu_init(), __builtin_cpu_supports("avx2"));
 #endif
 
-// Row r of q into out, q already checked; 3 and 6 bits read the bit stream
-// value by value.
-void dequantize_row(const MlxAffine& q, size_t K, size_t r, float* out) {
+}  // namespace
+
+// 2, 4 and 8 bits a word at a time; 3 and 6 bits read the bit stream value
+// by value.
+void mlx_dequantize_row(const MlxAffine& q, size_t K, size_t r, float* out) {
+  mlx_check(q, K);
   const size_t bits = size_t(q.bits), gs = size_t(q.group_size);
   const size_t words = K * bits / 32;
   const uint32_t* w = q.weight + r * words;
@@ -138,25 +139,6 @@ void dequantize_row(const MlxAffine& q, size_t K, size_t r, float* out) {
       if (sh + bits > 32) v |= uint64_t(w[wi + 1]) << (32 - sh);  // straddles two words
       out[k] = s * float(uint32_t(v) & mask) + b;
     }
-  }
-}
-
-}  // namespace
-
-void mlx_dequantize_row(const MlxAffine& q, size_t K, size_t r, float* out) {
-  mlx_check(q, K);
-  dequantize_row(q, K, r, out);
-}
-
-void mlx_matmul_rows(const float* x, size_t ldx, size_t T, const MlxAffine& q, size_t K, size_t r0, size_t r1, float* y,
-                     size_t ldy) {
-  mlx_check(q, K);
-  thread_local std::vector<float> buf;
-  if (buf.size() < 4 * K) buf.resize(4 * K);
-  for (size_t r = r0; r < r1; r += 4) {
-    const size_t n = std::min<size_t>(4, r1 - r);
-    for (size_t i = 0; i < n; ++i) dequantize_row(q, K, r + i, buf.data() + i * K);
-    matmul_rows(x, ldx, T, reinterpret_cast<const uint8_t*>(buf.data()), GgmlType::F32, K, 0, n, y + r, ldy);
   }
 }
 

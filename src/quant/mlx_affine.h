@@ -34,11 +34,4 @@ void mlx_check(const MlxAffine& q, size_t K);
 // no FMA, bit-identical to the numpy formula on the committed fixtures.
 void mlx_dequantize_row(const MlxAffine& q, size_t K, size_t r, float* out);
 
-// y[t * ldy + r] = sum_k x[t * ldx + k] * w[r, k]  for t < T, r in [r0, r1):
-// the same contract as matmul_rows. Rows are dequantized 4 at a time into an
-// L2-resident buffer and multiplied with the f32 kernel of matmul.h, so the
-// result is the reference dequantization times x with f32 accumulation.
-void mlx_matmul_rows(const float* x, size_t ldx, size_t T, const MlxAffine& q, size_t K, size_t r0, size_t r1, float* y,
-                     size_t ldy);
-
 }  // namespace moeflux::quant

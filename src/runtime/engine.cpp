@@ -21,9 +21,10 @@ std::shared_ptr<Engine> Engine::load(const std::string& model_path, const Engine
   m.arch = &arch_def(m.spec.arch);
   m.files = std::move(opened.tensors);
   m.weights = bind_weights(m.spec, *m.arch, *m.files);
-  if (options.expert_ram > 0) {
+  if (!options.expert_ram_text.empty()) m.options.expert_ram = expert_budget_for(options.expert_ram_text, m.spec);
+  if (m.options.expert_ram > 0) {
     ExpertStoreOptions so;
-    so.host_budget_bytes = options.expert_ram;
+    so.host_budget_bytes = m.options.expert_ram;
     so.io.mode = parse_io_mode(options.io);
     so.io.queue_depth = options.io_queue_depth;
     so.policy = options.cache_policy;

@@ -8,6 +8,7 @@
 #include "backend/cpu/ops.h"
 #include "backend/cpu/simd_kernels.h"
 #include "core/half.h"
+#include "quant/mlx_affine.h"
 
 using namespace moeflux;
 
@@ -165,6 +166,52 @@ TEST(Kernels, RouterTopKAndRenormalisation) {
   auto n = cpu::route(logits, 2, 5, 3, true);
   EXPECT_NEAR(n.weights[3] + n.weights[4] + n.weights[5], 1.0, 1e-6);
   EXPECT_NEAR(n.weights[3] / n.weights[4], std::exp(1.0), 1e-5);
+}
+
+// MLX affine weights through the engine's matmul: the reference dequantizer
+// times x, for every bit width and group size, odd token counts and row
+// ranges, strided x and y.
+TEST(MatmulWeight, MlxAffineMatchesDequantizeThenDot) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (int bits : {2, 3, 4, 6, 8})
+    for (int gs : {32, 64, 128}) {
+      const size_t K = size_t(gs) * 5, rows = 9, r0 = 2, r1 = 9;
+      std::vector<uint32_t> w(rows * K * size_t(bits) / 32);
+      for (auto& v : w) v = uint32_t(rng());
+      std::vector<float> s(rows * K / size_t(gs)), b(s.size());
+      for (auto& v : s) v = nd(rng) * 0.02f;
+      for (auto& v : b) v = nd(rng) * 0.1f;
+      WeightView W{reinterpret_cast<const uint8_t*>(w.data()), DType::MLX, int64_t(rows), int64_t(K)};
+      W.scales = reinterpret_cast<const uint8_t*>(s.data());
+      W.biases = reinterpret_cast<const uint8_t*>(b.data());
+      W.scale_dtype = DType::F32;
+      W.bits = uint8_t(bits);
+      W.group_size = uint16_t(gs);
+      const quant::MlxAffine q{bits, gs, quant::MlxScaleType::F32, w.data(), s.data(), b.data()};
+      std::vector<float> deq(rows * K);
+      for (size_t r = 0; r < rows; ++r) quant::mlx_dequantize_row(q, K, r, deq.data() + r * K);
+      for (size_t T : {1, 2, 3, 5}) {
+        const size_t ldx = K + 1, ldy = rows + 1;
+        std::vector<float> x(T * ldx), y(T * ldy, -777.f);
+        for (auto& v : x) v = nd(rng);
+        cpu::matmul_weight(x.data(), ldx, T, W, r0, r1, y.data(), ldy);
+        for (size_t t = 0; t < T; ++t)
+          for (size_t r = 0; r < rows; ++r) {
+            if (r < r0) {
+              EXPECT_EQ(y[t * ldy + r], -777.f);
+              continue;
+            }
+            double ref = 0, mag = 0;
+            for (size_t k = 0; k < K; ++k) {
+              ref += double(deq[r * K + k]) * x[t * ldx + k];
+              mag += std::fabs(double(deq[r * K + k]) * x[t * ldx + k]);
+            }
+            // f32 accumulation of exact products (see the float cases above).
+            EXPECT_NEAR(y[t * ldy + r], ref, 4.0 * std::sqrt(double(K)) * 0x1p-24 * mag) << bits << "/" << gs;
+          }
+      }
+    }
 }
 
 }  // namespace

@@ -95,6 +95,23 @@ TEST(StoreErrors, BudgetStringsParse) {
   EXPECT_THROW(parse_expert_budget("150%", 100, 0), Error);
 }
 
+// A budget given as text is resolved at load against the stored sizes.
+TEST(StoreErrors, BudgetTextResolvesAtLoad) {
+  const std::string dir = test::fixture("oracle/olmoe_bf16");
+  EngineOptions o;
+  o.expert_ram_text = "100%";
+  auto e = Engine::load(dir, o);
+  EXPECT_EQ(e->options().expert_ram, e->spec().expert_bytes_total());
+  EXPECT_NE(e->expert_source().find("expert store"), std::string::npos) << e->expert_source();
+  o.expert_ram_text = "0";
+  try {
+    Engine::load(dir, o);
+    FAIL() << "expected an error";
+  } catch (const Error& err) {
+    EXPECT_NE(std::string(err.what()).find("'0' gives 0 bytes"), std::string::npos) << err.what();
+  }
+}
+
 TEST(StoreErrors, PrefetchSpecsParse) {
   unsigned p = kPredictRouter;
   int depth = 1;
