@@ -10,7 +10,9 @@
 // has the integer kernels), matmul_rows called per 16-row block as the MoE
 // layer calls it, the same on PreparedActivations (prepared once, inside
 // the timing), and prefill (T = 32) of exact and default as effective
-// weight GB/s.
+// weight GB/s. MLX affine rows follow (bf16 scales and biases, counted in
+// the bytes read): "exact" there is the dequantizing path, the others the
+// fused integer kernels through the engine's matmul_weight.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -22,6 +24,8 @@
 #include <string_view>
 #include <vector>
 
+#include "backend/cpu/ops.h"
+#include "core/half.h"
 #include "core/membw.h"
 #include "core/thread_pool.h"
 #include "quant/matmul.h"
@@ -106,15 +110,67 @@ int main(int argc, char** argv) {
     }
     out.push_back(r);
   }
+  struct MlxCase {
+    int bits, gs;
+  };
+  std::vector<std::string> mlx_names;
+  mlx_names.reserve(8);
+  for (MlxCase c : {MlxCase{2, 64}, MlxCase{3, 64}, MlxCase{4, 32}, MlxCase{4, 64}, MlxCase{4, 128}, MlxCase{6, 64},
+                    MlxCase{8, 64}}) {
+    const size_t wb = K * size_t(c.bits) / 8, sb = K / size_t(c.gs) * 2;
+    const size_t rows = (mib << 20) / (wb + 2 * sb) / 16 * 16;
+    std::vector<uint8_t> w(rows * wb, 0x5a);
+    std::vector<uint16_t> sc(rows * K / size_t(c.gs), f32_to_bf16(0.01f)), bi(sc.size(), f32_to_bf16(-0.08f));
+    WeightView W{w.data(), DType::MLX, int64_t(rows), int64_t(K)};
+    W.scales = reinterpret_cast<const uint8_t*>(sc.data());
+    W.biases = reinterpret_cast<const uint8_t*>(bi.data());
+    W.scale_dtype = DType::BF16;
+    W.bits = uint8_t(c.bits);
+    W.group_size = uint16_t(c.gs);
+    std::vector<float> y(T_prefill * rows);
+    const double bytes = double(w.size() + 2 * sc.size() * 2);
+    using Fn = void (*)(const float*, size_t, size_t, const WeightView&, size_t, size_t, float*, size_t);
+    auto whole = [&](Fn fn, size_t T) {
+      return [&, fn, T] {
+        pool.parallel_for(rows, 64, [&](size_t a, size_t b) { fn(x.data(), K, T, W, a, b, y.data(), rows); });
+      };
+    };
+    auto chunked = [&] {
+      pool.parallel_for(rows / 16, 1, [&](size_t a, size_t b) {
+        for (size_t i = a; i < b; ++i) cpu::matmul_weight(x.data(), K, 1, W, 16 * i, 16 * i + 16, y.data(), rows);
+      });
+    };
+    quant::PreparedActivations xq;
+    auto chunked_prepared = [&] {
+      const auto layout = cpu::activation_layout(W);
+      if (!layout) return chunked();
+      xq.prepare(x.data(), K, 1, K, *layout);
+      pool.parallel_for(rows / 16, 1, [&](size_t a, size_t b) {
+        for (size_t i = a; i < b; ++i) cpu::matmul_prepared(xq, 0, 1, W, 16 * i, 16 * i + 16, y.data(), rows);
+      });
+    };
+    mlx_names.push_back(fmt::format("MLX{}g{}", c.bits, c.gs));
+    Row r{mlx_names.back(), rows, 0, 0, 0, 0, 0, 0};
+    whole(cpu::matmul_mlx_dequantized, 1)();
+    r.exact = bytes / time_best(5, whole(cpu::matmul_mlx_dequantized, 1)) / 1e9;
+    r.fast = bytes / time_best(5, whole(cpu::matmul_weight, 1)) / 1e9;
+    r.chunked = bytes / time_best(5, chunked) / 1e9;
+    r.prepared = bytes / time_best(5, chunked_prepared) / 1e9;
+    if (prefill) {
+      r.pre_exact = bytes / time_best(2, whole(cpu::matmul_mlx_dequantized, T_prefill)) / 1e9;
+      r.pre_fast = bytes / time_best(2, whole(cpu::matmul_weight, T_prefill)) / 1e9;
+    }
+    out.push_back(r);
+  }
   const BandwidthResult after = measure_read_bandwidth(pool);
   const double bw1 = after.plain_gb_per_s, pf1 = after.prefetch_gb_per_s;
   const double floor = std::max({bw0, bw1, pf0, pf1});
   fmt::print("DRAM read after: {:.2f} GB/s plain, {:.2f} GB/s with prefetch; floor = the highest, {:.2f} GB/s\n", bw1,
              pf1, floor);
-  fmt::print("{:6} {:>9} | {:>16} | {:>16} | {:>16} | {:>16} | prefill T={} GB/s\n", "type", "rows",
+  fmt::print("{:8} {:>9} | {:>16} | {:>16} | {:>16} | {:>16} | prefill T={} GB/s\n", "type", "rows",
              "exact GB/s  %DRAM", "default  %DRAM", "16-row  %DRAM", "16-row prep %DRAM", T_prefill);
   for (const auto& r : out)
-    fmt::print("{:6} {:>9} | {:9.2f} {:5.1f}% | {:9.2f} {:5.1f}% | {:9.2f} {:5.1f}% | {:9.2f} {:5.1f}% | exact {:.2f}  "
+    fmt::print("{:8} {:>9} | {:9.2f} {:5.1f}% | {:9.2f} {:5.1f}% | {:9.2f} {:5.1f}% | {:9.2f} {:5.1f}% | exact {:.2f}  "
                "default {:.2f}\n",
                r.name, r.rows, r.exact, 100 * r.exact / floor, r.fast, 100 * r.fast / floor, r.chunked,
                100 * r.chunked / floor, r.prepared, 100 * r.prepared / floor, r.pre_exact, r.pre_fast);

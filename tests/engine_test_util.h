@@ -7,6 +7,8 @@
 #include <span>
 #include <vector>
 
+#include <hwy/targets.h>
+
 #include "moeflux/engine.h"
 
 namespace moeflux::test {
@@ -56,6 +58,47 @@ inline LogitsComparison compare_logits(std::span<const float> ours, const std::v
     if (std::max_element(a, a + vocab) - a != std::max_element(b, b + vocab) - b) c.top1_mismatches++;
   }
   return c;
+}
+
+// KL(p || q) in nats, averaged over positions (rows of `vocab` logits).
+inline double mean_kl(std::span<const float> p_logits, std::span<const float> q_logits, size_t vocab) {
+  double total = 0;
+  const size_t rows = p_logits.size() / vocab;
+  for (size_t t = 0; t < rows; ++t) {
+    auto lse = [&](std::span<const float> v) {
+      const float m = *std::max_element(v.begin() + long(t * vocab), v.begin() + long((t + 1) * vocab));
+      double s = 0;
+      for (size_t i = 0; i < vocab; ++i) s += std::exp(double(v[t * vocab + i]) - m);
+      return m + std::log(s);
+    };
+    const double lp = lse(p_logits), lq = lse(q_logits);
+    for (size_t i = 0; i < vocab; ++i) {
+      const double a = p_logits[t * vocab + i] - lp, b = q_logits[t * vocab + i] - lq;
+      total += std::exp(a) * (a - b);
+    }
+  }
+  return total / double(rows);
+}
+
+// Runs fn with the CPU kernels limited to the best compiled instruction set
+// below AVX2, where no kernel rounds activations to int8: the engine then
+// computes quantized models exactly as their dequantized weights in f32.
+// Returns false (fn not run) where no such target was compiled.
+template <class Fn>
+bool with_f32_activations(Fn fn) {
+  int64_t best = 0;
+  for (int64_t t : hwy::SupportedAndGeneratedTargets())
+    if (t > HWY_AVX2 && (best == 0 || t < best)) best = t;  // Highway: lower bit = better target
+  if (best == 0) return false;
+  hwy::SetSupportedTargetsForTest(best);
+  try {
+    fn();
+  } catch (...) {
+    hwy::SetSupportedTargetsForTest(0);
+    throw;
+  }
+  hwy::SetSupportedTargetsForTest(0);
+  return true;
 }
 
 }  // namespace moeflux::test

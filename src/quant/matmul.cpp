@@ -108,24 +108,27 @@ void matmul_rows(const PreparedActivations& xq, const uint8_t* W, GgmlType wtype
 
 void matmul_rows(const PreparedActivations& xq, size_t t0, size_t nt, const uint8_t* W, GgmlType wtype, size_t r0,
                  size_t r1, float* y, size_t ldy) {
-  check(wtype, xq.K_);
-  if (t0 + nt > xq.T_) fail("quant::matmul_rows: rows [{}, {}) of {} prepared", t0, t0 + nt, xq.T_);
+  check(wtype, xq.cols());
+  if (t0 + nt > xq.tokens()) fail("quant::matmul_rows: rows [{}, {}) of {} prepared", t0, t0 + nt, xq.tokens());
   if (r0 >= r1 || nt == 0) return;
-  const size_t K = xq.K_;
-  if (!quantizes_activations(wtype))
-    return detail::matmul_rows_f32(xq.x_.data() + t0 * K, K, nt, W, wtype, K, r0, r1, y, ldy);
+  const size_t K = xq.cols();
+  if (!quantizes_activations(wtype)) return detail::matmul_rows_f32(xq.floats(t0), K, nt, W, wtype, K, r0, r1, y, ldy);
   if (!xq.fits(wtype))
     fail("quant::matmul_rows: activations prepared for another layout than {} needs",
          ggml_type_info(uint32_t(wtype))->name);
-  const size_t nb = K / xq.block_;
+  detail::matmul_rows_q8(xq.view(t0, nt), W, wtype, r0, r1, y, ldy);
+}
+
+detail::Q8Act PreparedActivations::view(size_t t0, size_t nt) const {
+  const size_t K = K_, nb = K / block_;
   detail::Q8Act a;
-  a.K = K, a.T = nt, a.block = xq.block_, a.paired = xq.paired_;
-  a.qs = xq.qs_.data() + t0 * K;
-  a.d = xq.d_.data() + t0 * nb;
-  a.isum = xq.block_ == 32 ? xq.isum_.data() + t0 * nb : nullptr;
-  a.s = xq.block_ == 32 ? xq.s_.data() + t0 * nb : nullptr;
-  a.bsums = xq.block_ == 256 ? xq.bsums_.data() + t0 * (K / 16) : nullptr;
-  detail::matmul_rows_q8(a, W, wtype, r0, r1, y, ldy);
+  a.K = K, a.T = nt, a.block = block_, a.paired = paired_;
+  a.qs = qs_.data() + t0 * K;
+  a.d = d_.data() + t0 * nb;
+  a.isum = block_ == 32 ? isum_.data() + t0 * nb : nullptr;
+  a.s = block_ == 32 ? s_.data() + t0 * nb : nullptr;
+  a.bsums = block_ == 256 ? bsums_.data() + t0 * (K / 16) : nullptr;
+  return a;
 }
 
 // Each thread keeps the last activations it quantized, keyed by their

@@ -45,6 +45,10 @@
 
 namespace moeflux::quant {
 
+namespace detail {
+struct Q8Act;
+}
+
 // Types matmul_rows accepts: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
 // Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, MXFP4.
 bool supported(GgmlType t);
@@ -82,10 +86,12 @@ class PreparedActivations {
   bool fits(GgmlType wtype) const;
   size_t tokens() const { return T_; }
   size_t cols() const { return K_; }
+  // Rows [t0, t0 + nt) as the integer kernels read them (block_ != 0).
+  detail::Q8Act view(size_t t0, size_t nt) const;
+  // Rows [t0, t0 + nt) as given, f32.
+  const float* floats(size_t t0) const { return x_.data() + t0 * K_; }
 
  private:
-  friend void matmul_rows(const PreparedActivations&, size_t, size_t, const uint8_t*, GgmlType, size_t, size_t,
-                          float*, size_t);
   size_t K_ = 0, T_ = 0, block_ = 0;  // block_ 0: f32 only
   bool paired_ = false;
   std::vector<float> x_;  // [T][K] the activations as given

@@ -6,6 +6,10 @@
 
 #include "format/ggml_types.h"
 
+namespace moeflux::quant {
+struct MlxAffine;
+}
+
 namespace moeflux::quant::detail {
 
 // T activation rows of K elements quantized to int8 (quantize_activation),
@@ -37,5 +41,10 @@ bool paired_layout(GgmlType t);  // whether t's kernel reads the paired layout
 void quantize_q8(const float* x, size_t n, size_t block, int8_t* q, float* d, int32_t* isum, float* s,
                  int16_t* bsums);
 void matmul_rows_q8(const Q8Act& a, const uint8_t* W, GgmlType wtype, size_t r0, size_t r1, float* y, size_t ldy);
+
+// mlx_q8_kernels.cpp: MLX affine weights times int8 activations in the
+// Q8_0 layout (block 32, element order, d and s per block).
+bool mlx_int_kernels_available();  // false on targets below AVX2
+void mlx_matmul_rows_q8(const Q8Act& a, const MlxAffine& q, size_t r0, size_t r1, float* y, size_t ldy);
 
 }  // namespace moeflux::quant::detail

@@ -9,6 +9,7 @@
 #include "backend/cpu/simd_kernels.h"
 #include "core/half.h"
 #include "quant/mlx_affine.h"
+#include "quant/mlx_matmul.h"
 
 using namespace moeflux;
 
@@ -168,10 +169,12 @@ TEST(Kernels, RouterTopKAndRenormalisation) {
   EXPECT_NEAR(n.weights[3] / n.weights[4], std::exp(1.0), 1e-5);
 }
 
-// MLX affine weights through the engine's matmul: the reference dequantizer
-// times x, for every bit width and group size, odd token counts and row
-// ranges, strided x and y.
-TEST(MatmulWeight, MlxAffineMatchesDequantizeThenDot) {
+// MLX affine weights through the dequantizing path (matmul_weight's where
+// the fused integer kernels are missing; those are held to their own bound
+// in tests/quant/mlx_matmul_test.cpp): the reference dequantizer times x,
+// for every bit width and group size, odd token counts and row ranges,
+// strided x and y.
+TEST(MatmulWeight, MlxDequantizedMatchesDequantizeThenDot) {
   std::mt19937 rng(3);
   std::normal_distribution<float> nd(0.f, 1.f);
   for (int bits : {2, 3, 4, 6, 8})
@@ -195,7 +198,15 @@ TEST(MatmulWeight, MlxAffineMatchesDequantizeThenDot) {
         const size_t ldx = K + 1, ldy = rows + 1;
         std::vector<float> x(T * ldx), y(T * ldy, -777.f);
         for (auto& v : x) v = nd(rng);
-        cpu::matmul_weight(x.data(), ldx, T, W, r0, r1, y.data(), ldy);
+        cpu::matmul_mlx_dequantized(x.data(), ldx, T, W, r0, r1, y.data(), ldy);
+        // matmul_weight runs the fused kernel where there is one.
+        std::vector<float> y_fused(T * ldy, -777.f), y_direct(T * ldy, -777.f);
+        cpu::matmul_weight(x.data(), ldx, T, W, r0, r1, y_fused.data(), ldy);
+        if (quant::mlx_quantizes_activations())
+          quant::mlx_matmul_rows(x.data(), ldx, T, q, K, r0, r1, y_direct.data(), ldy);
+        else
+          y_direct = y;
+        EXPECT_EQ(y_fused, y_direct);
         for (size_t t = 0; t < T; ++t)
           for (size_t r = 0; r < rows; ++r) {
             if (r < r0) {

@@ -13,6 +13,7 @@
 #include "model/gguf_model.h"
 #include "model/synth.h"
 #include "moeflux/engine.h"
+#include "engine_test_util.h"
 #include "test_util.h"
 
 using namespace moeflux;
@@ -71,26 +72,6 @@ INSTANTIATE_TEST_SUITE_P(Archs, GgufOracle,
                                            "mixtral_bf16", "olmoe_f32"),
                          [](const auto& info) { return info.param; });
 
-// KL(p || q) in nats, averaged over positions.
-double mean_kl(const std::vector<float>& p_logits, const std::vector<float>& q_logits, size_t vocab) {
-  double total = 0;
-  const size_t rows = p_logits.size() / vocab;
-  for (size_t t = 0; t < rows; ++t) {
-    auto lse = [&](const std::vector<float>& v) {
-      const float m = *std::max_element(v.begin() + long(t * vocab), v.begin() + long((t + 1) * vocab));
-      double s = 0;
-      for (size_t i = 0; i < vocab; ++i) s += std::exp(double(v[t * vocab + i]) - m);
-      return m + std::log(s);
-    };
-    const double lp = lse(p_logits), lq = lse(q_logits);
-    for (size_t i = 0; i < vocab; ++i) {
-      const double a = p_logits[t * vocab + i] - lp, b = q_logits[t * vocab + i] - lq;
-      total += std::exp(a) * (a - b);
-    }
-  }
-  return total / double(rows);
-}
-
 struct QuantCase {
   ConvertType type;
   double max_kl;  // nats per position, against the bf16 checkpoint run in f32
@@ -119,7 +100,7 @@ TEST_P(GgufQuantized, StaysCloseToTheFloatModel) {
   const auto base = logits_of(so.out_dir, tokens);
   const auto quant = logits_of(convert(so.out_dir, tmp.file("q.gguf"), GetParam().type), tokens);
   ASSERT_EQ(base.size(), quant.size());
-  const double kl = mean_kl(base, quant, 2048);
+  const double kl = test::mean_kl(base, quant, 2048);
   RecordProperty("mean_kl", std::to_string(kl));
   EXPECT_LE(kl, GetParam().max_kl) << convert_type_name(GetParam().type);
   EXPECT_GT(kl, 0.0) << "a quantized file giving bit-identical logits means it was not quantized";

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -20,6 +21,7 @@
 #include "model/gguf_model.h"
 #include "model/mlx_model.h"
 #include "model/model_spec.h"
+#include "quant/mlx_matmul.h"
 #include "moeflux/engine.h"
 #include "runtime/engine_impl.h"
 #include "engine_test_util.h"
@@ -65,26 +67,61 @@ class MlxOracle : public ::testing::TestWithParam<std::string> {
   std::unique_ptr<SafetensorsFile> ref_;
 };
 
-// The engine computes the dequantized model in f32, as the reference does:
-// differences are accumulation order only (1e-4 as in oracle_test.cpp).
+// With f32 activations (the kernels of targets below AVX2) the engine
+// computes the dequantized model in f32, as the reference does: differences
+// are accumulation order only (1e-4 as in oracle_test.cpp).
 TEST_P(MlxOracle, PrefillMatchesTransformersOnTheDequantizedWeights) {
   const int vocab = engine_->spec().vocab;
-  for (int L : kLengths) {
-    const auto logits = prefill(engine_, ref_tokens(L));
-    auto c = test::compare_logits(logits, ref_f32("logits." + std::to_string(L)), L, vocab);
-    EXPECT_LE(c.max_abs, 1e-4 * c.scale) << "L=" << L << " scale=" << c.scale;
-    EXPECT_EQ(c.top1_mismatches, 0) << "L=" << L;
-  }
+  const bool ran = test::with_f32_activations([&] {
+    for (int L : kLengths) {
+      const auto logits = prefill(engine_, ref_tokens(L));
+      auto c = test::compare_logits(logits, ref_f32("logits." + std::to_string(L)), L, vocab);
+      EXPECT_LE(c.max_abs, 1e-4 * c.scale) << "L=" << L << " scale=" << c.scale;
+      EXPECT_EQ(c.top1_mismatches, 0) << "L=" << L;
+    }
+  });
+  if (!ran) GTEST_SKIP() << "no instruction set below AVX2 compiled";
 }
 
 TEST_P(MlxOracle, TokenByTokenDecodeMatches) {
   const int vocab = engine_->spec().vocab;
+  const bool ran = test::with_f32_activations([&] {
+    for (int L : kLengths) {
+      const auto all = test::decode_one_by_one(engine_, ref_tokens(L));
+      auto c = test::compare_logits(all, ref_f32("logits." + std::to_string(L)), L, vocab);
+      EXPECT_LE(c.max_abs, 1e-4 * c.scale) << "L=" << L;
+      EXPECT_EQ(c.top1_mismatches, 0) << "L=" << L;
+    }
+  });
+  if (!ran) GTEST_SKIP() << "no instruction set below AVX2 compiled";
+}
+
+// The default kernels on AVX2 / AVX-512 round each activation row to int8
+// (quant/mlx_matmul.h), so the logits move off the dequantized model's by
+// that rounding, and where it flips a near-tied routing choice, by a
+// different expert: mean KL per position against the reference, prefill
+// and decode. Measured 2026-11-28 (AVX2), largest over the lengths:
+// qwen3_moe_q4 0.030 (one position whose routing flipped), olmoe_q4 2.9e-3,
+// mixtral_q4 2.2e-3, qwen3_moe_q3g32_f32 2.0e-3, qwen2_moe_q4 1.5e-3. The
+// bound is ~3x the largest; a misplaced scale, bias or expert gives KL of
+// order 1 on these peaked logits (scale 8-14).
+constexpr double kIntKernelMaxKl = 0.1;
+
+TEST_P(MlxOracle, IntegerKernelsStayCloseToTheDequantizedModel) {
+  if (!quant::mlx_quantizes_activations()) GTEST_SKIP() << "no integer kernels on " << quant::target_name();
+  const size_t vocab = size_t(engine_->spec().vocab);
+  double worst = 0;
   for (int L : kLengths) {
-    const auto all = test::decode_one_by_one(engine_, ref_tokens(L));
-    auto c = test::compare_logits(all, ref_f32("logits." + std::to_string(L)), L, vocab);
-    EXPECT_LE(c.max_abs, 1e-4 * c.scale) << "L=" << L;
-    EXPECT_EQ(c.top1_mismatches, 0) << "L=" << L;
+    const auto ref = ref_f32("logits." + std::to_string(L));
+    const double kl_prefill = test::mean_kl(ref, prefill(engine_, ref_tokens(L)), vocab);
+    const double kl_decode = test::mean_kl(ref, test::decode_one_by_one(engine_, ref_tokens(L)), vocab);
+    EXPECT_LE(kl_prefill, kIntKernelMaxKl) << "L=" << L;
+    EXPECT_LE(kl_decode, kIntKernelMaxKl) << "L=" << L;
+    EXPECT_GT(kl_prefill, 0.0) << "L=" << L << ": bit-identical to f32 activations, so the int8 kernels did not run";
+    worst = std::max({worst, kl_prefill, kl_decode});
   }
+  RecordProperty("max_mean_kl", std::to_string(worst));
+  std::printf("max mean KL %s: %.3g\n", GetParam().c_str(), worst);
 }
 
 // Every routed expert of every MoE layer is an MLX matrix, and the bytes
@@ -149,13 +186,16 @@ TEST(MlxModel, MatchesMlxLmsOwnForwardPass) {
   const std::string dir = mlx_fixture("qwen3_moe_q3g32_f32");
   auto e = load(dir);
   SafetensorsFile ref(dir + "/reference.safetensors");
-  for (int L : kLengths) {
-    const auto tokens = test::tensor_values<int32_t>(ref.tensors().at("tokens." + std::to_string(L)));
-    const auto want = test::tensor_values<float>(ref.tensors().at("logits_mlx." + std::to_string(L)));
-    auto c = test::compare_logits(prefill(e, tokens), want, L, e->spec().vocab);
-    EXPECT_LE(c.max_abs, 1e-4 * c.scale) << "L=" << L << " scale=" << c.scale;
-    EXPECT_EQ(c.top1_mismatches, 0) << "L=" << L;
-  }
+  const bool ran = test::with_f32_activations([&] {
+    for (int L : kLengths) {
+      const auto tokens = test::tensor_values<int32_t>(ref.tensors().at("tokens." + std::to_string(L)));
+      const auto want = test::tensor_values<float>(ref.tensors().at("logits_mlx." + std::to_string(L)));
+      auto c = test::compare_logits(prefill(e, tokens), want, L, e->spec().vocab);
+      EXPECT_LE(c.max_abs, 1e-4 * c.scale) << "L=" << L << " scale=" << c.scale;
+      EXPECT_EQ(c.top1_mismatches, 0) << "L=" << L;
+    }
+  });
+  if (!ran) GTEST_SKIP() << "no instruction set below AVX2 compiled";
 }
 
 // ---- rewriting checkpoints -------------------------------------------------

@@ -55,13 +55,6 @@ constexpr size_t kRowBlock = 32;
 // decode (8 rows of 1-2K), costs less than a round trip through it.
 constexpr size_t kParallelRoundElems = size_t(1) << 15;
 
-// W's block type when its kernel rounds the activations to int8.
-std::optional<GgmlType> int_type(const WeightView& w) {
-  const auto t = ggml_type_of(w.dtype);
-  if (t && quant::quantizes_activations(*t)) return t;
-  return std::nullopt;
-}
-
 }  // namespace
 
 void MoeOp::prepare_rows(quant::PreparedActivations& xq, const float* x, size_t ld,
@@ -85,7 +78,7 @@ void MoeOp::compute(int layer, const ExpertBatch* wb, const ExpertWeights* ew, s
   // is rounded once up front: the layer input once per run() (in decode the
   // one token row serves every expert), the swiglu rows once per batch.
   const ExpertWeights& e0 = ew[which[0]];
-  const auto gt = int_type(e0.gate), ut = int_type(e0.up), dt = int_type(e0.down);
+  const auto gt = activation_layout(e0.gate), ut = activation_layout(e0.up), dt = activation_layout(e0.down);
   if (gt && !in_ready_) {
     xq_in_.reset(in_single_ ? 1 : rows_, D, *gt);
     if (in_single_)
@@ -111,11 +104,9 @@ void MoeOp::compute(int layer, const ExpertBatch* wb, const ExpertWeights* ew, s
     // Prepared inputs and the weight types they serve (null: per call).
     const quant::PreparedActivations *xg, *xu, *xd;
     DType gdt, udt, ddt;
-    GgmlType gt, ut, dt;
   } job{xe_.data(), gate_.data(), up_.data(), down_.data(), which.data(), wb, ew, D, F, 0, in_single_,
         gt && in_ready_ ? &xq_in_ : nullptr, ut && in_ready_ && xq_in_.fits(*ut) ? &xq_in_ : nullptr, nullptr,
-        e0.gate.dtype, e0.up.dtype, e0.down.dtype, gt.value_or(GgmlType::F32), ut.value_or(GgmlType::F32),
-        dt.value_or(GgmlType::F32)};
+        e0.gate.dtype, e0.up.dtype, e0.down.dtype};
   // Work items are (expert, block of output rows), so one parallel loop
   // covers every expert of the call: a decode step of k experts wakes the
   // pool twice, not 3k times.
@@ -131,11 +122,11 @@ void MoeOp::compute(int layer, const ExpertBatch* wb, const ExpertWeights* ew, s
       float* u = j->up + b.row0 * j->F;
       const ExpertWeights& w = j->ew[i];
       if (j->xg && w.gate.dtype == j->gdt)
-        quant::matmul_rows(*j->xg, t0, n, w.gate.data, j->gt, r0, r1, g, j->F);
+        matmul_prepared(*j->xg, t0, n, w.gate, r0, r1, g, j->F);
       else
         matmul_weight(xb, j->D, n, w.gate, r0, r1, g, j->F);
       if (j->xu && w.up.dtype == j->udt)
-        quant::matmul_rows(*j->xu, t0, n, w.up.data, j->ut, r0, r1, u, j->F);
+        matmul_prepared(*j->xu, t0, n, w.up, r0, r1, u, j->F);
       else
         matmul_weight(xb, j->D, n, w.up, r0, r1, u, j->F);
       for (size_t t = 0; t < n; ++t) swiglu(g + t * j->F + r0, u + t * j->F + r0, g + t * j->F + r0, r1 - r0);
@@ -157,7 +148,7 @@ void MoeOp::compute(int layer, const ExpertBatch* wb, const ExpertWeights* ew, s
       const WeightView& w = j->ew[i].down;
       float* y = j->down + b.row0 * j->D;
       if (j->xd && w.dtype == j->ddt)
-        quant::matmul_rows(*j->xd, b.row0, b.count, w.data, j->dt, r0, r1, y, j->D);
+        matmul_prepared(*j->xd, b.row0, b.count, w, r0, r1, y, j->D);
       else
         matmul_weight(j->gate + b.row0 * j->F, j->F, b.count, w, r0, r1, y, j->D);
     }

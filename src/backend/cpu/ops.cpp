@@ -11,6 +11,7 @@
 #include "quant/dequant.h"
 #include "quant/matmul.h"
 #include "quant/mlx_affine.h"
+#include "quant/mlx_matmul.h"
 
 namespace moeflux {
 
@@ -41,26 +42,45 @@ quant::MlxAffine mlx_affine_of(const WeightView& w) {
   return q;
 }
 
+void matmul_mlx_dequantized(const float* x, size_t ldx, size_t T, const WeightView& W, size_t r0, size_t r1,
+                            float* y, size_t ldy) {
+  // A few rows at a time into an L1-resident buffer, then the SIMD f32
+  // kernel (faster than the quant library's f32 path: measured 2026-11-28).
+  const quant::MlxAffine q = mlx_affine_of(W);
+  const size_t K = size_t(W.cols);
+  constexpr size_t kRows = 4;
+  thread_local std::vector<float> buf;
+  if (buf.size() < kRows * K) buf.resize(kRows * K);
+  for (size_t r = r0; r < r1; r += kRows) {
+    const size_t n = std::min(kRows, r1 - r);
+    for (size_t i = 0; i < n; ++i) quant::mlx_dequantize_row(q, K, r + i, buf.data() + i * K);
+    simd::matmul_rows(x, ldx, T, reinterpret_cast<const uint8_t*>(buf.data()), DType::F32, K, 0, n, y + r, ldy);
+  }
+}
+
 void matmul_weight(const float* x, size_t ldx, size_t T, const WeightView& W, size_t r0, size_t r1, float* y,
                    size_t ldy) {
   if (is_weight_float(W.dtype)) return simd::matmul_rows(x, ldx, T, W.data, W.dtype, size_t(W.cols), r0, r1, y, ldy);
   if (W.dtype == DType::MLX) {
-    // Rows dequantized a few at a time into an L1-resident buffer, then the
-    // SIMD f32 kernel (faster than the quant library's f32 path: measured
-    // 2026-11-28), so the result is the reference dequantization times x.
-    const quant::MlxAffine q = mlx_affine_of(W);
-    const size_t K = size_t(W.cols);
-    constexpr size_t kRows = 4;
-    thread_local std::vector<float> buf;
-    if (buf.size() < kRows * K) buf.resize(kRows * K);
-    for (size_t r = r0; r < r1; r += kRows) {
-      const size_t n = std::min(kRows, r1 - r);
-      for (size_t i = 0; i < n; ++i) quant::mlx_dequantize_row(q, K, r + i, buf.data() + i * K);
-      simd::matmul_rows(x, ldx, T, reinterpret_cast<const uint8_t*>(buf.data()), DType::F32, K, 0, n, y + r, ldy);
-    }
-    return;
+    if (quant::mlx_quantizes_activations())
+      return quant::mlx_matmul_rows(x, ldx, T, mlx_affine_of(W), size_t(W.cols), r0, r1, y, ldy);
+    return matmul_mlx_dequantized(x, ldx, T, W, r0, r1, y, ldy);
   }
   quant::matmul_rows(x, ldx, T, W.data, *ggml_type_of(W.dtype), size_t(W.cols), r0, r1, y, ldy);
+}
+
+std::optional<GgmlType> activation_layout(const WeightView& W) {
+  if (W.dtype == DType::MLX)
+    return quant::mlx_quantizes_activations() ? std::optional(quant::kMlxActivationType) : std::nullopt;
+  const auto t = ggml_type_of(W.dtype);
+  if (t && quant::quantizes_activations(*t)) return t;
+  return std::nullopt;
+}
+
+void matmul_prepared(const quant::PreparedActivations& xq, size_t t0, size_t nt, const WeightView& W, size_t r0,
+                     size_t r1, float* y, size_t ldy) {
+  if (W.dtype == DType::MLX) return quant::mlx_matmul_rows(xq, t0, nt, mlx_affine_of(W), r0, r1, y, ldy);
+  quant::matmul_rows(xq, t0, nt, W.data, *ggml_type_of(W.dtype), r0, r1, y, ldy);
 }
 
 void linear(ThreadPool& pool, const float* x, int T, const WeightView& W, const WeightView* bias, float* y) {

@@ -5,20 +5,34 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 
 #include "backend/cpu/weight_view.h"
 #include "core/thread_pool.h"
+#include "quant/matmul.h"
 #include "quant/mlx_affine.h"
 
 namespace moeflux::cpu {
 
-// y [T, N] = x [T, K] W^T (+ bias [N]); W is [N, K]. Rows of W are split
-// across the pool's threads.
-// y[t * ldy + r] = x[t] . W[r] for r in [r0, r1): the float or quantized kernel for W's type.
 // The MLX affine view of W (dtype MLX) for the kernels of quant/mlx_affine.h.
 quant::MlxAffine mlx_affine_of(const WeightView& w);
+// y[t * ldy + r] = x[t] . W[r] for r in [r0, r1): the float or quantized kernel for W's type.
 void matmul_weight(const float* x, size_t ldx, size_t T, const WeightView& W, size_t r0, size_t r1, float* y,
                    size_t ldy);
+// The layout of rounded activations W's kernel reads (a type to prepare
+// quant::PreparedActivations for), or none where it takes f32 activations.
+std::optional<GgmlType> activation_layout(const WeightView& W);
+// matmul_weight on prepared rows [t0, t0 + nt) of xq (prepared for
+// activation_layout(W)): y[(t - t0) * ldy + r].
+void matmul_prepared(const quant::PreparedActivations& xq, size_t t0, size_t nt, const WeightView& W, size_t r0,
+                     size_t r1, float* y, size_t ldy);
+// MLX weights with f32 activations: rows dequantized (the reference
+// dequantizer) into a small buffer and multiplied by the SIMD f32 kernel.
+// matmul_weight's path where the fused integer kernels are missing.
+void matmul_mlx_dequantized(const float* x, size_t ldx, size_t T, const WeightView& W, size_t r0, size_t r1,
+                            float* y, size_t ldy);
+// y [T, N] = x [T, K] W^T (+ bias [N]); W is [N, K]. Rows of W are split
+// across the pool's threads.
 void linear(ThreadPool& pool, const float* x, int T, const WeightView& W, const WeightView* bias, float* y);
 // y[t, i] = table[tokens[t], i]; throws for ids outside the table.
 void embed(const int32_t* tokens, int T, const WeightView& table, float* y);

@@ -1,0 +1,298 @@
+// Integer dot products of MLX affine weights (mlx_affine.h) with int8
+// activations in the Q8_0 layout (blocks of 32 in element order, a scale d
+// and a scaled sum s = d * sum(q) per block). Highway's foreach_target
+// re-includes this file once per instruction set; the kernels exist for AVX2
+// and AVX-512 (256-bit AVX2 intrinsics), other targets report none and the
+// caller dequantizes instead.
+//
+// Per group g of a row with scale s_g and bias b_g:
+//   sum_k (s_g q_k + b_g) x_k = s_g * sum_j d_j (q . x^)_j + b_g * sum_j s_j
+// over the group's 32-element chunks j. Every width unpacks a chunk's codes
+// into 32 bytes in element order, so the activations need no reordering:
+// 2 bits from 8 bytes, 3 bits from 12, 4 from 16, 6 from 24, 8 from 32.
+// Codes are unsigned and at most 63 below 8 bits, so maddubs pairs are at
+// most 2 * 63 * 127 < 2^15. 8-bit codes are taken as q - 128 (signed, the
+// Q8_0 sign trick: |q - 128| <= 128) with the bias raised by 128 * s_g.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "quant/mlx_q8_kernels.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "core/half.h"
+#include "quant/matmul_internal.h"
+#include "quant/mlx_affine.h"
+
+#if HWY_ARCH_X86
+#include <immintrin.h>
+#endif
+
+HWY_BEFORE_NAMESPACE();
+namespace moeflux::quant::detail {
+namespace HWY_NAMESPACE {
+
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+
+bool MlxIntKernelsAvailable() { return true; }
+
+// As matmul_q8_kernels.cpp: software prefetch this far ahead of the stream.
+constexpr size_t kMlxPrefetchBytes = 4096;
+
+HWY_INLINE __m256i LoadMlx(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+HWY_INLINE float HSumMlx(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// Bytes a chunk of 32 codes occupies, and bytes its unpacking loads (3- and
+// 6-bit chunks load a few bytes past their own; the last chunk of a row is
+// copied first so that no load leaves the matrix).
+template <int B>
+constexpr size_t kChunkBytesMlx = 4 * B;
+template <int B>
+constexpr size_t kChunkLoadMlx = B == 3 ? 16 : B == 6 ? 28 : 4 * B;
+
+// 32 codes of a chunk, in element order, one per byte.
+template <int B>
+HWY_INLINE __m256i CodesMlx(const uint8_t* p) {
+  if constexpr (B == 2) {
+    // Byte i holds elements 4i..4i+3 at bits 0-1, 2-3, 4-5, 6-7: spread to
+    // the four bytes of dword i.
+    const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+    const __m256i r = _mm256_or_si256(_mm256_or_si256(v, _mm256_slli_epi32(v, 6)),
+                                      _mm256_or_si256(_mm256_slli_epi32(v, 12), _mm256_slli_epi32(v, 18)));
+    return _mm256_and_si256(r, _mm256_set1_epi8(3));
+  } else if constexpr (B == 4) {
+    // Byte i holds elements 2i (low nibble) and 2i + 1: word i's two bytes.
+    const __m256i t = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_and_si256(_mm256_or_si256(t, _mm256_slli_epi16(t, 4)), _mm256_set1_epi8(15));
+  } else if constexpr (B == 8) {
+    return LoadMlx(p);
+  } else if constexpr (B == 3) {
+    // Elements 4i..4i+3 are bits [12i, 12i + 12): the two bytes from byte
+    // 3i/2 into dword i, shifted down by 4 for odd i, then 3 bits per byte.
+    const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    const __m256i idx = _mm256_setr_epi8(0, 1, -1, -1, 1, 2, -1, -1, 3, 4, -1, -1, 4, 5, -1, -1,  //
+                                         6, 7, -1, -1, 7, 8, -1, -1, 9, 10, -1, -1, 10, 11, -1, -1);
+    const __m256i d = _mm256_srlv_epi32(_mm256_shuffle_epi8(v, idx), _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4));
+    const __m256i r = _mm256_or_si256(
+        _mm256_or_si256(_mm256_and_si256(d, _mm256_set1_epi32(0x7)),
+                        _mm256_and_si256(_mm256_slli_epi32(d, 5), _mm256_set1_epi32(0x700))),
+        _mm256_or_si256(_mm256_and_si256(_mm256_slli_epi32(d, 10), _mm256_set1_epi32(0x70000)),
+                        _mm256_and_si256(_mm256_slli_epi32(d, 15), _mm256_set1_epi32(0x7000000))));
+    return r;
+  } else {
+    static_assert(B == 6);
+    // Elements 4i..4i+3 are bytes 3i..3i+2: 12 bytes per 128-bit lane, then
+    // 6 bits per byte.
+    const __m256i v = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(p + 12),
+                                          reinterpret_cast<const __m128i*>(p));
+    const __m256i idx = _mm256_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1,  //
+                                         0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1);
+    const __m256i d = _mm256_shuffle_epi8(v, idx);
+    const __m256i r = _mm256_or_si256(
+        _mm256_or_si256(_mm256_and_si256(d, _mm256_set1_epi32(0x3F)),
+                        _mm256_and_si256(_mm256_slli_epi32(d, 2), _mm256_set1_epi32(0x3F00))),
+        _mm256_or_si256(_mm256_and_si256(_mm256_slli_epi32(d, 4), _mm256_set1_epi32(0x3F0000)),
+                        _mm256_and_si256(_mm256_slli_epi32(d, 6), _mm256_set1_epi32(0x3F000000))));
+    return r;
+  }
+}
+
+// i32 lane i: sum over elements 4i..4i+3 of the chunk of code * x^.
+template <int B>
+HWY_INLINE __m256i DotMlx(__m256i codes, const int8_t* q) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  if constexpr (B == 8) {
+    const __m256i w = _mm256_xor_si256(codes, _mm256_set1_epi8(char(0x80)));  // q - 128
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(LoadMlx(q), w)), ones);
+  } else {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(codes, LoadMlx(q)), ones);
+  }
+}
+
+// Scales and biases in the model's dtype, read as f32.
+struct ScaleBF16 {
+  static constexpr size_t kBytes = 2;
+  static HWY_INLINE float At(const uint8_t* p, size_t i) {
+    uint16_t h;
+    std::memcpy(&h, p + 2 * i, 2);
+    return bf16_to_f32(h);
+  }
+};
+struct ScaleF16 {
+  static constexpr size_t kBytes = 2;
+  static HWY_INLINE float At(const uint8_t* p, size_t i) {
+    uint16_t h;
+    std::memcpy(&h, p + 2 * i, 2);
+    return _cvtsh_ss(h);
+  }
+};
+struct ScaleF32 {
+  static constexpr size_t kBytes = 4;
+  static HWY_INLINE float At(const uint8_t* p, size_t i) {
+    float f;
+    std::memcpy(&f, p + 4 * i, 4);
+    return f;
+  }
+};
+
+// One token's activations: int8 values and d per 32 elements, and per group
+// of the weights the sum of the block sums s = d * sum(q) it covers.
+struct TokMlx {
+  const int8_t* q;
+  const float* d;
+  const float* group_sum;
+};
+
+struct RowMlx {
+  const uint8_t* w;  // packed codes
+  const uint8_t* scales;
+  const uint8_t* biases;
+};
+
+// out[t] = row . x_t for NT tokens, each chunk unpacked once for all of them.
+// With one token the chunks alternate between two accumulators, so that
+// consecutive FMAs do not wait on each other. The scalar terms use explicit
+// fma, so that a token's result has the same bits whatever NT (the compiler
+// contracts a * b + c differently per instantiation otherwise).
+template <int B, class S, int NT>
+HWY_NOINLINE void DotRowsMlx(const RowMlx& row, const TokMlx* tok, size_t K, size_t gs, float* out) {
+  constexpr size_t kCB = kChunkBytesMlx<B>;
+  constexpr int kSplit = NT == 1 ? 2 : 1;
+  const size_t chunks = K / 32, per_group = gs / 32, groups = K / gs;
+  const size_t row_bytes = chunks * kCB;
+  for (size_t o = 0; o < row_bytes; o += 64)
+    _mm_prefetch(reinterpret_cast<const char*>(row.w + o + kMlxPrefetchBytes), _MM_HINT_T0);
+  alignas(32) uint8_t tail[32];
+  if constexpr (kChunkLoadMlx<B> > kCB) std::memcpy(tail, row.w + (chunks - 1) * kCB, kCB);
+  __m256 acc[NT];
+  float bias_sum[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps(), bias_sum[t] = 0.0f;
+  for (size_t g = 0; g < groups; ++g) {
+    const float scale = S::At(row.scales, g);
+    float bias = S::At(row.biases, g);
+    if constexpr (B == 8) bias = std::fma(128.0f, scale, bias);
+    __m256 gacc[NT][kSplit];
+    for (int t = 0; t < NT; ++t)
+      for (int h = 0; h < kSplit; ++h) gacc[t][h] = _mm256_setzero_ps();
+    for (size_t c = 0; c < per_group; ++c) {
+      const size_t j = g * per_group + c;
+      const uint8_t* p = row.w + j * kCB;
+      if constexpr (kChunkLoadMlx<B> > kCB)
+        if (j + 1 == chunks) p = tail;
+      const __m256i codes = CodesMlx<B>(p);
+      const int h = kSplit == 1 ? 0 : int(c & 1);
+      for (int t = 0; t < NT; ++t) {
+        const __m256 dot = _mm256_cvtepi32_ps(DotMlx<B>(codes, tok[t].q + 32 * j));
+        gacc[t][h] = _mm256_fmadd_ps(dot, _mm256_broadcast_ss(tok[t].d + j), gacc[t][h]);
+      }
+    }
+    const __m256 vs = _mm256_set1_ps(scale);
+    for (int t = 0; t < NT; ++t) {
+      const __m256 gsum = kSplit == 1 ? gacc[t][0] : _mm256_add_ps(gacc[t][0], gacc[t][kSplit - 1]);
+      acc[t] = _mm256_fmadd_ps(gsum, vs, acc[t]);
+      bias_sum[t] = std::fma(bias, tok[t].group_sum[g], bias_sum[t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) out[t] = HSumMlx(acc[t]) + bias_sum[t];
+}
+
+// Decode (T = 1) streams the rows once; prefill takes rows in chunks that
+// stay in L2 and passes over a chunk once per group of up to 4 tokens.
+constexpr size_t kMlxChunkBytes = 64 << 10;
+constexpr int kMlxMaxGroup = 4;
+
+template <int B, class S>
+void RowsMlx(const Q8Act& a, const MlxAffine& q, size_t r0, size_t r1, float* y, size_t ldy) {
+  const size_t K = a.K, gs = size_t(q.group_size), nb = K / 32, groups = K / gs;
+  const size_t rb = K / 32 * kChunkBytesMlx<B>, sb = groups * S::kBytes;
+  const auto* W = reinterpret_cast<const uint8_t*>(q.weight);
+  const auto* Sc = static_cast<const uint8_t*>(q.scales);
+  const auto* Bi = static_cast<const uint8_t*>(q.biases);
+  // Per token and group, the sum of its blocks' s (in block order, the
+  // same bits for every row range and token grouping).
+  thread_local std::vector<float> group_sums;
+  group_sums.resize(a.T * groups);
+  for (size_t t = 0; t < a.T; ++t)
+    for (size_t g = 0; g < groups; ++g) {
+      float sum = 0.0f;
+      for (size_t j = g * (gs / 32); j < (g + 1) * (gs / 32); ++j) sum += a.s[t * nb + j];
+      group_sums[t * groups + g] = sum;
+    }
+  const size_t chunk = a.T == 1 ? r1 - r0 : std::max<size_t>(1, kMlxChunkBytes / rb);
+  for (size_t c0 = r0; c0 < r1; c0 += chunk) {
+    const size_t c1 = std::min(r1, c0 + chunk);
+    for (size_t t0 = 0; t0 < a.T; t0 += kMlxMaxGroup) {
+      const int nt = int(std::min<size_t>(kMlxMaxGroup, a.T - t0));
+      TokMlx tok[kMlxMaxGroup];
+      for (int t = 0; t < nt; ++t) {
+        const size_t tt = t0 + size_t(t);
+        tok[t] = TokMlx{a.qs + tt * K, a.d + tt * nb, group_sums.data() + tt * groups};
+      }
+      for (size_t r = c0; r < c1; ++r) {
+        const RowMlx row{W + r * rb, Sc + r * sb, Bi + r * sb};
+        float out[kMlxMaxGroup];
+        switch (nt) {
+          case 1: DotRowsMlx<B, S, 1>(row, tok, K, gs, out); break;
+          case 2: DotRowsMlx<B, S, 2>(row, tok, K, gs, out); break;
+          case 3: DotRowsMlx<B, S, 3>(row, tok, K, gs, out); break;
+          default: DotRowsMlx<B, S, 4>(row, tok, K, gs, out); break;
+        }
+        for (int t = 0; t < nt; ++t) y[(t0 + size_t(t)) * ldy + r] = out[t];
+      }
+    }
+  }
+}
+
+template <class S>
+void RowsMlxBits(const Q8Act& a, const MlxAffine& q, size_t r0, size_t r1, float* y, size_t ldy) {
+  switch (q.bits) {
+    case 2: return RowsMlx<2, S>(a, q, r0, r1, y, ldy);
+    case 3: return RowsMlx<3, S>(a, q, r0, r1, y, ldy);
+    case 4: return RowsMlx<4, S>(a, q, r0, r1, y, ldy);
+    case 6: return RowsMlx<6, S>(a, q, r0, r1, y, ldy);
+    default: return RowsMlx<8, S>(a, q, r0, r1, y, ldy);  // bits checked by the caller
+  }
+}
+
+void MlxMatmulRowsQ8(const Q8Act& a, const MlxAffine& q, size_t r0, size_t r1, float* y, size_t ldy) {
+  switch (q.scale_type) {
+    case MlxScaleType::BF16: return RowsMlxBits<ScaleBF16>(a, q, r0, r1, y, ldy);
+    case MlxScaleType::F16: return RowsMlxBits<ScaleF16>(a, q, r0, r1, y, ldy);
+    case MlxScaleType::F32: return RowsMlxBits<ScaleF32>(a, q, r0, r1, y, ldy);
+  }
+}
+
+#else  // below AVX2 the caller dequantizes rows instead
+
+bool MlxIntKernelsAvailable() { return false; }
+void MlxMatmulRowsQ8(const Q8Act&, const MlxAffine&, size_t, size_t, float*, size_t) {}
+
+#endif
+
+}  // namespace HWY_NAMESPACE
+}  // namespace moeflux::quant::detail
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace moeflux::quant::detail {
+
+HWY_EXPORT(MlxIntKernelsAvailable);
+HWY_EXPORT(MlxMatmulRowsQ8);
+
+bool mlx_int_kernels_available() { return HWY_DYNAMIC_DISPATCH(MlxIntKernelsAvailable)(); }
+
+void mlx_matmul_rows_q8(const Q8Act& a, const MlxAffine& q, size_t r0, size_t r1, float* y, size_t ldy) {
+  HWY_DYNAMIC_DISPATCH(MlxMatmulRowsQ8)(a, q, r0, r1, y, ldy);
+}
+
+}  // namespace moeflux::quant::detail
+#endif
