@@ -126,6 +126,10 @@ struct ScaleBF16 {
     std::memcpy(&h, p + 2 * i, 2);
     return bf16_to_f32(h);
   }
+  static HWY_INLINE __m256 Vec8(const uint8_t* p, size_t i) {
+    const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * i)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+  }
 };
 struct ScaleF16 {
   static constexpr size_t kBytes = 2;
@@ -133,6 +137,9 @@ struct ScaleF16 {
     uint16_t h;
     std::memcpy(&h, p + 2 * i, 2);
     return _cvtsh_ss(h);
+  }
+  static HWY_INLINE __m256 Vec8(const uint8_t* p, size_t i) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * i)));
   }
 };
 struct ScaleF32 {
@@ -142,12 +149,17 @@ struct ScaleF32 {
     std::memcpy(&f, p + 4 * i, 4);
     return f;
   }
+  static HWY_INLINE __m256 Vec8(const uint8_t* p, size_t i) {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(p + 4 * i));
+  }
 };
 
-// One token's activations: int8 values and d per 32 elements, and per group
+// One token's activations: int8 values and d per 32 elements, the same
+// values in the plane order of 2- and 4-bit rows (PlanesOf), and per group
 // of the weights the sum of the block sums s = d * sum(q) it covers.
 struct TokMlx {
   const int8_t* q;
+  const int8_t* planes;
   const float* d;
   const float* group_sum;
 };
@@ -158,51 +170,155 @@ struct RowMlx {
   const uint8_t* biases;
 };
 
-// out[t] = row . x_t for NT tokens, each chunk unpacked once for all of them.
-// With one token the chunks alternate between two accumulators, so that
-// consecutive FMAs do not wait on each other. The scalar terms use explicit
-// fma, so that a token's result has the same bits whatever NT (the compiler
-// contracts a * b + c differently per instantiation otherwise).
+// 2- and 4-bit rows are read 32 bytes at a time: a span of 32 * P elements
+// (P = 8 / B values per byte), shifted and masked into P "planes" of 32
+// codes each, plane i holding value i of every byte (elements P m + i). The
+// activations are reordered once per call to match (PlanesOf), so a span
+// costs one load and P shifts and masks, and one madd, convert and FMA,
+// where chunks of 32 in element order cost one of each per 32 elements.
+// The i32 lanes of a span's madd cover 4P elements each: lane l belongs to
+// activation block l * P / 8 and to weight group 4 P l / gs.
+template <int B>
+constexpr size_t kPlanes = 8 / B;
+template <int B>
+constexpr bool kHasPlanes = B == 2 || B == 4;
+
+// x (K int8 values in element order) into plane order for B-bit rows: for
+// each span, plane i's 32 values (elements P m + i, m = 0..31) in turn.
+// Elements past the last whole span are copied as they are.
+template <int B>
+void PlanesOf(const int8_t* x, size_t K, int8_t* out) {
+  constexpr size_t P = kPlanes<B>, span = 32 * P;
+  const size_t spans = K / span;
+  for (size_t sp = 0; sp < spans; ++sp) {
+    const int8_t* in = x + sp * span;
+    int8_t* o = out + sp * span;
+    if constexpr (B == 4) {
+      // Per 128-bit lane: even elements to the low 8 bytes, odd to the high.
+      const __m256i idx = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15,  //
+                                           0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+      const __m256i a = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(LoadMlx(in), idx), 0xD8);
+      const __m256i b = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(LoadMlx(in + 32), idx), 0xD8);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), _mm256_permute2x128_si256(a, b, 0x20));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 32), _mm256_permute2x128_si256(a, b, 0x31));
+    } else {
+      // Per 128-bit lane: dword i gathers value i of 4 consecutive bytes'
+      // elements; then a transpose of 64-bit pieces across 4 registers.
+      const __m256i idx = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,  //
+                                           0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+      const __m256i lanes = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+      __m256i r[4];
+      for (int k = 0; k < 4; ++k)
+        r[k] = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(LoadMlx(in + 32 * k), idx), lanes);
+      const __m256i t0 = _mm256_unpacklo_epi64(r[0], r[1]), t1 = _mm256_unpackhi_epi64(r[0], r[1]);
+      const __m256i t2 = _mm256_unpacklo_epi64(r[2], r[3]), t3 = _mm256_unpackhi_epi64(r[2], r[3]);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), _mm256_permute2x128_si256(t0, t2, 0x20));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 32), _mm256_permute2x128_si256(t1, t3, 0x20));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 64), _mm256_permute2x128_si256(t0, t2, 0x31));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 96), _mm256_permute2x128_si256(t1, t3, 0x31));
+    }
+  }
+  std::memcpy(out + spans * span, x + spans * span, K - spans * span);
+}
+
+// out[t] = row . x_t for NT tokens, the weights unpacked once for all of
+// them. Per row, the group scales are converted to f32 into `scratch`
+// (groups + 8 floats) and the bias terms sum_g b_g * group_sum_g are one
+// vector dot per token. With one token, consecutive spans or chunks
+// alternate between two accumulators so that FMAs do not wait on each
+// other. The scalar terms use explicit fma, so that a token's result has
+// the same bits whatever NT (the compiler contracts a * b + c differently
+// per instantiation otherwise).
 template <int B, class S, int NT>
-HWY_NOINLINE void DotRowsMlx(const RowMlx& row, const TokMlx* tok, size_t K, size_t gs, float* out) {
+HWY_NOINLINE void DotRowsMlx(const RowMlx& row, const TokMlx* tok, size_t K, size_t gs, float* scratch, float* out) {
   constexpr size_t kCB = kChunkBytesMlx<B>;
-  constexpr int kSplit = NT == 1 ? 2 : 1;
-  const size_t chunks = K / 32, per_group = gs / 32, groups = K / gs;
+  const size_t chunks = K / 32, groups = K / gs;
   const size_t row_bytes = chunks * kCB;
   for (size_t o = 0; o < row_bytes; o += 64)
     _mm_prefetch(reinterpret_cast<const char*>(row.w + o + kMlxPrefetchBytes), _MM_HINT_T0);
+
+  // Scales to f32; biases (for 8 bits raised by 128 s) dotted with the
+  // group sums.
+  float* sf = scratch;
+  __m256 bacc[NT];
+  float bias_sum[NT];
+  for (int t = 0; t < NT; ++t) bacc[t] = _mm256_setzero_ps(), bias_sum[t] = 0.0f;
+  size_t g = 0;
+  for (; g + 8 <= groups; g += 8) {
+    const __m256 s8 = S::Vec8(row.scales, g);
+    _mm256_storeu_ps(sf + g, s8);
+    __m256 b8 = S::Vec8(row.biases, g);
+    if constexpr (B == 8) b8 = _mm256_fmadd_ps(_mm256_set1_ps(128.0f), s8, b8);
+    for (int t = 0; t < NT; ++t) bacc[t] = _mm256_fmadd_ps(b8, _mm256_loadu_ps(tok[t].group_sum + g), bacc[t]);
+  }
+  for (; g < groups; ++g) {
+    const float sc = S::At(row.scales, g);
+    sf[g] = sc;
+    float b = S::At(row.biases, g);
+    if constexpr (B == 8) b = std::fma(128.0f, sc, b);
+    for (int t = 0; t < NT; ++t) bias_sum[t] = std::fma(b, tok[t].group_sum[g], bias_sum[t]);
+  }
+
+  __m256 acc[NT], acc2[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps(), acc2[t] = _mm256_setzero_ps();
+  const __m256i ones = _mm256_set1_epi16(1);
+  size_t done = 0;  // chunks handled by the plane loop
+  if constexpr (kHasPlanes<B>) {
+    constexpr size_t P = kPlanes<B>, span = 32 * P;
+    const size_t spans = K / span;
+    const __m256i idx_d = P == 2 ? _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1) : _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+    int lane_group[8];
+    for (int l = 0; l < 8; ++l) lane_group[l] = int(4 * P * size_t(l) / gs);
+    const __m256i idx_s = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lane_group));
+    const __m256i mask = _mm256_set1_epi8(char((1 << B) - 1));
+    auto span_dot = [&](size_t sp, __m256* into) HWY_ATTR {
+      const __m256i v = LoadMlx(row.w + sp * 32);
+      __m256i codes[P];
+      for (size_t i = 0; i < P; ++i) codes[i] = _mm256_and_si256(_mm256_srli_epi16(v, int(B * i)), mask);
+      const size_t e0 = sp * span;
+      const __m256 sv = gs >= span ? _mm256_broadcast_ss(sf + e0 / gs)
+                                   : _mm256_permutevar8x32_ps(_mm256_loadu_ps(sf + e0 / gs), idx_s);
+      for (int t = 0; t < NT; ++t) {
+        const int8_t* xp = tok[t].planes + e0;
+        __m256i p16 = _mm256_maddubs_epi16(codes[0], LoadMlx(xp));
+        for (size_t i = 1; i < P; ++i) p16 = _mm256_add_epi16(p16, _mm256_maddubs_epi16(codes[i], LoadMlx(xp + 32 * i)));
+        const __m256 dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+        const __m128 d4 = P == 2 ? _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(tok[t].d + sp * P)))
+                                 : _mm_loadu_ps(tok[t].d + sp * P);
+        const __m256 dv = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(d4), idx_d);
+        into[t] = _mm256_fmadd_ps(dot, _mm256_mul_ps(dv, sv), into[t]);
+      }
+    };
+    for (size_t sp = 0; sp < spans; sp += 2) {
+      span_dot(sp, acc);
+      if (sp + 1 < spans) span_dot(sp + 1, NT == 1 ? acc2 : acc);
+    }
+    done = spans * P;
+  }
+
+  // Chunks of 32 in element order: every row of 3, 6 and 8 bits, and the
+  // chunks past the last whole span of 2 and 4 bits.
   alignas(32) uint8_t tail[32];
   if constexpr (kChunkLoadMlx<B> > kCB) std::memcpy(tail, row.w + (chunks - 1) * kCB, kCB);
-  __m256 acc[NT];
-  float bias_sum[NT];
-  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps(), bias_sum[t] = 0.0f;
-  for (size_t g = 0; g < groups; ++g) {
-    const float scale = S::At(row.scales, g);
-    float bias = S::At(row.biases, g);
-    if constexpr (B == 8) bias = std::fma(128.0f, scale, bias);
-    __m256 gacc[NT][kSplit];
-    for (int t = 0; t < NT; ++t)
-      for (int h = 0; h < kSplit; ++h) gacc[t][h] = _mm256_setzero_ps();
-    for (size_t c = 0; c < per_group; ++c) {
-      const size_t j = g * per_group + c;
-      const uint8_t* p = row.w + j * kCB;
-      if constexpr (kChunkLoadMlx<B> > kCB)
-        if (j + 1 == chunks) p = tail;
-      const __m256i codes = CodesMlx<B>(p);
-      const int h = kSplit == 1 ? 0 : int(c & 1);
-      for (int t = 0; t < NT; ++t) {
-        const __m256 dot = _mm256_cvtepi32_ps(DotMlx<B>(codes, tok[t].q + 32 * j));
-        gacc[t][h] = _mm256_fmadd_ps(dot, _mm256_broadcast_ss(tok[t].d + j), gacc[t][h]);
-      }
-    }
-    const __m256 vs = _mm256_set1_ps(scale);
+  auto chunk_dot = [&](size_t j, __m256* into) HWY_ATTR {
+    const uint8_t* p = row.w + j * kCB;
+    if constexpr (kChunkLoadMlx<B> > kCB)
+      if (j + 1 == chunks) p = tail;
+    const __m256i codes = CodesMlx<B>(p);
+    const __m256 sv = _mm256_broadcast_ss(sf + j * 32 / gs);
     for (int t = 0; t < NT; ++t) {
-      const __m256 gsum = kSplit == 1 ? gacc[t][0] : _mm256_add_ps(gacc[t][0], gacc[t][kSplit - 1]);
-      acc[t] = _mm256_fmadd_ps(gsum, vs, acc[t]);
-      bias_sum[t] = std::fma(bias, tok[t].group_sum[g], bias_sum[t]);
+      const __m256 dot = _mm256_cvtepi32_ps(DotMlx<B>(codes, tok[t].q + 32 * j));
+      into[t] = _mm256_fmadd_ps(dot, _mm256_mul_ps(_mm256_broadcast_ss(tok[t].d + j), sv), into[t]);
     }
+  };
+  for (size_t j = done; j < chunks; j += 2) {
+    chunk_dot(j, acc);
+    if (j + 1 < chunks) chunk_dot(j + 1, NT == 1 ? acc2 : acc);
   }
-  for (int t = 0; t < NT; ++t) out[t] = HSumMlx(acc[t]) + bias_sum[t];
+  for (int t = 0; t < NT; ++t) {
+    const __m256 a = NT == 1 ? _mm256_add_ps(acc[t], acc2[t]) : acc[t];
+    out[t] = HSumMlx(a) + (HSumMlx(bacc[t]) + bias_sum[t]);
+  }
 }
 
 // Decode (T = 1) streams the rows once; prefill takes rows in chunks that
@@ -227,6 +343,14 @@ void RowsMlx(const Q8Act& a, const MlxAffine& q, size_t r0, size_t r1, float* y,
       for (size_t j = g * (gs / 32); j < (g + 1) * (gs / 32); ++j) sum += a.s[t * nb + j];
       group_sums[t * groups + g] = sum;
     }
+  // Plane order of the activations (2 and 4 bits), once per call.
+  thread_local std::vector<int8_t> planes;
+  if constexpr (kHasPlanes<B>) {
+    planes.resize(a.T * K);
+    for (size_t t = 0; t < a.T; ++t) PlanesOf<B>(a.qs + t * K, K, planes.data() + t * K);
+  }
+  thread_local std::vector<float> scratch;
+  scratch.resize(groups + 8);
   const size_t chunk = a.T == 1 ? r1 - r0 : std::max<size_t>(1, kMlxChunkBytes / rb);
   for (size_t c0 = r0; c0 < r1; c0 += chunk) {
     const size_t c1 = std::min(r1, c0 + chunk);
@@ -235,16 +359,18 @@ void RowsMlx(const Q8Act& a, const MlxAffine& q, size_t r0, size_t r1, float* y,
       TokMlx tok[kMlxMaxGroup];
       for (int t = 0; t < nt; ++t) {
         const size_t tt = t0 + size_t(t);
-        tok[t] = TokMlx{a.qs + tt * K, a.d + tt * nb, group_sums.data() + tt * groups};
+        tok[t] = TokMlx{a.qs + tt * K, kHasPlanes<B> ? planes.data() + tt * K : nullptr, a.d + tt * nb,
+                        group_sums.data() + tt * groups};
       }
       for (size_t r = c0; r < c1; ++r) {
         const RowMlx row{W + r * rb, Sc + r * sb, Bi + r * sb};
         float out[kMlxMaxGroup];
+        float* sp = scratch.data();
         switch (nt) {
-          case 1: DotRowsMlx<B, S, 1>(row, tok, K, gs, out); break;
-          case 2: DotRowsMlx<B, S, 2>(row, tok, K, gs, out); break;
-          case 3: DotRowsMlx<B, S, 3>(row, tok, K, gs, out); break;
-          default: DotRowsMlx<B, S, 4>(row, tok, K, gs, out); break;
+          case 1: DotRowsMlx<B, S, 1>(row, tok, K, gs, sp, out); break;
+          case 2: DotRowsMlx<B, S, 2>(row, tok, K, gs, sp, out); break;
+          case 3: DotRowsMlx<B, S, 3>(row, tok, K, gs, sp, out); break;
+          default: DotRowsMlx<B, S, 4>(row, tok, K, gs, sp, out); break;
         }
         for (int t = 0; t < nt; ++t) y[(t0 + size_t(t)) * ldy + r] = out[t];
       }
