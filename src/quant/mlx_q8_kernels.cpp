@@ -233,13 +233,10 @@ template <int B, class S, int NT>
 HWY_NOINLINE void DotRowsMlx(const RowMlx& row, const TokMlx* tok, size_t K, size_t gs, float* scratch, float* out) {
   constexpr size_t kCB = kChunkBytesMlx<B>;
   const size_t chunks = K / 32, groups = K / gs;
-  const size_t row_bytes = chunks * kCB;
   // gs is a power of two: a shift, not a division per chunk (a 64-bit
   // division per chunk made the 8-bit kernel 3.5x slower than Q8_0's on the
   // Xeon, 2026-11-28).
   const int gs_shift = __builtin_ctzll(gs);
-  for (size_t o = 0; o < row_bytes; o += 64)
-    _mm_prefetch(reinterpret_cast<const char*>(row.w + o + kMlxPrefetchBytes), _MM_HINT_T0);
 
   // Scales to f32; biases (for 8 bits raised by 128 s) dotted with the
   // group sums.
@@ -276,6 +273,7 @@ HWY_NOINLINE void DotRowsMlx(const RowMlx& row, const TokMlx* tok, size_t K, siz
     const __m256i idx_s = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lane_group));
     const __m256i mask = _mm256_set1_epi8(char((1 << B) - 1));
     auto span_dot = [&](size_t sp, __m256* into) HWY_ATTR {
+      _mm_prefetch(reinterpret_cast<const char*>(row.w + sp * 32 + kMlxPrefetchBytes), _MM_HINT_T0);
       const __m256i v = LoadMlx(row.w + sp * 32);
       __m256i codes[P];
       for (size_t i = 0; i < P; ++i) codes[i] = _mm256_and_si256(_mm256_srli_epi16(v, int(B * i)), mask);
@@ -306,6 +304,7 @@ HWY_NOINLINE void DotRowsMlx(const RowMlx& row, const TokMlx* tok, size_t K, siz
   if constexpr (kChunkLoadMlx<B> > kCB) std::memcpy(tail, row.w + (chunks - 1) * kCB, kCB);
   auto chunk_dot = [&](size_t j, __m256* into) HWY_ATTR {
     const uint8_t* p = row.w + j * kCB;
+    _mm_prefetch(reinterpret_cast<const char*>(p + kMlxPrefetchBytes), _MM_HINT_T0);
     if constexpr (kChunkLoadMlx<B> > kCB)
       if (j + 1 == chunks) p = tail;
     const __m256i codes = CodesMlx<B>(p);
