@@ -47,6 +47,31 @@ double time_best(int reps, const std::function<void()>& fn) {
 using MatmulFn = void (*)(const float*, size_t, size_t, const uint8_t*, GgmlType, size_t, size_t, size_t, float*,
                           size_t);
 
+struct Row {
+  std::string_view name;
+  size_t rows;
+  double exact, fast, chunked, prepared, pre_exact, pre_fast;
+};
+
+// Effective GB/s of one weight matrix of `bytes` in every column: exact(T)
+// and fast(T) multiply T tokens over all rows, chunked and prepared run
+// decode as the MoE layer calls it (16 rows a call).
+Row measure(std::string_view name, size_t rows, double bytes, const std::function<void(size_t)>& exact,
+            const std::function<void(size_t)>& fast, const std::function<void()>& chunked,
+            const std::function<void()>& prepared, size_t prefill_tokens) {
+  Row r{name, rows, 0, 0, 0, 0, 0, 0};
+  exact(1);  // warm up: page faults, thread start
+  r.exact = bytes / time_best(5, [&] { exact(1); }) / 1e9;
+  r.fast = bytes / time_best(5, [&] { fast(1); }) / 1e9;
+  r.chunked = bytes / time_best(5, chunked) / 1e9;
+  r.prepared = bytes / time_best(5, prepared) / 1e9;
+  if (prefill_tokens) {
+    r.pre_exact = bytes / time_best(2, [&] { exact(prefill_tokens); }) / 1e9;
+    r.pre_fast = bytes / time_best(2, [&] { fast(prefill_tokens); }) / 1e9;
+  }
+  return r;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -65,11 +90,6 @@ int main(int argc, char** argv) {
   const size_t T_prefill = 32;
   std::vector<float> x(T_prefill * K, 0.5f);
   for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i % 13) - 6) * 0.1f;
-  struct Row {
-    std::string_view name;
-    size_t rows;
-    double exact, fast, chunked, prepared, pre_exact, pre_fast;
-  };
   std::vector<Row> out;
   for (GgmlType t : types) {
     const size_t rb = *ggml_row_bytes(t, K);
@@ -79,8 +99,8 @@ int main(int argc, char** argv) {
     std::vector<uint8_t> w(rows * rb, 0x3c);
     std::vector<float> y(T_prefill * rows);
     const double bytes = double(w.size());
-    auto whole = [&](MatmulFn fn, size_t T) {
-      return [&, fn, T] {
+    auto whole = [&](MatmulFn fn) {
+      return [&, fn](size_t T) {
         pool.parallel_for(rows, 64, [&](size_t a, size_t b) { fn(x.data(), K, T, w.data(), t, K, a, b, y.data(), rows); });
       };
     };
@@ -98,17 +118,8 @@ int main(int argc, char** argv) {
         for (size_t i = a; i < b; ++i) quant::matmul_rows(xq, w.data(), t, 16 * i, 16 * i + 16, y.data(), rows);
       });
     };
-    Row r{ggml_type_info(uint32_t(t))->name, rows, 0, 0, 0, 0, 0, 0};
-    whole(quant::matmul_rows_exact, 1)();  // warm up: page faults, thread start
-    r.exact = bytes / time_best(5, whole(quant::matmul_rows_exact, 1)) / 1e9;
-    r.fast = bytes / time_best(5, whole(quant::matmul_rows, 1)) / 1e9;
-    r.chunked = bytes / time_best(5, chunked) / 1e9;
-    r.prepared = bytes / time_best(5, chunked_prepared) / 1e9;
-    if (prefill) {
-      r.pre_exact = bytes / time_best(2, whole(quant::matmul_rows_exact, T_prefill)) / 1e9;
-      r.pre_fast = bytes / time_best(2, whole(quant::matmul_rows, T_prefill)) / 1e9;
-    }
-    out.push_back(r);
+    out.push_back(measure(ggml_type_info(uint32_t(t))->name, rows, bytes, whole(quant::matmul_rows_exact),
+                          whole(quant::matmul_rows), chunked, chunked_prepared, prefill ? T_prefill : 0));
   }
   struct MlxCase {
     int bits, gs;
@@ -130,8 +141,8 @@ int main(int argc, char** argv) {
     std::vector<float> y(T_prefill * rows);
     const double bytes = double(w.size() + 2 * sc.size() * 2);
     using Fn = void (*)(const float*, size_t, size_t, const WeightView&, size_t, size_t, float*, size_t);
-    auto whole = [&](Fn fn, size_t T) {
-      return [&, fn, T] {
+    auto whole = [&](Fn fn) {
+      return [&, fn](size_t T) {
         pool.parallel_for(rows, 64, [&](size_t a, size_t b) { fn(x.data(), K, T, W, a, b, y.data(), rows); });
       };
     };
@@ -150,17 +161,8 @@ int main(int argc, char** argv) {
       });
     };
     mlx_names.push_back(fmt::format("MLX{}g{}", c.bits, c.gs));
-    Row r{mlx_names.back(), rows, 0, 0, 0, 0, 0, 0};
-    whole(cpu::matmul_mlx_dequantized, 1)();
-    r.exact = bytes / time_best(5, whole(cpu::matmul_mlx_dequantized, 1)) / 1e9;
-    r.fast = bytes / time_best(5, whole(cpu::matmul_weight, 1)) / 1e9;
-    r.chunked = bytes / time_best(5, chunked) / 1e9;
-    r.prepared = bytes / time_best(5, chunked_prepared) / 1e9;
-    if (prefill) {
-      r.pre_exact = bytes / time_best(2, whole(cpu::matmul_mlx_dequantized, T_prefill)) / 1e9;
-      r.pre_fast = bytes / time_best(2, whole(cpu::matmul_weight, T_prefill)) / 1e9;
-    }
-    out.push_back(r);
+    out.push_back(measure(mlx_names.back(), rows, bytes, whole(cpu::matmul_mlx_dequantized), whole(cpu::matmul_weight),
+                          chunked, chunked_prepared, prefill ? T_prefill : 0));
   }
   const BandwidthResult after = measure_read_bandwidth(pool);
   const double bw1 = after.plain_gb_per_s, pf1 = after.prefetch_gb_per_s;

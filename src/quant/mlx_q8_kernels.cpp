@@ -119,29 +119,22 @@ HWY_INLINE __m256i DotMlx(__m256i codes, const int8_t* q) {
 }
 
 // Scales and biases in the model's dtype, read as f32.
-struct ScaleBF16 {
+template <bool kF16>
+struct Scale16 {
   static constexpr size_t kBytes = 2;
   static HWY_INLINE float At(const uint8_t* p, size_t i) {
     uint16_t h;
     std::memcpy(&h, p + 2 * i, 2);
-    return bf16_to_f32(h);
+    return kF16 ? _cvtsh_ss(h) : bf16_to_f32(h);
   }
   static HWY_INLINE __m256 Vec8(const uint8_t* p, size_t i) {
-    const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * i)));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * i));
+    if constexpr (kF16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
   }
 };
-struct ScaleF16 {
-  static constexpr size_t kBytes = 2;
-  static HWY_INLINE float At(const uint8_t* p, size_t i) {
-    uint16_t h;
-    std::memcpy(&h, p + 2 * i, 2);
-    return _cvtsh_ss(h);
-  }
-  static HWY_INLINE __m256 Vec8(const uint8_t* p, size_t i) {
-    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * i)));
-  }
-};
+using ScaleF16 = Scale16<true>;
+using ScaleBF16 = Scale16<false>;
 struct ScaleF32 {
   static constexpr size_t kBytes = 4;
   static HWY_INLINE float At(const uint8_t* p, size_t i) {

@@ -25,6 +25,7 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "quant/dequant.h"
+#include "for_each_target.h"
 
 namespace moeflux::quant {
 namespace {
@@ -120,17 +121,7 @@ void spec_quantize(const float* x, size_t n, size_t block, int8_t* q, float* d) 
   }
 }
 
-// Runs fn once per instruction set this CPU supports (AVX-512, AVX2, SSE4,
-// ...), so each compiled kernel variant is checked, not only the best one.
-template <typename Fn>
-void for_each_target(Fn fn) {
-  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
-    hwy::SetSupportedTargetsForTest(target);
-    SCOPED_TRACE(hwy::TargetName(target));
-    fn();
-  }
-  hwy::SetSupportedTargetsForTest(0);
-}
+using test::for_each_target;
 
 struct Counts {
   size_t int_rows = 0, f32_rows = 0;

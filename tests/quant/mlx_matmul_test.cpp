@@ -24,19 +24,12 @@
 
 #include "core/error.h"
 #include "core/half.h"
+#include "for_each_target.h"
 
 namespace moeflux::quant {
 namespace {
 
-template <class Fn>
-void for_each_target(Fn fn) {
-  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
-    hwy::SetSupportedTargetsForTest(target);
-    SCOPED_TRACE(hwy::TargetName(target));
-    fn();
-  }
-  hwy::SetSupportedTargetsForTest(0);
-}
+using test::for_each_target;
 
 // n bytes whose end is the start of an unreadable page.
 class GuardedBytes {
@@ -144,7 +137,9 @@ void check_case(const Case& c, size_t& checked, size_t& discriminated) {
         }
         const double bound = double(K / 32 + 8) * 0x1p-23 * mag;
         EXPECT_LE(std::fabs(got - ref_q), bound) << "t=" << t << " r=" << r << " T=" << T;
-        if (t >= 1) EXPECT_LE(std::fabs(y3[t * ldy + r] - ref_q), bound) << "sub-range t=" << t << " r=" << r;
+        if (t >= 1) {
+          EXPECT_LE(std::fabs(y3[t * ldy + r] - ref_q), bound) << "sub-range t=" << t << " r=" << r;
+        }
         EXPECT_LE(std::fabs(got - ref_x), bound + act_err) << "t=" << t << " r=" << r << " T=" << T;
         ++checked;
         if (std::fabs(ref_x - ref_q) > bound) ++discriminated;
