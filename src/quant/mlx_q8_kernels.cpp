@@ -163,30 +163,87 @@ struct RowMlx {
   const uint8_t* biases;
 };
 
-// 2- and 4-bit rows are read 32 bytes at a time: a span of 32 * P elements
-// (P = 8 / B values per byte), shifted and masked into P "planes" of 32
-// codes each, plane i holding value i of every byte (elements P m + i). The
-// activations are reordered once per call to match (PlanesOf), so a span
-// costs one load and P shifts and masks, and one madd, convert and FMA,
-// where chunks of 32 in element order cost one of each per 32 elements.
-// The i32 lanes of a span's madd cover 4P elements each: lane l belongs to
-// activation block l * P / 8 and to weight group 4 P l / gs.
+// 2-, 3- and 4-bit rows are read a span at a time, each span's codes
+// dotted with one madd, convert and FMA, where chunks of 32 in element order
+// cost one of each per 32 elements. The activations are reordered once per
+// call to match (PlanesOf).
+// - 2 and 4 bits: a span is 32 bytes, 32 * P elements (P = 8 / B values per
+//   byte), shifted and masked into P "planes" of 32 codes each, plane i
+//   holding value i of every byte (elements P m + i).
+// - 3 bits: a span is 24 bytes, two chunks; its codes come as two
+//   registers, one with values 0-15 of both chunks (chunk 0 in the low
+//   128-bit lane), one with values 16-31 (Codes3).
+// The i32 lanes of a span's madd cover span / 8 elements each: lane l
+// belongs to activation block l * kSpanChunks / 8 and to weight group
+// (span / 8) * l / gs.
 template <int B>
-constexpr size_t kPlanes = 8 / B;
+constexpr size_t kPlanes = B == 3 ? 2 : 8 / B;  // registers of codes per span
 template <int B>
-constexpr bool kHasPlanes = B == 2 || B == 4;
+constexpr bool kHasPlanes = B == 2 || B == 3 || B == 4;
+template <int B>
+constexpr size_t kSpanBytes = B == 3 ? 24 : 32;
+template <int B>
+constexpr size_t kSpanLoad = B == 3 ? 28 : 32;
+
+// Where each 3-bit value of a chunk's 16 values h * 16 .. h * 16 + 15 is:
+// word w of a register holds value 2w in its low byte and 2w + 1 in its
+// high byte. Each value's two bytes are gathered into a word of its own,
+// then multiplied by 2^(8 - offset) to put the value at bits 8-10 (a
+// variable left shift per word: AVX2 has no vpsllvw).
+struct Unpack3 {
+  int8_t even[2][16], odd[2][16];
+  int16_t mul_even[2][8], mul_odd[2][8];
+};
+constexpr Unpack3 MakeUnpack3() {
+  Unpack3 u{};
+  for (int h = 0; h < 2; ++h)
+    for (int w = 0; w < 8; ++w)
+      for (int k = 0; k < 2; ++k) {
+        const int v = 16 * h + 2 * w + k, bit = 3 * v, byte = bit / 8, off = bit % 8;
+        int8_t* idx = k ? u.odd[h] : u.even[h];
+        idx[2 * w] = int8_t(byte);
+        idx[2 * w + 1] = int8_t(byte + 1);
+        (k ? u.mul_odd[h] : u.mul_even[h])[w] = int16_t(1 << (8 - off));
+      }
+  return u;
+}
+constexpr Unpack3 kUnpack3 = MakeUnpack3();
+
+template <class T>
+HWY_INLINE __m256i Both128(const T* p) {
+  return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+// The 64 codes of a 3-bit span (24 bytes at p; reads 28): out[h] holds
+// values 16h .. 16h + 15 of chunk 0 in its low lane and of chunk 1 in its
+// high lane.
+HWY_INLINE void Codes3(const uint8_t* p, __m256i* out) {
+  const __m256i v = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(p + 12),
+                                        reinterpret_cast<const __m128i*>(p));
+  for (int h = 0; h < 2; ++h) {
+    const __m256i e = _mm256_mullo_epi16(_mm256_shuffle_epi8(v, Both128(kUnpack3.even[h])), Both128(kUnpack3.mul_even[h]));
+    const __m256i o = _mm256_mullo_epi16(_mm256_shuffle_epi8(v, Both128(kUnpack3.odd[h])), Both128(kUnpack3.mul_odd[h]));
+    out[h] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(e, 8), _mm256_set1_epi16(0x0007)),
+                             _mm256_and_si256(o, _mm256_set1_epi16(0x0700)));
+  }
+}
 
 // x (K int8 values in element order) into plane order for B-bit rows: for
 // each span, plane i's 32 values (elements P m + i, m = 0..31) in turn.
 // Elements past the last whole span are copied as they are.
 template <int B>
 void PlanesOf(const int8_t* x, size_t K, int8_t* out) {
-  constexpr size_t P = kPlanes<B>, span = 32 * P;
+  constexpr size_t P = kPlanes<B>, span = 32 * P;  // 3 bits: P = 2, two chunks
   const size_t spans = K / span;
   for (size_t sp = 0; sp < spans; ++sp) {
     const int8_t* in = x + sp * span;
     int8_t* o = out + sp * span;
-    if constexpr (B == 4) {
+    if constexpr (B == 3) {
+      // Values 0-15 of both chunks, then values 16-31 of both.
+      const __m256i a = LoadMlx(in), b = LoadMlx(in + 32);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), _mm256_permute2x128_si256(a, b, 0x20));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 32), _mm256_permute2x128_si256(a, b, 0x31));
+    } else if constexpr (B == 4) {
       // Per 128-bit lane: even elements to the low 8 bytes, odd to the high.
       const __m256i idx = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15,  //
                                            0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
@@ -265,11 +322,21 @@ HWY_NOINLINE void DotRowsMlx(const RowMlx& row, const TokMlx* tok, size_t K, siz
     for (int l = 0; l < 8; ++l) lane_group[l] = int((4 * P * size_t(l)) >> gs_shift);
     const __m256i idx_s = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lane_group));
     const __m256i mask = _mm256_set1_epi8(char((1 << B) - 1));
+    // A 3-bit row whose last span ends the row: that span is copied, so
+    // that its 28-byte load stays inside the matrix.
+    alignas(32) uint8_t span_tail[32];
+    const bool copy_last = kSpanLoad<B> > kSpanBytes<B> && spans * P == chunks && spans > 0;
+    if (copy_last) std::memcpy(span_tail, row.w + (spans - 1) * kSpanBytes<B>, kSpanBytes<B>);
     auto span_dot = [&](size_t sp, __m256* into) HWY_ATTR {
-      _mm_prefetch(reinterpret_cast<const char*>(row.w + sp * 32 + kMlxPrefetchBytes), _MM_HINT_T0);
-      const __m256i v = LoadMlx(row.w + sp * 32);
+      const uint8_t* p = row.w + sp * kSpanBytes<B>;
+      _mm_prefetch(reinterpret_cast<const char*>(p + kMlxPrefetchBytes), _MM_HINT_T0);
       __m256i codes[P];
-      for (size_t i = 0; i < P; ++i) codes[i] = _mm256_and_si256(_mm256_srli_epi16(v, int(B * i)), mask);
+      if constexpr (B == 3) {
+        Codes3(copy_last && sp + 1 == spans ? span_tail : p, codes);
+      } else {
+        const __m256i v = LoadMlx(p);
+        for (size_t i = 0; i < P; ++i) codes[i] = _mm256_and_si256(_mm256_srli_epi16(v, int(B * i)), mask);
+      }
       const size_t e0 = sp * span;
       const __m256 sv = gs >= span ? _mm256_broadcast_ss(sf + (e0 >> gs_shift))
                                    : _mm256_permutevar8x32_ps(_mm256_loadu_ps(sf + (e0 >> gs_shift)), idx_s);
@@ -291,8 +358,8 @@ HWY_NOINLINE void DotRowsMlx(const RowMlx& row, const TokMlx* tok, size_t K, siz
     done = spans * P;
   }
 
-  // Chunks of 32 in element order: every row of 3, 6 and 8 bits, and the
-  // chunks past the last whole span of 2 and 4 bits.
+  // Chunks of 32 in element order: every row of 6 and 8 bits, and the
+  // chunks past the last whole span of 2, 3 and 4 bits.
   alignas(32) uint8_t tail[32];
   if constexpr (kChunkLoadMlx<B> > kCB) std::memcpy(tail, row.w + (chunks - 1) * kCB, kCB);
   auto chunk_dot = [&](size_t j, __m256* into) HWY_ATTR {
