@@ -101,7 +101,8 @@ int main(int argc, char** argv) {
     const double bytes = double(w.size());
     auto whole = [&](MatmulFn fn) {
       return [&, fn](size_t T) {
-        pool.parallel_for(rows, 64, [&](size_t a, size_t b) { fn(x.data(), K, T, w.data(), t, K, a, b, y.data(), rows); });
+        pool.parallel_for(rows, 64,
+                          [&](size_t a, size_t b) { fn(x.data(), K, T, w.data(), t, K, a, b, y.data(), rows); });
       };
     };
     // The MoE layer's work items: one call per 16 output rows.

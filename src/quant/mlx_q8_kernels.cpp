@@ -7,11 +7,13 @@
 //
 // Per group g of a row with scale s_g and bias b_g:
 //   sum_k (s_g q_k + b_g) x_k = s_g * sum_j d_j (q . x^)_j + b_g * sum_j s_j
-// over the group's 32-element chunks j. Every width unpacks a chunk's codes
-// into 32 bytes in element order, so the activations need no reordering:
-// 2 bits from 8 bytes, 3 bits from 12, 4 from 16, 6 from 24, 8 from 32.
-// Codes are unsigned and at most 63 below 8 bits, so maddubs pairs are at
-// most 2 * 63 * 127 < 2^15. 8-bit codes are taken as q - 128 (signed, the
+// over the group's 32-element chunks j. 6- and 8-bit rows are unpacked a
+// chunk at a time into 32 codes in element order (CodesMlx); 2-, 3- and
+// 4-bit rows a span of 2 or 4 chunks at a time against activations
+// reordered once per call (PlanesOf); the chunks past a row's last span go
+// the chunk way. Codes are unsigned and at most 63 below 8 bits, so maddubs
+// pairs are at most 2 * 63 * 127 < 2^15, and the sums of a span's 2 or 4
+// maddubs results at most 4 * 2 * 15 * 127 < 2^15. 8-bit codes are taken as q - 128 (signed, the
 // Q8_0 sign trick: |q - 128| <= 128) with the bias raised by 128 * s_g.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "quant/mlx_q8_kernels.cpp"
@@ -221,8 +223,10 @@ HWY_INLINE void Codes3(const uint8_t* p, __m256i* out) {
   const __m256i v = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(p + 12),
                                         reinterpret_cast<const __m128i*>(p));
   for (int h = 0; h < 2; ++h) {
-    const __m256i e = _mm256_mullo_epi16(_mm256_shuffle_epi8(v, Both128(kUnpack3.even[h])), Both128(kUnpack3.mul_even[h]));
-    const __m256i o = _mm256_mullo_epi16(_mm256_shuffle_epi8(v, Both128(kUnpack3.odd[h])), Both128(kUnpack3.mul_odd[h]));
+    const __m256i e =
+        _mm256_mullo_epi16(_mm256_shuffle_epi8(v, Both128(kUnpack3.even[h])), Both128(kUnpack3.mul_even[h]));
+    const __m256i o =
+        _mm256_mullo_epi16(_mm256_shuffle_epi8(v, Both128(kUnpack3.odd[h])), Both128(kUnpack3.mul_odd[h]));
     out[h] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(e, 8), _mm256_set1_epi16(0x0007)),
                              _mm256_and_si256(o, _mm256_set1_epi16(0x0700)));
   }
@@ -317,7 +321,8 @@ HWY_NOINLINE void DotRowsMlx(const RowMlx& row, const TokMlx* tok, size_t K, siz
   if constexpr (kHasPlanes<B>) {
     constexpr size_t P = kPlanes<B>, span = 32 * P;
     const size_t spans = K / span;
-    const __m256i idx_d = P == 2 ? _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1) : _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+    const __m256i idx_d =
+        P == 2 ? _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1) : _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
     int lane_group[8];
     for (int l = 0; l < 8; ++l) lane_group[l] = int((4 * P * size_t(l)) >> gs_shift);
     const __m256i idx_s = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lane_group));
@@ -343,7 +348,8 @@ HWY_NOINLINE void DotRowsMlx(const RowMlx& row, const TokMlx* tok, size_t K, siz
       for (int t = 0; t < NT; ++t) {
         const int8_t* xp = tok[t].planes + e0;
         __m256i p16 = _mm256_maddubs_epi16(codes[0], LoadMlx(xp));
-        for (size_t i = 1; i < P; ++i) p16 = _mm256_add_epi16(p16, _mm256_maddubs_epi16(codes[i], LoadMlx(xp + 32 * i)));
+        for (size_t i = 1; i < P; ++i)
+          p16 = _mm256_add_epi16(p16, _mm256_maddubs_epi16(codes[i], LoadMlx(xp + 32 * i)));
         const __m256 dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
         const __m128 d4 = P == 2 ? _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(tok[t].d + sp * P)))
                                  : _mm_loadu_ps(tok[t].d + sp * P);
