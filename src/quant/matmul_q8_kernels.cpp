@@ -572,20 +572,25 @@ struct Q45_K {
     s(hi, OneScale(scales, 2 * c + 1), 64 * c + 32);
   }
 
+  // The 8 scales to bytes 0-7 and the 8 mins to bytes 8-15 (see
+  // k4_scale_min) from the block's first 16 bytes (d, dmin, scales):
+  // scale j < 4 is s[j] & 63, min j < 4 s[j + 4] & 63; for j >= 4 the low
+  // nibble of s[j + 4] (scale) or its high nibble (min) with the top two
+  // bits of s[j - 4] (scale) or s[j] (min) above it.
+  static HWY_INLINE __m128i ScalesMinsK4(const uint8_t* p) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i low = _mm_shuffle_epi8(v, _mm_setr_epi8(4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15));
+    const __m128i top = _mm_shuffle_epi8(v, _mm_setr_epi8(-1, -1, -1, -1, 4, 5, 6, 7, -1, -1, -1, -1, 8, 9, 10, 11));
+    const __m128i a = _mm_and_si128(low, _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0));
+    const __m128i b = _mm_and_si128(_mm_srli_epi16(low, 4), _mm_setr_epi32(0, 0, 0, 0x0f0f0f0f));
+    const __m128i c = _mm_and_si128(_mm_srli_epi16(top, 2), _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
+    return _mm_or_si128(_mm_or_si128(a, b), c);
+  }
+
   template <int NT>
   static HWY_INLINE void block(const uint8_t* p, const TokK<NT>& k, __m256* acc) {
     const auto* b = reinterpret_cast<const B*>(p);
-    // Scales to bytes 0-7 and mins to bytes 8-15 (see k4_scale_min), as
-    // llama.cpp unpacks them.
-    uint32_t u[4];
-    std::memcpy(u, b->scales, 12);
-    constexpr uint32_t k1 = 0x3f3f3f3f, k2 = 0x0f0f0f0f, k3 = 0x03030303;
-    u[3] = ((u[2] >> 4) & k2) | (((u[1] >> 6) & k3) << 4);
-    const uint32_t m03 = u[1] & k1;
-    u[1] = (u[2] & k2) | (((u[0] >> 6) & k3) << 4);
-    u[2] = m03;
-    u[0] &= k1;
-    const __m256i sm = _mm256_cvtepu8_epi16(_mm_setr_epi32(int32_t(u[0]), int32_t(u[1]), int32_t(u[2]), int32_t(u[3])));
+    const __m256i sm = _mm256_cvtepu8_epi16(ScalesMinsK4(p));
     const __m256i scales = DupLow(sm);
     __m256i qh = _mm256_setzero_si256();
     if constexpr (kHigh) qh = Load(b->qh);
