@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <utility>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -47,7 +48,7 @@ bool spin_until(Done done) {
 
 ThreadPool::ThreadPool(int threads) {
   if (threads <= 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
-  for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+  for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -59,7 +60,7 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::worker_loop(int index) {
+void ThreadPool::worker_loop() {
   uint64_t seen = 0;
   for (;;) {
     auto ready = [&] { return stop_.load(std::memory_order_relaxed) || generation_.load(std::memory_order_acquire) != seen; };
@@ -71,11 +72,7 @@ void ThreadPool::worker_loop(int index) {
     }
     if (stop_.load()) return;
     seen = generation_.load(std::memory_order_acquire);
-    const int chunks = job_chunks_;
-    if (index < chunks) {
-      const size_t b = size_t(index) * job_chunk_, e = std::min(job_n_, b + job_chunk_);
-      if (b < e) (*job_)(b, e);
-    }
+    run_pieces();
     if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       // Taken so that a caller between its check and its wait hears this.
       std::lock_guard lk(mu_);
@@ -84,20 +81,38 @@ void ThreadPool::worker_loop(int index) {
   }
 }
 
+void ThreadPool::run_pieces() {
+  for (;;) {
+    size_t b = next_.load(std::memory_order_relaxed), e;
+    do {
+      if (b >= job_n_) return;
+      const size_t left = job_n_ - b;
+      e = b + std::min(left, std::max(job_grain_, left / (2 * size_t(size()))));
+    } while (!next_.compare_exchange_weak(b, e, std::memory_order_relaxed));
+    try {
+      (*job_)(b, e);
+    } catch (...) {
+      // The first error ends the loop: no further pieces are handed out,
+      // and the caller rethrows it once every thread has stopped.
+      std::lock_guard lk(mu_);
+      if (!error_) error_ = std::current_exception();
+      next_.store(job_n_, std::memory_order_relaxed);
+      return;
+    }
+  }
+}
+
 void ThreadPool::parallel_for(size_t n, size_t grain, const std::function<void(size_t, size_t)>& fn) {
   if (n == 0) return;
   grain = std::max<size_t>(grain, 1);
-  const size_t max_chunks = std::max<size_t>(1, n / grain);
-  const int chunks = int(std::min<size_t>(size_t(size()), max_chunks));
-  if (chunks <= 1 || workers_.empty()) {
+  if (n <= grain || workers_.empty()) {
     fn(0, n);
     return;
   }
-  const size_t chunk = (n + size_t(chunks) - 1) / size_t(chunks);
   job_ = &fn;
   job_n_ = n;
-  job_chunk_ = chunk;
-  job_chunks_ = chunks;
+  job_grain_ = grain;
+  next_.store(0, std::memory_order_relaxed);
   pending_.store(int(workers_.size()), std::memory_order_relaxed);
   {
     std::lock_guard lk(mu_);
@@ -105,21 +120,14 @@ void ThreadPool::parallel_for(size_t n, size_t grain, const std::function<void(s
   }
   // glibc skips the system call when no worker sleeps.
   wake_.notify_all();
-  auto wait = [&] {
-    auto done = [&] { return pending_.load(std::memory_order_acquire) == 0; };
-    if (!spin_until(done)) {
-      std::unique_lock lk(mu_);
-      done_.wait(lk, done);
-    }
-    job_ = nullptr;
-  };
-  try {
-    fn(0, std::min(n, chunk));
-  } catch (...) {
-    wait();  // the workers still read fn and the job
-    throw;
+  run_pieces();
+  auto done = [&] { return pending_.load(std::memory_order_acquire) == 0; };
+  if (!spin_until(done)) {
+    std::unique_lock lk(mu_);
+    done_.wait(lk, done);
   }
-  wait();
+  job_ = nullptr;
+  if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
 }
 
 }  // namespace moeflux

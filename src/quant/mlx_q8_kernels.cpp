@@ -2,14 +2,14 @@
 // activations in the Q8_0 layout (blocks of 32 in element order, a scale d
 // and a scaled sum s = d * sum(q) per block). Highway's foreach_target
 // re-includes this file once per instruction set; the kernels exist for AVX2
-// and AVX-512 (256-bit AVX2 intrinsics), other targets report none and the
-// caller dequantizes instead.
+// and AVX-512 (256-bit AVX2 intrinsics, and 512-bit spans for 3-bit rows on
+// AVX-512), other targets report none and the caller dequantizes instead.
 //
 // Per group g of a row with scale s_g and bias b_g:
 //   sum_k (s_g q_k + b_g) x_k = s_g * sum_j d_j (q . x^)_j + b_g * sum_j s_j
 // over the group's 32-element chunks j. 6- and 8-bit rows are unpacked a
 // chunk at a time into 32 codes in element order (CodesMlx); 2-, 3- and
-// 4-bit rows a span of 2 or 4 chunks at a time against activations
+// 4-bit rows a span of 2 or 4 chunks (3 bits on AVX-512: 4) at a time against activations
 // reordered once per call (PlanesOf); the chunks past a row's last span go
 // the chunk way. Codes are unsigned and at most 63 below 8 bits, so maddubs
 // pairs are at most 2 * 63 * 127 < 2^15, and the sums of a span's 2 or 4

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -28,22 +29,53 @@ TEST(ThreadPool, ManySmallJobsInARow) {
   EXPECT_EQ(sum.load(), 20000);
 }
 
-// An exception from the caller's own chunk reaches the caller only after the
-// workers are done with the job (they read the function and its captures),
-// and the pool stays usable.
-TEST(ThreadPool, CallerExceptionWaitsForWorkers) {
+// An exception from any thread's piece reaches the caller only once every
+// thread has stopped (the others read the function and its captures), no
+// further pieces are handed out after it, and the pool stays usable.
+TEST(ThreadPool, ExceptionReachesTheCallerAfterEveryThreadStops) {
   ThreadPool pool(3);
-  std::atomic<int> ran{0};
-  EXPECT_THROW(pool.parallel_for(3, 1,
-                                 [&](size_t b, size_t) {
-                                   if (b == 0) throw std::runtime_error("chunk 0");
-                                   ran++;
-                                 }),
-               std::runtime_error);
-  EXPECT_EQ(ran.load(), 2);
+  for (size_t thrower : {0u, 1u, 5u}) {
+    std::atomic<int> ran{0}, running{0};
+    try {
+      pool.parallel_for(6, 1, [&](size_t b, size_t) {
+        running++;
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        running--;
+        if (b == thrower) throw std::runtime_error("piece");
+        ran++;
+      });
+      ADD_FAILURE() << "no exception";
+    } catch (const std::runtime_error&) {
+      EXPECT_EQ(running.load(), 0);
+    }
+    EXPECT_LE(ran.load(), 5);
+  }
   std::atomic<long> sum{0};
   pool.parallel_for(9, 1, [&](size_t b, size_t e) { sum += long(e - b); });
   EXPECT_EQ(sum.load(), 9);
+}
+
+// Pieces are taken as threads come free and start at a share of what is
+// left, so a thread stalled in its first piece holds a quarter of a loop on
+// 2 threads (a fixed split would tie half of it to the stalled thread),
+// and the other thread does everything else meanwhile.
+TEST(ThreadPool, StalledPieceLeavesTheRestToOtherThreads) {
+  ThreadPool pool(2);
+  const size_t n = 64;
+  std::atomic<size_t> others{0}, first_piece{0};
+  std::atomic<bool> saw_all{false};
+  pool.parallel_for(n, 1, [&](size_t b, size_t e) {
+    if (b != 0) {
+      others += e - b;
+      return;
+    }
+    first_piece = e - b;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (others.load() < n - e && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+    saw_all = others.load() == n - e;
+  });
+  EXPECT_TRUE(saw_all.load());
+  EXPECT_LE(first_piece.load(), n / 4);
 }
 
 // Workers that went to sleep after the spin still wake for the next job.
