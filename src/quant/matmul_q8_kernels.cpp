@@ -321,12 +321,19 @@ struct MXFP4 {
   }
 };
 
-// One token's activations in the 32-block layout.
+// A group of tokens' activations in the 32-block layout, token t's at
+// t * K values and t * nb blocks from the first's (by stride, as TokK below:
+// an array of per-token pointers went to the stack).
 struct Tok32 {
   const int8_t* q;
   const float* d;
   const float* s;
   const int32_t* isum;
+  size_t q_stride, b_stride;
+  HWY_INLINE const int8_t* Q(int t) const { return q + size_t(t) * q_stride; }
+  HWY_INLINE const float* D(int t) const { return d + size_t(t) * b_stride; }
+  HWY_INLINE const float* S(int t) const { return s + size_t(t) * b_stride; }
+  HWY_INLINE const int32_t* Isum(int t) const { return isum + size_t(t) * b_stride; }
 };
 
 // out[t] = row . x_t for NT tokens. Groups of 8 blocks: the 8 products
@@ -334,7 +341,7 @@ struct Tok32 {
 // FMA, and the offset or min terms of the group are one FMA. With one token
 // two accumulators hide the FMA latency; with more the tokens do.
 template <class F, int NT>
-HWY_NOINLINE void DotRows32(const uint8_t* row, const Tok32* tok, size_t nb, float* out) {
+HWY_NOINLINE void DotRows32(const uint8_t* row, Tok32 tok, size_t nb, float* out) {
   constexpr int kA = NT == 1 ? 2 : 1;
   __m256 acc[kA][NT], corr[NT];
   for (int t = 0; t < NT; ++t) {
@@ -347,13 +354,13 @@ HWY_NOINLINE void DotRows32(const uint8_t* row, const Tok32* tok, size_t nb, flo
     for (size_t o = 0; o < 8 * F::kBytes; o += 64) Prefetch(p + kPrefetchBytes + o);
     const __m256 w8 = F::Scales8(p);
     __m256 S[NT];
-    for (int t = 0; t < NT; ++t) S[t] = _mm256_mul_ps(w8, _mm256_loadu_ps(tok[t].d + b));
+    for (int t = 0; t < NT; ++t) S[t] = _mm256_mul_ps(w8, _mm256_loadu_ps(tok.D(t) + b));
     if constexpr (F::kMin) {
       const __m256 m8 = F::Mins8(p);
-      for (int t = 0; t < NT; ++t) corr[t] = _mm256_fmadd_ps(m8, _mm256_loadu_ps(tok[t].s + b), corr[t]);
+      for (int t = 0; t < NT; ++t) corr[t] = _mm256_fmadd_ps(m8, _mm256_loadu_ps(tok.S(t) + b), corr[t]);
     } else if constexpr (F::kOffset != 0) {
       for (int t = 0; t < NT; ++t) {
-        const __m256i sums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tok[t].isum + b));
+        const __m256i sums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tok.Isum(t) + b));
         corr[t] = _mm256_fmadd_ps(S[t], _mm256_cvtepi32_ps(sums), corr[t]);
       }
     }
@@ -364,7 +371,7 @@ HWY_NOINLINE void DotRows32(const uint8_t* row, const Tok32* tok, size_t nb, flo
         F::Codes2(p + 2 * j * F::kBytes, p + (2 * j + 1) * F::kBytes, lo, hi);
         const __m256i idx = _mm256_setr_epi32(2 * j, 2 * j, 2 * j, 2 * j, 2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1);
         for (int t = 0; t < NT; ++t) {
-          const __m256 v = _mm256_cvtepi32_ps(Dot2(lo, hi, tok[t].q + 32 * b + 64 * j));
+          const __m256 v = _mm256_cvtepi32_ps(Dot2(lo, hi, tok.Q(t) + 32 * b + 64 * j));
           acc[j % kA][t] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(S[t], idx), v, acc[j % kA][t]);
         }
       }
@@ -373,7 +380,7 @@ HWY_NOINLINE void DotRows32(const uint8_t* row, const Tok32* tok, size_t nb, flo
       for (int i = 0; i < 8; ++i) {
         const __m256i c = F::Codes1(p + i * F::kBytes);
         for (int t = 0; t < NT; ++t) {
-          const __m256 v = _mm256_cvtepi32_ps(F::Dot1(c, tok[t].q + 32 * (b + i)));
+          const __m256 v = _mm256_cvtepi32_ps(F::Dot1(c, tok.Q(t) + 32 * (b + i)));
           acc[i % kA][t] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(S[t], _mm256_set1_epi32(i)), v, acc[i % kA][t]);
         }
       }
@@ -390,13 +397,13 @@ HWY_NOINLINE void DotRows32(const uint8_t* row, const Tok32* tok, size_t nb, flo
         __m256i lo, hi;
         F::Codes2(p, p + F::kBytes, lo, hi);
         for (int t = 0; t < NT; ++t) {
-          const float s0 = w0 * tok[t].d[b], s1 = w1 * tok[t].d[b + 1];
+          const float s0 = w0 * tok.D(t)[b], s1 = w1 * tok.D(t)[b + 1];
           const __m256 scale = _mm256_set_m128(_mm_set1_ps(s1), _mm_set1_ps(s0));
-          acc[0][t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(Dot2(lo, hi, tok[t].q + 32 * b)), acc[0][t]);
+          acc[0][t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(Dot2(lo, hi, tok.Q(t) + 32 * b)), acc[0][t]);
           if constexpr (F::kMin) {
-            tail[t] += F::Min(p) * tok[t].s[b] + F::Min(p + F::kBytes) * tok[t].s[b + 1];
+            tail[t] += F::Min(p) * tok.S(t)[b] + F::Min(p + F::kBytes) * tok.S(t)[b + 1];
           } else {
-            tail[t] += s0 * float(tok[t].isum[b]) + s1 * float(tok[t].isum[b + 1]);
+            tail[t] += s0 * float(tok.Isum(t)[b]) + s1 * float(tok.Isum(t)[b + 1]);
           }
         }
         ++b;
@@ -405,12 +412,12 @@ HWY_NOINLINE void DotRows32(const uint8_t* row, const Tok32* tok, size_t nb, flo
     }
     const __m256i c = F::Codes1(p);
     for (int t = 0; t < NT; ++t) {
-      const float s0 = w0 * tok[t].d[b];
-      acc[0][t] = _mm256_fmadd_ps(_mm256_set1_ps(s0), _mm256_cvtepi32_ps(F::Dot1(c, tok[t].q + 32 * b)), acc[0][t]);
+      const float s0 = w0 * tok.D(t)[b];
+      acc[0][t] = _mm256_fmadd_ps(_mm256_set1_ps(s0), _mm256_cvtepi32_ps(F::Dot1(c, tok.Q(t) + 32 * b)), acc[0][t]);
       if constexpr (F::kMin) {
-        tail[t] += F::Min(p) * tok[t].s[b];
+        tail[t] += F::Min(p) * tok.S(t)[b];
       } else if constexpr (F::kOffset != 0) {
-        tail[t] += s0 * float(tok[t].isum[b]);
+        tail[t] += s0 * float(tok.Isum(t)[b]);
       }
     }
   }
@@ -669,7 +676,7 @@ constexpr size_t kChunkBytes = 64 << 10;
 constexpr int kMaxGroup = 4;
 
 template <class F>
-HWY_INLINE void Dots32(int nt, const uint8_t* row, const Tok32* tok, size_t nb, float* out) {
+HWY_INLINE void Dots32(int nt, const uint8_t* row, const Tok32& tok, size_t nb, float* out) {
   switch (nt) {
     case 1: return DotRows32<F, 1>(row, tok, nb, out);
     case 2: return DotRows32<F, 2>(row, tok, nb, out);
@@ -709,11 +716,7 @@ template <class F>
 void Rows32(const Q8Act& a, const uint8_t* W, size_t r0, size_t r1, float* y, size_t ldy) {
   const size_t nb = a.K / 32;
   Rows<F>(a, nb, W, r0, r1, y, ldy, [&](int nt, const uint8_t* row, size_t t0, float* out) {
-    Tok32 tok[kMaxGroup];
-    for (int t = 0; t < nt; ++t) {
-      const size_t tt = t0 + size_t(t);
-      tok[t] = Tok32{a.qs + tt * a.K, a.d + tt * nb, a.s + tt * nb, a.isum + tt * nb};
-    }
+    const Tok32 tok{a.qs + t0 * a.K, a.d + t0 * nb, a.s + t0 * nb, a.isum + t0 * nb, a.K, nb};
     Dots32<F>(nt, row, tok, nb, out);
   });
 }
