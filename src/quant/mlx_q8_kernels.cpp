@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "core/half.h"
@@ -415,7 +416,7 @@ HWY_NOINLINE void DotRowsMlx(const RowMlx& row, const TokMlx* tok, size_t K, siz
     alignas(32) uint8_t span_tail[32];
     const bool copy_last = kSpanLoad<B> > kSpanBytes<B> && spans * P == chunks && spans > 0;
     if (copy_last) std::memcpy(span_tail, row.w + (spans - 1) * kSpanBytes<B>, kSpanBytes<B>);
-    auto span_dot = [&](size_t sp, __m256* into) HWY_ATTR {
+    auto span_dot = [&](size_t sp, __m256* into, auto group_covers_span) HWY_ATTR {
       const uint8_t* p = row.w + sp * kSpanBytes<B>;
       _mm_prefetch(reinterpret_cast<const char*>(p + kMlxPrefetchBytes), _MM_HINT_T0);
       __m256i codes[P];
@@ -426,8 +427,8 @@ HWY_NOINLINE void DotRowsMlx(const RowMlx& row, const TokMlx* tok, size_t K, siz
         for (size_t i = 0; i < P; ++i) codes[i] = _mm256_and_si256(_mm256_srli_epi16(v, int(B * i)), mask);
       }
       const size_t e0 = sp * span;
-      const __m256 sv = gs >= span ? _mm256_broadcast_ss(sf + (e0 >> gs_shift))
-                                   : _mm256_permutevar8x32_ps(_mm256_loadu_ps(sf + (e0 >> gs_shift)), idx_s);
+      const __m256 sv = group_covers_span ? _mm256_broadcast_ss(sf + (e0 >> gs_shift))
+                                          : _mm256_permutevar8x32_ps(_mm256_loadu_ps(sf + (e0 >> gs_shift)), idx_s);
       for (int t = 0; t < NT; ++t) {
         const int8_t* xp = tok[t].planes + e0;
         __m256i p16 = _mm256_maddubs_epi16(codes[0], LoadMlx(xp));
@@ -440,10 +441,18 @@ HWY_NOINLINE void DotRowsMlx(const RowMlx& row, const TokMlx* tok, size_t K, siz
         into[t] = _mm256_fmadd_ps(dot, _mm256_mul_ps(dv, sv), into[t]);
       }
     };
-    for (size_t sp = 0; sp < spans; sp += 2) {
-      span_dot(sp, acc);
-      if (sp + 1 < spans) span_dot(sp + 1, NT == 1 ? acc2 : acc);
-    }
+    // One loop per case of the group size, so that the choice of the
+    // scale vector is not a branch per span.
+    auto loop = [&](auto group_covers_span) HWY_ATTR {
+      for (size_t sp = 0; sp < spans; sp += 2) {
+        span_dot(sp, acc, group_covers_span);
+        if (sp + 1 < spans) span_dot(sp + 1, NT == 1 ? acc2 : acc, group_covers_span);
+      }
+    };
+    if (gs >= span)
+      loop(std::true_type{});
+    else
+      loop(std::false_type{});
     done = spans * P;
   }
 
