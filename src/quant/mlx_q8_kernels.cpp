@@ -172,27 +172,26 @@ struct RowMlx {
 // call to match (PlanesOf).
 // - 2 and 4 bits: a span is 32 bytes, 32 * P elements (P = 8 / B values per
 //   byte), shifted and masked into P "planes" of 32 codes each, plane i
-//   holding value i of every byte (elements P m + i).
-// - 3 bits: a span is 24 bytes, two chunks; its codes come as two
-//   registers, one with values 0-15 of both chunks (chunk 0 in the low
-//   128-bit lane), one with values 16-31 (Codes3).
-// The i32 lanes of a span's madd cover span / 8 elements each: lane l
-// belongs to activation block l * kSpanChunks / 8 and to weight group
-// (span / 8) * l / gs.
+//   holding value i of every byte (elements P m + i). The i32 lanes of a
+//   span's madd cover 4 * P elements each: lane l belongs to activation
+//   block l * P / 8 and to weight group 4 * P * l / gs.
+// - 3 bits, AVX2: a span is 96 bytes, 256 values in 32 groups of 8 values
+//   in 3 bytes; the bytes are split into three byte planes and value j of
+//   every group taken from them into register j (Codes3Planes), so that
+//   lane l of the madd sums groups 4l .. 4l + 3: activation block l.
+// - 3 bits, AVX-512: a span is 48 bytes, 4 chunks in two 512-bit registers
+//   (Codes3Wide).
 template <int B>
-constexpr size_t kPlanes = B == 3 ? 2 : 8 / B;  // registers of codes per span
+constexpr size_t kPlanes = 8 / B;  // registers of codes per 2- or 4-bit span
 template <int B>
-constexpr bool kHasPlanes = B == 2 || B == 3 || B == 4;
-template <int B>
-constexpr size_t kSpanBytes = B == 3 ? 24 : 32;
-template <int B>
-constexpr size_t kSpanLoad = B == 3 ? 28 : 32;
+constexpr bool kHasPlanes = B == 2 || B == 3 || B == 4;  // activations reordered
 
-// Where each 3-bit value of a chunk's 16 values h * 16 .. h * 16 + 15 is:
-// word w of a register holds value 2w in its low byte and 2w + 1 in its
-// high byte. Each value's two bytes are gathered into a word of its own,
-// then multiplied by 2^(8 - offset) to put the value at bits 8-10 (a
-// variable left shift per word: AVX2 has no vpsllvw).
+#if HWY_TARGET <= HWY_AVX3
+// AVX-512, where each 3-bit value of a chunk's 16 values h * 16 .. h * 16 +
+// 15 is: word w of a register holds value 2w in its low byte and 2w + 1 in
+// its high byte. Each value's two bytes are gathered into a word of its
+// own, then multiplied by 2^(8 - offset) to put the value at bits 8-10 (a
+// variable left shift per word).
 struct Unpack3 {
   int8_t even[2][16], odd[2][16];
   int16_t mul_even[2][8], mul_odd[2][8];
@@ -211,35 +210,65 @@ constexpr Unpack3 MakeUnpack3() {
   return u;
 }
 constexpr Unpack3 kUnpack3 = MakeUnpack3();
+#endif
 
 template <class T>
 HWY_INLINE __m256i Both128(const T* p) {
   return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
 
-// The 64 codes of a 3-bit span (24 bytes at p; reads 28): out[h] holds
-// values 16h .. 16h + 15 of chunk 0 in its low lane and of chunk 1 in its
-// high lane.
-HWY_INLINE void Codes3(const uint8_t* p, __m256i* out) {
-  const __m256i v = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(p + 12),
-                                        reinterpret_cast<const __m128i*>(p));
-  for (int h = 0; h < 2; ++h) {
-    const __m256i e =
-        _mm256_mullo_epi16(_mm256_shuffle_epi8(v, Both128(kUnpack3.even[h])), Both128(kUnpack3.mul_even[h]));
-    const __m256i o =
-        _mm256_mullo_epi16(_mm256_shuffle_epi8(v, Both128(kUnpack3.odd[h])), Both128(kUnpack3.mul_odd[h]));
-    out[h] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(e, 8), _mm256_set1_epi16(0x0007)),
-                             _mm256_and_si256(o, _mm256_set1_epi16(0x0700)));
-  }
-}
+#if HWY_TARGET > HWY_AVX3
+constexpr bool kWide3 = false;
 
-#if HWY_TARGET <= HWY_AVX3
+// Shuffle indices splitting 48 bytes (three 16-byte registers) into their
+// bytes 3i + c, c = 0, 1, 2: idx[c][r] picks from register r (-1: zero).
+struct Deinterleave3 {
+  int8_t idx[3][3][16];
+};
+constexpr Deinterleave3 MakeDeinterleave3() {
+  Deinterleave3 d{};
+  for (int c = 0; c < 3; ++c)
+    for (int r = 0; r < 3; ++r)
+      for (int i = 0; i < 16; ++i) {
+        const int src = 3 * i + c;
+        d.idx[c][r][i] = int8_t(src / 16 == r ? src % 16 : -1);
+      }
+  return d;
+}
+constexpr Deinterleave3 kDeinterleave3 = MakeDeinterleave3();
+
+// The 256 codes of a 3-bit span (96 bytes at p): v[j] byte g holds value j
+// of group g (bits 3j .. 3j + 2 of the group's 3 little-endian bytes),
+// groups 0-15 in the low 128-bit lane. 16-bit shifts move neighbouring
+// bytes' bits in; the masks drop them.
+HWY_INLINE void Codes3Planes(const uint8_t* p, __m256i* v) {
+  auto two = [p](size_t o) {
+    return _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(p + 48 + o), reinterpret_cast<const __m128i*>(p + o));
+  };
+  const __m256i r[3] = {two(0), two(16), two(32)};
+  __m256i b[3];
+  for (int c = 0; c < 3; ++c)
+    b[c] = _mm256_or_si256(_mm256_or_si256(_mm256_shuffle_epi8(r[0], Both128(kDeinterleave3.idx[c][0])),
+                                           _mm256_shuffle_epi8(r[1], Both128(kDeinterleave3.idx[c][1]))),
+                           _mm256_shuffle_epi8(r[2], Both128(kDeinterleave3.idx[c][2])));
+  auto m = [](int bits) { return _mm256_set1_epi8(char(bits)); };
+  v[0] = _mm256_and_si256(b[0], m(7));
+  v[1] = _mm256_and_si256(_mm256_srli_epi16(b[0], 3), m(7));
+  v[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b[0], 6), m(3)),
+                         _mm256_and_si256(_mm256_slli_epi16(b[1], 2), m(4)));
+  v[3] = _mm256_and_si256(_mm256_srli_epi16(b[1], 1), m(7));
+  v[4] = _mm256_and_si256(_mm256_srli_epi16(b[1], 4), m(7));
+  v[5] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b[1], 7), m(1)),
+                         _mm256_and_si256(_mm256_slli_epi16(b[2], 1), m(6)));
+  v[6] = _mm256_and_si256(_mm256_srli_epi16(b[2], 2), m(7));
+  v[7] = _mm256_and_si256(_mm256_srli_epi16(b[2], 5), m(7));
+}
+#else
 // With AVX-512 a 3-bit span is 4 chunks (48 bytes, 128 values) in two
 // 512-bit registers: 128-bit lane k holds chunk k, its values 0-15 in the
-// first register and 16-31 in the second, Codes3's layout twice as wide, so
-// a span costs the same instructions for twice the values. (The 3-bit rows
-// were the compute-bound ones: 61-64% of DRAM on the 16-core Xeon with the
-// 256-bit spans.)
+// first register and 16-31 in the second. (The 3-bit rows were the
+// compute-bound ones: 61-64% of DRAM on the 16-core Xeon with 256-bit spans
+// of 2 chunks in this layout, 70-86% with these.)
 constexpr bool kWide3 = true;
 constexpr size_t kWide3Bytes = 48;
 
@@ -264,8 +293,6 @@ HWY_INLINE void Codes3Wide(const uint8_t* p, __m512i* out) {
                              _mm512_and_si512(o, _mm512_set1_epi16(0x0700)));
   }
 }
-#else
-constexpr bool kWide3 = false;
 #endif
 
 // x (K int8 values in element order) into plane order for B-bit rows: for
@@ -281,18 +308,53 @@ void PlanesOf(const int8_t* x, size_t K, int8_t* out) {
         for (size_t c = 0; c < 4; ++c) std::memcpy(out + sp * 128 + 64 * h + 16 * c, x + sp * 128 + 32 * c + 16 * h, 16);
     std::memcpy(out + spans * 128, x + spans * 128, K - spans * 128);
     return;
+  } else if constexpr (B == 3) {
+    // Per span of 256: value j of each group of 8 in turn (Codes3Planes),
+    // a transpose of 32 x 8 bytes. Per block of 8 groups (two registers):
+    // each lane's two groups interleaved by value (words), words of the
+    // two registers interleaved (dword j: value j of 4 groups, the lanes
+    // holding groups 0, 1, 4, 5 and 2, 3, 6, 7), the lanes' dwords paired
+    // and the bytes put in group order: qword j = value j of the 8 groups.
+    // Then the 4 blocks' qwords j side by side.
+    const __m256i by_value = _mm256_setr_epi8(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15,  //
+                                              0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+    const __m256i pair_lanes = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    const __m256i in_order = _mm256_setr_epi8(0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15,  //
+                                              0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15);
+    const size_t spans = K / 256;
+    for (size_t sp = 0; sp < spans; ++sp) {
+      const int8_t* in = x + sp * 256;
+      __m256i lo[4], hi[4];  // block b: qword j of lo = value j, of hi = value 4 + j
+      for (int b = 0; b < 4; ++b) {
+        const __m256i r0 = _mm256_shuffle_epi8(LoadMlx(in + 64 * b), by_value);
+        const __m256i r1 = _mm256_shuffle_epi8(LoadMlx(in + 64 * b + 32), by_value);
+        auto order = [&](__m256i v) HWY_ATTR {
+          return _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(v, pair_lanes), in_order);
+        };
+        lo[b] = order(_mm256_unpacklo_epi16(r0, r1));
+        hi[b] = order(_mm256_unpackhi_epi16(r0, r1));
+      }
+      int8_t* o = out + sp * 256;
+      auto store4 = [&](const __m256i* q, int8_t* dst) HWY_ATTR {
+        const __m256i a = _mm256_unpacklo_epi64(q[0], q[1]), b = _mm256_unpackhi_epi64(q[0], q[1]);
+        const __m256i c = _mm256_unpacklo_epi64(q[2], q[3]), d = _mm256_unpackhi_epi64(q[2], q[3]);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm256_permute2x128_si256(a, c, 0x20));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 32), _mm256_permute2x128_si256(b, d, 0x20));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 64), _mm256_permute2x128_si256(a, c, 0x31));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 96), _mm256_permute2x128_si256(b, d, 0x31));
+      };
+      store4(lo, o);
+      store4(hi, o + 128);
+    }
+    std::memcpy(out + spans * 256, x + spans * 256, K - spans * 256);
+    return;
   }
-  constexpr size_t P = kPlanes<B>, span = 32 * P;  // 3 bits: P = 2, two chunks
+  constexpr size_t P = kPlanes<B>, span = 32 * P;
   const size_t spans = K / span;
   for (size_t sp = 0; sp < spans; ++sp) {
     const int8_t* in = x + sp * span;
     int8_t* o = out + sp * span;
-    if constexpr (B == 3) {
-      // Values 0-15 of both chunks, then values 16-31 of both.
-      const __m256i a = LoadMlx(in), b = LoadMlx(in + 32);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), _mm256_permute2x128_si256(a, b, 0x20));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 32), _mm256_permute2x128_si256(a, b, 0x31));
-    } else if constexpr (B == 4) {
+    if constexpr (B == 4) {
       // Per 128-bit lane: even elements to the low 8 bytes, odd to the high.
       const __m256i idx = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15,  //
                                            0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
@@ -401,8 +463,35 @@ HWY_NOINLINE void DotRowsMlx(const RowMlx& row, const TokMlx* tok, size_t K, siz
     for (int t = 0; t < NT; ++t) wide[t] = _mm512_reduce_add_ps(wacc[t]);
     done = spans * 4;
   }
+#else
+  if constexpr (B == 3) {
+    const size_t spans = K / 256;
+    // Lane l of a span's madd is chunk l of the span.
+    int lane_group[8];
+    for (int l = 0; l < 8; ++l) lane_group[l] = int((32 * size_t(l)) >> gs_shift);
+    const __m256i idx_s = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lane_group));
+    for (size_t sp = 0; sp < spans; ++sp) {
+      const uint8_t* p = row.w + sp * 96;
+      _mm_prefetch(reinterpret_cast<const char*>(p + kMlxPrefetchBytes), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(p + kMlxPrefetchBytes + 64), _MM_HINT_T0);
+      __m256i v[8];
+      Codes3Planes(p, v);
+      const size_t e0 = sp * 256;
+      const __m256 sv = _mm256_permutevar8x32_ps(_mm256_loadu_ps(sf + (e0 >> gs_shift)), idx_s);
+      __m256* into = NT == 1 && (sp & 1) ? acc2 : acc;
+      for (int t = 0; t < NT; ++t) {
+        const int8_t* xp = tok[t].planes + e0;
+        // 8 products of at most 2 * 7 * 127 per i16 lane: below 2^15.
+        __m256i p16 = _mm256_maddubs_epi16(v[0], LoadMlx(xp));
+        for (size_t j = 1; j < 8; ++j) p16 = _mm256_add_epi16(p16, _mm256_maddubs_epi16(v[j], LoadMlx(xp + 32 * j)));
+        const __m256 dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+        into[t] = _mm256_fmadd_ps(dot, _mm256_mul_ps(_mm256_loadu_ps(tok[t].d + 8 * sp), sv), into[t]);
+      }
+    }
+    done = spans * 8;
+  }
 #endif
-  if constexpr (kHasPlanes<B> && !(B == 3 && kWide3)) {
+  if constexpr (kHasPlanes<B> && B != 3) {
     constexpr size_t P = kPlanes<B>, span = 32 * P;
     const size_t spans = K / span;
     const __m256i idx_d =
@@ -411,21 +500,12 @@ HWY_NOINLINE void DotRowsMlx(const RowMlx& row, const TokMlx* tok, size_t K, siz
     for (int l = 0; l < 8; ++l) lane_group[l] = int((4 * P * size_t(l)) >> gs_shift);
     const __m256i idx_s = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lane_group));
     const __m256i mask = _mm256_set1_epi8(char((1 << B) - 1));
-    // A 3-bit row whose last span ends the row: that span is copied, so
-    // that its 28-byte load stays inside the matrix.
-    alignas(32) uint8_t span_tail[32];
-    const bool copy_last = kSpanLoad<B> > kSpanBytes<B> && spans * P == chunks && spans > 0;
-    if (copy_last) std::memcpy(span_tail, row.w + (spans - 1) * kSpanBytes<B>, kSpanBytes<B>);
     auto span_dot = [&](size_t sp, __m256* into, auto group_covers_span) HWY_ATTR {
-      const uint8_t* p = row.w + sp * kSpanBytes<B>;
+      const uint8_t* p = row.w + sp * 32;
       _mm_prefetch(reinterpret_cast<const char*>(p + kMlxPrefetchBytes), _MM_HINT_T0);
       __m256i codes[P];
-      if constexpr (B == 3) {
-        Codes3(copy_last && sp + 1 == spans ? span_tail : p, codes);
-      } else {
-        const __m256i v = LoadMlx(p);
-        for (size_t i = 0; i < P; ++i) codes[i] = _mm256_and_si256(_mm256_srli_epi16(v, int(B * i)), mask);
-      }
+      const __m256i v = LoadMlx(p);
+      for (size_t i = 0; i < P; ++i) codes[i] = _mm256_and_si256(_mm256_srli_epi16(v, int(B * i)), mask);
       const size_t e0 = sp * span;
       const __m256 sv = group_covers_span ? _mm256_broadcast_ss(sf + (e0 >> gs_shift))
                                           : _mm256_permutevar8x32_ps(_mm256_loadu_ps(sf + (e0 >> gs_shift)), idx_s);

@@ -1,6 +1,7 @@
 // The fused MLX kernels against the reference formula w = s * q + b in
 // double, on random codes (every code of every width), every bit width,
-// group size and scale dtype, odd sizes (an odd number of 32-element chunks,
+// group size and scale dtype, odd sizes (an odd number of 32-element chunks
+// after the last whole span, rows of 192 to 736 elements,
 // token counts that leave a partial group of 4, strided x and y, a row
 // range). The packed weights end at a page that cannot be read, so a load
 // past the matrix faults. Each check runs once per compiled instruction set
@@ -89,9 +90,9 @@ struct Case {
 
 // Returns the rows checked; counts rows whose f32-activation product would
 // fail the int8 bound (the bound is tight enough to see the rounding).
-void check_case(const Case& c, size_t& checked, size_t& discriminated) {
-  std::mt19937 rng(uint32_t(c.bits * 1000 + c.gs * 10 + int(c.st)));
-  const size_t K = size_t(c.gs) * (c.gs == 32 ? 7 : 3), rows = 11, r0 = 2, r1 = rows;
+void check_case(const Case& c, size_t K, size_t& checked, size_t& discriminated) {
+  std::mt19937 rng(uint32_t(c.bits * 1000 + c.gs * 10 + int(c.st) + K));
+  const size_t rows = 11, r0 = 2, r1 = rows;
   const size_t words = rows * K * size_t(c.bits) / 32, groups = K / size_t(c.gs);
   GuardedBytes wbuf(words * 4);
   auto* w = reinterpret_cast<uint32_t*>(wbuf.data());
@@ -154,7 +155,11 @@ TEST_P(MlxMatmul, MatchesReferenceWithinActivationRounding) {
   for_each_target([&] {
     if (!mlx_quantizes_activations()) return;
     size_t checked = 0, discriminated = 0;
-    check_case(GetParam(), checked, discriminated);
+    // A short row (fewer than 256 elements: no 3-bit span of AVX2) and a
+    // long one (two or more spans of every width, then a tail of chunks).
+    const Case& c = GetParam();
+    for (size_t K : {size_t(c.gs) * (c.gs == 32 ? 7 : 3), size_t(c.gs) * (c.gs == 32 ? 23 : c.gs == 64 ? 11 : 5)})
+      check_case(c, K, checked, discriminated);
     EXPECT_GT(checked, 0u);
     EXPECT_GT(discriminated, checked * 8 / 10) << discriminated << " of " << checked;
   });
