@@ -8,13 +8,15 @@
 // Per group g of a row with scale s_g and bias b_g:
 //   sum_k (s_g q_k + b_g) x_k = s_g * sum_j d_j (q . x^)_j + b_g * sum_j s_j
 // over the group's 32-element chunks j. 6- and 8-bit rows are unpacked a
-// chunk at a time into 32 codes in element order (CodesMlx); 2-, 3- and
-// 4-bit rows a span of 2 or 4 chunks (3 bits on AVX-512: 4) at a time against activations
-// reordered once per call (PlanesOf); the chunks past a row's last span go
-// the chunk way. Codes are unsigned and at most 63 below 8 bits, so maddubs
-// pairs are at most 2 * 63 * 127 < 2^15, and the sums of a span's 2 or 4
-// maddubs results at most 4 * 2 * 15 * 127 < 2^15. 8-bit codes are taken as q - 128 (signed, the
-// Q8_0 sign trick: |q - 128| <= 128) with the bias raised by 128 * s_g.
+// chunk at a time into 32 codes in element order (CodesMlx); 2- and 4-bit
+// rows a span of 4 or 2 chunks, 3-bit rows 8 (AVX2) or 4 (AVX-512) at a
+// time against activations reordered once per call (PlanesOf); the chunks
+// past a row's last span go the chunk way. Codes are unsigned and at most
+// 63 below 8 bits, so maddubs pairs are at most 2 * 63 * 127 < 2^15, and the
+// i16 sums of a span's maddubs results at most 4 * 2 * 3 * 127 (2 bits),
+// 8 * 2 * 7 * 127 (3) or 2 * 2 * 15 * 127 (4), all below 2^15. 8-bit codes
+// are taken as q - 128 (signed, the Q8_0 sign trick: |q - 128| <= 128) with
+// the bias raised by 128 * s_g.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "quant/mlx_q8_kernels.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
