@@ -297,6 +297,17 @@ HWY_INLINE void Codes3Wide(const uint8_t* p, __m512i* out) {
 }
 #endif
 
+// Qword j of q[0], q[1], q[2], q[3] side by side at dst + 32 j (a 4 x 4
+// transpose of qwords).
+HWY_INLINE void StoreQwordsTransposed(const __m256i* q, int8_t* dst) {
+  const __m256i a = _mm256_unpacklo_epi64(q[0], q[1]), b = _mm256_unpackhi_epi64(q[0], q[1]);
+  const __m256i c = _mm256_unpacklo_epi64(q[2], q[3]), d = _mm256_unpackhi_epi64(q[2], q[3]);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm256_permute2x128_si256(a, c, 0x20));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 32), _mm256_permute2x128_si256(b, d, 0x20));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 64), _mm256_permute2x128_si256(a, c, 0x31));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 96), _mm256_permute2x128_si256(b, d, 0x31));
+}
+
 // x (K int8 values in element order) into plane order for B-bit rows: for
 // each span, plane i's 32 values (elements P m + i, m = 0..31) in turn.
 // Elements past the last whole span are copied as they are.
@@ -336,17 +347,8 @@ void PlanesOf(const int8_t* x, size_t K, int8_t* out) {
         lo[b] = order(_mm256_unpacklo_epi16(r0, r1));
         hi[b] = order(_mm256_unpackhi_epi16(r0, r1));
       }
-      int8_t* o = out + sp * 256;
-      auto store4 = [&](const __m256i* q, int8_t* dst) HWY_ATTR {
-        const __m256i a = _mm256_unpacklo_epi64(q[0], q[1]), b = _mm256_unpackhi_epi64(q[0], q[1]);
-        const __m256i c = _mm256_unpacklo_epi64(q[2], q[3]), d = _mm256_unpackhi_epi64(q[2], q[3]);
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm256_permute2x128_si256(a, c, 0x20));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 32), _mm256_permute2x128_si256(b, d, 0x20));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 64), _mm256_permute2x128_si256(a, c, 0x31));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 96), _mm256_permute2x128_si256(b, d, 0x31));
-      };
-      store4(lo, o);
-      store4(hi, o + 128);
+      StoreQwordsTransposed(lo, out + sp * 256);
+      StoreQwordsTransposed(hi, out + sp * 256 + 128);
     }
     std::memcpy(out + spans * 256, x + spans * 256, K - spans * 256);
     return;
@@ -373,12 +375,7 @@ void PlanesOf(const int8_t* x, size_t K, int8_t* out) {
       __m256i r[4];
       for (int k = 0; k < 4; ++k)
         r[k] = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(LoadMlx(in + 32 * k), idx), lanes);
-      const __m256i t0 = _mm256_unpacklo_epi64(r[0], r[1]), t1 = _mm256_unpackhi_epi64(r[0], r[1]);
-      const __m256i t2 = _mm256_unpacklo_epi64(r[2], r[3]), t3 = _mm256_unpackhi_epi64(r[2], r[3]);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), _mm256_permute2x128_si256(t0, t2, 0x20));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 32), _mm256_permute2x128_si256(t1, t3, 0x20));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 64), _mm256_permute2x128_si256(t0, t2, 0x31));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 96), _mm256_permute2x128_si256(t1, t3, 0x31));
+      StoreQwordsTransposed(r, o);
     }
   }
   std::memcpy(out + spans * span, x + spans * span, K - spans * span);
