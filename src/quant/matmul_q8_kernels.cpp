@@ -439,7 +439,6 @@ HWY_NOINLINE void DotRows32(const uint8_t* row, Tok32 tok, size_t nb, float* out
 // q + t * q_stride, its 16 sums of 16 at bsums + t * bs_stride and its scale
 // at dx[t * dx_stride]. Strides rather than an array of per-token pointers,
 // which the compiler kept on the stack and reloaded for every load.
-template <int NT>
 struct TokK {
   const int8_t* q;
   const int16_t* bsums;
@@ -459,9 +458,9 @@ struct TokK {
 // 32-code vector once and hands it here with its i16 scales.
 template <int NT>
 struct KSums {
-  const TokK<NT>& k;
+  const TokK& k;
   __m256i sumi[NT];
-  explicit HWY_INLINE KSums(const TokK<NT>& tok) : k(tok) {
+  explicit HWY_INLINE KSums(const TokK& tok) : k(tok) {
     for (int t = 0; t < NT; ++t) sumi[t] = _mm256_setzero_si256();
   }
   HWY_INLINE void operator()(__m256i codes, __m256i scales, size_t off) {
@@ -475,7 +474,7 @@ struct KSums {
 struct Q2_K {
   static constexpr size_t kBytes = sizeof(BlockQ2_K);
   template <int NT>
-  static HWY_INLINE void block(const uint8_t* p, const TokK<NT>& k, __m256* acc) {
+  static HWY_INLINE void block(const uint8_t* p, const TokK& k, __m256* acc) {
     const auto* b = reinterpret_cast<const BlockQ2_K*>(p);
     const __m128i sm = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b->scales));
     const __m128i m4 = _mm_set1_epi8(15);
@@ -504,7 +503,7 @@ struct Q2_K {
 struct Q3_K {
   static constexpr size_t kBytes = sizeof(BlockQ3_K);
   template <int NT>
-  static HWY_INLINE void block(const uint8_t* p, const TokK<NT>& k, __m256* acc) {
+  static HWY_INLINE void block(const uint8_t* p, const TokK& k, __m256* acc) {
     const auto* b = reinterpret_cast<const BlockQ3_K*>(p);
     // The 16 6-bit scales (see q3k_scales), in vector registers: low
     // nibbles from bytes 0-7 (scales 0-7) and their high halves (8-15); top
@@ -595,7 +594,7 @@ struct Q45_K {
   }
 
   template <int NT>
-  static HWY_INLINE void block(const uint8_t* p, const TokK<NT>& k, __m256* acc) {
+  static HWY_INLINE void block(const uint8_t* p, const TokK& k, __m256* acc) {
     const auto* b = reinterpret_cast<const B*>(p);
     const __m256i sm = _mm256_cvtepu8_epi16(ScalesMinsK4(p));
     const __m256i scales = DupLow(sm);
@@ -627,7 +626,7 @@ using Q5_K = Q45_K<true>;
 struct Q6_K {
   static constexpr size_t kBytes = sizeof(BlockQ6_K);
   template <int NT>
-  static HWY_INLINE void block(const uint8_t* p, const TokK<NT>& k, __m256* acc) {
+  static HWY_INLINE void block(const uint8_t* p, const TokK& k, __m256* acc) {
     const auto* b = reinterpret_cast<const BlockQ6_K*>(p);
     const __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b->scales)));
     const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
@@ -658,7 +657,7 @@ template <class F, int NT>
 HWY_NOINLINE void DotRows256(const uint8_t* row, const Q8Act& a, size_t t0, size_t nb, float* out) {
   __m256 acc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
-  TokK<NT> k{a.qs + t0 * a.K, a.bsums + t0 * (a.K / 16), a.d + t0 * nb, a.K, a.K / 16, nb};
+  TokK k{a.qs + t0 * a.K, a.bsums + t0 * (a.K / 16), a.d + t0 * nb, a.K, a.K / 16, nb};
   for (size_t b = 0; b < nb; ++b, k.Next()) {
     const uint8_t* p = row + b * F::kBytes;
     for (size_t o = 0; o < F::kBytes; o += 64) Prefetch(p + kPrefetchBytes + o);

@@ -318,9 +318,9 @@ void PlanesOf(const int8_t* x, size_t K, int8_t* out) {
     const size_t spans = K / 128;
     for (size_t sp = 0; sp < spans; ++sp)
       for (size_t h = 0; h < 2; ++h)
-        for (size_t c = 0; c < 4; ++c) std::memcpy(out + sp * 128 + 64 * h + 16 * c, x + sp * 128 + 32 * c + 16 * h, 16);
+        for (size_t c = 0; c < 4; ++c)
+          std::memcpy(out + sp * 128 + 64 * h + 16 * c, x + sp * 128 + 32 * c + 16 * h, 16);
     std::memcpy(out + spans * 128, x + spans * 128, K - spans * 128);
-    return;
   } else if constexpr (B == 3) {
     // Per span of 256: value j of each group of 8 in turn (Codes3Planes),
     // a transpose of 32 x 8 bytes. Per block of 8 groups (two registers):
@@ -351,34 +351,34 @@ void PlanesOf(const int8_t* x, size_t K, int8_t* out) {
       StoreQwordsTransposed(hi, out + sp * 256 + 128);
     }
     std::memcpy(out + spans * 256, x + spans * 256, K - spans * 256);
-    return;
-  }
-  constexpr size_t P = kPlanes<B>, span = 32 * P;
-  const size_t spans = K / span;
-  for (size_t sp = 0; sp < spans; ++sp) {
-    const int8_t* in = x + sp * span;
-    int8_t* o = out + sp * span;
-    if constexpr (B == 4) {
-      // Per 128-bit lane: even elements to the low 8 bytes, odd to the high.
-      const __m256i idx = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15,  //
-                                           0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
-      const __m256i a = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(LoadMlx(in), idx), 0xD8);
-      const __m256i b = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(LoadMlx(in + 32), idx), 0xD8);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), _mm256_permute2x128_si256(a, b, 0x20));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 32), _mm256_permute2x128_si256(a, b, 0x31));
-    } else {
-      // Per 128-bit lane: dword i gathers value i of 4 consecutive bytes'
-      // elements; then a transpose of 64-bit pieces across 4 registers.
-      const __m256i idx = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,  //
-                                           0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-      const __m256i lanes = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-      __m256i r[4];
-      for (int k = 0; k < 4; ++k)
-        r[k] = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(LoadMlx(in + 32 * k), idx), lanes);
-      StoreQwordsTransposed(r, o);
+  } else {
+    constexpr size_t P = kPlanes<B>, span = 32 * P;
+    const size_t spans = K / span;
+    for (size_t sp = 0; sp < spans; ++sp) {
+      const int8_t* in = x + sp * span;
+      int8_t* o = out + sp * span;
+      if constexpr (B == 4) {
+        // Per 128-bit lane: even elements to the low 8 bytes, odd to the high.
+        const __m256i idx = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15,  //
+                                             0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+        const __m256i a = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(LoadMlx(in), idx), 0xD8);
+        const __m256i b = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(LoadMlx(in + 32), idx), 0xD8);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), _mm256_permute2x128_si256(a, b, 0x20));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 32), _mm256_permute2x128_si256(a, b, 0x31));
+      } else {
+        // Per 128-bit lane: dword i gathers value i of 4 consecutive bytes'
+        // elements; then a transpose of 64-bit pieces across 4 registers.
+        const __m256i idx = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,  //
+                                             0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        const __m256i lanes = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        __m256i r[4];
+        for (int k = 0; k < 4; ++k)
+          r[k] = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(LoadMlx(in + 32 * k), idx), lanes);
+        StoreQwordsTransposed(r, o);
+      }
     }
+    std::memcpy(out + spans * span, x + spans * span, K - spans * span);
   }
-  std::memcpy(out + spans * span, x + spans * span, K - spans * span);
 }
 
 // out[t] = row . x_t for NT tokens, the weights unpacked once for all of
