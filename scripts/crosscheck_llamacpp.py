@@ -87,7 +87,8 @@ def llama_logits(path, tokens):
 
 def moeflux_logits(moeflux, path, tokens, work):
     npy = os.path.join(work, "moeflux_logits.npy")
-    run([moeflux, "score", path, "--tokens", ",".join(map(str, tokens)), "--logits-out", npy, "--threads", "2"])
+    run([moeflux, "score", path, "--tokens", ",".join(map(str, tokens)), "--logits-out", npy, "--force",
+         "--threads", "2"])
     return np.load(npy)
 
 

@@ -7,6 +7,8 @@
 
 #include "bench.h"
 #include "commands.h"
+#include "core/error.h"
+#include "core/output_file.h"
 #include "core/progress.h"
 #include "model/model_spec.h"
 #include "model/synth.h"
@@ -18,6 +20,8 @@ namespace moeflux::cli {
 
 namespace {
 
+namespace fs = std::filesystem;
+
 std::string default_demo_dir() {
   const char* cache = std::getenv("XDG_CACHE_HOME");
   const char* home = std::getenv("HOME");
@@ -25,23 +29,65 @@ std::string default_demo_dir() {
   return (base / "moeflux" / "demo-tiny-moe").string();
 }
 
+// A directory moeflux demo made holds this file. Only such a directory is
+// ever cleaned, and only of the files the demo writes: `--dir` may name a
+// user's own directory, and nothing there that moeflux did not create may
+// be deleted.
+constexpr const char* kDemoMarker = ".moeflux-demo";
+
+bool is_empty_dir(const fs::path& dir) { return fs::is_directory(dir) && fs::directory_iterator(dir) == fs::directory_iterator(); }
+
+// Removes what an earlier, interrupted demo run may have left: the files
+// synth and the demo tokenizer write (and their temporaries), nothing else.
+void remove_demo_files(const fs::path& dir) {
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    const bool ours = name == "config.json" || name == "model.safetensors.index.json" || name == "tokenizer.json" ||
+                      name == "tokenizer_config.json" ||
+                      (name.starts_with("model") && name.ends_with(".safetensors")) ||
+                      (name.starts_with(".") && name.ends_with(".moeflux-tmp"));
+    if (ours && e.is_regular_file()) fs::remove(e.path());
+  }
+}
+
+// Makes the demo model in `dir` when it is missing, new, empty, or a demo
+// directory left unfinished; reuses a complete one; refuses anything else.
+void prepare_demo_model(const fs::path& dir) {
+  if (fs::exists(dir / "tokenizer.json") && fs::exists(dir / "config.json")) {
+    fmt::print("1. synth: reusing {}\n", dir.string());
+    return;
+  }
+  if (fs::exists(fs::symlink_status(dir)) && !fs::is_directory(dir))
+    fail("--dir {} exists and is not a directory", dir.string());
+  if (fs::exists(dir) && !is_empty_dir(dir)) {
+    if (!fs::exists(dir / kDemoMarker))
+      fail("--dir {} is not empty and was not made by moeflux demo (no {} in it); moeflux does not delete "
+           "files it did not create: give a new or empty directory",
+           dir.string(), kDemoMarker);
+    remove_demo_files(dir);  // an older or partial demo model, in a directory the demo made
+  }
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) fail("cannot create directory {}: {}", dir.string(), ec.message());
+  if (!fs::exists(dir / kDemoMarker))
+    write_output_file((dir / kDemoMarker).string(), "made by `moeflux demo`; it may delete the demo model here\n",
+                      Replace::No);
+  SynthOptions o;
+  o.preset = "tiny-moe";
+  o.out_dir = dir.string();
+  o.seed = 42;
+  o.also_writes = {"tokenizer.json", "tokenizer_config.json"};
+  const uint64_t bytes = synth_model(o);
+  write_demo_tokenizer(o.out_dir, load_model_spec(o.out_dir).vocab);
+  fmt::print("1. synth: wrote {} of random bf16 weights and a byte-level BPE tokenizer to {}\n", human_bytes(bytes),
+             dir.string());
+}
+
 void run_demo(const std::string& dir_arg) {
   const std::string dir = dir_arg.empty() ? default_demo_dir() : dir_arg;
   fmt::print("moeflux demo: a tiny qwen3_moe-shaped model with RANDOM weights.\n"
              "Its output is meaningless by design: this shows the engine working, not a model talking.\n\n");
-  if (!std::filesystem::exists(std::filesystem::path(dir) / "tokenizer.json")) {
-    std::filesystem::remove_all(dir);  // an older or partial demo model
-    SynthOptions o;
-    o.preset = "tiny-moe";
-    o.out_dir = dir;
-    o.seed = 42;
-    const uint64_t bytes = synth_model(o);
-    write_demo_tokenizer(dir, load_model_spec(dir).vocab);
-    fmt::print("1. synth: wrote {} of random bf16 weights and a byte-level BPE tokenizer to {}\n", human_bytes(bytes),
-               dir);
-  } else {
-    fmt::print("1. synth: reusing {}\n", dir);
-  }
+  prepare_demo_model(dir);
 
   ModelArgs model;
   model.path = dir;

@@ -12,6 +12,7 @@
 
 #include "cli_util.h"
 #include "core/error.h"
+#include "core/output_file.h"
 #include "commands.h"
 #include "model/model_spec.h"
 #include "text_model.h"
@@ -26,26 +27,24 @@ struct ScoreArgs {
   int top_k = 5;
   bool json = false;
   std::string logits_out;
+  bool force = false;
 };
 
-// Raw logits as a NumPy .npy file (float32, shape [tokens, vocab]), written
-// to a temporary name and renamed, so comparison scripts read all or nothing.
-void write_logits_npy(const std::string& path, std::span<const float> logits, size_t tokens, size_t vocab) {
+// Raw logits as a NumPy .npy file (float32, shape [tokens, vocab]),
+// published only when complete (core/output_file.h), so comparison scripts
+// read all or nothing.
+void write_logits_npy(const std::string& path, std::span<const float> logits, size_t tokens, size_t vocab,
+                      Replace replace) {
   std::string header = fmt::format("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}", tokens, vocab);
   header.append(64 - (10 + header.size() + 1) % 64, ' ');  // data 64-byte aligned, as numpy writes
   header += '\n';
-  const std::string tmp = path + ".partial";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) fail("cannot write {}: {}", tmp, std::strerror(errno));
+  OutputFile f(path, replace);
   const uint16_t hlen = uint16_t(header.size());
-  bool ok = std::fwrite("\x93NUMPY\x01\x00", 1, 8, f) == 8 && std::fwrite(&hlen, 2, 1, f) == 1 &&
-            std::fwrite(header.data(), 1, header.size(), f) == header.size() &&
-            std::fwrite(logits.data(), sizeof(float), tokens * vocab, f) == tokens * vocab;
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    fail("cannot write {}: {}", path, std::strerror(errno));
-  }
+  f.write("\x93NUMPY\x01\x00", 8);
+  f.write(&hlen, 2);
+  f.write(header);
+  f.write(logits.data(), sizeof(float) * tokens * vocab);
+  f.commit();
 }
 
 std::vector<float> log_softmax(std::span<const float> x) {
@@ -62,11 +61,13 @@ void run_score(const ScoreArgs& a) {
   if (a.tokens.empty() == a.prompt.empty()) fail("score needs exactly one of --tokens and --prompt");
   const auto tokens = a.prompt.empty() ? parse_token_list(a.tokens) : load_tokenizer(a.model.path).encode(a.prompt);
   if (tokens.empty()) fail("--prompt encodes to no tokens");
+  const Replace replace = a.force ? Replace::Yes : Replace::No;
+  if (!a.logits_out.empty()) check_output_path(a.logits_out, replace);  // before the model is loaded
   auto engine = a.model.load();
   const int vocab = engine->spec().vocab;
   Session session(engine);
   auto logits = session.step(tokens, /*all_logits=*/true);
-  if (!a.logits_out.empty()) write_logits_npy(a.logits_out, logits, tokens.size(), size_t(vocab));
+  if (!a.logits_out.empty()) write_logits_npy(a.logits_out, logits, tokens.size(), size_t(vocab), replace);
   nlohmann::ordered_json out;
   out["tokens"] = tokens;
   out["positions"] = nlohmann::ordered_json::array();
@@ -122,6 +123,7 @@ void register_score(CLI::App& app) {
   cmd->add_option("--top-k", a->top_k, "alternatives shown per position")->check(CLI::PositiveNumber);
   cmd->add_flag("--json", a->json, "print JSON");
   cmd->add_option("--logits-out", a->logits_out, "also write every position's raw logits to this .npy file (float32)");
+  cmd->add_flag("--force", a->force, "replace the --logits-out file if it exists");
   cmd->callback([a] { run_score(*a); });
 }
 

@@ -20,6 +20,7 @@ void register_synth(CLI::App& app) {
   auto o = std::make_shared<SynthOptions>();
   auto list = std::make_shared<bool>(false);
   auto type = std::make_shared<std::string>();
+  auto force = std::make_shared<bool>(false);
   cmd->add_option("--preset", o->preset, "shape to copy (see --list)");
   cmd->add_option("-o,--out", o->out_dir, "output directory (with --type: output .gguf file)");
   cmd->add_option("--type", *type,
@@ -32,7 +33,9 @@ void register_synth(CLI::App& app) {
                   "not any real model's routing")
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--list", *list, "list the presets");
-  cmd->callback([o, list, type] {
+  cmd->add_flag("--force", *force, "replace existing files of the names synth writes (by default it refuses)");
+  cmd->callback([o, list, type, force] {
+    o->replace = *force ? Replace::Yes : Replace::No;
     if (*list || o->preset.empty()) {
       fmt::print("presets:\n");
       for (auto& p : synth_presets())
@@ -62,8 +65,9 @@ void register_synth(CLI::App& app) {
                  human_bytes(bytes), o->out_dir);
       return;
     }
+    o->also_writes = {"tokenizer.json", "tokenizer_config.json"};  // refused before any weights are written
     const uint64_t bytes = synth_model(*o);
-    write_demo_tokenizer(o->out_dir, load_model_spec(o->out_dir).vocab);
+    write_demo_tokenizer(o->out_dir, load_model_spec(o->out_dir).vocab, o->replace);
     fmt::print("wrote {} ({} of random weights, plus moeflux's demo tokenizer) to {}\n", o->preset, human_bytes(bytes),
                o->out_dir);
   });

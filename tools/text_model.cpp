@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 
 #include "core/error.h"
 #include "core/mapped_file.h"
+#include "core/output_file.h"
 #include "model/gguf_model.h"
 #include "model/model_spec.h"
 #include "text/tokenizer/gguf_tokenizer.h"
@@ -59,15 +59,13 @@ TextModel load_text_model(const ModelArgs& args, const std::string& chat_templat
   return m;
 }
 
-void write_demo_tokenizer(const std::string& dir, int vocab) {
-  auto write = [&](const char* name, const std::string& text) {
-    const fs::path p = fs::path(dir) / name;
-    const std::string tmp = p.string() + ".partial";
-    std::ofstream(tmp) << text;
-    fs::rename(tmp, p);
-  };
-  write("tokenizer.json", make_demo_tokenizer_json(vocab));
-  write("tokenizer_config.json", make_demo_tokenizer_config_json());
+void write_demo_tokenizer(const std::string& dir, int vocab, Replace replace) {
+  const std::string tok = (fs::path(dir) / "tokenizer.json").string();
+  const std::string cfg = (fs::path(dir) / "tokenizer_config.json").string();
+  check_output_path(tok, replace);
+  check_output_path(cfg, replace);
+  write_output_file(tok, make_demo_tokenizer_json(vocab), replace);
+  write_output_file(cfg, make_demo_tokenizer_config_json(), replace);
 }
 
 }  // namespace moeflux::cli

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cli_util.h"
+#include "core/output_file.h"
 #include "text/chat/chat_template.h"
 #include "text/tokenizer/tokenizer.h"
 
@@ -25,7 +26,8 @@ Tokenizer load_tokenizer(const std::string& model_dir);
 TextModel load_text_model(const ModelArgs& args, const std::string& chat_template_file = "");
 
 // Writes the project's demo tokenizer (tokenizer.json, tokenizer_config.json)
-// sized to `vocab` ids into a synthetic model's directory.
-void write_demo_tokenizer(const std::string& dir, int vocab);
+// sized to `vocab` ids into a synthetic model's directory; existing files
+// of those names are replaced only with Replace::Yes.
+void write_demo_tokenizer(const std::string& dir, int vocab, Replace replace = Replace::No);
 
 }  // namespace moeflux::cli

@@ -56,9 +56,7 @@ class SafetensorsSource final : public TensorSource {
 
 GgufWriteResult convert_hf_to_gguf(const ConvertOptions& opt) {
   if (!fs::is_directory(opt.hf_dir)) fail("{} is not a model directory", opt.hf_dir);
-  if (opt.out_path.empty()) fail("no output file given");
-  if (fs::exists(opt.out_path) && !opt.overwrite)
-    fail("{} already exists (pass --force to replace it)", opt.out_path);
+  check_output_path(opt.out_path, opt.overwrite ? Replace::Yes : Replace::No);
   const ModelSpec spec = load_model_spec(opt.hf_dir);
   gguf_arch_name(spec);  // refuse an arch without a GGUF spelling before reading weights
   if (spec.mlx_quant)
@@ -95,6 +93,7 @@ GgufWriteResult convert_hf_to_gguf(const ConvertOptions& opt) {
   w.threads = opt.threads;
   w.progress = opt.progress;
   w.progress_label = fmt::format("convert {}", convert_type_name(opt.type));
+  w.replace = opt.overwrite ? Replace::Yes : Replace::No;
   SafetensorsSource src(model);
   GgufWriteResult res = write_model_gguf(spec, src, opt.out_path, w);
   std::vector<std::string> unused;

@@ -149,15 +149,15 @@ GgufWriteResult write_model_gguf(const ModelSpec& spec, TensorSource& src, const
   const uint64_t header = gguf_header_bytes(md, decls, out_path).size();
   const uint64_t need = header + data_bytes + 32 * plan.size();  // + alignment padding, at most 31 per tensor
 
+  check_output_path(out_path, opt.replace);
   const fs::path out_dir = fs::absolute(fs::path(out_path)).parent_path();
-  if (!fs::is_directory(out_dir)) fail("output directory {} does not exist", out_dir.string());
   std::error_code ec;
   const auto space = fs::space(out_dir, ec);
   if (!ec && space.available < need)
     fail("{} has {} free but the GGUF needs {}", out_dir.string(), human_bytes(space.available), human_bytes(need));
 
   ThreadPool pool(opt.threads);
-  GgufWriter writer(out_path, md, decls);
+  GgufWriter writer(out_path, md, decls, opt.replace);
   Progress progress(opt.progress_label, data_bytes, opt.progress);
   std::vector<float> in, tmp;
   std::vector<uint8_t> out;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "convert/convert_type.h"
+#include "core/output_file.h"
 #include "format/gguf/gguf_value.h"
 #include "model/model_spec.h"
 #include "model/tensor_list.h"
@@ -60,6 +61,7 @@ struct GgufWriteOptions {
   int threads = 0;     // 0: all cores
   bool progress = true;
   std::string progress_label = "convert";
+  Replace replace = Replace::No;  // an existing out_path is replaced only with Replace::Yes (--force)
 };
 
 struct GgufWriteResult {
@@ -70,8 +72,9 @@ struct GgufWriteResult {
   std::vector<std::string> warnings;          // what llama.cpp will not load or will run differently
 };
 
-// Writes `out_path` atomically (temp file, then rename). Refuses when the
-// disk has less free space than the file needs, naming both numbers.
+// Writes `out_path` atomically (core/output_file.h). Refuses when the disk
+// has less free space than the file needs, naming both numbers, and an
+// existing or non-regular target unless opt.replace allows it.
 GgufWriteResult write_model_gguf(const ModelSpec& spec, TensorSource& src, const std::string& out_path,
                                  const GgufWriteOptions& opt);
 

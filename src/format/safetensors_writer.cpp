@@ -18,8 +18,8 @@ uint64_t TensorDecl::nbytes() const {
 }
 
 SafetensorsWriter::SafetensorsWriter(std::string path, std::vector<TensorDecl> tensors,
-                                     std::map<std::string, std::string> metadata)
-    : path_(std::move(path)), tmp_(path_ + ".partial"), tensors_(std::move(tensors)) {
+                                     std::map<std::string, std::string> metadata, Replace replace)
+    : path_(std::move(path)), tensors_(std::move(tensors)) {
   nlohmann::ordered_json h = nlohmann::ordered_json::object();
   if (!metadata.empty()) h["__metadata__"] = metadata;
   uint64_t off = 0;
@@ -30,35 +30,26 @@ SafetensorsWriter::SafetensorsWriter(std::string path, std::vector<TensorDecl> t
   expected_ = off;
   std::string header = h.dump();
   header.append((8 - header.size() % 8) % 8, ' ');  // keep the data section 8-byte aligned
-  f_ = std::fopen(tmp_.c_str(), "wb");
-  if (!f_) fail("cannot create {}: {}", tmp_, std::strerror(errno));
+  out_ = std::make_unique<OutputFile>(path_, replace);
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = uint8_t(uint64_t(header.size()) >> (8 * i));
-  if (std::fwrite(len, 1, 8, f_) != 8 || std::fwrite(header.data(), 1, header.size(), f_) != header.size())
-    fail("cannot write {}: {}", tmp_, std::strerror(errno));
-}
-
-SafetensorsWriter::~SafetensorsWriter() {
-  if (f_) std::fclose(f_);
-  if (!done_) ::unlink(tmp_.c_str());
+  out_->write(len, 8);
+  out_->write(header);
 }
 
 void SafetensorsWriter::write(std::span<const uint8_t> bytes) {
   if (written_ + bytes.size() > expected_)
     fail("{}: writing {} bytes past the {} declared", path_, written_ + bytes.size() - expected_, expected_);
-  if (std::fwrite(bytes.data(), 1, bytes.size(), f_) != bytes.size())
-    fail("cannot write {}: {}", tmp_, std::strerror(errno));
+  if (!out_) fail("{}: write after finish", path_);
+  out_->write(bytes);
   written_ += bytes.size();
 }
 
 void SafetensorsWriter::finish() {
   if (written_ != expected_) fail("{}: {} of {} declared bytes written", path_, written_, expected_);
-  if (std::fflush(f_) != 0 || ::fsync(fileno(f_)) != 0) fail("cannot flush {}: {}", tmp_, std::strerror(errno));
-  std::fclose(f_);
-  f_ = nullptr;
-  if (std::rename(tmp_.c_str(), path_.c_str()) != 0)
-    fail("cannot rename {} to {}: {}", tmp_, path_, std::strerror(errno));
-  done_ = true;
+  if (!out_) fail("{}: finish called twice", path_);
+  out_->commit();
+  out_.reset();
 }
 
 std::vector<std::vector<TensorDecl>> plan_shards(const std::vector<TensorDecl>& tensors, uint64_t max_shard_bytes) {

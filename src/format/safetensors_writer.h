@@ -1,16 +1,19 @@
 // Streams tensors into safetensors files: the header is written first from
 // the declared tensors, then each tensor's bytes in order, so memory stays
 // bounded by one tensor chunk. Files appear under their final name only when
-// complete (written to a temporary name, then renamed).
+// complete (core/output_file.h: a unique temporary, fsync, rename; an
+// existing file only with Replace::Yes).
 #pragma once
 #include <cstdint>
 #include <cstdio>
 #include <functional>
 #include <map>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "core/output_file.h"
 #include "format/dtype.h"
 
 namespace moeflux {
@@ -25,19 +28,17 @@ struct TensorDecl {
 class SafetensorsWriter {
  public:
   SafetensorsWriter(std::string path, std::vector<TensorDecl> tensors,
-                    std::map<std::string, std::string> metadata = {});
-  ~SafetensorsWriter();
+                    std::map<std::string, std::string> metadata = {}, Replace replace = Replace::No);
   // Appends bytes of the current tensor; tensors are filled in declaration order.
   void write(std::span<const uint8_t> bytes);
   // Checks every declared byte was written, then publishes the file.
   void finish();
 
  private:
-  std::string path_, tmp_;
+  std::string path_;
   std::vector<TensorDecl> tensors_;
-  FILE* f_ = nullptr;
+  std::unique_ptr<OutputFile> out_;  // null once finished
   uint64_t expected_ = 0, written_ = 0;
-  bool done_ = false;
 };
 
 // Splits tensors into shards of at most `max_shard_bytes` (a tensor larger

@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include "core/error.h"
 #include "core/half.h"
@@ -30,14 +29,17 @@ void skew_router_rows(std::vector<uint16_t>& w, int64_t rows, int64_t cols, doub
     }
 }
 
-void write_config(const std::string& path, const nlohmann::ordered_json& cfg) {
-  const std::string tmp = path + ".partial";
-  {
-    std::ofstream f(tmp);
-    f << cfg.dump(2) << "\n";
-    if (!f) fail("cannot write {}", tmp);
-  }
-  fs::rename(tmp, path);
+// The output directory: created when missing (with its parents); an
+// existing path must be a directory.
+void prepare_out_dir(const std::string& dir) {
+  if (dir.empty()) fail("no output directory given");
+  std::error_code ec;
+  const auto st = fs::symlink_status(dir, ec);
+  if (!ec && fs::exists(st) && !fs::is_directory(fs::status(dir, ec)))
+    fail("{} exists and is not a directory; synth writes a model directory there (or give --type for one .gguf file)",
+         dir);
+  fs::create_directories(dir, ec);
+  if (ec) fail("cannot create directory {}: {}", dir, ec.message());
 }
 
 }  // namespace
@@ -68,9 +70,10 @@ uint64_t synth_model(const SynthOptions& o) {
   const SynthPreset& preset = find_preset(o.preset);
   const ArchDef& arch = arch_def(spec.arch);
 
-  fs::create_directories(o.out_dir);
-  if (fs::exists(fs::path(o.out_dir) / "config.json"))
-    fail("{} already holds a model (config.json exists); choose an empty directory", o.out_dir);
+  prepare_out_dir(o.out_dir);
+  const fs::path dir(o.out_dir);
+  if (o.replace == Replace::No && fs::exists(fs::symlink_status(dir / "config.json")))
+    fail("{} already holds a model (config.json exists); choose an empty directory or pass --force", o.out_dir);
 
   const std::vector<ModelTensor> tensors = model_tensors(spec, arch);
   std::vector<TensorDecl> decls;
@@ -80,6 +83,14 @@ uint64_t synth_model(const SynthOptions& o) {
     total += decls.back().nbytes();
   }
   const auto shards = plan_shards(decls, o.max_shard_bytes);
+  // Every name is checked before the first byte is written, so a refusal
+  // leaves the directory as it was.
+  std::vector<std::string> outputs;
+  for (size_t si = 0; si < shards.size(); ++si) outputs.push_back((dir / shard_name(si, shards.size())).string());
+  if (shards.size() > 1) outputs.push_back((dir / "model.safetensors.index.json").string());
+  outputs.push_back((dir / "config.json").string());
+  for (const std::string& p : outputs) check_output_path(p, o.replace);
+  for (const std::string& name : o.also_writes) check_output_path((dir / name).string(), o.replace);
   const uint64_t free_bytes = fs::space(o.out_dir).available;
   if (free_bytes < total + (64ull << 20))
     fail("{} has {} free but the model needs {}", o.out_dir, human_bytes(free_bytes), human_bytes(total));
@@ -89,8 +100,8 @@ uint64_t synth_model(const SynthOptions& o) {
   std::vector<uint16_t> buf;
   size_t ti = 0;
   for (size_t si = 0; si < shards.size(); ++si) {
-    SafetensorsWriter w((fs::path(o.out_dir) / shard_name(si, shards.size())).string(), shards[si],
-                        {{"format", "pt"}, {"generator", "moeflux synth " + preset.name}});
+    SafetensorsWriter w(outputs[si], shards[si], {{"format", "pt"}, {"generator", "moeflux synth " + preset.name}},
+                        o.replace);
     for (const TensorDecl& d : shards[si]) {
       const ModelTensor& t = tensors[ti++];
       const size_t n = d.nbytes() / 2;
@@ -122,11 +133,9 @@ uint64_t synth_model(const SynthOptions& o) {
     }
     w.finish();
   }
-  if (shards.size() > 1) {
-    std::ofstream idx(fs::path(o.out_dir) / "model.safetensors.index.json");
-    idx << shard_index_json(shards) << "\n";
-  }
-  write_config((fs::path(o.out_dir) / "config.json").string(), cfg);
+  if (shards.size() > 1)
+    write_output_file((dir / "model.safetensors.index.json").string(), shard_index_json(shards) + "\n", o.replace);
+  write_output_file((dir / "config.json").string(), cfg.dump(2) + "\n", o.replace);
   progress.done();
   return total;
 }

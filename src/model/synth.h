@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "convert/convert_type.h"
+#include "core/output_file.h"
 #include "format/gguf/gguf_value.h"
 #include "model/model_spec.h"
 
@@ -37,6 +38,13 @@ struct SynthOptions {
   double route_skew = 0;
   uint64_t max_shard_bytes = 4ull << 30;
   bool progress = true;
+  // Existing files of the same names (weights, config.json, index) are
+  // replaced only with Replace::Yes (`--force`); by default synth refuses
+  // before writing anything.
+  Replace replace = Replace::No;
+  // Names in out_dir the caller writes afterwards (the tokenizer), checked
+  // with synth's own before anything is written.
+  std::vector<std::string> also_writes;
 };
 
 // The spec of the model the options describe (preset plus overrides); the
@@ -44,14 +52,15 @@ struct SynthOptions {
 ModelSpec synth_spec(const SynthOptions& opts, nlohmann::ordered_json* config = nullptr);
 
 // Writes config.json and safetensors shards into out_dir (created if
-// missing; refuses a directory that already holds a model).
+// missing; refuses a directory that already holds a model, or any file of
+// the names it writes, unless opts.replace).
 // Returns the bytes of weights written.
 uint64_t synth_model(const SynthOptions& opts);
 
 // Writes the same model (same options, same values) as one GGUF file of
 // `type` at out_file (opts.out_dir is not used), generating and quantizing
 // a chunk at a time; `tokenizer` is appended as metadata. Returns the
-// file's size. Refuses an existing file.
+// file's size. Refuses an existing file unless opts.replace.
 uint64_t synth_gguf(const SynthOptions& opts, ConvertType type, const GgufMetadata& tokenizer,
                     const std::string& out_file);
 

@@ -80,13 +80,14 @@ class SynthSource final : public TensorSource {
 
 uint64_t synth_gguf(const SynthOptions& o, ConvertType type, const GgufMetadata& tokenizer, const std::string& out_file) {
   const ModelSpec spec = synth_spec(o);
-  if (fs::exists(out_file)) fail("{} already exists; choose another output file", out_file);
+  check_output_path(out_file, o.replace);
   SynthSource src(o.seed, spec.dtype, o.route_skew);
   GgufWriteOptions w;
   w.type = type;
   w.name = o.preset;
   w.extra = tokenizer;
   w.progress = o.progress;
+  w.replace = o.replace;
   w.progress_label = "synth " + o.preset + " " + std::string(convert_type_name(type));
   return write_model_gguf(spec, src, out_file, w).file_bytes;
 }

@@ -92,7 +92,7 @@ TEST(LlamaCppCrossCheck, OurLogitsMatchLlamaCppOnTheSameFiles) {
         << "the converted file differs from the one llama.cpp scored; regenerate the fixtures if synth or convert "
            "changed on purpose";
     const std::string npy = tmp.file("ours.npy");
-    r = test::run_cli("score " + gguf + " --tokens " + tokens + " --logits-out " + npy + " --threads 2");
+    r = test::run_cli("score " + gguf + " --tokens " + tokens + " --logits-out " + npy + " --force --threads 2");
     ASSERT_EQ(r.code, 0) << r.err;
     size_t rows = 0, cols = 0, rrows = 0, rcols = 0;
     const auto ours = read_npy(npy, rows, cols);

@@ -142,25 +142,18 @@ std::string gguf_header_bytes(const GgufMetadata& metadata, const std::vector<Gg
   return out;
 }
 
-GgufWriter::GgufWriter(std::string path, const GgufMetadata& metadata, std::vector<GgufTensorDecl> tensors)
-    : path_(std::move(path)), tmp_(path_ + ".partial"), tensors_(std::move(tensors)) {
+GgufWriter::GgufWriter(std::string path, const GgufMetadata& metadata, std::vector<GgufTensorDecl> tensors,
+                       Replace replace)
+    : path_(std::move(path)), tensors_(std::move(tensors)) {
   const std::string header = gguf_header_bytes(metadata, tensors_, path_);
   alignment_ = alignment_of(metadata, path_);
   data_offset_ = header.size();
   for (auto& t : tensors_) sizes_.push_back(checked_nbytes(t, path_));
-  f_ = std::fopen(tmp_.c_str(), "wb");
-  if (!f_) fail("cannot create {}: {}", tmp_, std::strerror(errno));
+  out_ = std::make_unique<OutputFile>(path_, replace);
   put(header.data(), header.size());
 }
 
-GgufWriter::~GgufWriter() {
-  if (f_) std::fclose(f_);
-  if (!done_) ::unlink(tmp_.c_str());
-}
-
-void GgufWriter::put(const void* p, size_t n) {
-  if (n && std::fwrite(p, 1, n, f_) != n) fail("cannot write {}: {}", tmp_, std::strerror(errno));
-}
+void GgufWriter::put(const void* p, size_t n) { out_->write(p, n); }
 
 void GgufWriter::pad_current() {
   static const char zeros[4096] = {};
@@ -175,7 +168,7 @@ void GgufWriter::pad_current() {
 }
 
 void GgufWriter::write(std::span<const uint8_t> bytes) {
-  if (!f_) fail("{}: write after finish", path_);
+  if (!out_) fail("{}: write after finish", path_);
   while (!bytes.empty()) {
     if (current_ >= tensors_.size())
       fail("{}: {} bytes written past the last declared tensor", path_, bytes.size());
@@ -200,17 +193,13 @@ void GgufWriter::write_tensor(std::string_view name, std::span<const uint8_t> by
 }
 
 void GgufWriter::finish() {
-  if (!f_) fail("{}: finish called twice", path_);
+  if (!out_) fail("{}: finish called twice", path_);
   // A zero-size tensor cannot exist (dims are positive), so every tensor left is unwritten.
   if (current_ != tensors_.size())
     fail("{}: tensor '{}' has {} of {} bytes written; {} declared tensors unfinished", path_,
          tensors_[current_].name, current_done_, sizes_[current_], tensors_.size() - current_);
-  if (std::fflush(f_) != 0 || ::fsync(fileno(f_)) != 0) fail("cannot flush {}: {}", tmp_, std::strerror(errno));
-  std::fclose(f_);
-  f_ = nullptr;
-  if (std::rename(tmp_.c_str(), path_.c_str()) != 0)
-    fail("cannot rename {} to {}: {}", tmp_, path_, std::strerror(errno));
-  done_ = true;
+  out_->commit();
+  out_.reset();
 }
 
 }  // namespace moeflux

@@ -3,15 +3,18 @@
 // declaration order, each tensor padded to the alignment (`general.alignment`
 // if the metadata sets it, else 32). Tensor bytes are streamed in declaration
 // order, so memory stays bounded by the caller's chunk; the file appears
-// under its final name only when complete (temp file, fsync, rename).
+// under its final name only when complete (core/output_file.h: a unique
+// temporary, fsync, rename; an existing file only with Replace::Yes).
 #pragma once
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "core/output_file.h"
 #include "format/ggml_types.h"
 #include "format/gguf/gguf_value.h"
 
@@ -34,9 +37,10 @@ std::string gguf_header_bytes(const GgufMetadata& metadata, const std::vector<Gg
 
 class GgufWriter {
  public:
-  // Writes the header to `path + ".partial"` at once; tensor bytes follow through write().
-  GgufWriter(std::string path, const GgufMetadata& metadata, std::vector<GgufTensorDecl> tensors);
-  ~GgufWriter();  // an unfinished file is removed
+  // Writes the header to a temporary beside `path` at once; tensor bytes follow through write().
+  GgufWriter(std::string path, const GgufMetadata& metadata, std::vector<GgufTensorDecl> tensors,
+             Replace replace = Replace::No);
+  ~GgufWriter() = default;  // an unfinished file is removed (OutputFile)
   GgufWriter(const GgufWriter&) = delete;
   GgufWriter& operator=(const GgufWriter&) = delete;
 
@@ -55,14 +59,13 @@ class GgufWriter {
   void put(const void* p, size_t n);
   void pad_current();
 
-  std::string path_, tmp_;
+  std::string path_;
   std::vector<GgufTensorDecl> tensors_;
   std::vector<uint64_t> sizes_;
-  FILE* f_ = nullptr;
+  std::unique_ptr<OutputFile> out_;  // null once finished
   uint64_t alignment_ = 32, data_offset_ = 0;
   size_t current_ = 0;        // index of the tensor being filled
   uint64_t current_done_ = 0; // bytes of it written
-  bool done_ = false;
 };
 
 }  // namespace moeflux
