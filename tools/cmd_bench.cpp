@@ -203,14 +203,14 @@ nlohmann::ordered_json run_bench(const BenchArgs& a) {
   auto engine = a.model.load();
   const ModelSpec& s = engine->spec();
   Engine::Impl& impl = engine->impl();
-  if (!a.json) fmt::print(stderr, "bench: {} ({}), {} threads, kernels: {}\n", a.model.path, s.arch, impl.pool->size(),
+  if (!a.json) fmt::print(stderr, "bench: {} ({}), {} threads, kernels: {}\n", a.model.path, s.arch, impl.scheduler->threads(),
                           simd::target_name());
   const uint64_t model_cached_loaded = model_bytes_cached(*engine);
   const double warm_s = touch_weights(*engine);
   // The run's growth is counted from here: touching the mapped dense
   // weights caches them (and the kernel's readahead around them) by design.
   const uint64_t model_cached_before = model_bytes_cached(*engine);
-  const int threads = impl.pool->size();
+  const int threads = impl.scheduler->threads();
   // The DRAM probe in a child too: its GiB buffer stays out of peak RSS.
   const double host_gbs = measure_in_child([threads] {
     ThreadPool pool(threads);
@@ -257,7 +257,9 @@ nlohmann::ordered_json run_bench(const BenchArgs& a) {
   // Host-memory floor: bytes a decode token must read / measured bandwidth.
   const double weight_bytes = double(s.active_bytes_per_token());
   const double avg_ctx = a.prompt_tokens + a.decode_tokens / 2.0;
-  const double kv_bytes = 2.0 * s.layers * s.kv_dim() * 4.0 * avg_ctx;
+  double state_per_position = 0;
+  for (const StateDesc& st : impl.states) state_per_position += double(st.bytes_per_position());
+  const double kv_bytes = state_per_position * avg_ctx;
   const double active_bytes = weight_bytes + kv_bytes;
   const double floor_tps = host_gbs * 1e9 / active_bytes;
 
@@ -265,7 +267,7 @@ nlohmann::ordered_json run_bench(const BenchArgs& a) {
   j["model"] = a.model.path;
   j["arch"] = s.arch;
   j["dtype"] = std::string(dtype_name(s.dtype));
-  j["threads"] = impl.pool->size();
+  j["threads"] = impl.scheduler->threads();
   j["kernels"] = simd::target_name();
   j["prompt_tokens"] = a.prompt_tokens;
   j["decode_tokens"] = a.decode_tokens;

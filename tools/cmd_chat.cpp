@@ -23,6 +23,26 @@ namespace moeflux::cli {
 
 namespace {
 
+// Resumes the session at the longest prefix it can keep of the `common`
+// tokens it shares with the new prompt, and returns that length. A KV-only
+// model keeps any prefix (rewind); one with recurrent state resumes from
+// the latest turn checkpoint inside the prefix, or from the start.
+size_t resume_point(Session& session, const std::vector<SessionCheckpoint>& turn_ends, size_t common) {
+  if (session.can_rewind()) {
+    session.rewind(int(common));
+    return common;
+  }
+  const SessionCheckpoint* best = nullptr;
+  for (const SessionCheckpoint& cp : turn_ends)
+    if (size_t(cp.position) <= common && session.can_restore(cp) && (!best || cp.position > best->position)) best = &cp;
+  if (!best) {
+    session.reset();
+    return 0;
+  }
+  session.restore(*best);
+  return size_t(best->position);
+}
+
 std::atomic<bool> g_interrupt{false};
 void on_sigint(int) { g_interrupt = true; }
 
@@ -58,6 +78,7 @@ void run_chat(const ChatArgs& a) {
   std::string system = a.system;
   nlohmann::ordered_json messages = nlohmann::ordered_json::array();
   std::vector<int32_t> in_cache;  // tokens the session holds, to send only the new ones
+  std::vector<SessionCheckpoint> turn_ends;  // where each turn ended, to resume from
   struct sigaction sa {};
   sa.sa_handler = on_sigint;
   sigaction(SIGINT, &sa, nullptr);
@@ -68,6 +89,7 @@ void run_chat(const ChatArgs& a) {
     session.reset();
     sampler.reset();
     in_cache.clear();
+    turn_ends.clear();
   };
   std::string line;
   while (read_line(tty, &line)) {
@@ -101,7 +123,7 @@ void run_chat(const ChatArgs& a) {
       size_t common = 0;
       while (common < in_cache.size() && common < full.size() && in_cache[common] == full[common]) ++common;
       if (common == full.size()) --common;  // at least one token must be fed to get logits
-      session.rewind(int(common));
+      common = resume_point(session, turn_ends, common);
       in_cache.resize(common);
       std::vector<int32_t> fresh(full.begin() + long(common), full.end());
       std::string answer;
@@ -121,6 +143,7 @@ void run_chat(const ChatArgs& a) {
       if (!generated.empty()) in_cache.insert(in_cache.end(), generated.begin(), generated.end() - 1);
       turn.push_back({{"role", "assistant"}, {"content", answer}});
       messages = turn;
+      turn_ends.push_back(session.checkpoint());
       fmt::print(stderr, "[{} prompt tokens {:.1f} tok/s | {} tokens {:.2f} tok/s | {} | context {}/{}]\n",
                  st.prompt_tokens, st.prefill_tok_s(), st.generated_tokens, st.decode_tok_s(), st.stop_reason,
                  session.position(), session.max_positions());

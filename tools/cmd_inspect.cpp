@@ -2,6 +2,8 @@
 // anything is computed.
 #include <fmt/format.h>
 
+#include <map>
+
 #include "cli_util.h"
 #include "commands.h"
 #include "core/progress.h"
@@ -84,7 +86,18 @@ void run_inspect(const ModelArgs& args_in) {
     fmt::print("buffers        {} token{}: {} planned ({} without sharing)\n", tokens, tokens > 1 ? "s" : "",
                human_bytes(planned), human_bytes(unplanned));
   }
-  fmt::print("kv cache       {} per token\n", human_bytes(uint64_t(2) * s.layers * s.kv_dim() * 4));
+  // Layer state per kind: what a session keeps for each position.
+  std::map<LayerKind, std::pair<int, uint64_t>> by_kind;  // kind -> (layers, bytes per position)
+  uint64_t state_per_token = 0;
+  for (const StateDesc& st : engine->impl().states) {
+    auto& k = by_kind[st.kind];
+    ++k.first;
+    k.second += st.bytes_per_position();
+    state_per_token += st.bytes_per_position();
+  }
+  for (const auto& [kind, n] : by_kind)
+    fmt::print("layer state    {} layers of {}: KV {} per token\n", n.first, layer_kind_name(kind), human_bytes(n.second));
+  fmt::print("kv cache       {} per token\n", human_bytes(state_per_token));
   if (!args_in.expert_ram.empty()) print_expert_plan(*engine, args_in);
 }
 

@@ -39,6 +39,19 @@ struct EngineOptions {
   // an optional ",depth=N" (predicted reads in flight at once).
   std::string prefetch_with = "router";
   std::vector<std::pair<int, int>> pinned_experts;  // (layer, expert) never evicted
+
+  // Bytes all sessions of the engine may hold in layer state (KV pages) at
+  // once; 0: no limit. A step that would exceed it fails with a capacity
+  // error and leaves its session as it was.
+  uint64_t state_budget = 0;
+};
+
+// A point in a session's history to come back to (prefix reuse, chat
+// turns): its position, plus a copy of any layer state that is not kept
+// per position. Valid until the session overwrites a position below it.
+struct SessionCheckpoint {
+  int position = 0;
+  uint64_t session_id = 0, serial = 0;
 };
 
 class Engine {
@@ -50,6 +63,8 @@ class Engine {
   // Bytes of the activation arena planned for a step of `tokens` tokens, and
   // what one buffer per value would take without the planner.
   std::pair<size_t, size_t> planned_bytes(int tokens, bool all_logits) const;
+  std::string backend_name() const;
+  uint64_t state_bytes_in_use() const;  // layer state held by all sessions
   ExpertStats expert_stats() const;
   std::string expert_source() const;  // how experts are served, in words
 
@@ -72,14 +87,26 @@ class Session {
   // Runs `tokens` at the next positions. Returns row-major logits
   // [n, vocab]: n = tokens.size() when all_logits, else 1 (the last token).
   // The span stays valid until the next call. On error the session is left
-  // as it was before the call.
+  // as it was before the call. Steps of many sessions of one engine may be
+  // called from many threads: the engine runs them one at a time.
   std::span<const float> step(std::span<const int32_t> tokens, bool all_logits = false);
   int position() const;
   int max_positions() const;
+  uint64_t state_bytes() const;  // layer state this session holds
   void reset();
+
+  // Checkpoints: take one where the conversation may resume (the end of a
+  // turn, a shared prompt prefix), restore it later. Restoring a KV-only
+  // state is moving the position; recurrent state is copied.
+  SessionCheckpoint checkpoint() const;
+  bool can_restore(const SessionCheckpoint& cp) const;  // from this session, and still valid
+  void restore(const SessionCheckpoint& cp);             // throws naming why when it cannot
+  // Whether every layer state is kept per position, so that any earlier
+  // position can be resumed without a checkpoint (rewind).
+  bool can_rewind() const;
   // Forgets every position from `position` on (keeps the prefix before it):
   // a conversation whose history re-tokenizes differently resumes from the
-  // common prefix instead of from scratch.
+  // common prefix instead of from scratch. Needs can_rewind().
   void rewind(int position);
   const Engine& engine() const;
 

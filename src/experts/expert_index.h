@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "backend/cpu/weight_view.h"
+#include "format/weight_view.h"
 #include "format/dtype.h"
 #include "format/safetensors.h"
 #include "model/arch.h"

@@ -21,7 +21,7 @@
 #include <span>
 #include <vector>
 
-#include "backend/cpu/weight_view.h"
+#include "format/weight_view.h"
 #include "moeflux/expert_stats.h"
 #include "format/safetensors.h"
 #include "model/arch.h"

@@ -13,7 +13,8 @@ class GraphBuilder {
 
   template <Role R>
   BufId<R> buffer(int width, std::string name, int rows = -1) {
-    g_.buffers.push_back({R, rows < 0 ? g_.tokens : rows, width, std::move(name)});
+    const DType dt = R == Role::Tokens ? DType::I32 : DType::F32;
+    g_.buffers.push_back({R, dt, rows < 0 ? g_.tokens : rows, width, std::move(name)});
     return BufId<R>{uint32_t(g_.buffers.size() - 1)};
   }
 
@@ -21,6 +22,7 @@ class GraphBuilder {
     g_.input = buffer<Role::Tokens>(1, "tokens");
     return g_.input;
   }
+  void set_states(std::vector<StateDesc> states) { g_.states = std::move(states); }
   BufId<Role::Hidden> embed(BufId<Role::Tokens> tokens, const TensorRef* table, int width) {
     auto out = buffer<Role::Hidden>(width, "embed");
     g_.ops.push_back(OpEmbed{tokens, out, table});
@@ -45,14 +47,17 @@ class GraphBuilder {
     return buf;
   }
   template <Role R>
-  BufId<R> rope(BufId<R> buf, int head_dim) {
+  BufId<R> rope(BufId<R> buf, const RopeParams& p) {
     static_assert(R == Role::Query || R == Role::Key, "RoPE applies to queries and keys");
-    g_.ops.push_back(OpRope{AnyBuf(buf), head_dim});
+    g_.ops.push_back(OpRope{AnyBuf(buf), p});
     return buf;
   }
-  BufId<Role::AttnOut> attention(BufId<Role::Query> q, BufId<Role::Key> k, BufId<Role::Value> v, int layer) {
+  // Appends k and v to layer state `state`, then attends q over it.
+  BufId<Role::AttnOut> attention(BufId<Role::Query> q, BufId<Role::Key> k, BufId<Role::Value> v, uint32_t state,
+                                 const AttentionParams& p) {
+    g_.ops.push_back(OpKvAppend{k, v, state});
     auto out = buffer<Role::AttnOut>(width(q), "attn");
-    g_.ops.push_back(OpAttention{q, k, v, out, layer});
+    g_.ops.push_back(OpAttention{q, out, state, p});
     return out;
   }
   BufId<Role::Hidden> add(BufId<Role::Hidden> a, BufId<Role::Hidden> b) {
@@ -65,9 +70,9 @@ class GraphBuilder {
     g_.ops.push_back(OpSwiGlu{gate, up, out});
     return out;
   }
-  BufId<Role::Hidden> moe(BufId<Role::Hidden> in, int layer) {
+  BufId<Role::Hidden> moe(BufId<Role::Hidden> in, const MoeParams& p) {
     auto out = buffer<Role::Hidden>(width(in), "moe");
-    g_.ops.push_back(OpMoe{in, out, layer});
+    g_.ops.push_back(OpMoe{in, out, p});
     return out;
   }
   void set_output(BufId<Role::Logits> out) { g_.output = out; }

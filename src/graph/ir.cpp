@@ -16,6 +16,14 @@ const char* role_name(Role r) {
   return "?";
 }
 
+const char* layer_kind_name(LayerKind k) {
+  switch (k) {
+    case LayerKind::FullAttention: return "full attention";
+    case LayerKind::SlidingAttention: return "sliding-window attention";
+  }
+  return "?";
+}
+
 namespace {
 template <class... Fs>
 struct Overload : Fs... {
@@ -32,6 +40,7 @@ const char* op_name(const Op& op) {
                         [](const OpLinear&) { return "linear"; },
                         [](const OpClamp&) { return "clamp"; },
                         [](const OpRope&) { return "rope"; },
+                        [](const OpKvAppend&) { return "kv_append"; },
                         [](const OpAttention&) { return "attention"; },
                         [](const OpAdd&) { return "add"; },
                         [](const OpSwiGlu&) { return "swiglu"; },
@@ -47,7 +56,8 @@ std::vector<uint32_t> op_reads(const Op& op) {
                         [](const OpLinear& o) { return std::vector<uint32_t>{o.in.index}; },
                         [](const OpClamp& o) { return std::vector<uint32_t>{o.buf.index}; },
                         [](const OpRope& o) { return std::vector<uint32_t>{o.buf.index}; },
-                        [](const OpAttention& o) { return std::vector<uint32_t>{o.q.index, o.k.index, o.v.index}; },
+                        [](const OpKvAppend& o) { return std::vector<uint32_t>{o.k.index, o.v.index}; },
+                        [](const OpAttention& o) { return std::vector<uint32_t>{o.q.index}; },
                         [](const OpAdd& o) { return std::vector<uint32_t>{o.a.index, o.b.index}; },
                         [](const OpSwiGlu& o) { return std::vector<uint32_t>{o.gate.index, o.up.index}; },
                         [](const OpMoe& o) { return std::vector<uint32_t>{o.in.index}; },
@@ -62,6 +72,7 @@ std::vector<uint32_t> op_writes(const Op& op) {
                         [](const OpLinear& o) { return std::vector<uint32_t>{o.out.index}; },
                         [](const OpClamp& o) { return std::vector<uint32_t>{o.buf.index}; },
                         [](const OpRope& o) { return std::vector<uint32_t>{o.buf.index}; },
+                        [](const OpKvAppend&) { return std::vector<uint32_t>{}; },
                         [](const OpAttention& o) { return std::vector<uint32_t>{o.out.index}; },
                         [](const OpAdd& o) { return std::vector<uint32_t>{o.out.index}; },
                         [](const OpSwiGlu& o) { return std::vector<uint32_t>{o.out.index}; },

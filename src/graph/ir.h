@@ -4,9 +4,13 @@
 // accept several roles take an AnyBuf, made by an explicit conversion.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
+
+#include "format/dtype.h"
+#include "moe/router.h"
 
 namespace moeflux {
 
@@ -31,10 +35,30 @@ struct AnyBuf {
 
 struct BufferDesc {
   Role role;
-  int rows;   // token rows (the step's token count, or 1 for last-row logits)
-  int width;  // elements per row: f32, or i32 for Tokens
+  DType dtype;  // F32 for activations, I32 for token ids
+  int rows;     // token rows (the step's token count, or 1 for last-row logits)
+  int width;    // elements per row
   std::string name;
-  size_t bytes() const { return size_t(rows) * size_t(width) * 4; }
+  size_t bytes() const { return size_t(rows) * size_t(width) * dtype_size(dtype); }
+};
+
+// What a layer is, for the state it keeps and the kernels it needs. Each
+// layer of a model declares one; architectures to come add theirs (MLA's
+// latent cache, Gated DeltaNet's conv + recurrent state) as new kinds.
+enum class LayerKind : uint8_t { FullAttention, SlidingAttention };
+const char* layer_kind_name(LayerKind k);
+
+// Persistent per-session state of one layer, made by the backend for each
+// session. Never a planned buffer: it outlives the step. A positional
+// state (KV) keeps one row per position, so rewinding it is moving the
+// position back; a state that is not (a recurrent state) must be copied to
+// be restored.
+struct StateDesc {
+  LayerKind kind;
+  int layer;
+  int key_width, value_width;  // elements per position (KV)
+  bool positional() const { return true; }  // every kind so far keeps one row per position
+  size_t bytes_per_position() const { return size_t(key_width + value_width) * sizeof(float); }
 };
 
 // T = tokens in the step. Shapes in comments are [rows, width].
@@ -59,16 +83,36 @@ struct OpClamp {  // in place: buf = clamp(buf, -limit, limit)
   AnyBuf buf;
   float limit;
 };
-struct OpRope {  // in place, rotate-half RoPE per head at each token's position
-  AnyBuf buf;
-  int head_dim;
+// Rotary embedding: the first rot_dims of each head_dim-wide head are
+// rotated by position * theta^(-2i / rot_dims), in pairs (i, i + rot_dims/2)
+// ("rotate half"), or (2i, 2i + 1) when interleaved (GGUF "llama" files).
+struct RopeParams {
+  int head_dim = 0, rot_dims = 0;
+  float theta = 10000.f;
+  bool interleaved = false;
 };
-struct OpAttention {  // append k, v to the layer's KV cache, causal GQA attention
-  BufId<Role::Query> q;
+struct OpRope {  // in place
+  AnyBuf buf;
+  RopeParams rope;
+};
+struct OpKvAppend {  // rows of k and v go to positions[t] of state `state`
   BufId<Role::Key> k;
   BufId<Role::Value> v;
+  uint32_t state;
+};
+// Causal GQA attention of q over the cached K/V of `state` at positions
+// <= positions[t] (and > positions[t] - window when windowed); the step's
+// own rows were appended by an OpKvAppend before it.
+struct AttentionParams {
+  int heads = 0, kv_heads = 0, head_dim = 0;
+  float scale = 1.0f;           // usually 1/sqrt(head_dim)
+  std::optional<int> window;    // sliding-window length, positions
+};
+struct OpAttention {
+  BufId<Role::Query> q;
   BufId<Role::AttnOut> out;
-  int layer;
+  uint32_t state;
+  AttentionParams attn;
 };
 struct OpAdd {  // out = a + b
   BufId<Role::Hidden> a, b, out;
@@ -76,21 +120,41 @@ struct OpAdd {  // out = a + b
 struct OpSwiGlu {  // out = silu(gate) * up
   BufId<Role::Ffn> gate, up, out;
 };
-struct OpMoe {  // router -> top-k -> experts -> weighted sum (+ shared expert), fused
+// The fused MoE block: router -> top-k -> routed experts -> weighted sum,
+// plus a shared expert. Routed expert weights come from the engine's
+// expert source by (layer, expert); everything else is on the op.
+struct MoeParams {
+  int layer = 0;
+  int experts = 0, top_k = 0, expert_ffn = 0;
+  RouterSpec router;
+  const TensorRef* router_weight = nullptr;   // [experts, hidden]
+  const TensorRef* router_bias = nullptr;     // [experts] added to the logits (gpt-oss), or null
+  const TensorRef* correction_bias = nullptr; // [experts] added for choice only (DeepSeek-V3), or null
+  int shared_ffn = 0;                         // 0: no shared expert
+  const TensorRef *shared_gate = nullptr, *shared_up = nullptr, *shared_down = nullptr;
+  const TensorRef* shared_expert_gate = nullptr;  // [1, hidden] sigmoid gate on the shared expert, or null
+  // The next MoE layer and its router, for prefetch (next_layer < 0: none).
+  int next_layer = -1;
+  const TensorRef* next_router_weight = nullptr;
+  const TensorRef* next_router_bias = nullptr;
+};
+struct OpMoe {
   BufId<Role::Hidden> in, out;
-  int layer;
+  MoeParams moe;
 };
 
-using Op = std::variant<OpEmbed, OpRmsNorm, OpLinear, OpClamp, OpRope, OpAttention, OpAdd, OpSwiGlu, OpMoe>;
+using Op = std::variant<OpEmbed, OpRmsNorm, OpLinear, OpClamp, OpRope, OpKvAppend, OpAttention, OpAdd, OpSwiGlu, OpMoe>;
 
 const char* op_name(const Op& op);
-// Buffer indices an op reads and writes (an in-place op lists its buffer in both).
+// Buffer indices an op reads and writes (an in-place op lists its buffer in
+// both). Layer states are not buffers: an op's state index is on the op.
 std::vector<uint32_t> op_reads(const Op& op);
 std::vector<uint32_t> op_writes(const Op& op);
 
 struct Graph {
   int tokens = 0;
   std::vector<BufferDesc> buffers;
+  std::vector<StateDesc> states;  // the same for every token count of a model
   std::vector<Op> ops;
   BufId<Role::Tokens> input;
   BufId<Role::Logits> output;

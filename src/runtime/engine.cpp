@@ -35,14 +35,29 @@ std::shared_ptr<Engine> Engine::load(const std::string& model_path, const Engine
   } else {
     m.experts = std::make_unique<MmapExpertSource>(m.spec, *m.arch, *m.files);
   }
-  m.pool = std::make_unique<ThreadPool>(options.threads);
+  m.scheduler = std::make_unique<StepScheduler>(options.threads);
+  m.state_budget = std::make_unique<StateBudget>(options.state_budget);
+  m.states = layer_states(m.spec);
+  m.make_backend_for_experts();
   return e;
+}
+
+void Engine::Impl::make_backend_for_experts() {
+  backend = make_backend("cpu", BackendContext{*experts, scheduler->pool(), *state_budget});
+}
+
+void Engine::Impl::replace_experts(std::unique_ptr<ExpertSource> source) {
+  backend.reset();
+  experts = std::move(source);
+  if (experts) make_backend_for_experts();
 }
 
 const ModelSpec& Engine::spec() const { return impl_->spec; }
 ExpertStats Engine::expert_stats() const { return impl_->experts->stats(); }
 std::string Engine::expert_source() const { return impl_->experts->describe(); }
 const EngineOptions& Engine::options() const { return impl_->options; }
+std::string Engine::backend_name() const { return impl_->backend->name(); }
+uint64_t Engine::state_bytes_in_use() const { return impl_->state_budget->used(); }
 
 std::pair<size_t, size_t> Engine::planned_bytes(int tokens, bool all_logits) const {
   const StepPlan& p = impl_->plan_for(tokens, all_logits);

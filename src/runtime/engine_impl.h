@@ -4,7 +4,8 @@
 #include <map>
 #include <mutex>
 
-#include "backend/cpu/executor.h"
+#include "backend/backend.h"
+#include "backend/state_budget.h"
 #include "experts/expert_source.h"
 #include "format/safetensors.h"
 #include "graph/planner.h"
@@ -12,7 +13,7 @@
 #include "model/model_spec.h"
 #include "model/weights.h"
 #include "moeflux/engine.h"
-#include "runtime/kv_cache.h"
+#include "runtime/step_scheduler.h"
 
 namespace moeflux {
 
@@ -28,7 +29,16 @@ struct Engine::Impl {
   std::unique_ptr<TensorTable> files;
   ModelWeights weights;
   std::unique_ptr<ExpertSource> experts;
-  std::unique_ptr<ThreadPool> pool;
+  std::unique_ptr<StepScheduler> scheduler;  // owns the thread pool; one step at a time
+  std::unique_ptr<StateBudget> state_budget;
+  std::unique_ptr<Backend> backend;
+  std::vector<StateDesc> states;  // each layer's persistent state
+
+  // Swaps the expert source (tests: fault-injecting stores) and remakes the
+  // backend, which holds a reference to it; no session may exist. Null
+  // drops both (a store drains its reads on destruction).
+  void replace_experts(std::unique_ptr<ExpertSource> source);
+  void make_backend_for_experts();
 
   // One plan per (token count, all_logits), built on first use.
   const StepPlan& plan_for(int tokens, bool all_logits);
@@ -38,10 +48,15 @@ struct Engine::Impl {
 
 struct Session::Impl {
   std::shared_ptr<Engine> engine;
-  KvCache kv;
-  CpuExecutor exec;
-  int position = 0;
-  std::vector<float> arena;
+  std::unique_ptr<BackendSession> backend;
+  uint64_t id = 0;
+  int position = 0, max_positions = 0;
+  // Checkpoint bookkeeping: steps run so far, the highest position ever
+  // written, and the steps that wrote below it ((serial, first position)),
+  // which invalidate checkpoints above that position.
+  uint64_t serial = 0;
+  int high_water = 0;
+  std::vector<std::pair<uint64_t, int>> overwrites;
   std::vector<float> logits;
   std::vector<int32_t> positions;
 

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "core/error.h"
@@ -6,10 +7,17 @@
 
 namespace moeflux {
 
-Session::Impl::Impl(std::shared_ptr<Engine> e, int max_positions)
+namespace {
+std::atomic<uint64_t> g_next_session_id{1};
+}  // namespace
+
+Session::Impl::Impl(std::shared_ptr<Engine> e, int max_pos)
     : engine(std::move(e)),
-      kv(engine->spec().layers, engine->spec().kv_dim(), max_positions > 0 ? max_positions : engine->spec().max_positions),
-      exec(engine->spec(), engine->impl().weights, *engine->impl().experts, *engine->impl().pool) {}
+      id(g_next_session_id++),
+      max_positions(max_pos > 0 ? max_pos : engine->spec().max_positions) {
+  Engine::Impl& m = engine->impl();
+  backend = m.backend->new_session(m.states, max_positions);
+}
 
 Session::Session(std::shared_ptr<Engine> engine, int max_positions) {
   if (!engine) fail("Session needs a loaded engine");
@@ -21,18 +29,48 @@ Session::Session(Session&&) noexcept = default;
 Session& Session::operator=(Session&&) noexcept = default;
 
 int Session::position() const { return impl_->position; }
-int Session::max_positions() const { return impl_->kv.max_positions(); }
+int Session::max_positions() const { return impl_->max_positions; }
+uint64_t Session::state_bytes() const { return impl_->backend->state_bytes(); }
 const Engine& Session::engine() const { return *impl_->engine; }
+
+bool Session::can_rewind() const {
+  const auto& states = impl_->engine->impl().states;
+  return std::all_of(states.begin(), states.end(), [](const StateDesc& s) { return s.positional(); });
+}
 
 void Session::rewind(int position) {
   if (position < 0 || position > impl_->position)
     fail("cannot rewind to position {}: the session holds positions [0, {})", position, impl_->position);
+  if (!can_rewind()) fail("this model keeps recurrent state, which cannot be rewound: restore a checkpoint instead");
   impl_->position = position;  // later steps overwrite the cache from here
 }
 
 void Session::reset() {
-  impl_->position = 0;
-  impl_->kv.clear();
+  Impl& s = *impl_;
+  s.position = 0;
+  s.backend->clear_states();
+  s.overwrites.push_back({s.serial, 0});  // every checkpoint above 0 is gone
+  s.high_water = 0;
+}
+
+SessionCheckpoint Session::checkpoint() const {
+  return SessionCheckpoint{impl_->position, impl_->id, impl_->serial};
+}
+
+bool Session::can_restore(const SessionCheckpoint& cp) const {
+  const Impl& s = *impl_;
+  if (cp.session_id != s.id || cp.position > s.high_water) return false;
+  // Invalid once a step since the checkpoint wrote a position below it.
+  return std::none_of(s.overwrites.begin(), s.overwrites.end(),
+                      [&](const auto& o) { return o.first >= cp.serial && o.second < cp.position; });
+}
+
+void Session::restore(const SessionCheckpoint& cp) {
+  if (cp.session_id != impl_->id) fail("checkpoint of another session (id {}, this is {})", cp.session_id, impl_->id);
+  if (!can_restore(cp))
+    fail("checkpoint at position {} is no longer valid: the session has since rewritten positions below it",
+         cp.position);
+  impl_->position = cp.position;
 }
 
 std::span<const float> Session::step(std::span<const int32_t> tokens, bool all_logits) {
@@ -43,27 +81,37 @@ std::span<const float> Session::step(std::span<const int32_t> tokens, bool all_l
   for (size_t i = 0; i < tokens.size(); ++i)
     if (tokens[i] < 0 || tokens[i] >= vocab)
       fail("token id {} at index {} is outside the vocabulary [0, {})", tokens[i], i, vocab);
-  if (s.position + int64_t(tokens.size()) > s.kv.max_positions())
-    fail("{} tokens at position {} exceed the context of {} positions", tokens.size(), s.position,
-         s.kv.max_positions());
+  if (s.position + int64_t(tokens.size()) > s.max_positions)
+    fail_as(ErrorKind::Capacity, "{} tokens at position {} exceed the context of {} positions", tokens.size(),
+            s.position, s.max_positions);
 
   const int n = int(tokens.size());
   const int chunk = e.options.max_micro_batch;
+  // The position moves only when every micro-batch has run, so a step that
+  // fails (I/O, a file changed, a capacity limit) leaves the session as it
+  // was: the state rows it wrote lie at or past the position and are
+  // written again before any step reads them. Checkpoints above the
+  // position are invalid from here on, whether the step succeeds or not.
+  int position = s.position;
+  if (position < s.high_water) s.overwrites.push_back({s.serial, position});
+  ++s.serial;
+  const StepScheduler::Turn turn = e.scheduler->turn();
   s.logits.resize(size_t(all_logits ? n : 1) * size_t(vocab));
   for (int begin = 0; begin < n; begin += chunk) {
     const int T = std::min(chunk, n - begin);
     const bool last_chunk = begin + T == n;
     const StepPlan& p = e.plan_for(T, all_logits);
-    s.arena.resize(std::max(s.arena.size(), (p.plan.arena_bytes + sizeof(float) - 1) / sizeof(float)));
     s.positions.resize(size_t(T));
-    for (int t = 0; t < T; ++t) s.positions[size_t(t)] = s.position + t;
-    const float* out = s.exec.run(p.graph, p.plan, s.arena.data(), tokens.data() + begin, s.positions.data(), s.kv);
-    s.position += T;
+    for (int t = 0; t < T; ++t) s.positions[size_t(t)] = position + t;
+    s.high_water = std::max(s.high_water, position + T);
+    s.backend->run(p.graph, p.plan, tokens.subspan(size_t(begin), size_t(T)), s.positions);
+    position += T;
     if (all_logits)
-      std::memcpy(&s.logits[size_t(begin) * vocab], out, sizeof(float) * size_t(T) * vocab);
+      s.backend->read_output(p.graph, std::span<float>(&s.logits[size_t(begin) * vocab], size_t(T) * vocab));
     else if (last_chunk)
-      std::memcpy(s.logits.data(), out, sizeof(float) * size_t(vocab));
+      s.backend->read_output(p.graph, std::span<float>(s.logits.data(), size_t(vocab)));
   }
+  s.position = position;
   return s.logits;
 }
 

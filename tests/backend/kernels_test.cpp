@@ -121,7 +121,7 @@ TEST(Kernels, RmsNormGroupsAndRopeMatchFormulas) {
   std::vector<float> r = {1, 2, 3, 4, 5, 6, 7, 8};
   const int32_t pos[2] = {0, 3};
   std::vector<float> r2 = r;
-  cpu::rope(r2.data(), 2, 4, 4, pos, 100.f);
+  cpu::rope(r2.data(), 2, 4, RopeParams{4, 4, 100.f, false}, pos);
   EXPECT_EQ(r2[0], 1);
   EXPECT_EQ(r2[3], 4);
   const double a0 = 3.0, a1 = 3.0 / 10.0;  // theta^(-2*1/4) = 1/10
@@ -150,8 +150,8 @@ TEST(Kernels, InterleavedRopeEqualsPermutedHalfRope) {
   };
   permute(hf, perm);
   const int32_t pos[T] = {0, 5, 1000};
-  cpu::rope(hf.data(), T, W, hd, pos, 10000.f, false);
-  cpu::rope(perm.data(), T, W, hd, pos, 10000.f, true);
+  cpu::rope(hf.data(), T, W, RopeParams{hd, hd, 10000.f, false}, pos);
+  cpu::rope(perm.data(), T, W, RopeParams{hd, hd, 10000.f, true}, pos);
   std::vector<float> expect(hf.size());
   permute(hf, expect);
   for (size_t i = 0; i < hf.size(); ++i) EXPECT_EQ(perm[i], expect[i]) << i;
@@ -159,12 +159,16 @@ TEST(Kernels, InterleavedRopeEqualsPermutedHalfRope) {
 
 TEST(Kernels, RouterTopKAndRenormalisation) {
   const float logits[2 * 5] = {0.f, 3.f, 1.f, 3.f, -2.f, 5.f, 4.f, 3.f, 2.f, 1.f};
-  auto r = cpu::route(logits, 2, 5, 3, false);
+  RouterScratch sc;
+  Routing r, n;
+  route(RouterSpec{}, logits, 2, 5, 3, {}, r, sc);
   EXPECT_EQ(r.experts, (std::vector<int32_t>{1, 3, 2, 0, 1, 2}));  // tie 1/3 -> lower id first
   double z = 0;
   for (int i = 0; i < 5; ++i) z += std::exp(logits[i]);
   EXPECT_NEAR(r.weights[0], std::exp(3.0) / z, 1e-6);
-  auto n = cpu::route(logits, 2, 5, 3, true);
+  RouterSpec renorm;
+  renorm.renormalize = true;
+  route(renorm, logits, 2, 5, 3, {}, n, sc);
   EXPECT_NEAR(n.weights[3] + n.weights[4] + n.weights[5], 1.0, 1e-6);
   EXPECT_NEAR(n.weights[3] / n.weights[4], std::exp(1.0), 1e-5);
 }

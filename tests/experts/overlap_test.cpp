@@ -17,6 +17,7 @@
 
 #include "backend/cpu/moe.h"
 #include "experts/expert_store.h"
+#include "model/blocks.h"
 #include "experts/io/faulty_io.h"
 #include "runtime/engine_impl.h"
 #include "engine_test_util.h"
@@ -104,14 +105,14 @@ class Overlap : public ::testing::TestWithParam<std::string> {
   std::vector<float> run_op(ExpertSource& src, int layer, const std::vector<float>& x, std::vector<int32_t>* order,
                             std::function<void(int32_t)> on_computed = {}) {
     Engine::Impl& m = engine_->impl();
-    cpu::MoeOp op(m.spec, m.weights, src, *pool_);
+    cpu::MoeOp op(src, *pool_);
     op.set_expert_observer([&](int l, int32_t e) {
       EXPECT_EQ(l, layer);
       if (order) order->push_back(e);
       if (on_computed) on_computed(e);
     });
     std::vector<float> out(size_t(m.spec.hidden));
-    op.run(m.weights.layers[size_t(layer)], layer, x.data(), 1, out.data());
+    op.run(moe_params(m.spec, m.weights, layer), x.data(), 1, m.spec.hidden, out.data());
     routed_ = op.last_routing().experts;
     return out;
   }
@@ -270,14 +271,14 @@ TEST(OverlapErrors, AFailedMissLeavesTheOpAndStoreUsable) {
   ThreadPool pool(2);
   std::vector<float> x(size_t(m.spec.hidden), 0.25f);
   std::vector<float> want(x.size()), got(x.size());
-  cpu::MoeOp ref(m.spec, m.weights, truth, pool);
-  ref.run(m.weights.layers[2], 2, x.data(), 1, want.data());
+  cpu::MoeOp ref(truth, pool);
+  ref.run(moe_params(m.spec, m.weights, 2), x.data(), 1, m.spec.hidden, want.data());
   const int32_t bad = ref.last_routing().experts[1];
   faulty->fail_at(0, middle_of(index.at(2, bad)), EIO);
 
-  cpu::MoeOp op(m.spec, m.weights, store, pool);
+  cpu::MoeOp op(store, pool);
   try {
-    op.run(m.weights.layers[2], 2, x.data(), 1, got.data());
+    op.run(moe_params(m.spec, m.weights, 2), x.data(), 1, m.spec.hidden, got.data());
     FAIL() << "expected an I/O error";
   } catch (const Error& e) {
     const std::string what = e.what();
@@ -287,7 +288,7 @@ TEST(OverlapErrors, AFailedMissLeavesTheOpAndStoreUsable) {
   }
   faulty->clear();
   // Every slot is needed again: anything still held would make this fail.
-  op.run(m.weights.layers[2], 2, x.data(), 1, got.data());
+  op.run(moe_params(m.spec, m.weights, 2), x.data(), 1, m.spec.hidden, got.data());
   EXPECT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * sizeof(float)));
 }
 
@@ -326,7 +327,7 @@ TEST(OverlapLogits, OutOfOrderArrivalsGiveIdenticalLogits) {
         inner->set_fault_hook(&delays);
         return inner;
       };
-      m.experts = std::make_unique<ExpertStore>(m.spec, *m.arch, *m.files, o);
+      m.replace_experts(std::make_unique<ExpertStore>(m.spec, *m.arch, *m.files, o));
       const auto got = test::run_tokens(e, prompt, 8);
       ASSERT_EQ(got.size(), want.size());
       EXPECT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * sizeof(float))) << io << " prefetch " << prefetch;
@@ -335,7 +336,7 @@ TEST(OverlapLogits, OutOfOrderArrivalsGiveIdenticalLogits) {
       if (prefetch) {
         EXPECT_GT(s.prefetch_issued, 0u);
       }
-      m.experts.reset();  // drains before `delays` goes
+      m.replace_experts(nullptr);  // drains before `delays` goes
     }
 }
 

@@ -90,7 +90,7 @@ TEST_P(Oracle, HiddenStatesMatchLayerByLayer) {
   const int L = 17, D = engine_->spec().hidden;
   Session s(engine_);
   std::vector<std::vector<float>> layer_out;
-  s.impl().exec.set_observer([&](size_t, const Op& op, const float* out, int rows, int width) {
+  s.impl().backend->set_observer([&](size_t, const Op& op, const float* out, int rows, int width) {
     if (std::holds_alternative<OpAdd>(op)) layer_out.emplace_back(out, out + size_t(rows) * width);
   });
   s.step(ref_tokens(L), true);

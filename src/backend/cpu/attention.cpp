@@ -9,22 +9,26 @@
 
 namespace moeflux::cpu {
 
-void attention(ThreadPool& pool, const AttentionShape& s, KvCache& kv, int layer, const int32_t* positions, int T,
-               const float* q, const float* k, const float* v, float* out) {
-  const int kvd = s.kv_heads * s.head_dim, qd = s.heads * s.head_dim;
-  const int group = s.heads / s.kv_heads;
+void kv_append(KvCache& kv, uint32_t state, const int32_t* positions, int T, const float* k, const float* v) {
+  const size_t kw = size_t(kv.key_width(state)), vw = size_t(kv.value_width(state));
   for (int t = 0; t < T; ++t) {
-    std::memcpy(kv.key(layer, positions[t]), k + size_t(t) * kvd, sizeof(float) * size_t(kvd));
-    std::memcpy(kv.value(layer, positions[t]), v + size_t(t) * kvd, sizeof(float) * size_t(kvd));
+    std::memcpy(kv.key(state, positions[t]), k + size_t(t) * kw, sizeof(float) * kw);
+    std::memcpy(kv.value(state, positions[t]), v + size_t(t) * vw, sizeof(float) * vw);
   }
-  const float scale = 1.0f / std::sqrt(float(s.head_dim));
+}
+
+void attention(ThreadPool& pool, const AttentionParams& s, KvCache& kv, uint32_t layer, const int32_t* positions,
+               int T, const float* q, float* out) {
+  const int qd = s.heads * s.head_dim;
+  const int group = s.heads / s.kv_heads;
+  const float scale = s.scale;
   pool.parallel_for(size_t(T) * size_t(s.heads), 1, [&](size_t b, size_t e) {
     std::vector<float> scores;
     for (size_t i = b; i < e; ++i) {
       const int t = int(i / size_t(s.heads)), h = int(i % size_t(s.heads));
       const int kh = h / group;
       const int last = positions[t];
-      const int first = s.sliding_window ? std::max(0, last - *s.sliding_window + 1) : 0;
+      const int first = s.window ? std::max(0, last - *s.window + 1) : 0;
       const float* qh = q + size_t(t) * qd + size_t(h) * s.head_dim;
       scores.resize(size_t(last - first + 1));
       for (int p = first; p <= last; ++p)

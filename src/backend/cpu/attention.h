@@ -1,21 +1,19 @@
 #pragma once
 #include <cstdint>
-#include <optional>
 
+#include "backend/cpu/kv_cache.h"
 #include "core/thread_pool.h"
-#include "runtime/kv_cache.h"
+#include "graph/ir.h"
 
 namespace moeflux::cpu {
 
-struct AttentionShape {
-  int heads, kv_heads, head_dim;
-  std::optional<int> sliding_window;
-};
+// Stores rows t of k [T, key_width] and v [T, value_width] at positions[t]
+// of layer state `state`.
+void kv_append(KvCache& kv, uint32_t state, const int32_t* positions, int T, const float* k, const float* v);
 
-// Stores k, v [T, kv_heads * head_dim] at positions[t] of `layer` in the
-// cache, then computes causal GQA attention of q [T, heads * head_dim] over
-// every cached position <= positions[t] (within the sliding window, if any).
-void attention(ThreadPool& pool, const AttentionShape& s, KvCache& kv, int layer, const int32_t* positions, int T,
-               const float* q, const float* k, const float* v, float* out);
+// Causal GQA attention of q [T, heads * head_dim] over every cached
+// position <= positions[t] of `state` (within the window, if any).
+void attention(ThreadPool& pool, const AttentionParams& s, KvCache& kv, uint32_t state, const int32_t* positions,
+               int T, const float* q, float* out);
 
 }  // namespace moeflux::cpu

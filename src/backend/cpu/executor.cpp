@@ -14,8 +14,7 @@ template <class... Fs>
 Overload(Fs...) -> Overload<Fs...>;
 }  // namespace
 
-CpuExecutor::CpuExecutor(const ModelSpec& spec, const ModelWeights& weights, ExpertSource& experts, ThreadPool& pool)
-    : spec_(spec), weights_(weights), pool_(pool), moe_(spec, weights, experts, pool) {}
+CpuExecutor::CpuExecutor(ExpertSource& experts, ThreadPool& pool) : pool_(pool), moe_(experts, pool) {}
 
 const float* CpuExecutor::run(const Graph& g, const BufferPlan& plan, float* arena, const int32_t* tokens,
                               const int32_t* positions, KvCache& kv) {
@@ -26,7 +25,6 @@ const float* CpuExecutor::run(const Graph& g, const BufferPlan& plan, float* are
     return reinterpret_cast<float*>(base + plan.slot_offset[size_t(slot)]);
   };
   auto desc = [&](uint32_t id) -> const BufferDesc& { return g.buffers[id]; };
-  const cpu::AttentionShape ashape{spec_.heads, spec_.kv_heads, spec_.head_dim, spec_.sliding_window};
   const int T = g.tokens;
   kv.reserve(positions[T - 1] + 1);
 
@@ -64,13 +62,15 @@ const float* CpuExecutor::run(const Graph& g, const BufferPlan& plan, float* are
                    },
                    [&](const OpRope& o) {
                      const auto& d = desc(o.buf.index);
-                     cpu::rope(buf(o.buf.index), d.rows, d.width, o.head_dim, positions, spec_.rope_theta,
-                               spec_.rope_interleaved);
+                     cpu::rope(buf(o.buf.index), d.rows, d.width, o.rope, positions);
                      out_id = o.buf.index;
                    },
+                   [&](const OpKvAppend& o) {
+                     cpu::kv_append(kv, o.state, positions, T, buf(o.k.index), buf(o.v.index));
+                     out_id = o.k.index;
+                   },
                    [&](const OpAttention& o) {
-                     cpu::attention(pool_, ashape, kv, o.layer, positions, T, buf(o.q.index), buf(o.k.index),
-                                    buf(o.v.index), buf(o.out.index));
+                     cpu::attention(pool_, o.attn, kv, o.state, positions, T, buf(o.q.index), buf(o.out.index));
                      out_id = o.out.index;
                    },
                    [&](const OpAdd& o) {
@@ -85,7 +85,7 @@ const float* CpuExecutor::run(const Graph& g, const BufferPlan& plan, float* are
                      out_id = o.out.index;
                    },
                    [&](const OpMoe& o) {
-                     moe_.run(weights_.layers[size_t(o.layer)], o.layer, buf(o.in.index), T, buf(o.out.index));
+                     moe_.run(o.moe, buf(o.in.index), T, desc(o.in.index).width, buf(o.out.index));
                      out_id = o.out.index;
                    },
                },

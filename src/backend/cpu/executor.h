@@ -1,23 +1,19 @@
 // Runs a planned graph on the CPU. Owns per-session scratch (the MoE op's),
-// so one executor serves one session at a time.
+// so one executor serves one session at a time. Reads nothing but the
+// graph: every scalar an op needs is on the op.
 #pragma once
-#include <functional>
-
+#include "backend/backend.h"
 #include "backend/cpu/attention.h"
+#include "backend/cpu/kv_cache.h"
 #include "backend/cpu/moe.h"
 #include "graph/ir.h"
 #include "graph/planner.h"
-#include "runtime/kv_cache.h"
 
 namespace moeflux {
 
-// Called after each op with its output buffer [rows, width]: for per-layer
-// comparison against a reference and for debugging.
-using OpObserver = std::function<void(size_t op_index, const Op& op, const float* out, int rows, int width)>;
-
 class CpuExecutor {
  public:
-  CpuExecutor(const ModelSpec& spec, const ModelWeights& weights, ExpertSource& experts, ThreadPool& pool);
+  CpuExecutor(ExpertSource& experts, ThreadPool& pool);
 
   // `arena` holds plan.arena_bytes; tokens and positions hold g.tokens
   // entries. Returns the output buffer (logits) inside the arena.
@@ -26,8 +22,6 @@ class CpuExecutor {
   void set_observer(OpObserver obs) { observer_ = std::move(obs); }
 
  private:
-  const ModelSpec& spec_;
-  const ModelWeights& weights_;
   ThreadPool& pool_;
   cpu::MoeOp moe_;
   OpObserver observer_;

@@ -12,37 +12,6 @@
 
 namespace moeflux::cpu {
 
-void route_into(const float* logits, int T, int E, int k, bool norm_topk, Routing& r, std::vector<float>& p,
-                std::vector<int32_t>& idx) {
-  r.k = k;
-  r.experts.resize(size_t(T) * size_t(k));
-  r.weights.resize(size_t(T) * size_t(k));
-  p.resize(size_t(E));
-  idx.resize(size_t(E));
-  for (int t = 0; t < T; ++t) {
-    std::copy(logits + size_t(t) * E, logits + size_t(t + 1) * E, p.begin());
-    softmax_inplace(p.data(), size_t(E));
-    std::iota(idx.begin(), idx.end(), 0);
-    std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int32_t a, int32_t b) {
-      return p[size_t(a)] != p[size_t(b)] ? p[size_t(a)] > p[size_t(b)] : a < b;
-    });
-    float sum = 0;
-    for (int j = 0; j < k; ++j) sum += p[size_t(idx[size_t(j)])];
-    for (int j = 0; j < k; ++j) {
-      r.experts[size_t(t) * k + j] = idx[size_t(j)];
-      r.weights[size_t(t) * k + j] = norm_topk ? p[size_t(idx[size_t(j)])] / sum : p[size_t(idx[size_t(j)])];
-    }
-  }
-}
-
-Routing route(const float* logits, int T, int E, int k, bool norm_topk) {
-  Routing r;
-  std::vector<float> p;
-  std::vector<int32_t> idx;
-  route_into(logits, T, E, k, norm_topk, r, p, idx);
-  return r;
-}
-
 namespace {
 
 // Output rows per work item. Measured 2026-11-28, 2-core VM, olmoe 4-layer
@@ -72,7 +41,7 @@ void MoeOp::prepare_rows(quant::PreparedActivations& xq, const float* x, size_t 
 
 void MoeOp::compute(int layer, const ExpertBatch* wb, const ExpertWeights* ew, std::span<const uint32_t> which) {
   if (which.empty()) return;
-  const size_t D = size_t(s_.hidden), F = size_t(s_.expert_ffn);
+  const size_t D = D_, F = F_;
   // The integer kernels round their input to int8 on every call unless it
   // comes prepared; calls here are per (expert, kRowBlock rows), so each input row
   // is rounded once up front: the layer input once per run() (in decode the
@@ -157,12 +126,23 @@ void MoeOp::compute(int layer, const ExpertBatch* wb, const ExpertWeights* ew, s
     for (uint32_t i : which) observer_(layer, wb[i].expert);
 }
 
-void MoeOp::run(const LayerWeights& w, int layer, const float* x, int T, float* out) {
-  const int D = s_.hidden, E = s_.experts, F = s_.expert_ffn, k = s_.top_k;
+void MoeOp::router_logits(const TensorRef* weight, const TensorRef* bias, const float* x, int T,
+                          std::vector<float>& out) {
+  const WeightView w = WeightView::of(*weight), b = bias ? WeightView::of(*bias) : WeightView{};
+  out.resize(size_t(T) * size_t(w.rows));
+  linear(pool_, x, T, w, bias ? &b : nullptr, out.data());  // [T, E]
+}
+
+void MoeOp::run(const MoeParams& p, const float* x, int T, int D, float* out) {
+  const int E = p.experts, F = p.expert_ffn, k = p.top_k, layer = p.layer;
+  D_ = size_t(D);
+  F_ = size_t(F);
   // T tokens, E experts, D hidden, F expert ffn, k active
-  router_logits_.resize(size_t(T) * E);
-  linear(pool_, x, T, WeightView::of(*w.router), nullptr, router_logits_.data());  // [T, E]
-  route_into(router_logits_.data(), T, E, k, s_.norm_topk, routing_, prob_scratch_, index_scratch_);
+  router_logits(p.router_weight, p.router_bias, x, T, router_logits_);
+  correction_.clear();
+  if (p.correction_bias)
+    for (int e = 0; e < E; ++e) correction_.push_back(load_weight_elem(WeightView::of(*p.correction_bias), e));
+  route(p.router, router_logits_.data(), T, E, k, correction_, routing_, router_scratch_);
 
   // Batches in order of first appearance, each with its tokens in token
   // order: counted first, then filled, into flat arrays.
@@ -198,8 +178,10 @@ void MoeOp::run(const LayerWeights& w, int layer, const float* x, int T, float* 
   // one: prefetch_next reads the next layer's entry, not this one.
   const unsigned predictors = src_.prefetch_predictors();
   if (predictors & kPredictPrevious) {
-    prev_choice_.resize(size_t(s_.layers) * size_t(k));
-    has_prev_.resize(size_t(s_.layers));
+    if (has_prev_.size() <= size_t(layer)) {
+      prev_choice_.resize(size_t(layer + 1) * size_t(k));
+      has_prev_.resize(size_t(layer + 1));
+    }
     std::copy_n(&routing_.experts[size_t(T - 1) * k], k, &prev_choice_[size_t(layer) * k]);
     has_prev_[size_t(layer)] = 1;
   }
@@ -235,7 +217,7 @@ void MoeOp::run(const LayerWeights& w, int layer, const float* x, int T, float* 
       // Predictions go after the demand reads were submitted, so they never
       // queue ahead of them (the store also holds them back until this
       // layer's reads have landed).
-      if (w0 == 0 && predictors) prefetch_next(layer, x, T, predictors);
+      if (w0 == 0 && predictors) prefetch_next(p, x, T, predictors);
       computed_.assign(nb, 0);
       // What is resident first, while the misses are read; then the shared
       // expert (it needs no read); then each miss as its read lands.
@@ -248,7 +230,7 @@ void MoeOp::run(const LayerWeights& w, int layer, const float* x, int T, float* 
             computed_[i] = 1;
           }
         compute(layer, wb, hold_.weights.data(), todo_);
-        if (first && s_.shared_ffn > 0) shared_expert(w, x, T);
+        if (first && p.shared_ffn > 0) shared_expert(p, x, T);
         first = false;
         if (hold_.waiting == 0) break;
         src_.wait_any(hold_);
@@ -264,42 +246,44 @@ void MoeOp::run(const LayerWeights& w, int layer, const float* x, int T, float* 
                    out + size_t(tokens_[wb[i].first + j]) * D, size_t(D));
   }
 
-  if (s_.shared_ffn > 0) {
-    if (!shared_ready_) shared_expert(w, x, T);
+  if (p.shared_ffn > 0) {
+    if (!shared_ready_) shared_expert(p, x, T);
     for (int t = 0; t < T; ++t)
       simd::axpy(shared_gate_[size_t(t)], &shared_out_[size_t(t) * D], out + size_t(t) * D, size_t(D));
   }
 }
 
-void MoeOp::shared_expert(const LayerWeights& w, const float* x, int T) {
-  const int SF = s_.shared_ffn, D = s_.hidden;
+void MoeOp::shared_expert(const MoeParams& p, const float* x, int T) {
+  const int SF = p.shared_ffn, D = int(D_);
   shared_h_.resize(size_t(T) * SF);
   shared_out_.resize(size_t(T) * std::max(SF, D));
-  linear(pool_, x, T, WeightView::of(*w.shared.gate), nullptr, shared_h_.data());
-  linear(pool_, x, T, WeightView::of(*w.shared.up), nullptr, shared_out_.data());
+  linear(pool_, x, T, WeightView::of(*p.shared_gate), nullptr, shared_h_.data());
+  linear(pool_, x, T, WeightView::of(*p.shared_up), nullptr, shared_out_.data());
   swiglu(shared_h_.data(), shared_out_.data(), shared_h_.data(), size_t(T) * SF);
-  linear(pool_, shared_h_.data(), T, WeightView::of(*w.shared.down), nullptr, shared_out_.data());
+  linear(pool_, shared_h_.data(), T, WeightView::of(*p.shared_down), nullptr, shared_out_.data());
   shared_gate_.assign(size_t(T), 1.0f);
-  if (w.shared_gate) {
-    linear(pool_, x, T, WeightView::of(*w.shared_gate), nullptr, shared_gate_.data());
+  if (p.shared_expert_gate) {
+    linear(pool_, x, T, WeightView::of(*p.shared_expert_gate), nullptr, shared_gate_.data());
     for (float& g : shared_gate_) g = 1.0f / (1.0f + std::exp(-g));
   }
   shared_ready_ = true;
 }
 
-void MoeOp::prefetch_next(int layer, const float* x, int T, unsigned predictors) {
-  int next = layer + 1;
-  while (next < s_.layers && !s_.layer_is_moe[size_t(next)]) ++next;
-  if (next >= s_.layers) return;
-  const int E = s_.experts, k = s_.top_k;
+void MoeOp::prefetch_next(const MoeParams& p, const float* x, int T, unsigned predictors) {
+  const int next = p.next_layer;
+  if (next < 0) return;
+  const int E = p.experts, k = p.top_k;
   want_.clear();
   auto add = [&](int32_t e) {
     if (std::find(want_.begin(), want_.end(), e) == want_.end()) want_.push_back(e);
   };
   if (predictors & kPredictRouter) {
-    next_logits_.resize(size_t(T) * E);
-    linear(pool_, x, T, WeightView::of(*weights_.layers[size_t(next)].router), nullptr, next_logits_.data());
-    route_into(next_logits_.data(), T, E, k, false, next_routing_, prob_scratch_, index_scratch_);
+    // The next layer's choice as its router would make it from this
+    // layer's input (its correction bias, if any, is left out: a guess).
+    router_logits(p.next_router_weight, p.next_router_bias, x, T, next_logits_);
+    RouterSpec guess = p.router;
+    guess.renormalize = false;
+    route(guess, next_logits_.data(), T, E, k, {}, next_routing_, router_scratch_);
     for (int32_t e : next_routing_.experts) add(e);  // token by token, most likely first
   }
   if ((predictors & kPredictPrevious) && size_t(next) < has_prev_.size() && has_prev_[size_t(next)])

@@ -7,26 +7,11 @@
 
 #include "core/thread_pool.h"
 #include "experts/expert_source.h"
-#include "model/model_spec.h"
-#include "model/weights.h"
+#include "graph/ir.h"
+#include "moe/router.h"
 #include "quant/matmul.h"
 
 namespace moeflux::cpu {
-
-// Routing of T tokens: for token t, experts[t * k + j] with weight
-// weights[t * k + j], j < k, in descending probability.
-struct Routing {
-  int k = 0;
-  std::vector<int32_t> experts;
-  std::vector<float> weights;
-};
-
-// Softmax over the router logits [T, E], top-k (ties to the lower id), then
-// renormalised to sum to 1 when norm_topk.
-Routing route(const float* router_logits, int T, int E, int k, bool norm_topk);
-// The same into `r`, with caller-owned scratch: no allocation once grown.
-void route_into(const float* router_logits, int T, int E, int k, bool norm_topk, Routing& r,
-                std::vector<float>& prob_scratch, std::vector<int32_t>& index_scratch);
 
 // The fused MoE block: out [T, D] = sum_j w_j * expert_j(x) (+ shared expert).
 // Experts are fetched once per step for all tokens routed to them, and each
@@ -39,9 +24,9 @@ void route_into(const float* router_logits, int T, int E, int k, bool norm_topk,
 // depend on which reads land first: bit-identical to a resident model.
 class MoeOp {
  public:
-  MoeOp(const ModelSpec& spec, const ModelWeights& weights, ExpertSource& source, ThreadPool& pool)
-      : s_(spec), weights_(weights), src_(source), pool_(pool) {}
-  void run(const LayerWeights& w, int layer, const float* x, int T, float* out);
+  MoeOp(ExpertSource& source, ThreadPool& pool) : src_(source), pool_(pool) {}
+  // x, out: [T, D].
+  void run(const MoeParams& p, const float* x, int T, int D, float* out);
   const Routing& last_routing() const { return routing_; }
 
   // Called on the calling thread after each routed expert's output rows are
@@ -61,26 +46,26 @@ class MoeOp {
   };
   // Prefetch hints for the next MoE layer: its router applied to this
   // layer's input (pre-gating) and/or what the previous token chose there.
-  void prefetch_next(int layer, const float* x, int T, unsigned predictors);
+  void prefetch_next(const MoeParams& p, const float* x, int T, unsigned predictors);
   // Gate/up/swiglu then down for the batches wb[i], i in `which`, whose
   // weights are ew[i].
   void compute(int layer, const ExpertBatch* wb, const ExpertWeights* ew, std::span<const uint32_t> which);
+  void router_logits(const TensorRef* weight, const TensorRef* bias, const float* x, int T, std::vector<float>& out);
   // Rounds the rows [first, first + second) of each range of x (row stride
   // ld) into xq, on the pool when there are many.
   void prepare_rows(quant::PreparedActivations& xq, const float* x, size_t ld,
                     std::span<const std::pair<size_t, size_t>> ranges);
-  void shared_expert(const LayerWeights& w, const float* x, int T);
+  void shared_expert(const MoeParams& p, const float* x, int T);
 
-  const ModelSpec& s_;
-  const ModelWeights& weights_;
   ExpertSource& src_;
   ThreadPool& pool_;
   ExpertObserver observer_;
   // Scratch reused across calls; sized to the largest step seen, so a
   // decode step allocates nothing.
   Routing routing_, next_routing_;
-  std::vector<float> prob_scratch_;
-  std::vector<int32_t> index_scratch_;
+  RouterScratch router_scratch_;
+  std::vector<float> correction_;
+  size_t D_ = 0, F_ = 0;  // this run's hidden and expert ffn widths
   std::vector<ExpertBatch> batches_;
   std::vector<int32_t> batch_of_expert_, tokens_, ids_, want_;
   std::vector<float> weights_of_;

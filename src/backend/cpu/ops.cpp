@@ -126,11 +126,13 @@ void rms_norm(const float* x, int T, int width, int group, const WeightView& wei
     }
 }
 
-void rope(float* x, int T, int width, int head_dim, const int32_t* positions, float theta, bool interleaved) {
-  const int half = head_dim / 2;
-  // Frequencies as transformers computes them: f32 inverse powers, f32 angle.
+void rope(float* x, int T, int width, const RopeParams& p, const int32_t* positions) {
+  const int head_dim = p.head_dim, half = p.rot_dims / 2;
+  const bool interleaved = p.interleaved;
+  // Frequencies as transformers computes them: f32 inverse powers over the
+  // rotated dims, f32 angle. Dims past rot_dims (partial rotary) stay as they are.
   std::vector<float> inv_freq(static_cast<size_t>(half));
-  for (int i = 0; i < half; ++i) inv_freq[size_t(i)] = 1.0f / std::pow(theta, float(2 * i) / float(head_dim));
+  for (int i = 0; i < half; ++i) inv_freq[size_t(i)] = 1.0f / std::pow(p.theta, float(2 * i) / float(p.rot_dims));
   std::vector<float> c(static_cast<size_t>(half)), s(static_cast<size_t>(half));
   for (int t = 0; t < T; ++t) {
     for (int i = 0; i < half; ++i) {

@@ -7,7 +7,8 @@
 #include <cstdint>
 #include <optional>
 
-#include "backend/cpu/weight_view.h"
+#include "format/weight_view.h"
+#include "graph/ir.h"
 #include "core/thread_pool.h"
 #include "quant/matmul.h"
 #include "quant/mlx_affine.h"
@@ -38,8 +39,8 @@ void linear(ThreadPool& pool, const float* x, int T, const WeightView& W, const 
 void embed(const int32_t* tokens, int T, const WeightView& table, float* y);
 // Each run of `group` elements is scaled to unit RMS then by weight[i % weight.size].
 void rms_norm(const float* x, int T, int width, int group, const WeightView& weight, float eps, float* y);
-// Rotate-half RoPE on every head of x [T, width] at positions[t].
-void rope(float* x, int T, int width, int head_dim, const int32_t* positions, float theta, bool interleaved = false);
+// RoPE on every head_dim-wide head of each row, in place (graph/ir.h: RopeParams).
+void rope(float* x, int T, int width, const RopeParams& p, const int32_t* positions);
 void swiglu(const float* gate, const float* up, float* out, size_t n);
 void add(const float* a, const float* b, float* out, size_t n);
 void clamp(float* x, size_t n, float limit);

@@ -1,0 +1,72 @@
+// The seam between the engine and the devices that compute. A backend runs
+// planned graphs (graph/ir.h) on one kind of device; the engine owns one,
+// and each session owns a BackendSession made by it, which holds that
+// session's layer states (KV pages, and recurrent state as those layers
+// arrive) and scratch. Nothing below this interface reads ModelSpec: every
+// scalar an op needs is on the op, every buffer has a dtype, and routed
+// experts come from the engine's ExpertSource.
+//
+// Adding a backend: implement these two classes in src/backend/<name>/,
+// register it in make_backend (backend.cpp), and run the one-op harness
+// (tests/backend/op_harness_test.cpp) against the CPU.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "graph/ir.h"
+#include "graph/planner.h"
+
+namespace moeflux {
+
+class ExpertSource;
+class StateBudget;
+class ThreadPool;
+
+// Called after each op with its output rows [rows, width] in host memory
+// (a device backend copies them out): per-layer comparisons with a
+// reference, and debugging. Slows a step down; off by default.
+using OpObserver = std::function<void(size_t op_index, const Op& op, const float* out, int rows, int width)>;
+
+class BackendSession {
+ public:
+  virtual ~BackendSession() = default;
+  // Runs g (planned by `plan`) on `tokens` at `positions` (g.tokens each),
+  // updating the layer states. Throws Error; on error the states at
+  // positions below positions[0] are untouched.
+  virtual void run(const Graph& g, const BufferPlan& plan, std::span<const int32_t> tokens,
+                   std::span<const int32_t> positions) = 0;
+  // Copies the output buffer of the last run (g.output: rows x width f32)
+  // to `dst`, in host memory.
+  virtual void read_output(const Graph& g, std::span<float> dst) = 0;
+  virtual void clear_states() = 0;            // forgets every position
+  virtual uint64_t state_bytes() const = 0;   // bytes of layer state held now
+  virtual void set_observer(OpObserver observer) = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  // A session's states (one per entry of `states`), for up to max_positions.
+  virtual std::unique_ptr<BackendSession> new_session(const std::vector<StateDesc>& states, int max_positions) = 0;
+  // Waits until all work issued is done (a no-op where calls are synchronous).
+  virtual void synchronize() = 0;
+};
+
+// What a backend gets from the engine: the expert source (routed experts by
+// layer and id), the thread pool for host-side work, the state budget.
+struct BackendContext {
+  ExpertSource& experts;
+  ThreadPool& pool;
+  StateBudget& state_budget;
+};
+
+// "cpu" (more as they land); throws naming the backends built in.
+std::unique_ptr<Backend> make_backend(const std::string& name, const BackendContext& ctx);
+std::vector<std::string> backend_names();
+
+}  // namespace moeflux

@@ -1,0 +1,65 @@
+#include "backend/cpu/cpu_backend.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "backend/cpu/executor.h"
+#include "core/error.h"
+
+namespace moeflux {
+
+namespace {
+
+class CpuSession final : public BackendSession {
+ public:
+  CpuSession(const BackendContext& ctx, const std::vector<StateDesc>& states, int max_positions)
+      : kv_(states, max_positions, ctx.state_budget), exec_(ctx.experts, ctx.pool) {}
+
+  void run(const Graph& g, const BufferPlan& plan, std::span<const int32_t> tokens,
+           std::span<const int32_t> positions) override {
+    if (tokens.size() != size_t(g.tokens) || positions.size() != size_t(g.tokens))
+      fail_as(ErrorKind::Internal, "cpu backend: {} tokens and {} positions for a graph of {} tokens", tokens.size(),
+              positions.size(), g.tokens);
+    if (g.states.size() != kv_.states())
+      fail_as(ErrorKind::Internal, "cpu backend: graph has {} layer states, the session {}", g.states.size(),
+              kv_.states());
+    arena_.resize(std::max(arena_.size(), (plan.arena_bytes + sizeof(float) - 1) / sizeof(float)));
+    output_ = exec_.run(g, plan, arena_.data(), tokens.data(), positions.data(), kv_);
+  }
+
+  void read_output(const Graph& g, std::span<float> dst) override {
+    const BufferDesc& d = g.buffers[g.output.index];
+    const size_t n = size_t(d.rows) * size_t(d.width);
+    if (!output_ || dst.size() < n) fail_as(ErrorKind::Internal, "cpu backend: no output to read, or {} < {}", dst.size(), n);
+    std::memcpy(dst.data(), output_, n * sizeof(float));
+  }
+
+  void clear_states() override { kv_.clear(); }
+  uint64_t state_bytes() const override { return kv_.bytes(); }
+  void set_observer(OpObserver observer) override { exec_.set_observer(std::move(observer)); }
+
+ private:
+  KvCache kv_;
+  CpuExecutor exec_;
+  std::vector<float> arena_;
+  const float* output_ = nullptr;
+};
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(const BackendContext& ctx) : ctx_(ctx) {}
+  std::string name() const override { return "cpu"; }
+  std::unique_ptr<BackendSession> new_session(const std::vector<StateDesc>& states, int max_positions) override {
+    return std::make_unique<CpuSession>(ctx_, states, max_positions);
+  }
+  void synchronize() override {}
+
+ private:
+  BackendContext ctx_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(const BackendContext& ctx) { return std::make_unique<CpuBackend>(ctx); }
+
+}  // namespace moeflux
