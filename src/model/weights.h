@@ -11,7 +11,9 @@
 // them costs the read at load (which the first step would otherwise pay in
 // page faults), keeps them from being reclaimed like page cache under the
 // expert store's memory pressure, and leaves the file's page cache
-// reclaimable.
+// reclaimable. Measured (olmoe-1b-7b shape, 4 layers, 550 MB dense, warm
+// page cache, 2 threads): load 0.001 s -> 0.28 s (~2 GB/s of pread), first
+// step and decode tok/s unchanged within the run-to-run noise (+-10%).
 #pragma once
 #include <memory>
 #include <vector>
