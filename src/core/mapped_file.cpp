@@ -144,7 +144,7 @@ std::string MappedFile::changed() const {
   if (named.st_dev != dev_ || named.st_ino != ino_)
     return fmt::format("replaced: the path now names inode {} (opened inode {})", named.st_ino, ino_);
   if (uint64_t(now.st_size) != size_) return fmt::format("size changed from {} to {} bytes", size_, now.st_size);
-  if (!same_time(now.st_mtim, mtime_)) return "modified in place (mtime changed)";
+  if (!same_time(now.st_mtim, mtime_)) return "rewritten in place: its mtime changed";
   return "";
 }
 

@@ -206,8 +206,8 @@ void expect_refused_in_every_mode(bool gguf) {
   std::thread cutter([&] {
     while (steps.load() < 3) std::this_thread::yield();
     std::this_thread::sleep_for(std::chrono::microseconds(300));
-    cut_at = steps.load();
     fs::resize_file(weights, 4096);
+    cut_at = steps.load();  // after: the step in flight may still complete, the next must not
   });
   std::string what;
   int32_t tok = 1;
