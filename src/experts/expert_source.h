@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <climits>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <span>
 #include <vector>
@@ -93,15 +94,27 @@ class ExpertSource {
 };
 
 // Every expert of every MoE layer, read through the file memory maps.
+// Each acquire first asks whether a weights file changed since it was
+// opened (cheap, see ModelFiles) and refuses if so. The maps are guarded
+// (core/mapping_guard.h): a file that shrinks while a kernel reads an
+// expert gives zeros to that read instead of SIGBUS, and the next acquire
+// reports the file. Copying every expert at load instead would read the
+// whole model before the first token and hold it twice (anonymous memory
+// and page cache) in the mode meant for models that just fit in RAM.
+class ModelFiles;
+
 class MmapExpertSource final : public ExpertSource {
  public:
   MmapExpertSource(const ModelSpec& spec, const ArchDef& arch, const TensorTable& st);
+  ~MmapExpertSource() override;
   void acquire(int layer, std::span<const int32_t> experts, std::span<ExpertWeights> out) override;
   void release(int layer, std::span<const int32_t> experts) override {}
 
  private:
   int experts_ = 0;
   std::vector<ExpertWeights> table_;  // [layer * experts + e]; empty views for dense layers
+  std::unique_ptr<ModelFiles> files_;
+  std::mutex files_mu_;  // ModelFiles::poll is not thread-safe; sessions may share the source
 };
 
 }  // namespace moeflux

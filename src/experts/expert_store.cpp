@@ -191,10 +191,12 @@ ExpertStore::ExpertStore(const ModelSpec& spec, const ArchDef& arch, const Tenso
   io_ = make_io_engine(options_.io);
   if (options_.io_decorator) io_ = options_.io_decorator(std::move(io_));
   for (const std::string& f : index_.files()) file_ids_.push_back(io_->add_file(f));
-  // Watching starts after the files were opened: one full check now covers
-  // a replacement in between.
-  watch_ = std::make_unique<FileWatch>(index_.files(), options_.file_check_backstop);
-  files_changed_ = !io_->check_files().empty();
+  // Every file of the model, not only the experts' ones: a changed file
+  // that holds only dense weights is a changed model too. Watching starts
+  // after the files were opened: one full check now covers a replacement
+  // in between (also against the identity the maps had at load).
+  model_files_ = std::make_unique<ModelFiles>(st, /*guard_maps=*/false, options_.file_check_backstop);
+  files_changed_ = !io_->check_files().empty() || !model_files_->check().empty();
   arena_ = std::make_unique<HostArena>(n_slots, plan.slot_bytes, /*prefault=*/true);
   policy_ = make_cache_policy(options_.policy, uint32_t(spec.layers) * uint32_t(spec.experts));
   slots_.resize(n_slots);
@@ -383,8 +385,9 @@ void ExpertStore::acquire_async(int layer, std::span<const int32_t> experts, Exp
   // Predictions for this layer or earlier ones that are still queued came
   // true or not: this acquire says which, and reads what it needs itself.
   std::erase_if(queued_, [&](uint32_t k) { return layer_of(k) <= layer; });
+  // Before anything is referenced: nothing to undo when it throws.
+  if (!experts.empty()) refuse_changed_files(layer, experts[0]);
   size_t taken = 0;  // experts referenced so far, to undo on error
-  bool files_checked = false;
   try {
     while (taken < experts.size()) {
       const size_t i = taken;
@@ -409,10 +412,6 @@ void ExpertStore::acquire_async(int layer, std::span<const int32_t> experts, Exp
         }
         sl.refs++;
       } else {
-        if (!files_checked) {  // a file replaced under us must not serve stale or cut bytes
-          refuse_changed_files(layer, experts[i]);
-          files_checked = true;
-        }
         s = take_slot(in_request);
         if (s == SIZE_MAX) {
           // Every slot is held or loading. Reads nobody waits for (a
@@ -509,19 +508,29 @@ void ExpertStore::release(int layer, std::span<const int32_t> experts) {
 }
 
 void ExpertStore::refuse_changed_files(int layer, int expert) {
-  if (!files_changed_ && !watch_->check_due()) return;
+  // check_due() first: it also drains the inotify queue.
+  if (!model_files_->check_due() && !files_changed_) return;
   file_checks_++;
-  const auto changes = io_->check_files();
-  // Once something changed, check on every miss: the change may be undone
-  // (the file put back), and inotify follows the old inode.
+  // The I/O engine's files (identity when the store opened them) and the
+  // maps' (identity at load): the same paths, seen from both opens.
+  std::vector<ModelFileChange> changes = model_files_->check();
+  for (const FileChange& c : io_->check_files())
+    if (std::none_of(changes.begin(), changes.end(), [&](const ModelFileChange& m) { return m.path == c.path; }))
+      changes.push_back({c.path, c.what});
+  // Once something changed, check on every acquire: the change may be
+  // undone (the file put back), and inotify follows the old inode.
   files_changed_ = !changes.empty();
+  if (changes.empty()) return;
+  // Where this expert's bytes are, when a changed file holds them.
   FileRange ranges[ExpertExtents::kMaxRanges];
   const int n = index_.at(layer, expert).ranges(ranges);
-  for (const FileChange& c : changes)
+  for (ModelFileChange& c : changes)
     for (int i = 0; i < n; ++i)
-      if (c.path == index_.files()[ranges[i].file])
-        fail("expert {} of layer {}: {} (offset {}) changed since it was opened ({}); reload the model", expert,
-             layer, c.path, ranges[i].offset, c.what);
+      if (c.path == index_.files()[ranges[i].file]) {
+        c.path += fmt::format(" (offset {})", ranges[i].offset);
+        break;
+      }
+  fail("{}", describe_changes(layer, expert, changes));
 }
 
 void ExpertStore::pump_prefetches() {
@@ -573,7 +582,10 @@ std::string ExpertStore::describe() const {
                      predictors_ & kPredictPrevious ? "previous token" : "", prefetch_slots_);
   return fmt::format("expert store: {} slots of {} ({} of RAM), policy {}, prefetch {}, io {}{}", slots_.size(),
                      human_bytes(arena_->stride()), human_bytes(arena_->bytes()), policy_->name(), pf,
-                     io_->describe(), watch_->watching() ? "" : fmt::format(" (file watch off: {})", watch_->why_not()));
+                     io_->describe(),
+                     model_files_->watch().watching()
+                         ? ""
+                         : fmt::format(" (file watch off: {})", model_files_->watch().why_not()));
 }
 
 }  // namespace moeflux

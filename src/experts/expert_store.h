@@ -28,6 +28,7 @@
 #include "experts/expert_index.h"
 #include "experts/expert_source.h"
 #include "experts/file_watch.h"
+#include "experts/model_files.h"
 #include "experts/host_arena.h"
 #include "experts/io/io_engine.h"
 
@@ -130,9 +131,12 @@ class ExpertStore final : public ExpertSource {
   // holds (a prefetch, or a read its caller gave up on) so its slot can be
   // reused. False if there is none.
   bool wait_for_orphan(std::unique_lock<std::mutex>& lk);
-  // Under mu_: throws naming the expert and file when a weights file was
-  // replaced or truncated since it was opened. Runs the full check only
-  // when the file watch says one is due.
+  // Under mu_: throws naming the expert and the file when any weights file
+  // of the model was replaced, truncated or rewritten since it was opened.
+  // Runs on every acquire, hits included: the dense weights were copied at
+  // load and the resident experts were read before the change, so serving
+  // on would mix two versions of the model. The full check runs only when
+  // the file watch says one is due.
   void refuse_changed_files(int layer, int expert);
 
   const ModelSpec& spec_;
@@ -143,7 +147,7 @@ class ExpertStore final : public ExpertSource {
   std::vector<IoFileId> file_ids_;
   std::unique_ptr<HostArena> arena_;
   std::unique_ptr<CachePolicy> policy_;
-  std::unique_ptr<FileWatch> watch_;
+  std::unique_ptr<ModelFiles> model_files_;  // every weights file, watched
   std::vector<Slot> slots_;
   std::unordered_map<uint32_t, size_t> where_;  // key -> slot, for Loading and Ready slots
   std::vector<size_t> free_;
@@ -153,7 +157,7 @@ class ExpertStore final : public ExpertSource {
   uint64_t next_seq_ = 0;
   size_t max_acquire_ = 0;
   size_t prefetch_slots_ = 0;  // prefetch reads in flight at once
-  bool files_changed_ = false;  // a check found a change: check on every miss from now on
+  bool files_changed_ = false;  // a check found a change: check on every acquire from now on
   uint64_t file_checks_ = 0;
   mutable std::mutex mu_;
   ExpertStats stats_;

@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "experts/expert_index.h"
 #include "experts/expert_source.h"
+#include "experts/model_files.h"
 
 namespace moeflux {
 
@@ -18,9 +19,17 @@ MmapExpertSource::MmapExpertSource(const ModelSpec& s, const ArchDef& arch, cons
       table_[size_t(l) * size_t(s.experts) + size_t(e)] = {view(x.gate), view(x.up), view(x.down)};
     }
   }
+  files_ = std::make_unique<ModelFiles>(st, /*guard_maps=*/true);
 }
 
+MmapExpertSource::~MmapExpertSource() = default;
+
 void MmapExpertSource::acquire(int layer, std::span<const int32_t> experts, std::span<ExpertWeights> out) {
+  {
+    std::lock_guard lk(files_mu_);
+    if (auto changes = files_->poll(); !changes.empty())
+      fail("{}", describe_changes(layer, experts.empty() ? -1 : experts[0], changes));
+  }
   for (size_t i = 0; i < experts.size(); ++i) {
     const int32_t e = experts[i];
     if (e < 0 || e >= experts_) fail("expert {} of layer {} out of range [0, {})", e, layer, experts_);

@@ -42,6 +42,7 @@ FileTable::FileTable(bool want_direct, bool want_map, Log log)
 
 FileTable::~FileTable() {
   for (auto& f : files_) {
+    f->map_guard = MappingGuard();  // before the unmap: faults there are no longer ours
     if (f->map) munmap(const_cast<uint8_t*>(f->map), f->map_size);
     if (f->fd_direct >= 0) close(f->fd_direct);
     if (f->fd_buffered >= 0) close(f->fd_buffered);
@@ -101,6 +102,7 @@ IoFileId FileTable::add(const std::string& path) {
     }
     f->map = static_cast<const uint8_t*>(p);
     f->map_size = f->size;
+    f->map_guard = MappingGuard(p, f->size);
   }
 
   std::lock_guard lock(mu_);

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/mapping_guard.h"
 #include "experts/io/read_request.h"
 
 namespace moeflux::detail {
@@ -22,6 +23,9 @@ struct IoFile {
   int fd_buffered = -1;  // always open: unaligned continuations, size checks
   const uint8_t* map = nullptr;  // mmap mode only
   uint64_t map_size = 0;
+  // mmap mode: a load past the end of a file that shrank reads zeros
+  // instead of raising SIGBUS; a copy that overlaps the zeros is failed.
+  MappingGuard map_guard;
   // Identity when opened.
   dev_t dev = 0;
   ino_t ino = 0;

@@ -92,16 +92,20 @@ class PoolEngine final : public EngineBase {
     return n < 0 ? -int64_t(errno) : int64_t(n);
   }
 
-  // A mapped page beyond the file's current end raises SIGBUS, which would
-  // kill the process; so look at the size first. A truncation between the
-  // fstat and the copy can still fault: mmap mode is for comparison only.
+  // A mapped page beyond the file's current end raises SIGBUS; so look at
+  // the size first, and copy no further than it. A truncation between the
+  // fstat and the copy makes the copy fault: the map is guarded (FileTable),
+  // so the faulting loads read zeros, and a copy that overlapped them fails
+  // with EIO (the store then names the file as changed).
   static int64_t copy_from_map(const ReadOp& op, const ReadCall& call) {
     struct stat st {};
     if (fstat(op.file->fd_buffered, &st) != 0) return -int64_t(errno);
     const uint64_t end = std::min<uint64_t>(uint64_t(st.st_size), op.file->map_size);
     if (call.offset >= end) return 0;
     const uint64_t n = std::min(call.len, end - call.offset);
+    if (op.file->map_guard.fault_offset() < call.offset + n) return -EIO;  // those bytes are zeros now
     std::memcpy(call.addr, op.file->map + call.offset, n);
+    if (op.file->map_guard.fault_offset() < call.offset + n) return -EIO;
     return int64_t(n);
   }
 

@@ -46,9 +46,9 @@ constexpr const char* kChatML =
 
 }  // namespace
 
-ChatTemplate ChatTemplate::parse(const std::string& source, std::string name) {
+ChatTemplate ChatTemplate::parse(const std::string& source, std::string name, const jinja::Limits& limits) {
   ChatTemplate t;
-  t.templates_.push_back({"default", jinja::Template::parse(source, std::move(name))});
+  t.templates_.push_back({"default", jinja::Template::parse(source, std::move(name), {}, limits)});
   return t;
 }
 

@@ -35,7 +35,10 @@ struct ChatTemplateOptions {
 class ChatTemplate {
  public:
   // One template from its Jinja source; `name` prefixes error positions.
-  static ChatTemplate parse(const std::string& source, std::string name = "chat_template");
+  // `limits` bound its parse and renders (text/chat/jinja_limits.h); the
+  // defaults suit any real template.
+  static ChatTemplate parse(const std::string& source, std::string name = "chat_template",
+                            const jinja::Limits& limits = {});
 
   // From a tokenizer_config.json file. The template comes from a sibling
   // chat_template.jinja if present (transformers prefers it), else the

@@ -1,6 +1,7 @@
 // Syntax tree of a parsed template. Every node keeps the byte offset of its
 // source so render errors can say where they happened.
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
@@ -40,6 +41,7 @@ struct Expr {
   };
   K k;
   size_t pos = 0;
+  uint32_t depth = 1;  // of this subtree, bounded by Limits::max_nesting at parse
   Value value;
   std::string name;
   ExprPtr a, b, c;

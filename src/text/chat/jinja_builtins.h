@@ -38,5 +38,7 @@ std::string percent_format(const std::string& fmt, const Value& args);
 
 // Python int() / float() of a value, for the int/float filters.
 std::optional<int64_t> parse_int(const Value& v, int base);
+// trunc(d) as an int64; nullopt for inf/nan, an error outside the range.
+std::optional<int64_t> float_to_int(double d);
 
 }  // namespace moeflux::jinja

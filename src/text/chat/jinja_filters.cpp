@@ -5,12 +5,14 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <map>
 
 #include "core/error.h"
 #include "text/chat/jinja_builtins.h"
+#include "text/chat/jinja_limits.h"
 #include "text/chat/jinja_text.h"
 
 namespace moeflux::jinja {
@@ -29,7 +31,9 @@ Value f_tojson(const Value& in, Args& a) {
   o.ensure_ascii = v[0].truthy();
   if (v[1].is_int()) {
     o.has_indent = true;
-    o.indent = std::string(static_cast<size_t>(std::max<int64_t>(0, v[1].as_int())), ' ');
+    int64_t width = std::max<int64_t>(0, v[1].as_int());
+    check_string_size(static_cast<uint64_t>(width));
+    o.indent = std::string(static_cast<size_t>(width), ' ');
   } else if (v[1].is_string()) {
     o.has_indent = true;
     o.indent = v[1].as_string();
@@ -97,7 +101,12 @@ Value attr_path(const Value& item, const Value& attr) {
     size_t dot = path.find('.', pos);
     std::string part = path.substr(pos, dot == std::string::npos ? std::string::npos : dot - pos);
     bool digits = !part.empty() && std::all_of(part.begin(), part.end(), ::isdigit);
-    cur = digits ? get_item(cur, Value(static_cast<int64_t>(std::stoll(part)))) : get_item(cur, Value(part));
+    int64_t index = 0;
+    if (digits) {
+      auto r = std::from_chars(part.data(), part.data() + part.size(), index);
+      if (r.ec != std::errc()) fail("attribute index {} is out of the 64-bit range", part);
+    }
+    cur = digits ? get_item(cur, Value(index)) : get_item(cur, Value(part));
     if (dot == std::string::npos) return cur;
     pos = dot + 1;
   }
@@ -111,6 +120,7 @@ Value f_join(const Value& in, Args& a) {
     if (!first) out += sep;
     first = false;
     out += s_of(v[1].is_none() ? e : attr_path(e, v[1]));
+    check_growth(out.size());
   }
   return Value(out);
 }
@@ -188,13 +198,17 @@ Value f_escape(const Value& in, Args& a) {
 
 }  // namespace
 
+std::optional<int64_t> float_to_int(double d) {
+  if (!std::isfinite(d)) return std::nullopt;
+  d = std::trunc(d);
+  // Python's int(1e300) is a big integer; converting it to int64 is UB.
+  if (!(d >= -0x1p63 && d < 0x1p63)) fail("int: {} is out of the 64-bit range", float_repr(d));
+  return static_cast<int64_t>(d);
+}
+
 std::optional<int64_t> parse_int(const Value& v, int base) {
   if (v.is_int() || v.is_bool()) return v.as_int();
-  if (v.is_float()) {
-    double d = v.as_double();
-    if (!std::isfinite(d)) return std::nullopt;
-    return static_cast<int64_t>(std::trunc(d));
-  }
+  if (v.is_float()) return float_to_int(v.as_double());
   if (!v.is_string()) return std::nullopt;
   std::string s = text::strip(v.as_string(), std::nullopt, true, true);
   s.erase(std::remove(s.begin(), s.end(), '_'), s.end());
@@ -205,7 +219,7 @@ std::optional<int64_t> parse_int(const Value& v, int base) {
   if (errno == 0 && end && *end == '\0') return r;
   // Jinja's int filter falls back to int(float(s)).
   double d = std::strtod(s.c_str(), &end);
-  if (end && *end == '\0' && std::isfinite(d)) return static_cast<int64_t>(std::trunc(d));
+  if (end && *end == '\0' && std::isfinite(d)) return float_to_int(d);
   return std::nullopt;
 }
 
@@ -314,6 +328,7 @@ Value f_unique(const Value& in, Args& a) {
   std::vector<Value> out, seen;
   for (auto& e : in.iterate()) {
     Value key = sort_key(v[1].is_none() ? e : attr_path(e, v[1]), v[0].truthy());
+    charge_steps(seen.size());  // the search is linear: quadratic overall
     if (std::find(seen.begin(), seen.end(), key) != seen.end()) continue;
     seen.push_back(key);
     out.push_back(e);
@@ -366,20 +381,31 @@ Value f_reverse(const Value& in, Args& a) {
 Value f_indent(const Value& in, Args& a) {
   auto v = bind_args("indent", a, {{"width", Value(4)}, {"first", Value(false)}, {"blank", Value(false)}});
   if (!in.is_string()) fail("indent: expected a string, not {}", in.type_name());
-  std::string ind = v[0].is_string() ? v[0].as_string() : std::string(static_cast<size_t>(std::max<int64_t>(0, v[0].as_int())), ' ');
+  std::string ind;
+  if (v[0].is_string()) {
+    ind = v[0].as_string();
+  } else {
+    int64_t width = std::max<int64_t>(0, v[0].as_int());
+    check_string_size(static_cast<uint64_t>(width));
+    ind = std::string(static_cast<size_t>(width), ' ');
+  }
   // Jinja appends a newline before splitlines() so a trailing newline survives.
   CallArgs none;
   Value lines_v = get_attr(Value(s_of(in) + "\n"), "splitlines").callable_data().fn(none);
   auto& lines = lines_v.list_data().items;
   std::string rv;
   if (v[2].truthy()) {
-    for (size_t i = 0; i < lines.size(); ++i) rv += (i ? "\n" + ind : "") + lines[i].as_string();
+    for (size_t i = 0; i < lines.size(); ++i) {
+      rv += (i ? "\n" + ind : "") + lines[i].as_string();
+      check_growth(rv.size());
+    }
   } else {
     rv = lines.empty() ? "" : lines[0].as_string();
     for (size_t i = 1; i < lines.size(); ++i) {
       rv += "\n";
       if (!lines[i].as_string().empty()) rv += ind;
       rv += lines[i].as_string();
+      check_growth(rv.size());
     }
   }
   if (v[1].truthy()) rv = ind + rv;
@@ -401,7 +427,10 @@ Value f_wordcount(const Value& in, Args& a) {
 Value f_abs(const Value& in, Args& a) {
   bind_args("abs", a, {});
   if (in.is_float()) return Value(std::fabs(in.as_double()));
-  if (in.is_number()) return Value(static_cast<int64_t>(std::llabs(in.as_int())));
+  if (in.is_number()) {
+    if (in.as_int() == INT64_MIN) fail("integer overflow: abs({}) is out of the 64-bit range", in.as_int());
+    return Value(static_cast<int64_t>(std::llabs(in.as_int())));
+  }
   fail("bad operand type for abs(): '{}'", in.type_name());
 }
 
@@ -414,7 +443,9 @@ Value f_round(const Value& in, Args& a) {
     if (!in.is_float()) return Value(in.as_int());
     // Python's round() is correctly rounded half-to-even on the exact binary
     // value; printf's %.*f rounds the same way.
-    return Value(std::strtod(fmt::format("{:.{}f}", in.as_double(), std::max<int64_t>(p, 0)).c_str(), nullptr));
+    // Past 1100 decimals no double changes (the smallest has 1074).
+    int64_t digits = std::clamp<int64_t>(p, 0, 1100);
+    return Value(std::strtod(fmt::format("{:.{}f}", in.as_double(), digits).c_str(), nullptr));
   }
   if (m != "floor" && m != "ceil") fail("round: method must be 'common', 'ceil' or 'floor'");
   double scale = std::pow(10.0, static_cast<double>(p));
@@ -435,6 +466,7 @@ Value f_batch(const Value& in, Args& a) {
     }
   }
   if (!cur.empty()) {
+    check_items(static_cast<uint64_t>(n));
     if (!v[1].is_none())
       while (static_cast<int64_t>(cur.size()) < n) cur.push_back(v[1]);
     out.push_back(Value::list(std::move(cur)));
@@ -448,7 +480,14 @@ Value f_sum(const Value& in, Args& a) {
   for (auto& e : in.iterate()) {
     Value x = v[0].is_none() ? e : attr_path(e, v[0]);
     if (!x.is_number() || !acc.is_number()) fail("sum: unsupported operand types {} and {}", acc.type_name(), x.type_name());
-    acc = acc.is_float() || x.is_float() ? Value(acc.as_double() + x.as_double()) : Value(acc.as_int() + x.as_int());
+    if (acc.is_float() || x.is_float()) {
+      acc = Value(acc.as_double() + x.as_double());
+    } else {
+      int64_t r;
+      if (__builtin_add_overflow(acc.as_int(), x.as_int(), &r))
+        fail("integer overflow: sum {} + {} is out of the 64-bit range", acc.as_int(), x.as_int());
+      acc = Value(r);
+    }
   }
   return acc;
 }
@@ -502,6 +541,7 @@ std::string percent_format(const std::string& f, const Value& args) {
     if (k >= items.size()) fail("not enough arguments for format string");
     const Value& x = items[k++];
     if (x.is_undefined()) fail("'{}' is undefined", x.undefined_name());
+    check_growth(out.size());
     if (c == 's') out += x.str();
     else if (c == 'r') out += x.repr();
     else if (c == 'd' || c == 'i') out += std::to_string(parse_int(x, 10).value_or(0));

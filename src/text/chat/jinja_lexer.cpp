@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
+#include <cstdlib>
 
 #include "core/error.h"
 #include "text/chat/jinja_text.h"
@@ -300,10 +302,15 @@ class Lexer {
     std::string lit = s_.substr(p, q - p);
     lit.erase(std::remove(lit.begin(), lit.end(), '_'), lit.end());
     Token t{is_float ? Tok::Float : Tok::Int, lit, 0, 0, p};
-    if (is_float)
-      t.fval = std::stod(lit);
-    else
-      t.ival = std::stoll(lit);
+    if (is_float) {
+      // strtod, not stod: Python reads 1e999 as inf and 1e-999 as 0.0.
+      t.fval = std::strtod(lit.c_str(), nullptr);
+    } else {
+      // Python's ints are unbounded; moeflux's are 64-bit and refuse more.
+      auto r = std::from_chars(lit.data(), lit.data() + lit.size(), t.ival);
+      if (r.ec != std::errc() || r.ptr != lit.data() + lit.size())
+        fail("{}: integer literal {} is out of the 64-bit range", map_.where(p), lit);
+    }
     toks_.push_back(std::move(t));
     return q;
   }

@@ -2,11 +2,13 @@
 // functions (range, dict, namespace, raise_exception, strftime_now).
 #include <fmt/format.h>
 
+#include <charconv>
 #include <chrono>
 #include <ctime>
 
 #include "core/error.h"
 #include "text/chat/jinja_builtins.h"
+#include "text/chat/jinja_limits.h"
 #include "text/chat/jinja_text.h"
 
 namespace moeflux::jinja {
@@ -99,8 +101,10 @@ std::string py_format(const std::string& fmt_s, CallArgs& args) {
         if (auto_idx >= args.pos.size()) fail("str.format: replacement index {} out of range", auto_idx);
         v = &args.pos[auto_idx++];
       } else if (std::isdigit(static_cast<unsigned char>(field[0]))) {
-        size_t idx = std::stoul(field);
-        if (idx >= args.pos.size()) fail("str.format: replacement index {} out of range", idx);
+        size_t idx = 0;
+        auto r = std::from_chars(field.data(), field.data() + field.size(), idx);
+        if (r.ec != std::errc() || r.ptr != field.data() + field.size() || idx >= args.pos.size())
+          fail("str.format: replacement index {} out of range", field);
         v = &args.pos[idx];
       } else {
         for (auto& [k, kv] : args.kw)
@@ -108,6 +112,7 @@ std::string py_format(const std::string& fmt_s, CallArgs& args) {
         if (!v) fail("str.format: missing key '{}'", field);
       }
       out += v->str();
+      check_growth(out.size());
       i = e;
     } else {
       out += c;
@@ -207,6 +212,7 @@ Value string_method(const std::string& s, const std::string& name, CallArgs& a) 
       if (!first) out += s;
       first = false;
       out += want_str(n, e);
+      check_growth(out.size());
     }
     return Value(out);
   }
@@ -363,9 +369,10 @@ void add_globals(DictData& g) {
     if (step == 0) fail("range() arg 3 must not be zero");
     std::vector<Value> out;
     // Jinja's sandbox caps ranges at 100000 items (MAX_RANGE).
-    for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
+    for (int64_t i = start; step > 0 ? i < stop : i > stop;) {
       if (out.size() >= 100000) fail("range too big: the sandbox allows at most 100000 items");
       out.emplace_back(i);
+      if (__builtin_add_overflow(i, step, &i)) break;  // past INT64_MAX/MIN: past stop too
     }
     return Value::list(std::move(out));
   }));

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <set>
 
 #include "core/error.h"
@@ -26,7 +27,8 @@ Node make_node(Node::K k) {
 
 class Parser {
  public:
-  Parser(std::vector<Token> toks, const SourceMap& map) : t_(std::move(toks)), map_(map) {}
+  Parser(std::vector<Token> toks, const SourceMap& map, const Limits& limits)
+      : t_(std::move(toks)), map_(map), limits_(limits) {}
 
   Body parse_all() {
     std::string end;
@@ -52,6 +54,51 @@ class Parser {
   }
 
   [[noreturn]] void error_at(size_t pos, const std::string& msg) const { fail("{}: {}", map_.where(pos), msg); }
+
+  [[noreturn]] void too_deep(size_t pos) const {
+    error_at(pos, fmt::format("template nested too deeply: more than {} levels of blocks and expressions (max_nesting)",
+                              limits_.max_nesting));
+  }
+
+  // One level of parser recursion (a block, a parenthesis, a unary
+  // operator): bounded so that hostile nesting fails instead of
+  // overflowing the stack here or in the renderer.
+  struct Nest {
+    Parser& p;
+    Nest(Parser& parser, size_t pos) : p(parser) {
+      if (p.depth_ >= p.limits_.max_nesting) p.too_deep(pos);
+      try {
+        check_stack();
+      } catch (const Error& e) {
+        p.error_at(pos, e.what());
+      }
+      ++p.depth_;
+    }
+    ~Nest() { --p.depth_; }
+  };
+
+  // Records the depth of a finished node. Operator chains (1 + 1 + ...,
+  // a.b.c..., x|f|f...) are parsed by loops, not recursion, but evaluating
+  // and destroying the tree recurses once per level, so the tree's depth is
+  // what is bounded.
+  ExprPtr seal(ExprPtr e) {
+    uint32_t d = 0;
+    auto see = [&](const ExprPtr& c) {
+      if (c) d = std::max(d, c->depth);
+    };
+    see(e->a);
+    see(e->b);
+    see(e->c);
+    for (auto& x : e->args) see(x);
+    for (auto& kv : e->kwargs) see(kv.second);
+    for (auto& kv : e->dict_items) {
+      see(kv.first);
+      see(kv.second);
+    }
+    e->depth = d + 1;
+    if (e->depth + depth_ > limits_.max_nesting) too_deep(e->pos);
+    return e;
+  }
 
   static std::string describe(const Token& t) {
     switch (t.type) {
@@ -122,6 +169,7 @@ class Parser {
   }
 
   Node parse_statement(size_t pos) {
+    Nest nest(*this, pos);
     if (cur().type != Tok::Name) error_at(cur().offset, fmt::format("expected a tag name, got {}", describe(cur())));
     const std::string tag = cur().text;
     size_t tpos = cur().offset;
@@ -300,7 +348,7 @@ class Parser {
     }
     auto e = make(Expr::K::Tuple, pos);
     e->args = std::move(items);
-    return e;
+    return seal(std::move(e));
   }
 
   ExprPtr parse_expression() {
@@ -311,7 +359,7 @@ class Parser {
       c->b = parse_or();
       c->a = std::move(e);
       if (skip_name("else")) c->c = parse_expression();
-      e = std::move(c);
+      e = seal(std::move(c));
     }
     return e;
   }
@@ -322,7 +370,7 @@ class Parser {
       auto o = make(Expr::K::Or, next().offset);
       o->a = std::move(e);
       o->b = parse_and();
-      e = std::move(o);
+      e = seal(std::move(o));
     }
     return e;
   }
@@ -333,16 +381,17 @@ class Parser {
       auto o = make(Expr::K::And, next().offset);
       o->a = std::move(e);
       o->b = parse_not();
-      e = std::move(o);
+      e = seal(std::move(o));
     }
     return e;
   }
 
   ExprPtr parse_not() {
     if (is_name("not")) {
+      Nest nest(*this, cur().offset);
       auto o = make(Expr::K::Not, next().offset);
       o->a = parse_not();
-      return o;
+      return seal(std::move(o));
     }
     return parse_compare();
   }
@@ -374,7 +423,7 @@ class Parser {
     c->a = std::move(e);
     c->args = std::move(rhs);
     c->compare_ops = std::move(ops);
-    return c;
+    return seal(std::move(c));
   }
 
   ExprPtr binary(const std::string& op, size_t pos, ExprPtr l, ExprPtr r) {
@@ -382,7 +431,7 @@ class Parser {
     b->name = op;
     b->a = std::move(l);
     b->b = std::move(r);
-    return b;
+    return seal(std::move(b));
   }
 
   ExprPtr parse_math1() {
@@ -422,11 +471,13 @@ class Parser {
   }
 
   ExprPtr parse_unary(bool with_filter) {
+    Nest nest(*this, cur().offset);
     ExprPtr e;
     if (is_op("-") || is_op("+")) {
       const Token& t = next();
       e = make(t.text == "-" ? Expr::K::Neg : Expr::K::Pos, t.offset);
       e->a = parse_unary(false);
+      e = seal(std::move(e));
     } else {
       e = parse_primary();
     }
@@ -485,7 +536,7 @@ class Parser {
             e->args.push_back(parse_expression());
           }
           expect_op("]");
-          return e;
+          return seal(std::move(e));
         }
         if (t.text == "{") {
           next();
@@ -498,7 +549,7 @@ class Parser {
             e->dict_items.emplace_back(std::move(k), parse_expression());
           }
           expect_op("}");
-          return e;
+          return seal(std::move(e));
         }
         break;
       default: break;
@@ -514,13 +565,13 @@ class Parser {
           auto a = make(Expr::K::Attr, dot.offset);
           a->name = next().text;
           a->a = std::move(e);
-          e = std::move(a);
+          e = seal(std::move(a));
         } else if (cur().type == Tok::Int) {
           auto a = make(Expr::K::Item, dot.offset);
           a->a = std::move(e);
           a->b = make(Expr::K::Const, cur().offset);
           a->b->value = Value(next().ival);
-          e = std::move(a);
+          e = seal(std::move(a));
         } else {
           error_at(cur().offset, fmt::format("expected a name after '.', got {}", describe(cur())));
         }
@@ -545,7 +596,7 @@ class Parser {
         auto e = make(Expr::K::Item, pos);
         e->a = std::move(obj);
         e->b = std::move(start);
-        return e;
+        return seal(std::move(e));
       }
     }
     next();  // ':'
@@ -558,7 +609,7 @@ class Parser {
     e->b = std::move(start);
     e->c = std::move(stop);
     e->args.push_back(std::move(step));
-    return e;
+    return seal(std::move(e));
   }
 
   void parse_call_args(Expr& e) {
@@ -583,7 +634,7 @@ class Parser {
     auto e = make(Expr::K::Call, cur().offset);
     e->a = std::move(callee);
     parse_call_args(*e);
-    return e;
+    return seal(std::move(e));
   }
 
   std::string dotted_name() {
@@ -604,7 +655,7 @@ class Parser {
     if (!e->filter) error_at(pos, fmt::format("unsupported filter '{}'", e->name));
     e->a = std::move(input);
     if (is_op("(")) parse_call_args(*e);
-    return e;
+    return seal(std::move(e));
   }
 
   ExprPtr parse_test(ExprPtr input) {
@@ -624,10 +675,11 @@ class Parser {
       if (is_name("is")) error_at(cur().offset, "cannot chain multiple tests with 'is'");
       e->args.push_back(parse_postfix(parse_primary()));
     }
+    e = seal(std::move(e));
     if (!negated) return e;
     auto n = make(Expr::K::Not, is_pos);
     n->a = std::move(e);
-    return n;
+    return seal(std::move(n));
   }
 
   ExprPtr parse_filter_expr(ExprPtr e) {
@@ -648,13 +700,16 @@ class Parser {
   std::vector<Token> t_;
   size_t i_ = 0;
   const SourceMap& map_;
+  const Limits& limits_;
   int loop_depth_ = 0;
+  uint32_t depth_ = 0;  // parser recursion: blocks, parentheses, unary operators
 };
 
 }  // namespace
 
-Body parse(const std::string& source, const SourceMap& map, const LexOptions& opts) {
-  return Parser(lex(source, map, opts), map).parse_all();
+Body parse(const std::string& source, const SourceMap& map, const LexOptions& opts, const Limits& limits) {
+  LimitScope scope(limits);
+  return Parser(lex(source, map, opts), map, limits).parse_all();
 }
 
 }  // namespace moeflux::jinja

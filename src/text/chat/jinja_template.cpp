@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "text/chat/jinja_builtins.h"
+#include "text/chat/jinja_limits.h"
 #include "text/chat/jinja_parser.h"
 #include "text/chat/jinja_text.h"
 
@@ -37,8 +38,81 @@ enum class Flow { Normal, Break, Continue };
   fail("'{}' is undefined", v.undefined_name().empty() ? std::string("value") : v.undefined_name());
 }
 
+[[noreturn]] void int_overflow(const char* op, int64_t a, int64_t b) {
+  // Python's ints are unbounded; moeflux's are 64-bit, and a wrapped result
+  // would silently differ from what transformers renders.
+  fail("integer overflow: {} {} {} is out of the 64-bit range", a, op, b);
+}
+
+// Python's int ** int for b >= 0, by squaring: at most 63 squarings, so a
+// huge exponent costs nothing before it overflows (0, 1 and -1 never do).
+int64_t int_pow(int64_t a, int64_t b) {
+  int64_t result = 1, base = a;
+  for (int64_t e = b; e > 0; e >>= 1) {
+    if ((e & 1) && __builtin_mul_overflow(result, base, &result)) int_overflow("**", a, b);
+    if (e > 1 && __builtin_mul_overflow(base, base, &base)) int_overflow("**", a, b);
+  }
+  return result;
+}
+
+Value int_arith(const std::string& op, int64_t a, int64_t b) {
+  int64_t r;
+  if (op == "+") {
+    if (__builtin_add_overflow(a, b, &r)) int_overflow("+", a, b);
+    return Value(r);
+  }
+  if (op == "-") {
+    if (__builtin_sub_overflow(a, b, &r)) int_overflow("-", a, b);
+    return Value(r);
+  }
+  if (op == "*") {
+    if (__builtin_mul_overflow(a, b, &r)) int_overflow("*", a, b);
+    return Value(r);
+  }
+  if (op == "**") {
+    if (b < 0) return Value(std::pow(static_cast<double>(a), static_cast<double>(b)));
+    return Value(int_pow(a, b));
+  }
+  if (b == 0) fail("integer division or modulo by zero");
+  // INT64_MIN // -1 traps (SIGFPE) in hardware; INT64_MIN % -1 is 0.
+  if (a == INT64_MIN && b == -1) {
+    if (op == "//") int_overflow("//", a, b);
+    return Value(int64_t{0});
+  }
+  int64_t q = a / b, m = a % b;
+  if (m != 0 && ((m < 0) != (b < 0))) {
+    --q;
+    m += b;
+  }
+  return Value(op == "//" ? q : m);
+}
+
+// `s * n` and `list * n`: the size is checked before anything is allocated.
+Value repeat(const Value& seq, int64_t n) {
+  n = std::max<int64_t>(0, n);
+  auto count = static_cast<uint64_t>(n);
+  if (seq.is_string()) {
+    const std::string& s = seq.as_string();
+    if (!s.empty() && count > active_limits().max_string_bytes / s.size()) check_string_size(SIZE_MAX);
+    std::string out;
+    out.reserve(s.size() * count);
+    for (uint64_t i = 0; i < count; ++i) out += s;
+    return Value(std::move(out));
+  }
+  auto& src = seq.list_data().items;
+  if (!src.empty() && count > active_limits().max_items / src.size()) check_items(SIZE_MAX);
+  std::vector<Value> items;
+  items.reserve(src.size() * count);
+  for (uint64_t i = 0; i < count; ++i) items.insert(items.end(), src.begin(), src.end());
+  return Value::list(std::move(items), seq.list_data().tuple);
+}
+
 Value arith(const std::string& op, const Value& l, const Value& r) {
-  if (op == "~") return Value(l.str() + r.str());  // undefined prints as ""
+  if (op == "~") {  // undefined prints as ""
+    std::string a = l.str(), b = r.str();
+    check_string_size(a.size() + b.size());
+    return Value(a + b);
+  }
   if (op == "%" && l.is_string()) return Value(percent_format(l.as_string(), r));
   if (l.is_undefined()) undefined_error(l);
   if (r.is_undefined()) undefined_error(r);
@@ -48,72 +122,67 @@ Value arith(const std::string& op, const Value& l, const Value& r) {
       if (r.as_double() == 0) fail("division by zero");
       return Value(l.as_double() / r.as_double());
     }
-    if (fl) {
-      double a = l.as_double(), b = r.as_double();
-      if (op == "+") return Value(a + b);
-      if (op == "-") return Value(a - b);
-      if (op == "*") return Value(a * b);
-      if (op == "**") {
-        if (a < 0 && b != std::floor(b)) fail("negative number raised to a fractional power is complex");
-        if (a == 0 && b < 0) fail("0.0 cannot be raised to a negative power");
-        return Value(std::pow(a, b));
-      }
-      if (b == 0) fail("float division by zero");
-      if (op == "//") return Value(std::floor(a / b));
-      if (op == "%") {
-        double m = std::fmod(a, b);
-        if (m != 0 && ((m < 0) != (b < 0))) m += b;
-        return Value(m);
-      }
-    } else {
-      int64_t a = l.as_int(), b = r.as_int();
-      if (op == "+") return Value(a + b);
-      if (op == "-") return Value(a - b);
-      if (op == "*") return Value(a * b);
-      if (op == "**") {
-        if (b < 0) return Value(std::pow(static_cast<double>(a), static_cast<double>(b)));
-        int64_t p = 1;
-        for (int64_t i = 0; i < b; ++i) p *= a;
-        return Value(p);
-      }
-      if (b == 0) fail("integer division or modulo by zero");
-      int64_t q = a / b, m = a % b;
-      if (m != 0 && ((m < 0) != (b < 0))) {
-        --q;
-        m += b;
-      }
-      if (op == "//") return Value(q);
-      if (op == "%") return Value(m);
+    if (!fl) return int_arith(op, l.as_int(), r.as_int());
+    double a = l.as_double(), b = r.as_double();
+    if (op == "+") return Value(a + b);
+    if (op == "-") return Value(a - b);
+    if (op == "*") return Value(a * b);
+    if (op == "**") {
+      if (a < 0 && b != std::floor(b)) fail("negative number raised to a fractional power is complex");
+      if (a == 0 && b < 0) fail("0.0 cannot be raised to a negative power");
+      return Value(std::pow(a, b));
     }
+    if (b == 0) fail("float division by zero");
+    if (op == "//") return Value(std::floor(a / b));
+    double m = std::fmod(a, b);
+    if (m != 0 && ((m < 0) != (b < 0))) m += b;
+    return Value(m);
   }
-  if (op == "+" && l.is_string() && r.is_string()) return Value(l.as_string() + r.as_string());
+  if (op == "+" && l.is_string() && r.is_string()) {
+    check_string_size(l.as_string().size() + r.as_string().size());
+    return Value(l.as_string() + r.as_string());
+  }
   if (op == "+" && l.is_list() && r.is_list() && l.list_data().tuple == r.list_data().tuple) {
+    check_items(l.list_data().items.size() + r.list_data().items.size());
     auto items = l.list_data().items;
     items.insert(items.end(), r.list_data().items.begin(), r.list_data().items.end());
     return Value::list(std::move(items), l.list_data().tuple);
   }
-  if (op == "*" && (r.is_string() || r.is_list()) && (l.is_int() || l.is_bool())) return arith(op, r, l);
-  if (op == "*" && (l.is_string() || l.is_list()) && (r.is_int() || r.is_bool())) {
-    int64_t n = std::max<int64_t>(0, r.as_int());
-    if (l.is_string()) {
-      std::string out;
-      for (int64_t i = 0; i < n; ++i) out += l.as_string();
-      return Value(out);
-    }
-    std::vector<Value> items;
-    for (int64_t i = 0; i < n; ++i)
-      items.insert(items.end(), l.list_data().items.begin(), l.list_data().items.end());
-    return Value::list(std::move(items), l.list_data().tuple);
-  }
+  if (op == "*" && (r.is_string() || r.is_list()) && (l.is_int() || l.is_bool())) return repeat(r, l.as_int());
+  if (op == "*" && (l.is_string() || l.is_list()) && (r.is_int() || r.is_bool())) return repeat(l, r.as_int());
   fail("unsupported operand type(s) for {}: '{}' and '{}'", op, l.type_name(), r.type_name());
 }
 
+// The work a value stands for when an expression yields it (see
+// Limits::max_steps). A computed string or list cost in proportion to its
+// size. A looked-up one (a name, attribute or item) was only copied: lists
+// and dicts are shared, so that is free, and a string copy is a memcpy,
+// charged 32 times less so that templates reading a long message in a loop
+// over many messages stay far from the budget.
+uint64_t weight(const Value& v, Expr::K k) {
+  bool lookup = k == Expr::K::Name || k == Expr::K::Attr || k == Expr::K::Item || k == Expr::K::Const;
+  switch (v.kind()) {
+    case Value::Kind::String: return bytes_cost(v.as_string().size()) / (lookup ? 32 : 1);
+    case Value::Kind::List: return lookup ? 0 : v.list_data().items.size();
+    case Value::Kind::Dict: return lookup ? 0 : v.dict_data().items.size();
+    default: return 0;
+  }
+}
+
+// Steps one loop iteration is charged besides its body: building the loop
+// object takes about as long as 10-20 expression nodes.
+constexpr uint64_t kLoopIterationSteps = 16;
+
 class Renderer {
  public:
-  explicit Renderer(const SourceMap& map) : map_(map) {}
+  Renderer(const SourceMap& map, const Limits& limits) : map_(map), limits_(limits) {}
   ~Renderer() {
     // Macros hold their defining scope, which holds them: break the cycles.
     for (auto& s : macro_scopes_) s->vars.items.clear();
+    // A namespace can be made to hold itself (`set ns.me = ns`); every such
+    // cycle goes through an attribute assignment, so clearing the assigned
+    // namespaces frees them.
+    for (auto& ns : assigned_namespaces_) ns.dict_data().items.clear();
   }
 
   Flow exec(const Body& body, std::string& out, const ScopePtr& scope) {
@@ -136,12 +205,33 @@ class Renderer {
     }
   }
 
+  // Every statement and expression node: one step of the budget, and a
+  // check that the stack has room for one more level.
+  void tick(size_t pos, uint64_t steps = 1) {
+    at(pos, [&] {
+      charge_steps(steps);
+      check_stack();
+      return 0;
+    });
+  }
+
+  void append(std::string& out, const std::string& s, size_t pos) {
+    if (out.size() + s.size() > limits_.max_output_bytes) at(pos, [&] {
+        check_output_size(out.size() + s.size());
+        return 0;
+      });
+    out += s;
+  }
+
   Flow exec_node(const Node& n, std::string& out, const ScopePtr& scope) {
+    tick(n.pos);
     switch (n.k) {
-      case Node::K::Text: out += n.text; return Flow::Normal;
+      case Node::K::Text: append(out, n.text, n.pos); return Flow::Normal;
       case Node::K::Print: {
         Value v = eval(*n.expr, *scope);
-        out += v.str();
+        std::string s = at(n.pos, [&] { return v.str(); });
+        tick(n.pos, bytes_cost(s.size()));
+        append(out, s, n.pos);
         return Flow::Normal;
       }
       case Node::K::If:
@@ -157,6 +247,9 @@ class Renderer {
             if (!ns || !ns->is_namespace())
               fail("cannot assign attribute '{}' on '{}': not a namespace object", n.attr, n.targets[0]);
             ns->dict_data().set(n.attr, v);
+            if ((v.is_mapping() || v.is_list() || v.is_callable()) &&
+                (assigned_namespaces_.empty() || !assigned_namespaces_.back().same(*ns)))
+              assigned_namespaces_.push_back(*ns);
           } else {
             assign(n.targets, v, *scope);
           }
@@ -211,6 +304,7 @@ class Renderer {
       // the items that pass.
       std::vector<Value> kept;
       for (auto& item : items) {
+        tick(n.pos, kLoopIterationSteps);
         auto s = std::make_shared<Scope>();
         s->parent = scope;
         at(n.pos, [&] { assign(n.targets, item, *s); return 0; });
@@ -221,6 +315,7 @@ class Renderer {
     if (items.empty()) return exec(n.else_body, out, scope);
     int64_t len = static_cast<int64_t>(items.size());
     for (int64_t i = 0; i < len; ++i) {
+      tick(n.pos, kLoopIterationSteps);
       auto s = std::make_shared<Scope>();
       s->parent = scope;
       at(n.pos, [&] { assign(n.targets, items[static_cast<size_t>(i)], *s); return 0; });
@@ -251,6 +346,8 @@ class Renderer {
 
   Value make_macro(const std::shared_ptr<MacroDef>& def, const ScopePtr& scope) {
     return Value::callable(def->name, [this, def, scope](CallArgs& a) {
+      // Errors here get the call site's position from eval's Call case.
+      DepthGuard depth(call_depth_, limits_.max_call_depth, "nested macro calls (max_call_depth)");
       auto s = std::make_shared<Scope>();
       s->parent = scope;
       if (a.pos.size() > def->params.size())
@@ -294,6 +391,21 @@ class Renderer {
   }
 
   Value eval(const Expr& e, Scope& scope) {
+    tick(e.pos);
+    Value v = eval_node(e, scope);
+    if (uint64_t w = weight(v, e.k)) {
+      tick(e.pos, w);
+      // Builtins check sizes as they build; this catches any that do not.
+      at(e.pos, [&] {
+        if (v.is_string()) check_string_size(v.as_string().size());
+        if (v.is_list()) check_items(v.list_data().items.size());
+        return 0;
+      });
+    }
+    return v;
+  }
+
+  Value eval_node(const Expr& e, Scope& scope) {
     switch (e.k) {
       case Expr::K::Const: return e.value;
       case Expr::K::Name: {
@@ -375,7 +487,9 @@ class Renderer {
           if (v.is_undefined()) undefined_error(v);
           if (!v.is_number()) fail("bad operand type for unary {}: '{}'", e.k == Expr::K::Neg ? '-' : '+', v.type_name());
           if (e.k == Expr::K::Pos) return v.is_bool() ? Value(v.as_int()) : v;
-          return v.is_float() ? Value(-v.as_double()) : Value(-v.as_int());
+          if (v.is_float()) return Value(-v.as_double());
+          if (v.as_int() == INT64_MIN) fail("integer overflow: -({}) is out of the 64-bit range", v.as_int());
+          return Value(-v.as_int());
         });
       }
       case Expr::K::Not: return Value(!eval(*e.a, scope).truthy());
@@ -421,17 +535,22 @@ class Renderer {
   }
 
   const SourceMap& map_;
+  const Limits& limits_;
   std::vector<ScopePtr> macro_scopes_;
+  std::vector<Value> assigned_namespaces_;
+  uint32_t call_depth_ = 0;
 };
 
 }  // namespace
 
-Template Template::parse(const std::string& source, std::string name, const LexOptions& opts) {
+Template Template::parse(const std::string& source, std::string name, const LexOptions& opts,
+                         const Limits& limits) {
   std::string src = normalize_source(source);
   auto map = std::make_shared<SourceMap>(std::move(name), src);
   Template t;
   t.map_ = map;
-  t.body_ = std::make_shared<Body>(jinja::parse(src, *map, opts));
+  t.limits_ = limits;
+  t.body_ = std::make_shared<Body>(jinja::parse(src, *map, opts, limits));
   return t;
 }
 
@@ -442,7 +561,8 @@ std::string Template::render(const DictData& context) const {
   auto root = std::make_shared<Scope>();
   root->parent = globals;
   std::string out;
-  Renderer r(*map_);
+  LimitScope limits(limits_);
+  Renderer r(*map_, limits_);
   r.exec(*body_, out, root);
   return out;
 }

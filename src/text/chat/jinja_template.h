@@ -8,6 +8,7 @@
 
 #include "text/chat/jinja_ast.h"
 #include "text/chat/jinja_lexer.h"
+#include "text/chat/jinja_limits.h"
 #include "text/chat/jinja_value.h"
 
 namespace moeflux::jinja {
@@ -15,16 +16,20 @@ namespace moeflux::jinja {
 class Template {
  public:
   // Throws moeflux::Error naming the construct and "name:line:column" on a
-  // syntax error or an unsupported tag, filter or test.
-  static Template parse(const std::string& source, std::string name = "template", const LexOptions& opts = {});
+  // syntax error or an unsupported tag, filter or test. `limits` bound the
+  // parse and every later render (jinja_limits.h).
+  static Template parse(const std::string& source, std::string name = "template", const LexOptions& opts = {},
+                        const Limits& limits = {});
 
   // `context` holds the template's variables (they shadow the builtin
-  // globals). Render errors, raise_exception included, name the position.
+  // globals). Render errors, raise_exception included, name the position;
+  // so does a render that exceeds one of the limits.
   std::string render(const DictData& context) const;
   std::string render(const nlohmann::ordered_json& context) const;
 
  private:
   std::shared_ptr<const SourceMap> map_;
+  Limits limits_;
   std::shared_ptr<const Body> body_;
 };
 

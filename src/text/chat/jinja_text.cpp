@@ -1,9 +1,11 @@
 #include "text/chat/jinja_text.h"
 
 #include <algorithm>
+#include <cstring>
 #include <utility>
 
 #include "core/error.h"
+#include "text/chat/jinja_limits.h"
 
 namespace moeflux::jinja::text {
 
@@ -98,13 +100,20 @@ std::string strip(std::string_view s, const std::optional<std::string>& chars, b
   return encode(std::vector<char32_t>(cps.begin() + b, cps.begin() + e));
 }
 
+size_t search_from(std::string_view s, std::string_view sub, size_t pos) {
+  if (pos > s.size()) return std::string_view::npos;
+  if (sub.empty()) return pos;
+  const void* p = memmem(s.data() + pos, s.size() - pos, sub.data(), sub.size());
+  return p ? static_cast<size_t>(static_cast<const char*>(p) - s.data()) : std::string_view::npos;
+}
+
 std::vector<std::string> split(std::string_view s, const std::optional<std::string>& sep, int64_t maxsplit) {
   std::vector<std::string> out;
   if (sep) {
     if (sep->empty()) fail("empty separator");
     size_t pos = 0;
     while (maxsplit < 0 || static_cast<int64_t>(out.size()) < maxsplit) {
-      size_t k = s.find(*sep, pos);
+      size_t k = search_from(s, *sep, pos);
       if (k == std::string_view::npos) break;
       out.emplace_back(s.substr(pos, k - pos));
       pos = k + sep->size();
@@ -136,15 +145,10 @@ std::vector<std::string> rsplit(std::string_view s, const std::optional<std::str
   std::vector<std::string> out;
   if (sep) {
     if (sep->empty()) fail("empty separator");
-    size_t end = s.size();
-    while (static_cast<int64_t>(out.size()) < maxsplit) {
-      if (end < sep->size()) break;
-      size_t k = s.rfind(*sep, end - sep->size());
-      if (k == std::string_view::npos) break;
-      out.emplace_back(s.substr(k + sep->size(), end - k - sep->size()));
-      end = k;
-    }
-    out.emplace_back(s.substr(0, end));
+    // Splitting from the right is splitting the reversed text from the
+    // left, which keeps the search linear (see search_from()).
+    std::string rs(s.rbegin(), s.rend()), rsep(sep->rbegin(), sep->rend());
+    for (auto& piece : split(rs, rsep, maxsplit)) out.emplace_back(piece.rbegin(), piece.rend());
   } else {
     auto cps = decode(s);
     int64_t j = static_cast<int64_t>(cps.size());
@@ -173,6 +177,7 @@ std::string replace(std::string_view s, std::string_view old, std::string_view r
     for (size_t i = 0; i <= cps.size(); ++i) {
       if (count < 0 || done < count) {
         out += repl;
+        check_growth(out.size());
         ++done;
       }
       if (i < cps.size()) append_utf8(out, cps[i]);
@@ -182,10 +187,11 @@ std::string replace(std::string_view s, std::string_view old, std::string_view r
   size_t pos = 0;
   int64_t done = 0;
   while (count < 0 || done < count) {
-    size_t k = s.find(old, pos);
+    size_t k = search_from(s, old, pos);
     if (k == std::string_view::npos) break;
     out.append(s.substr(pos, k - pos));
     out.append(repl);
+    check_growth(out.size());
     pos = k + old.size();
     ++done;
   }
@@ -197,7 +203,7 @@ int64_t count(std::string_view s, std::string_view sub) {
   if (sub.empty()) return static_cast<int64_t>(length(s)) + 1;
   int64_t n = 0;
   size_t pos = 0;
-  while ((pos = s.find(sub, pos)) != std::string_view::npos) {
+  while ((pos = search_from(s, sub, pos)) != std::string_view::npos) {
     ++n;
     pos += sub.size();
   }
@@ -205,7 +211,11 @@ int64_t count(std::string_view s, std::string_view sub) {
 }
 
 int64_t find(std::string_view s, std::string_view sub, bool reverse) {
-  size_t k = reverse ? s.rfind(sub) : s.find(sub);
+  size_t k = search_from(s, sub, 0);
+  if (reverse && k != std::string_view::npos) {
+    std::string rs(s.rbegin(), s.rend()), rsub(sub.rbegin(), sub.rend());
+    k = s.size() - sub.size() - search_from(rs, rsub, 0);
+  }
   if (k == std::string_view::npos) return -1;
   return static_cast<int64_t>(length(s.substr(0, k)));
 }
@@ -391,10 +401,12 @@ std::vector<int64_t> slice_indices(int64_t n, std::optional<int64_t> start, std:
   int64_t b = clamp(start, st > 0 ? 0 : n - 1);
   int64_t e = clamp(stop, st > 0 ? n : -1);
   std::vector<int64_t> out;
+  // Steps as large as INT64_MAX must not overflow i: stop when the distance
+  // left is within one step.
   if (st > 0)
-    for (int64_t i = b; i < e; i += st) out.push_back(i);
+    for (int64_t i = b; i < e; i = (e - i) - st > 0 ? i + st : e) out.push_back(i);
   else
-    for (int64_t i = b; i > e; i += st) out.push_back(i);
+    for (int64_t i = b; i > e; i = (i - e) + st > 0 ? i + st : e) out.push_back(i);
   return out;
 }
 

@@ -22,6 +22,9 @@ std::string strip(std::string_view s, const std::optional<std::string>& chars, b
 // str.split(sep, maxsplit) / str.rsplit; sep == nullopt splits on whitespace runs.
 std::vector<std::string> split(std::string_view s, const std::optional<std::string>& sep, int64_t maxsplit);
 std::vector<std::string> rsplit(std::string_view s, const std::optional<std::string>& sep, int64_t maxsplit);
+// s.find(sub, pos) in linear time: glibc's memmem (two-way), where
+// std::string_view::find is O(len(s) * len(sub)) on inputs a template can build.
+size_t search_from(std::string_view s, std::string_view sub, size_t pos);
 std::string replace(std::string_view s, std::string_view old, std::string_view repl, int64_t count);
 int64_t count(std::string_view s, std::string_view sub);
 // str.find in code points, -1 when absent.

@@ -7,9 +7,65 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "text/chat/jinja_limits.h"
 #include "text/chat/jinja_text.h"
 
 namespace moeflux::jinja {
+
+namespace {
+
+// Destroying a deeply nested value must not recurse once per level (a
+// template can nest lists 100,000 deep through a namespace in a loop): a
+// dying list or dict moves its container children to this per-thread queue
+// and the outermost destructor destroys them one after the other.
+struct Graveyard {
+  std::vector<Value> pending;
+  bool draining = false;
+};
+thread_local Graveyard t_graveyard;
+
+template <typename Items, typename Get>
+void release_nested(Items& items, Get get) {
+  Graveyard& g = t_graveyard;
+  for (auto& item : items)
+    if (get(item).is_container()) g.pending.push_back(std::move(get(item)));
+  if (g.draining) return;
+  g.draining = true;
+  while (!g.pending.empty()) {
+    Value v = std::move(g.pending.back());
+    g.pending.pop_back();
+  }  // v dies here and may queue its own children
+  g.draining = false;
+}
+
+// Containers being printed on this thread, for Python's "[...]"/"{...}" on a
+// value that contains itself (possible through a namespace).
+thread_local std::vector<const void*> t_printing;
+
+struct Printing {
+  explicit Printing(const void* p) { t_printing.push_back(p); }
+  ~Printing() { t_printing.pop_back(); }
+  static bool active(const void* p) {
+    for (const void* q : t_printing)
+      if (q == p) return true;
+    return false;
+  }
+};
+
+// One level of nesting while printing, comparing or serialising values.
+struct ValueNest : DepthGuard {
+  ValueNest() : DepthGuard(value_depth(), active_limits().max_value_depth, "levels of nested values (max_value_depth)") {}
+};
+
+}  // namespace
+
+ListData::~ListData() {
+  release_nested(items, [](Value& v) -> Value& { return v; });
+}
+
+DictData::~DictData() {
+  release_nested(items, [](std::pair<std::string, Value>& kv) -> Value& { return kv.second; });
+}
 
 const Value* DictData::find(std::string_view key) const {
   for (auto& [k, v] : items)
@@ -213,6 +269,7 @@ std::string string_repr(std::string_view s) {
     } else {
       text::append_utf8(out, c);
     }
+    if (out.size() > active_limits().max_string_bytes) check_string_size(out.size());
   }
   out += q;
   return out;
@@ -228,10 +285,14 @@ std::string Value::str() const {
     case Kind::String: return as_string();
     case Kind::List: {
       auto& l = list_data();
+      if (Printing::active(&l)) return l.tuple ? "(...)" : "[...]";
+      ValueNest nest;
+      Printing printing(&l);
       std::string out = l.tuple ? "(" : "[";
       for (size_t i = 0; i < l.items.size(); ++i) {
         if (i) out += ", ";
         out += l.items[i].repr();
+        check_string_size(out.size());
       }
       if (l.tuple && l.items.size() == 1) out += ",";
       out += l.tuple ? ")" : "]";
@@ -239,12 +300,17 @@ std::string Value::str() const {
     }
     case Kind::Dict:
     case Kind::Namespace: {
+      // Python marks the dict being printed; a namespace prints its dict.
+      if (Printing::active(&dict_data())) return is_namespace() ? "<Namespace {...}>" : "{...}";
+      ValueNest nest;
+      Printing printing(&dict_data());
       std::string out = is_namespace() ? "<Namespace {" : "{";
       bool first = true;
       for (auto& [k, v] : dict_data().items) {
         if (!first) out += ", ";
         first = false;
         out += string_repr(k) + ": " + v.repr();
+        check_string_size(out.size());
       }
       out += is_namespace() ? "}>" : "}";
       return out;
@@ -270,7 +336,11 @@ std::vector<Value> Value::iterate() const {
     }
     case Kind::String: {
       std::vector<Value> chars;
-      for (char32_t c : text::decode(as_string())) {
+      check_items(as_string().size() / 4);  // at least one code point per 4 bytes
+      auto cps = text::decode(as_string());
+      check_items(cps.size());
+      chars.reserve(cps.size());
+      for (char32_t c : cps) {
         std::string s;
         text::append_utf8(s, c);
         chars.emplace_back(std::move(s));
@@ -289,11 +359,13 @@ nlohmann::ordered_json Value::to_json() const {
     case Kind::Float: return as_double();
     case Kind::String: return as_string();
     case Kind::List: {
+      ValueNest nest;
       auto j = nlohmann::ordered_json::array();
       for (auto& e : list_data().items) j.push_back(e.to_json());
       return j;
     }
     case Kind::Dict: {
+      ValueNest nest;
       auto j = nlohmann::ordered_json::object();
       for (auto& [k, v] : dict_data().items) j[k] = v.to_json();
       return j;
@@ -316,6 +388,7 @@ bool Value::operator==(const Value& o) const {
       auto& a = list_data();
       auto& b = o.list_data();
       if (a.tuple != b.tuple || a.items.size() != b.items.size()) return false;
+      ValueNest nest;
       for (size_t i = 0; i < a.items.size(); ++i)
         if (!(a.items[i] == b.items[i])) return false;
       return true;
@@ -324,6 +397,7 @@ bool Value::operator==(const Value& o) const {
       auto& a = dict_data();
       auto& b = o.dict_data();
       if (a.items.size() != b.items.size()) return false;
+      ValueNest nest;
       for (auto& [k, v] : a.items) {
         const Value* w = b.find(k);
         if (!w || !(v == *w)) return false;
@@ -365,6 +439,7 @@ int Value::compare(const Value& o) const {
     return c < 0 ? -1 : c > 0 ? 1 : 0;
   }
   if (is_list() && o.is_list()) {
+    ValueNest nest;
     auto& a = list_data().items;
     auto& b = o.list_data().items;
     for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
@@ -380,7 +455,7 @@ bool Value::contains(const Value& item) const {
   switch (kind()) {
     case Kind::String:
       if (!item.is_string()) fail("'in <string>' requires string as left operand, not {}", item.type_name());
-      return as_string().find(item.as_string()) != std::string::npos;
+      return text::find(as_string(), item.as_string(), false) >= 0;
     case Kind::List:
       for (auto& e : list_data().items)
         if (e == item) return true;
@@ -398,7 +473,9 @@ namespace {
 
 void dump_string(std::string& out, std::string_view s, bool ensure_ascii) {
   out += '"';
+  size_t max = active_limits().max_string_bytes;
   for (char32_t c : text::decode(s)) {
+    if (out.size() > max) check_string_size(out.size());  // escapes grow text up to 6-fold
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
@@ -426,9 +503,11 @@ void dump_string(std::string& out, std::string_view s, bool ensure_ascii) {
 
 void dump(std::string& out, const Value& v, const JsonDumpOptions& o, int level) {
   auto newline = [&](int lvl) {
+    check_string_size(out.size() + 1 + o.indent.size() * static_cast<size_t>(lvl));
     out += '\n';
     for (int i = 0; i < lvl; ++i) out += o.indent;
   };
+  if (out.size() > active_limits().max_string_bytes) check_string_size(out.size());
   switch (v.kind()) {
     case Value::Kind::None: out += "null"; return;
     case Value::Kind::Bool: out += v.as_bool() ? "true" : "false"; return;
@@ -445,6 +524,7 @@ void dump(std::string& out, const Value& v, const JsonDumpOptions& o, int level)
         out += "[]";
         return;
       }
+      ValueNest nest;
       out += '[';
       for (size_t i = 0; i < items.size(); ++i) {
         if (i) out += o.item_sep;
@@ -456,6 +536,7 @@ void dump(std::string& out, const Value& v, const JsonDumpOptions& o, int level)
       return;
     }
     case Value::Kind::Dict: {
+      ValueNest nest;
       std::vector<const std::pair<std::string, Value>*> items;
       for (auto& kv : v.dict_data().items) items.push_back(&kv);
       if (items.empty()) {

@@ -26,6 +26,7 @@ struct CallArgs {
 struct ListData {
   std::vector<Value> items;
   bool tuple = false;  // only changes how it prints: (1, 2) vs [1, 2]
+  ~ListData();  // iterative: see release_nested in jinja_value.cpp
 };
 
 // Insertion-ordered like a Python dict; keys are strings (JSON objects and
@@ -33,6 +34,7 @@ struct ListData {
 // have a handful of keys.
 struct DictData {
   std::vector<std::pair<std::string, Value>> items;
+  ~DictData();
   const Value* find(std::string_view key) const;
   Value* find(std::string_view key);
   void set(std::string key, Value v);
@@ -99,6 +101,8 @@ class Value {
   std::string str() const;
   // Python's repr(): how values print inside a list or dict.
   std::string repr() const;
+  // Lists, dicts, namespaces and callables: values that hold other values.
+  bool is_container() const { return is_list() || is_mapping() || is_callable(); }
   // Elements when iterated (dict -> keys, string -> characters).
   std::vector<Value> iterate() const;
   nlohmann::ordered_json to_json() const;
