@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "format/safetensors.h"
+#include "moeflux/error.h"
 
 namespace moeflux::test {
 
@@ -43,6 +44,17 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// The message of the moeflux::Error f() throws, or "" when it throws none.
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
 
 inline void write_file(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;

@@ -55,6 +55,9 @@ void ModelArgs::add_to(CLI::App* cmd) {
                   "how prefetch predicts (implies --prefetch): router (next layer's router on this layer's "
                   "input), previous (last token's choice) or router,previous; optionally ,depth=N reads in flight");
   cmd->add_option("--pin", pin, "experts kept resident, as LAYER:EXPERT,LAYER:EXPERT,...");
+  cmd->add_flag("--f32-activations", f32_activations,
+                "keep every matrix product's activations in f32 (slower; by default quantized weights' kernels "
+                "round them to int8, routers excepted)");
 }
 
 EngineOptions ModelArgs::options() const {
@@ -64,6 +67,7 @@ EngineOptions ModelArgs::options() const {
   o.io = io;
   o.io_queue_depth = io_queue_depth;
   o.cache_policy = cache;
+  o.f32_activations = f32_activations;
   o.prefetch = prefetch || !prefetch_with.empty();
   if (!prefetch_with.empty()) o.prefetch_with = prefetch_with;
   if (!pin.empty()) {

@@ -21,7 +21,7 @@ struct ModelArgs {
   std::string expert_ram;  // empty: all experts memory-mapped
   std::string io = "direct", cache = "lru", pin;
   int io_queue_depth = 32;
-  bool prefetch = false;
+  bool prefetch = false, f32_activations = false;
   std::string prefetch_with;  // empty: the engine's default predictor
   void add_to(CLI::App* cmd);
   EngineOptions options() const;

@@ -44,6 +44,13 @@ struct EngineOptions {
   // once; 0: no limit. A step that would exceed it fails with a capacity
   // error and leaves its session as it was.
   uint64_t state_budget = 0;
+
+  // Keep every matrix product's activations in f32. By default the
+  // quantized kernels (GGUF blocks, MLX affine) round each activation row
+  // to int8 as llama.cpp does, which is faster; routers and the
+  // shared-expert gate always stay in f32. For fidelity checks and users
+  // who want mlx-lm's or transformers' numbers on quantized weights.
+  bool f32_activations = false;
 };
 
 // A point in a session's history to come back to (prefix reuse, chat

@@ -10,6 +10,8 @@ namespace moeflux {
 class GraphBuilder {
  public:
   explicit GraphBuilder(int tokens) { g_.tokens = tokens; }
+  // Linear ops made from now on keep their activations in f32.
+  void set_f32_activations(bool on) { f32_activations_ = on; }
 
   template <Role R>
   BufId<R> buffer(int width, std::string name, int rows = -1) {
@@ -38,7 +40,7 @@ class GraphBuilder {
   BufId<Out> linear(BufId<In> in, const TensorRef* weight, const TensorRef* bias, int out_width, const char* name,
                     bool last_row_only = false) {
     auto out = buffer<Out>(out_width, name, last_row_only ? 1 : -1);
-    g_.ops.push_back(OpLinear{AnyBuf(in), AnyBuf(out), weight, bias, last_row_only});
+    g_.ops.push_back(OpLinear{AnyBuf(in), AnyBuf(out), weight, bias, last_row_only, f32_activations_});
     return out;
   }
   template <Role R>
@@ -85,6 +87,7 @@ class GraphBuilder {
 
  private:
   Graph g_;
+  bool f32_activations_ = false;
 };
 
 }  // namespace moeflux

@@ -78,6 +78,8 @@ struct OpLinear {  // out = in W^T + b;  W [out_width, in_width]; last_row_only 
   const TensorRef* weight;
   const TensorRef* bias;
   bool last_row_only;
+  // Keep `in` in f32 for quantized W (else its kernel may round it to int8).
+  bool f32_activations = false;
 };
 struct OpClamp {  // in place: buf = clamp(buf, -limit, limit)
   AnyBuf buf;
@@ -137,6 +139,9 @@ struct MoeParams {
   int next_layer = -1;
   const TensorRef* next_router_weight = nullptr;
   const TensorRef* next_router_bias = nullptr;
+  // Experts and the shared expert with f32 activations (routers and the
+  // shared-expert gate always are: rounding flips near-tied choices).
+  bool f32_activations = false;
 };
 struct OpMoe {
   BufId<Role::Hidden> in, out;

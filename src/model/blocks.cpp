@@ -22,8 +22,9 @@ int next_moe_layer(const ModelSpec& s, int layer) {
 
 }  // namespace
 
-MoeParams moe_params(const ModelSpec& s, const ModelWeights& w, int layer) {
+MoeParams moe_params(const ModelSpec& s, const ModelWeights& w, int layer, bool f32_activations) {
   MoeParams p;
+  p.f32_activations = f32_activations;
   const LayerWeights& lw = w.layers[size_t(layer)];
   p.layer = layer;
   p.experts = s.experts;
@@ -81,20 +82,22 @@ BufId<Role::Hidden> build_swiglu_mlp(GraphBuilder& g, const MlpWeights& w, int f
 }
 
 BufId<Role::Hidden> build_decoder_layer(GraphBuilder& g, const ModelSpec& s, const ModelWeights& model,
-                                        BufId<Role::Hidden> x, int layer) {
+                                        BufId<Role::Hidden> x, int layer, bool f32) {
   const LayerWeights& w = model.layers[size_t(layer)];
   auto h = g.rms_norm(x, w.attn_norm, s.hidden, s.rms_eps, "attn_norm");
   x = g.add(x, build_attention(g, s, w.attn, h, layer));
   h = g.rms_norm(x, w.ffn_norm, s.hidden, s.rms_eps, "ffn_norm");
-  auto ffn = s.layer_is_moe[size_t(layer)] ? g.moe(h, moe_params(s, model, layer)) : build_swiglu_mlp(g, w.mlp, s.dense_ffn, h);
+  auto ffn = s.layer_is_moe[size_t(layer)] ? g.moe(h, moe_params(s, model, layer, f32)) : build_swiglu_mlp(g, w.mlp, s.dense_ffn, h);
   return g.add(x, ffn);
 }
 
-Graph build_model_graph(const ModelSpec& s, const ModelWeights& w, int tokens, bool all_logits) {
+Graph build_model_graph(const ModelSpec& s, const ModelWeights& w, int tokens, bool all_logits,
+                        bool f32_activations) {
   GraphBuilder g(tokens);
+  g.set_f32_activations(f32_activations);
   g.set_states(layer_states(s));
   auto x = g.embed(g.input(), w.embed, s.hidden);
-  for (int l = 0; l < s.layers; ++l) x = build_decoder_layer(g, s, w, x, l);
+  for (int l = 0; l < s.layers; ++l) x = build_decoder_layer(g, s, w, x, l, f32_activations);
   x = g.rms_norm(x, w.final_norm, s.hidden, s.rms_eps, "final_norm");
   g.set_output(g.linear<Role::Logits>(x, w.lm_head, nullptr, s.vocab, "logits", !all_logits));
   return g.finish();

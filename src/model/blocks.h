@@ -12,15 +12,17 @@ BufId<Role::Hidden> build_attention(GraphBuilder& g, const ModelSpec& s, const A
                                     BufId<Role::Hidden> x, int layer);
 BufId<Role::Hidden> build_swiglu_mlp(GraphBuilder& g, const MlpWeights& w, int ffn, BufId<Role::Hidden> x);
 BufId<Role::Hidden> build_decoder_layer(GraphBuilder& g, const ModelSpec& s, const ModelWeights& w,
-                                        BufId<Role::Hidden> x, int layer);
+                                        BufId<Role::Hidden> x, int layer, bool f32_activations = false);
 // Layer l's MoE op parameters: router, expert shapes, shared expert, and
 // the next MoE layer's router for prefetch.
-MoeParams moe_params(const ModelSpec& s, const ModelWeights& w, int layer);
+MoeParams moe_params(const ModelSpec& s, const ModelWeights& w, int layer, bool f32_activations = false);
 // The persistent state of each layer (one KV state per attention layer).
 std::vector<StateDesc> layer_states(const ModelSpec& s);
 
 // The whole forward step for `tokens` tokens; logits for every row, or only
-// for the last one (generation needs only that).
-Graph build_model_graph(const ModelSpec& s, const ModelWeights& w, int tokens, bool all_logits);
+// for the last one (generation needs only that). f32_activations: every
+// matrix product keeps its activations in f32 (EngineOptions).
+Graph build_model_graph(const ModelSpec& s, const ModelWeights& w, int tokens, bool all_logits,
+                        bool f32_activations = false);
 
 }  // namespace moeflux

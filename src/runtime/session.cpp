@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstring>
 
 #include "core/error.h"
@@ -8,7 +9,42 @@
 namespace moeflux {
 
 namespace {
+
 std::atomic<uint64_t> g_next_session_id{1};
+
+bool all_finite(std::span<const float> v) {
+  bool ok = true;
+  for (float x : v) ok &= std::isfinite(x);  // no early exit: vectorises
+  return ok;
+}
+
+// Where a step's first NaN or infinity appears: the micro-batch runs again
+// with an observer (the session's position has not moved, so it writes the
+// same state rows again), naming the op, its output and its layer.
+std::string locate_non_finite(BackendSession& b, const Graph& g, const BufferPlan& plan,
+                              std::span<const int32_t> tokens, std::span<const int32_t> positions) {
+  std::string where;
+  int layer = -1;
+  b.set_observer([&](size_t i, const Op& op, const float* out, int rows, int width) {
+    if (std::holds_alternative<OpKvAppend>(op)) ++layer;
+    if (!where.empty() || all_finite({out, size_t(rows) * size_t(width)})) return;
+    const auto writes = op_writes(op);
+    const std::string buf = writes.empty() ? "" : g.buffers[writes[0]].name;
+    const std::string at = layer < 0 ? "before the first layer"
+                           : buf == "final_norm" || buf == "logits" ? "after the last layer"
+                                                                     : fmt::format("in layer {}", layer);
+    where = fmt::format("first in op {} ({} -> '{}') {}", i, op_name(op), buf, at);
+  });
+  try {
+    b.run(g, plan, tokens, positions);
+  } catch (...) {
+    b.set_observer({});
+    throw;
+  }
+  b.set_observer({});
+  return where.empty() ? "not reproduced when the step ran again" : where;
+}
+
 }  // namespace
 
 Session::Impl::Impl(std::shared_ptr<Engine> e, int max_pos)
@@ -104,12 +140,24 @@ std::span<const float> Session::step(std::span<const int32_t> tokens, bool all_l
     s.positions.resize(size_t(T));
     for (int t = 0; t < T; ++t) s.positions[size_t(t)] = position + t;
     s.high_water = std::max(s.high_water, position + T);
-    s.backend->run(p.graph, p.plan, tokens.subspan(size_t(begin), size_t(T)), s.positions);
-    position += T;
+    const auto chunk_tokens = tokens.subspan(size_t(begin), size_t(T));
+    s.backend->run(p.graph, p.plan, chunk_tokens, s.positions);
+    std::span<float> out;
     if (all_logits)
-      s.backend->read_output(p.graph, std::span<float>(&s.logits[size_t(begin) * vocab], size_t(T) * vocab));
+      out = std::span<float>(&s.logits[size_t(begin) * vocab], size_t(T) * vocab);
     else if (last_chunk)
-      s.backend->read_output(p.graph, std::span<float>(s.logits.data(), size_t(vocab)));
+      out = std::span<float>(s.logits.data(), size_t(vocab));
+    if (!out.empty()) {
+      s.backend->read_output(p.graph, out);
+      // NaN logits would be sampled as garbage (or token 0) with no sign of
+      // trouble: refuse them, naming where they first appear.
+      if (!all_finite(out))
+        fail("the model computed non-finite logits at positions {}..{}: {}; its weights or config values "
+             "(eps, rope theta, scales) give NaN or infinity there",
+             position, position + T - 1,
+             locate_non_finite(*s.backend, p.graph, p.plan, chunk_tokens, s.positions));
+    }
+    position += T;
   }
   s.position = position;
   return s.logits;

@@ -15,16 +15,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 size_t entries(const std::string& dir) {
   return size_t(std::distance(fs::directory_iterator(dir), fs::directory_iterator()));
 }
@@ -65,7 +55,7 @@ TEST(OutputFile, AUsersPartialFileIsNeverTouched) {
 TEST(OutputFile, AnExistingFileIsReplacedOnlyWhenAllowed) {
   test::TempDir d;
   test::write_file(d.file("x"), "keep");
-  const std::string e = error_of([&] { write_output_file(d.file("x"), "new", Replace::No); });
+  const std::string e = test::error_of([&] { write_output_file(d.file("x"), "new", Replace::No); });
   EXPECT_NE(e.find("already exists (pass --force"), std::string::npos) << e;
   EXPECT_EQ(test::read_file(d.file("x")), "keep");
   write_output_file(d.file("x"), "new", Replace::Yes);
@@ -80,7 +70,7 @@ TEST(OutputFile, ALinkIsNeverReplacedEvenWithForce) {
   fs::create_symlink(d.file("nowhere"), d.file("dangling"));
   for (Replace r : {Replace::No, Replace::Yes}) {
     for (const char* name : {"link", "dangling"}) {
-      const std::string e = error_of([&] { write_output_file(d.file(name), "new", r); });
+      const std::string e = test::error_of([&] { write_output_file(d.file(name), "new", r); });
       EXPECT_NE(e.find("is a symbolic link"), std::string::npos) << e;
       EXPECT_TRUE(fs::is_symlink(d.file(name)));
     }
@@ -93,15 +83,15 @@ TEST(OutputFile, DevicesAndDirectoriesAreRefused) {
   // As root, `score --logits-out /dev/full` used to turn the device node into a file.
   for (const char* dev : {"/dev/null", "/dev/full"}) {
     if (!fs::exists(dev)) continue;
-    const std::string e = error_of([&] { write_output_file(dev, "x", Replace::Yes); });
+    const std::string e = test::error_of([&] { write_output_file(dev, "x", Replace::Yes); });
     EXPECT_NE(e.find("not a regular file"), std::string::npos) << e;
     EXPECT_TRUE(fs::is_character_file(dev));
   }
   test::TempDir d;
   fs::create_directory(d.file("sub"));
-  const std::string e = error_of([&] { write_output_file(d.file("sub"), "x", Replace::Yes); });
+  const std::string e = test::error_of([&] { write_output_file(d.file("sub"), "x", Replace::Yes); });
   EXPECT_NE(e.find("is a directory"), std::string::npos) << e;
-  const std::string m = error_of([&] { write_output_file(d.file("missing/x"), "x", Replace::No); });
+  const std::string m = test::error_of([&] { write_output_file(d.file("missing/x"), "x", Replace::No); });
   EXPECT_NE(m.find("does not exist"), std::string::npos) << m;
 }
 
@@ -110,7 +100,7 @@ TEST(OutputFile, ATargetThatAppearsDuringTheWriteIsNotReplaced) {
   OutputFile f(d.file("x"), Replace::No);
   f.write(std::string_view("ours"));
   test::write_file(d.file("x"), "theirs");
-  const std::string e = error_of([&] { f.commit(); });
+  const std::string e = test::error_of([&] { f.commit(); });
   EXPECT_NE(e.find("already exists"), std::string::npos) << e;
   EXPECT_EQ(test::read_file(d.file("x")), "theirs");
 }

@@ -9,6 +9,7 @@
 
 #include "format/gguf/gguf_file.h"
 #include "moeflux/error.h"
+#include "test_util.h"
 
 namespace moeflux::test {
 
@@ -55,16 +56,6 @@ inline std::span<const uint8_t> as_span(const std::string& s) {
 inline std::string parse_error(const std::string& bytes, const std::string& name = "bad.gguf") {
   try {
     parse_gguf(as_span(bytes), name);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
   } catch (const Error& e) {
     return e.what();
   }

@@ -96,6 +96,25 @@ TEST_P(MlxOracle, TokenByTokenDecodeMatches) {
   if (!ran) GTEST_SKIP() << "no instruction set below AVX2 compiled";
 }
 
+// EngineOptions::f32_activations keeps every product in f32 on any
+// instruction set: the dequantized model's logits, as with the kernels of
+// targets below AVX2 (the tests above), prefill and decode.
+TEST_P(MlxOracle, F32ActivationsOptionMatchesTheDequantizedModel) {
+  EngineOptions o;
+  o.threads = 2;
+  o.f32_activations = true;
+  auto engine = Engine::load(path_, o);
+  const int vocab = engine->spec().vocab;
+  for (int L : kLengths) {
+    const auto ref = ref_f32("logits." + std::to_string(L));
+    auto c = test::compare_logits(prefill(engine, ref_tokens(L)), ref, L, vocab);
+    EXPECT_LE(c.max_abs, 1e-4 * c.scale) << "L=" << L << " scale=" << c.scale;
+    EXPECT_EQ(c.top1_mismatches, 0) << "L=" << L;
+    auto d = test::compare_logits(test::decode_one_by_one(engine, ref_tokens(L)), ref, L, vocab);
+    EXPECT_LE(d.max_abs, 1e-4 * d.scale) << "L=" << L;
+  }
+}
+
 // The default kernels on AVX2 / AVX-512 round each activation row to int8
 // (quant/mlx_matmul.h), so the logits move off the dequantized model's by
 // that rounding, and where it flips a near-tied routing choice, by a

@@ -4,8 +4,11 @@
 #include <atomic>
 #include <cstring>
 #include <thread>
+#include <filesystem>
+#include <fstream>
 
 #include "core/error.h"
+#include "format/safetensors.h"
 #include "runtime/engine_impl.h"
 #include "test_util.h"
 
@@ -173,6 +176,37 @@ TEST(Sessions, TheStateBudgetIsSharedByAllSessions) {
   s1.reset();  // its page goes back
   EXPECT_NO_THROW(s3.step(std::vector<int32_t>{4}));
   EXPECT_EQ(engine->state_bytes_in_use(), 2 * page);
+}
+
+TEST(Sessions, NonFiniteLogitsAreAnErrorNamingTheLayer) {
+  // A model whose layer-1 attention output projection holds a NaN: logits
+  // are all NaN, which used to give exit 0 and garbage tokens.
+  test::TempDir d;
+  for (auto& f : std::filesystem::directory_iterator(test::fixture("oracle/qwen3_moe_f32")))
+    std::filesystem::copy_file(f.path(), d.file(f.path().filename().string()));
+  uint64_t offset = 0;
+  {
+    SafetensorsFile st(d.file("model.safetensors"));
+    offset = st.tensors().at("model.layers.1.self_attn.o_proj.weight").offset;
+  }
+  {
+    std::fstream f(d.file("model.safetensors"), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(std::streamoff(offset));
+    const float nan = std::nanf("");
+    f.write(reinterpret_cast<const char*>(&nan), sizeof nan);
+  }
+  auto engine = Engine::load(d.path());
+  Session s(engine);
+  try {
+    s.step(std::vector<int32_t>{1, 2, 3});
+    FAIL() << "NaN logits were returned";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("non-finite logits at positions 0..2"), std::string::npos) << m;
+    EXPECT_NE(m.find("in layer 1"), std::string::npos) << m;
+    EXPECT_NE(m.find("attn_proj"), std::string::npos) << m;
+  }
+  EXPECT_EQ(s.position(), 0);
 }
 
 }  // namespace

@@ -52,7 +52,7 @@ const float* CpuExecutor::run(const Graph& g, const BufferPlan& plan, float* are
                      }
                      const WeightView bias = o.bias ? WeightView::of(*o.bias) : WeightView{};
                      cpu::linear(pool_, in, rows, WeightView::of(*o.weight), o.bias ? &bias : nullptr,
-                                 buf(o.out.index));
+                                 buf(o.out.index), o.f32_activations ? cpu::Activations::F32 : cpu::Activations::Kernel);
                      out_id = o.out.index;
                    },
                    [&](const OpClamp& o) {

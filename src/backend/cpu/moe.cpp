@@ -47,7 +47,9 @@ void MoeOp::compute(int layer, const ExpertBatch* wb, const ExpertWeights* ew, s
   // is rounded once up front: the layer input once per run() (in decode the
   // one token row serves every expert), the swiglu rows once per batch.
   const ExpertWeights& e0 = ew[which[0]];
-  const auto gt = activation_layout(e0.gate), ut = activation_layout(e0.up), dt = activation_layout(e0.down);
+  using Layout = std::optional<GgmlType>;
+  const Layout gt = f32_ ? Layout{} : activation_layout(e0.gate), ut = f32_ ? Layout{} : activation_layout(e0.up),
+               dt = f32_ ? Layout{} : activation_layout(e0.down);
   if (gt && !in_ready_) {
     xq_in_.reset(in_single_ ? 1 : rows_, D, *gt);
     if (in_single_)
@@ -73,9 +75,12 @@ void MoeOp::compute(int layer, const ExpertBatch* wb, const ExpertWeights* ew, s
     // Prepared inputs and the weight types they serve (null: per call).
     const quant::PreparedActivations *xg, *xu, *xd;
     DType gdt, udt, ddt;
+    // The product for rows without prepared activations: the kernel's own,
+    // or with f32 activations.
+    decltype(&matmul_weight) mm;
   } job{xe_.data(), gate_.data(), up_.data(), down_.data(), which.data(), wb, ew, D, F, 0, in_single_,
         gt && in_ready_ ? &xq_in_ : nullptr, ut && in_ready_ && xq_in_.fits(*ut) ? &xq_in_ : nullptr, nullptr,
-        e0.gate.dtype, e0.up.dtype, e0.down.dtype};
+        e0.gate.dtype, e0.up.dtype, e0.down.dtype, f32_ ? &matmul_weight_f32 : &matmul_weight};
   // Work items are (expert, block of output rows), so one parallel loop
   // covers every expert of the call: a decode step of k experts wakes the
   // pool twice, not 3k times.
@@ -93,11 +98,11 @@ void MoeOp::compute(int layer, const ExpertBatch* wb, const ExpertWeights* ew, s
       if (j->xg && w.gate.dtype == j->gdt)
         matmul_prepared(*j->xg, t0, n, w.gate, r0, r1, g, j->F);
       else
-        matmul_weight(xb, j->D, n, w.gate, r0, r1, g, j->F);
+        j->mm(xb, j->D, n, w.gate, r0, r1, g, j->F);
       if (j->xu && w.up.dtype == j->udt)
         matmul_prepared(*j->xu, t0, n, w.up, r0, r1, u, j->F);
       else
-        matmul_weight(xb, j->D, n, w.up, r0, r1, u, j->F);
+        j->mm(xb, j->D, n, w.up, r0, r1, u, j->F);
       for (size_t t = 0; t < n; ++t) swiglu(g + t * j->F + r0, u + t * j->F + r0, g + t * j->F + r0, r1 - r0);
     }
   });
@@ -119,7 +124,7 @@ void MoeOp::compute(int layer, const ExpertBatch* wb, const ExpertWeights* ew, s
       if (j->xd && w.dtype == j->ddt)
         matmul_prepared(*j->xd, b.row0, b.count, w, r0, r1, y, j->D);
       else
-        matmul_weight(j->gate + b.row0 * j->F, j->F, b.count, w, r0, r1, y, j->D);
+        j->mm(j->gate + b.row0 * j->F, j->F, b.count, w, r0, r1, y, j->D);
     }
   });
   if (observer_)
@@ -130,13 +135,16 @@ void MoeOp::router_logits(const TensorRef* weight, const TensorRef* bias, const 
                           std::vector<float>& out) {
   const WeightView w = WeightView::of(*weight), b = bias ? WeightView::of(*bias) : WeightView{};
   out.resize(size_t(T) * size_t(w.rows));
-  linear(pool_, x, T, w, bias ? &b : nullptr, out.data());  // [T, E]
+  // f32 activations always: int8-rounded inputs flip near-tied router
+  // choices (an mlx-lm checkpoint: a different top-1 at 15% of positions).
+  linear(pool_, x, T, w, bias ? &b : nullptr, out.data(), Activations::F32);  // [T, E]
 }
 
 void MoeOp::run(const MoeParams& p, const float* x, int T, int D, float* out) {
   const int E = p.experts, F = p.expert_ffn, k = p.top_k, layer = p.layer;
   D_ = size_t(D);
   F_ = size_t(F);
+  f32_ = p.f32_activations;
   // T tokens, E experts, D hidden, F expert ffn, k active
   router_logits(p.router_weight, p.router_bias, x, T, router_logits_);
   correction_.clear();
@@ -257,13 +265,14 @@ void MoeOp::shared_expert(const MoeParams& p, const float* x, int T) {
   const int SF = p.shared_ffn, D = int(D_);
   shared_h_.resize(size_t(T) * SF);
   shared_out_.resize(size_t(T) * std::max(SF, D));
-  linear(pool_, x, T, WeightView::of(*p.shared_gate), nullptr, shared_h_.data());
-  linear(pool_, x, T, WeightView::of(*p.shared_up), nullptr, shared_out_.data());
+  const Activations act = f32_ ? Activations::F32 : Activations::Kernel;
+  linear(pool_, x, T, WeightView::of(*p.shared_gate), nullptr, shared_h_.data(), act);
+  linear(pool_, x, T, WeightView::of(*p.shared_up), nullptr, shared_out_.data(), act);
   swiglu(shared_h_.data(), shared_out_.data(), shared_h_.data(), size_t(T) * SF);
-  linear(pool_, shared_h_.data(), T, WeightView::of(*p.shared_down), nullptr, shared_out_.data());
+  linear(pool_, shared_h_.data(), T, WeightView::of(*p.shared_down), nullptr, shared_out_.data(), act);
   shared_gate_.assign(size_t(T), 1.0f);
-  if (p.shared_expert_gate) {
-    linear(pool_, x, T, WeightView::of(*p.shared_expert_gate), nullptr, shared_gate_.data());
+  if (p.shared_expert_gate) {  // a one-row gate: f32 always, as the router
+    linear(pool_, x, T, WeightView::of(*p.shared_expert_gate), nullptr, shared_gate_.data(), Activations::F32);
     for (float& g : shared_gate_) g = 1.0f / (1.0f + std::exp(-g));
   }
   shared_ready_ = true;

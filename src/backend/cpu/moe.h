@@ -66,6 +66,7 @@ class MoeOp {
   RouterScratch router_scratch_;
   std::vector<float> correction_;
   size_t D_ = 0, F_ = 0;  // this run's hidden and expert ffn widths
+  bool f32_ = false;      // this run's experts keep f32 activations
   std::vector<ExpertBatch> batches_;
   std::vector<int32_t> batch_of_expert_, tokens_, ids_, want_;
   std::vector<float> weights_of_;

@@ -69,6 +69,24 @@ void matmul_weight(const float* x, size_t ldx, size_t T, const WeightView& W, si
   quant::matmul_rows(x, ldx, T, W.data, *ggml_type_of(W.dtype), size_t(W.cols), r0, r1, y, ldy);
 }
 
+void matmul_weight_f32(const float* x, size_t ldx, size_t T, const WeightView& W, size_t r0, size_t r1, float* y,
+                       size_t ldy) {
+  if (is_weight_float(W.dtype)) return simd::matmul_rows(x, ldx, T, W.data, W.dtype, size_t(W.cols), r0, r1, y, ldy);
+  if (W.dtype == DType::MLX) return matmul_mlx_dequantized(x, ldx, T, W, r0, r1, y, ldy);
+  // Block formats: a few rows dequantized (the reference dequantizer) into
+  // an L1-resident buffer, then the f32 kernel, as for MLX.
+  const GgmlType type = *ggml_type_of(W.dtype);
+  const size_t K = size_t(W.cols), rb = W.row_bytes();
+  constexpr size_t kRows = 4;
+  thread_local std::vector<float> buf;
+  if (buf.size() < kRows * K) buf.resize(kRows * K);
+  for (size_t r = r0; r < r1; r += kRows) {
+    const size_t n = std::min(kRows, r1 - r);
+    for (size_t i = 0; i < n; ++i) quant::dequantize_row(type, W.data + (r + i) * rb, buf.data() + i * K, K);
+    simd::matmul_rows(x, ldx, T, reinterpret_cast<const uint8_t*>(buf.data()), DType::F32, K, 0, n, y + r, ldy);
+  }
+}
+
 std::optional<GgmlType> activation_layout(const WeightView& W) {
   if (W.dtype == DType::MLX)
     return quant::mlx_quantizes_activations() ? std::optional(quant::kMlxActivationType) : std::nullopt;
@@ -83,7 +101,8 @@ void matmul_prepared(const quant::PreparedActivations& xq, size_t t0, size_t nt,
   quant::matmul_rows(xq, t0, nt, W.data, *ggml_type_of(W.dtype), r0, r1, y, ldy);
 }
 
-void linear(ThreadPool& pool, const float* x, int T, const WeightView& W, const WeightView* bias, float* y) {
+void linear(ThreadPool& pool, const float* x, int T, const WeightView& W, const WeightView* bias, float* y,
+            Activations act) {
   if (!is_matmul_weight(W.dtype)) fail("linear: unsupported weight dtype {}", dtype_name(W.dtype));
   const size_t N = size_t(W.rows), K = size_t(W.cols);
   // Chunks of whole 4-row tiles; small enough to balance, large enough that
@@ -91,7 +110,10 @@ void linear(ThreadPool& pool, const float* x, int T, const WeightView& W, const 
   const size_t grain = std::max<size_t>(4, (size_t(16384) / std::max<size_t>(K, 1)) & ~size_t(3));
   pool.parallel_for((N + 3) / 4, std::max<size_t>(1, grain / 4), [&](size_t b, size_t e) {
     const size_t r0 = b * 4, r1 = std::min(N, e * 4);
-    matmul_weight(x, K, size_t(T), W, r0, r1, y, N);
+    if (act == Activations::F32)
+      matmul_weight_f32(x, K, size_t(T), W, r0, r1, y, N);
+    else
+      matmul_weight(x, K, size_t(T), W, r0, r1, y, N);
     if (bias)
       for (int t = 0; t < T; ++t)
         for (size_t r = r0; r < r1; ++r) y[size_t(t) * N + r] += load_weight_elem(*bias, int64_t(r));
@@ -167,14 +189,6 @@ void clamp(float* x, size_t n, float limit) {
   for (size_t i = 0; i < n; ++i) x[i] = std::clamp(x[i], -limit, limit);
 }
 
-void softmax_inplace(float* x, size_t n) {
-  float m = -INFINITY;
-  for (size_t i = 0; i < n; ++i) m = std::max(m, x[i]);
-  double sum = 0;
-  for (size_t i = 0; i < n; ++i) sum += (x[i] = std::exp(x[i] - m));
-  const float inv = float(1.0 / sum);
-  for (size_t i = 0; i < n; ++i) x[i] *= inv;
-}
 
 }  // namespace cpu
 }  // namespace moeflux

@@ -32,9 +32,19 @@ void matmul_prepared(const quant::PreparedActivations& xq, size_t t0, size_t nt,
 // matmul_weight's path where the fused integer kernels are missing.
 void matmul_mlx_dequantized(const float* x, size_t ldx, size_t T, const WeightView& W, size_t r0, size_t r1,
                             float* y, size_t ldy);
+// matmul_weight with x kept in f32 whatever W's type: quantized rows are
+// dequantized (the reference dequantizers) and multiplied in f32.
+void matmul_weight_f32(const float* x, size_t ldx, size_t T, const WeightView& W, size_t r0, size_t r1, float* y,
+                       size_t ldy);
+// How a matrix product treats its activations: Kernel lets quantized
+// weights' kernels round them to int8 (fast, the default for big
+// matrices); F32 keeps them exact (routers and gates, where rounding
+// flips near-tied choices; and everything under EngineOptions::f32_activations).
+enum class Activations : uint8_t { Kernel, F32 };
 // y [T, N] = x [T, K] W^T (+ bias [N]); W is [N, K]. Rows of W are split
 // across the pool's threads.
-void linear(ThreadPool& pool, const float* x, int T, const WeightView& W, const WeightView* bias, float* y);
+void linear(ThreadPool& pool, const float* x, int T, const WeightView& W, const WeightView* bias, float* y,
+            Activations act = Activations::Kernel);
 // y[t, i] = table[tokens[t], i]; throws for ids outside the table.
 void embed(const int32_t* tokens, int T, const WeightView& table, float* y);
 // Each run of `group` elements is scaled to unit RMS then by weight[i % weight.size].
@@ -44,6 +54,5 @@ void rope(float* x, int T, int width, const RopeParams& p, const int32_t* positi
 void swiglu(const float* gate, const float* up, float* out, size_t n);
 void add(const float* a, const float* b, float* out, size_t n);
 void clamp(float* x, size_t n, float limit);
-void softmax_inplace(float* x, size_t n);
 
 }  // namespace moeflux::cpu

@@ -1,0 +1,552 @@
+// The one-op harness (in the manner of llama.cpp's test-backend-ops): every
+// op of the graph IR run alone through a backend on random inputs of odd
+// shapes, against a plain reference in double, with a tolerance per op and
+// weight format. Each backend built in is tested (MOEFLUX_TEST_BACKENDS=a,b
+// picks some); a new backend joins by registering in make_backend.
+//
+// A case is a small graph: F32 embedding tables turn token ids into the
+// op's exact inputs (an embedding copies rows), F32 identity projections
+// give them the op's roles (exactly: x * 1 + 0), the op runs, and the
+// observer hands back its output rows.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <sstream>
+
+#include "backend/backend.h"
+#include "backend/state_budget.h"
+#include "core/thread_pool.h"
+#include "experts/expert_source.h"
+#include "graph/builder.h"
+#include "graph/planner.h"
+#include "quant/dequant.h"
+#include "quant/mlx_affine.h"
+#include "quant/quantize.h"
+
+namespace moeflux {
+namespace {
+
+// ---------------------------------------------------------------- tensors
+
+// A tensor the harness owns: bytes plus the TensorRef ops point at.
+struct Owned {
+  std::vector<uint8_t> bytes, scales, biases;
+  TensorRef ref;
+};
+
+std::unique_ptr<Owned> make_tensor(DType dt, std::vector<int64_t> shape, const std::vector<float>& values) {
+  auto t = std::make_unique<Owned>();
+  const int64_t cols = shape.back(), rows = int64_t(values.size()) / cols;
+  if (dt == DType::F32) {
+    t->bytes.resize(values.size() * 4);
+    std::memcpy(t->bytes.data(), values.data(), t->bytes.size());
+  } else {
+    const GgmlType g = *ggml_type_of(dt);
+    const size_t rb = size_t(dtype_row_bytes(dt, cols));
+    t->bytes.resize(rb * size_t(rows));
+    for (int64_t r = 0; r < rows; ++r) quant::quantize_row(g, &values[size_t(r * cols)], &t->bytes[size_t(r) * rb], size_t(cols));
+  }
+  t->ref.name = "harness";
+  t->ref.dtype = dt;
+  t->ref.shape = std::move(shape);
+  t->ref.nbytes = t->bytes.size();
+  t->ref.data = t->bytes.data();
+  return t;
+}
+
+// An MLX affine matrix with random codes, scales and biases (f16).
+std::unique_ptr<Owned> make_mlx(int64_t rows, int64_t cols, int bits, int group, std::mt19937& rng) {
+  auto t = std::make_unique<Owned>();
+  t->bytes.resize(size_t(rows * cols * bits / 8));
+  for (auto& b : t->bytes) b = uint8_t(rng());
+  const size_t groups = size_t(rows * cols / group);
+  t->scales.resize(groups * 2);
+  t->biases.resize(groups * 2);
+  std::uniform_real_distribution<float> u(-0.05f, 0.05f);
+  auto f16 = [](float f) {  // positive and negative normals in [2^-14, 1): enough for test values
+    uint32_t x;
+    std::memcpy(&x, &f, 4);
+    const uint16_t sign = uint16_t((x >> 16) & 0x8000);
+    const int e = int((x >> 23) & 0xff) - 127 + 15;
+    if (e <= 0) return sign;
+    return uint16_t(sign | (e << 10) | ((x >> 13) & 0x3ff));
+  };
+  for (size_t i = 0; i < groups; ++i) {
+    const uint16_t s = f16(u(rng)), b = f16(u(rng));
+    std::memcpy(&t->scales[2 * i], &s, 2);
+    std::memcpy(&t->biases[2 * i], &b, 2);
+  }
+  t->ref.name = "harness_mlx";
+  t->ref.dtype = DType::MLX;
+  t->ref.shape = {rows, cols};
+  t->ref.nbytes = t->bytes.size();
+  t->ref.data = t->bytes.data();
+  MlxQuantRef q;
+  q.bits = bits;
+  q.group_size = group;
+  q.scale_dtype = DType::F16;
+  q.scales.data = t->scales.data();
+  q.scales.nbytes = t->scales.size();
+  q.biases.data = t->biases.data();
+  q.biases.nbytes = t->biases.size();
+  t->ref.mlx = q;
+  return t;
+}
+
+// The values a weight holds, as the reference reads them (f32 per element).
+std::vector<float> weight_values(const TensorRef& t) {
+  const int64_t cols = t.shape.back(), rows = t.numel() / cols;
+  std::vector<float> out(size_t(rows * cols));
+  const WeightView w = WeightView::of(t);
+  for (int64_t r = 0; r < rows; ++r) {
+    float* o = &out[size_t(r * cols)];
+    if (t.dtype == DType::F32) {
+      std::memcpy(o, t.data + size_t(r * cols) * 4, size_t(cols) * 4);
+    } else if (t.dtype == DType::MLX) {
+      const quant::MlxAffine q{int(w.bits), int(w.group_size), quant::MlxScaleType::F16,
+                               reinterpret_cast<const uint32_t*>(w.data), w.scales, w.biases};
+      quant::mlx_dequantize_row(q, size_t(cols), size_t(r), o);
+    } else {
+      quant::dequantize_row(*ggml_type_of(t.dtype), t.data + size_t(r) * w.row_bytes(), o, size_t(cols));
+    }
+  }
+  return out;
+}
+
+std::vector<float> randn(size_t n, std::mt19937& rng, float sd = 1.0f) {
+  std::normal_distribution<float> d(0.f, sd);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+// ------------------------------------------------------------- experts
+
+// Routed experts in memory, F32: the MoE op's source for harness cases.
+class MemoryExperts final : public ExpertSource {
+ public:
+  MemoryExperts(int experts, int hidden, int ffn, std::mt19937& rng) {
+    for (int e = 0; e < experts; ++e) {
+      gate_.push_back(make_tensor(DType::F32, {ffn, hidden}, randn(size_t(ffn * hidden), rng, 0.2f)));
+      up_.push_back(make_tensor(DType::F32, {ffn, hidden}, randn(size_t(ffn * hidden), rng, 0.2f)));
+      down_.push_back(make_tensor(DType::F32, {hidden, ffn}, randn(size_t(ffn * hidden), rng, 0.2f)));
+    }
+  }
+  void acquire(int, std::span<const int32_t> ids, std::span<ExpertWeights> out) override {
+    for (size_t i = 0; i < ids.size(); ++i)
+      out[i] = {WeightView::of(gate_[size_t(ids[i])]->ref), WeightView::of(up_[size_t(ids[i])]->ref),
+                WeightView::of(down_[size_t(ids[i])]->ref)};
+  }
+  void release(int, std::span<const int32_t>) override {}
+  std::vector<std::unique_ptr<Owned>> gate_, up_, down_;
+};
+
+// --------------------------------------------------------------- running
+
+struct Harness {
+  std::string backend_name;
+  ThreadPool pool{2};
+  StateBudget budget;
+  std::mt19937 rng{1234};
+  std::vector<std::unique_ptr<Owned>> keep;  // tensors the graph points at
+
+  const TensorRef* own(std::unique_ptr<Owned> t) {
+    keep.push_back(std::move(t));
+    return &keep.back()->ref;
+  }
+  // An F32 table whose row t is the op input row t (tokens are 0..T-1).
+  const TensorRef* table(int T, int width, const std::vector<float>& rows) {
+    return own(make_tensor(DType::F32, {T, width}, rows));
+  }
+  const TensorRef* identity(int n) {
+    std::vector<float> v(size_t(n) * n, 0.f);
+    for (int i = 0; i < n; ++i) v[size_t(i) * n + i] = 1.f;
+    return own(make_tensor(DType::F32, {n, n}, v));
+  }
+
+  // Runs g on `session` (made for g's states) at positions p0.., returning
+  // the output of op `op_index` (rows x width).
+  std::vector<float> run(BackendSession& session, const Graph& g, size_t op_index, int p0 = 0) {
+    const BufferPlan plan = plan_buffers(g);
+    std::vector<int32_t> tokens(size_t(g.tokens)), positions(size_t(g.tokens));
+    for (int t = 0; t < g.tokens; ++t) {
+      tokens[size_t(t)] = t;
+      positions[size_t(t)] = p0 + t;
+    }
+    std::vector<float> got;
+    session.set_observer([&](size_t i, const Op&, const float* out, int rows, int width) {
+      if (i == op_index) got.assign(out, out + size_t(rows) * size_t(width));
+    });
+    session.run(g, plan, tokens, positions);
+    session.set_observer({});
+    return got;
+  }
+  std::vector<float> run(const Graph& g, size_t op_index, ExpertSource* experts = nullptr) {
+    MemoryExperts none(0, 0, 0, rng);
+    auto backend = make_backend(backend_name, BackendContext{experts ? *experts : none, pool, budget});
+    auto session = backend->new_session(g.states, 64);
+    return run(*session, g, op_index);
+  }
+};
+
+// |got - want| <= rel * scale[i] + abs, elementwise, naming the first miss.
+void expect_close(const std::vector<float>& got, const std::vector<double>& want, const std::vector<double>& scale,
+                  double rel, double abs, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double tol = rel * scale[i] + abs;
+    if (!(std::fabs(double(got[i]) - want[i]) <= tol)) {
+      ADD_FAILURE() << what << ": element " << i << " is " << got[i] << ", reference " << want[i] << " (tolerance "
+                    << tol << ")";
+      return;
+    }
+  }
+}
+
+std::vector<std::string> backends_under_test() {
+  const char* env = std::getenv("MOEFLUX_TEST_BACKENDS");
+  if (!env || !*env) return backend_names();
+  std::vector<std::string> out;
+  std::stringstream ss(env);
+  for (std::string b; std::getline(ss, b, ',');) out.push_back(b);
+  return out;
+}
+
+class OpHarness : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override { h.backend_name = GetParam(); }
+  Harness h;
+};
+
+// ----------------------------------------------------------------- cases
+
+TEST_P(OpHarness, LinearInEveryWeightFormat) {
+  struct Format {
+    DType dt;
+    int k;        // input width: whole blocks of the format
+    double rel;   // of sum |w x|: f32 activations 1e-5, int8-rounded activations 1/64
+  };
+  const Format formats[] = {
+      {DType::F32, 37, 1e-5},   {DType::F16, 37, 1e-5},   {DType::BF16, 37, 1e-5},  {DType::Q8_0, 96, 1.0 / 64},
+      {DType::Q4_0, 96, 1.0 / 64}, {DType::Q4_1, 96, 1.0 / 64}, {DType::Q5_0, 96, 1.0 / 64}, {DType::Q5_1, 96, 1.0 / 64},
+      {DType::Q2_K, 256, 1.0 / 64}, {DType::Q3_K, 256, 1.0 / 64}, {DType::Q4_K, 256, 1.0 / 64},
+      {DType::Q5_K, 512, 1.0 / 64}, {DType::Q6_K, 256, 1.0 / 64}, {DType::MXFP4, 64, 1.0 / 64}};
+  for (const Format& f : formats)
+    for (int T : {1, 5})
+      for (bool bias : {false, true}) {
+        const int K = f.k, N = 29;
+        const TensorRef* in = h.table(T, K, randn(size_t(T * K), h.rng));
+        std::unique_ptr<Owned> w;
+        if (f.dt == DType::F16 || f.dt == DType::BF16) {
+          w = make_tensor(DType::F32, {N, K}, randn(size_t(N * K), h.rng, 0.3f));
+          // Round-trip through the 16-bit format so the reference sees exactly what the kernel reads.
+          std::vector<uint8_t> half(size_t(N * K) * 2);
+          const auto* src = reinterpret_cast<const float*>(w->bytes.data());
+          for (size_t i = 0; i < size_t(N * K); ++i) {
+            uint32_t x;
+            std::memcpy(&x, &src[i], 4);
+            uint16_t hv;
+            if (f.dt == DType::BF16) {
+              hv = uint16_t(x >> 16);
+            } else {
+              const int e = int((x >> 23) & 0xff) - 127 + 15;
+              hv = e <= 0 ? uint16_t((x >> 16) & 0x8000) : uint16_t(((x >> 16) & 0x8000) | (e << 10) | ((x >> 13) & 0x3ff));
+            }
+            std::memcpy(&half[2 * i], &hv, 2);
+          }
+          w->bytes = half;
+          w->ref.dtype = f.dt;
+          w->ref.nbytes = half.size();
+          w->ref.data = w->bytes.data();
+        } else {
+          w = make_tensor(f.dt, {N, K}, randn(size_t(N * K), h.rng, 0.3f));
+        }
+        const TensorRef* W = h.own(std::move(w));
+        const TensorRef* B = bias ? h.own(make_tensor(DType::F32, {N}, randn(size_t(N), h.rng))) : nullptr;
+        GraphBuilder g(T);
+        auto x = g.embed(g.input(), in, K);
+        auto y = g.linear<Role::Hidden>(x, W, B, N, "y");
+        g.set_output(g.linear<Role::Logits>(y, h.identity(N), nullptr, N, "out"));
+        const auto got = h.run(g.finish(), 1);
+        const auto wv = weight_values(*W);
+        const auto xv = weight_values(*in);
+        std::vector<double> want(size_t(T * N)), scale(size_t(T * N));
+        for (int t = 0; t < T; ++t)
+          for (int n = 0; n < N; ++n) {
+            double s = 0, a = 0;
+            for (int k = 0; k < K; ++k) {
+              s += double(wv[size_t(n * K + k)]) * xv[size_t(t * K + k)];
+              a += std::fabs(double(wv[size_t(n * K + k)]) * xv[size_t(t * K + k)]);
+            }
+            if (B) s += weight_values(*B)[size_t(n)];
+            want[size_t(t * N + n)] = s;
+            scale[size_t(t * N + n)] = a;
+          }
+        expect_close(got, want, scale, f.rel, 1e-5,
+                     std::string("linear ") + std::string(dtype_name(f.dt)) + " T=" + std::to_string(T) +
+                         (bias ? " bias" : ""));
+      }
+}
+
+TEST_P(OpHarness, LinearWithMlxAffineWeights) {
+  for (int bits : {2, 3, 4, 6, 8})
+    for (int group : {32, 64, 128})
+      for (int T : {1, 3}) {
+        const int K = 256, N = 11;
+        const TensorRef* in = h.table(T, K, randn(size_t(T * K), h.rng));
+        const TensorRef* W = h.own(make_mlx(N, K, bits, group, h.rng));
+        GraphBuilder g(T);
+        auto x = g.embed(g.input(), in, K);
+        auto y = g.linear<Role::Hidden>(x, W, nullptr, N, "y");
+        g.set_output(g.linear<Role::Logits>(y, h.identity(N), nullptr, N, "out"));
+        const auto got = h.run(g.finish(), 1);
+        const auto wv = weight_values(*W), xv = weight_values(*in);
+        std::vector<double> want(size_t(T * N)), scale(size_t(T * N));
+        for (int t = 0; t < T; ++t)
+          for (int n = 0; n < N; ++n)
+            for (int k = 0; k < K; ++k) {
+              want[size_t(t * N + n)] += double(wv[size_t(n * K + k)]) * xv[size_t(t * K + k)];
+              scale[size_t(t * N + n)] += std::fabs(double(wv[size_t(n * K + k)]) * xv[size_t(t * K + k)]);
+            }
+        expect_close(got, want, scale, 1.0 / 64, 1e-5,
+                     "linear MLX " + std::to_string(bits) + "-bit g" + std::to_string(group) + " T=" + std::to_string(T));
+      }
+}
+
+TEST_P(OpHarness, EmbedRmsNormClampAddSwiGlu) {
+  const int T = 5, D = 45;
+  const auto a = randn(size_t(T * D), h.rng, 2.f), b = randn(size_t(T * D), h.rng, 2.f);
+  const TensorRef *ta = h.table(T, D, a), *tb = h.table(T, D, b);
+  const TensorRef* nw = h.own(make_tensor(DType::F32, {15}, randn(15, h.rng)));
+  const std::vector<double> unit(size_t(T * D), 1.0);
+  {  // rms_norm over groups of 15 with a 15-wide weight
+    GraphBuilder g(T);
+    auto x = g.embed(g.input(), ta, D);
+    auto y = g.rms_norm(x, nw, 15, 1e-5f, "norm");
+    g.set_output(g.linear<Role::Logits>(y, h.identity(D), nullptr, D, "out"));
+    const auto got = h.run(g.finish(), 1);
+    std::vector<double> want(size_t(T * D));
+    const auto w = weight_values(*nw);
+    for (int t = 0; t < T; ++t)
+      for (int g0 = 0; g0 < D; g0 += 15) {
+        double ss = 0;
+        for (int i = 0; i < 15; ++i) ss += double(a[size_t(t * D + g0 + i)]) * a[size_t(t * D + g0 + i)];
+        const double inv = 1.0 / std::sqrt(ss / 15 + 1e-5);
+        for (int i = 0; i < 15; ++i) want[size_t(t * D + g0 + i)] = a[size_t(t * D + g0 + i)] * inv * w[size_t(i)];
+      }
+    expect_close(got, want, unit, 1e-5, 1e-6, "rms_norm");
+  }
+  {  // clamp, add, swiglu
+    GraphBuilder g(T);
+    auto x = g.embed(g.input(), ta, D);
+    auto y = g.embed(g.input(), tb, D);
+    auto c = g.clamp(x, 1.5f);
+    auto s = g.add(c, y);
+    auto gate = g.linear<Role::Ffn>(s, h.identity(D), nullptr, D, "gate");
+    auto up = g.linear<Role::Ffn>(y, h.identity(D), nullptr, D, "up");
+    auto act = g.swiglu(gate, up);
+    g.set_output(g.linear<Role::Logits>(act, h.identity(D), nullptr, D, "out"));
+    const Graph graph = g.finish();
+    std::vector<double> clamped(size_t(T * D)), sum(size_t(T * D)), sw(size_t(T * D));
+    for (size_t i = 0; i < clamped.size(); ++i) {
+      clamped[i] = std::clamp(double(a[i]), -1.5, 1.5);
+      sum[i] = clamped[i] + b[i];
+      sw[i] = sum[i] / (1.0 + std::exp(-sum[i])) * b[i];
+    }
+    expect_close(h.run(graph, 2), clamped, unit, 0, 0, "clamp");  // in place on the embed output
+    expect_close(h.run(graph, 3), sum, unit, 1e-6, 1e-6, "add");
+    expect_close(h.run(graph, 6), sw, unit, 1e-5, 1e-6, "swiglu");
+  }
+}
+
+TEST_P(OpHarness, RopeFullPartialAndInterleaved) {
+  const int T = 4, hd = 24, heads = 3, W = hd * heads;
+  const auto a = randn(size_t(T * W), h.rng);
+  const TensorRef* ta = h.table(T, W, a);
+  for (int rot : {24, 12})
+    for (bool inter : {false, true}) {
+      const RopeParams p{hd, rot, 10000.f, inter};
+      GraphBuilder g(T);
+      auto x = g.embed(g.input(), ta, W);
+      auto q = g.linear<Role::Query>(x, h.identity(W), nullptr, W, "q");
+      q = g.rope(q, p);
+      g.set_output(g.linear<Role::Logits>(q, h.identity(W), nullptr, W, "out"));
+      const auto got = h.run(g.finish(), 2);
+      std::vector<double> want(a.begin(), a.end());
+      for (int t = 0; t < T; ++t)
+        for (int hh = 0; hh < heads; ++hh) {
+          double* v = &want[size_t(t * W + hh * hd)];
+          const float* src = &a[size_t(t * W + hh * hd)];
+          for (int i = 0; i < rot / 2; ++i) {
+            const double ang = t * std::pow(10000.0, -2.0 * i / rot);
+            const int ia = inter ? 2 * i : i, ib = inter ? 2 * i + 1 : i + rot / 2;
+            v[ia] = src[ia] * std::cos(ang) - src[ib] * std::sin(ang);
+            v[ib] = src[ib] * std::cos(ang) + src[ia] * std::sin(ang);
+          }
+        }
+      expect_close(got, want, std::vector<double>(want.size(), 1.0), 1e-5, 1e-5,
+                   "rope rot " + std::to_string(rot) + (inter ? " interleaved" : ""));
+    }
+}
+
+TEST_P(OpHarness, AttentionOverTwoStepsWithGqaAndWindow) {
+  const int heads = 6, kvh = 2, hd = 8, Q = heads * hd, KV = kvh * hd;
+  for (std::optional<int> window : {std::optional<int>{}, std::optional<int>{3}}) {
+    AttentionParams p;
+    p.heads = heads;
+    p.kv_heads = kvh;
+    p.head_dim = hd;
+    p.scale = 1.0f / std::sqrt(float(hd));
+    p.window = window;
+    std::vector<float> qs, ks, vs;  // every position's rows, for the reference
+    MemoryExperts none(0, 0, 0, h.rng);
+    auto backend = make_backend(h.backend_name, BackendContext{none, h.pool, h.budget});
+    std::vector<StateDesc> states = {{LayerKind::FullAttention, 0, KV, KV}};
+    auto session = backend->new_session(states, 64);
+    int p0 = 0;
+    for (int T : {5, 2}) {  // a prefill, then a step that must read the cache
+      const auto q = randn(size_t(T * Q), h.rng), k = randn(size_t(T * KV), h.rng), v = randn(size_t(T * KV), h.rng);
+      qs.insert(qs.end(), q.begin(), q.end());
+      ks.insert(ks.end(), k.begin(), k.end());
+      vs.insert(vs.end(), v.begin(), v.end());
+      GraphBuilder g(T);
+      g.set_states(states);
+      auto in = g.input();
+      auto xq = g.embed(in, h.table(T, Q, q), Q);
+      auto xk = g.embed(in, h.table(T, KV, k), KV);
+      auto xv = g.embed(in, h.table(T, KV, v), KV);
+      auto bq = g.linear<Role::Query>(xq, h.identity(Q), nullptr, Q, "q");
+      auto bk = g.linear<Role::Key>(xk, h.identity(KV), nullptr, KV, "k");
+      auto bv = g.linear<Role::Value>(xv, h.identity(KV), nullptr, KV, "v");
+      auto o = g.attention(bq, bk, bv, 0, p);
+      g.set_output(g.linear<Role::Logits>(o, h.identity(Q), nullptr, Q, "out"));
+      const Graph graph = g.finish();
+      const auto got = h.run(*session, graph, 7, p0);
+      std::vector<double> want(size_t(T * Q));
+      for (int t = 0; t < T; ++t) {
+        const int pos = p0 + t, first = window ? std::max(0, pos - *window + 1) : 0;
+        for (int hh = 0; hh < heads; ++hh) {
+          const int kh = hh / (heads / kvh);
+          std::vector<double> sc;
+          for (int j = first; j <= pos; ++j) {
+            double d = 0;
+            for (int i = 0; i < hd; ++i) d += double(qs[size_t(pos * Q + hh * hd + i)]) * ks[size_t(j * KV + kh * hd + i)];
+            sc.push_back(d * p.scale);
+          }
+          const double m = *std::max_element(sc.begin(), sc.end());
+          double z = 0;
+          for (double& s : sc) z += (s = std::exp(s - m));
+          for (int i = 0; i < hd; ++i) {
+            double acc = 0;
+            for (int j = first; j <= pos; ++j) acc += sc[size_t(j - first)] / z * vs[size_t(j * KV + kh * hd + i)];
+            want[size_t(t * Q + hh * hd + i)] = acc;
+          }
+        }
+      }
+      expect_close(got, want, std::vector<double>(want.size(), 1.0), 1e-5, 1e-5,
+                   "attention T=" + std::to_string(T) + (window ? " window" : ""));
+      p0 += T;
+    }
+  }
+}
+
+TEST_P(OpHarness, MoeWithEveryRouterAndASharedExpert) {
+  const int T = 6, D = 20, F = 12, E = 8, k = 3, SF = 10;
+  MemoryExperts experts(E, D, F, h.rng);
+  for (RouterScoring scoring : {RouterScoring::Softmax, RouterScoring::TopkSoftmax, RouterScoring::Sigmoid})
+    for (bool shared : {false, true}) {
+      const auto x = randn(size_t(T * D), h.rng);
+      MoeParams p;
+      p.layer = 0;
+      p.experts = E;
+      p.top_k = k;
+      p.expert_ffn = F;
+      p.router.scoring = scoring;
+      p.router.renormalize = scoring != RouterScoring::TopkSoftmax;
+      if (scoring == RouterScoring::Sigmoid) {
+        p.router.groups = 4;
+        p.router.topk_groups = 2;
+        p.router.scaling = 1.5f;
+        p.correction_bias = h.own(make_tensor(DType::F32, {E}, randn(size_t(E), h.rng, 0.1f)));
+      }
+      p.router_weight = h.own(make_tensor(DType::F32, {E, D}, randn(size_t(E * D), h.rng)));
+      if (scoring == RouterScoring::TopkSoftmax) p.router_bias = h.own(make_tensor(DType::F32, {E}, randn(size_t(E), h.rng)));
+      if (shared) {
+        p.shared_ffn = SF;
+        p.shared_gate = h.own(make_tensor(DType::F32, {SF, D}, randn(size_t(SF * D), h.rng, 0.2f)));
+        p.shared_up = h.own(make_tensor(DType::F32, {SF, D}, randn(size_t(SF * D), h.rng, 0.2f)));
+        p.shared_down = h.own(make_tensor(DType::F32, {D, SF}, randn(size_t(SF * D), h.rng, 0.2f)));
+        p.shared_expert_gate = h.own(make_tensor(DType::F32, {1, D}, randn(size_t(D), h.rng)));
+      }
+      GraphBuilder g(T);
+      auto in = g.embed(g.input(), h.table(T, D, x), D);
+      auto y = g.moe(in, p);
+      g.set_output(g.linear<Role::Logits>(y, h.identity(D), nullptr, D, "out"));
+      const auto got = h.run(g.finish(), 1, &experts);
+
+      // Reference: router logits in double, the router rule (tested on its
+      // own in tests/moe/router_test.cpp), experts and combine in double.
+      auto mlp = [&](const TensorRef* gw, const TensorRef* uw, const TensorRef* dw, int f, const float* xt,
+                     std::vector<double>& out) {
+        const auto G = weight_values(*gw), U = weight_values(*uw), Dn = weight_values(*dw);
+        std::vector<double> act(static_cast<size_t>(f));
+        for (int i = 0; i < f; ++i) {
+          double a = 0, b = 0;
+          for (int j = 0; j < D; ++j) {
+            a += double(G[size_t(i * D + j)]) * xt[j];
+            b += double(U[size_t(i * D + j)]) * xt[j];
+          }
+          act[size_t(i)] = a / (1 + std::exp(-a)) * b;
+        }
+        out.assign(size_t(D), 0.0);
+        for (int o = 0; o < D; ++o)
+          for (int i = 0; i < f; ++i) out[size_t(o)] += double(Dn[size_t(o * f + i)]) * act[size_t(i)];
+      };
+      const auto R = weight_values(*p.router_weight);
+      std::vector<float> logits(size_t(T * E));
+      for (int t = 0; t < T; ++t)
+        for (int e = 0; e < E; ++e) {
+          double s = p.router_bias ? weight_values(*p.router_bias)[size_t(e)] : 0.0;
+          for (int j = 0; j < D; ++j) s += double(R[size_t(e * D + j)]) * x[size_t(t * D + j)];
+          logits[size_t(t * E + e)] = float(s);
+        }
+      Routing r;
+      RouterScratch sc;
+      route(p.router, logits.data(), T, E, k,
+            p.correction_bias ? weight_values(*p.correction_bias) : std::vector<float>{}, r, sc);
+      std::vector<double> want(size_t(T * D), 0.0), scale(size_t(T * D), 0.0), tmp;
+      for (int t = 0; t < T; ++t) {
+        for (int j = 0; j < k; ++j) {
+          const int32_t e = r.experts[size_t(t * k + j)];
+          mlp(&experts.gate_[size_t(e)]->ref, &experts.up_[size_t(e)]->ref, &experts.down_[size_t(e)]->ref, F,
+              &x[size_t(t * D)], tmp);
+          for (int o = 0; o < D; ++o) {
+            want[size_t(t * D + o)] += r.weights[size_t(t * k + j)] * tmp[size_t(o)];
+            scale[size_t(t * D + o)] += std::fabs(r.weights[size_t(t * k + j)] * tmp[size_t(o)]);
+          }
+        }
+        if (shared) {
+          mlp(p.shared_gate, p.shared_up, p.shared_down, SF, &x[size_t(t * D)], tmp);
+          double gl = 0;
+          const auto SG = weight_values(*p.shared_expert_gate);
+          for (int j = 0; j < D; ++j) gl += double(SG[size_t(j)]) * x[size_t(t * D + j)];
+          const double gate = 1 / (1 + std::exp(-gl));
+          for (int o = 0; o < D; ++o) {
+            want[size_t(t * D + o)] += gate * tmp[size_t(o)];
+            scale[size_t(t * D + o)] += std::fabs(gate * tmp[size_t(o)]);
+          }
+        }
+      }
+      expect_close(got, want, scale, 1e-5, 1e-5,
+                   std::string("moe scoring ") + std::to_string(int(scoring)) + (shared ? " shared" : ""));
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, OpHarness, ::testing::ValuesIn(backends_under_test()),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace moeflux
