@@ -12,6 +12,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "cli_util.h"
 #include "commands.h"
 #include "core/error.h"
 #include "generation.h"
@@ -140,7 +141,7 @@ void register_chat(CLI::App& app) {
   a->model.add_to(cmd);
   cmd->add_option("--system", a->system, "system message");
   cmd->add_option("--chat-template", a->chat_template, "Jinja chat template file to use instead of the model's");
-  cmd->add_option("--context", a->context, "context length (0: the model's maximum)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--context", a->context, "context length (0: the model's maximum)")->check(int_range(0, INT32_MAX, "(0: the model's maximum)"));
   a->sampling.add_to(cmd);
   cmd->callback([a] { run_chat(*a); });
 }

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/read_file.h"
 
 namespace moeflux {
 
@@ -57,7 +58,7 @@ std::map<std::string, TensorRef> parse_safetensors_header(std::span<const uint8_
   json header;
   try {
     header = json::parse(hb, hb + header_len);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number beyond double (1e400)
     fail("{}: header is not valid JSON: {}", path, e.what());
   }
   if (!header.is_object()) fail("{}: header must be a JSON object", path);
@@ -137,7 +138,7 @@ SafetensorsModel::SafetensorsModel(const std::string& path) {
     if (fs::exists(index)) {
       json j;
       try {
-        j = json::parse(read_text_file(index.string()));
+        j = json::parse(read_small_file(index.string(), "safetensors index"));
       } catch (const json::exception& e) {
         fail("{}: not valid JSON: {}", index.string(), e.what());
       }
