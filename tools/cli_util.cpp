@@ -124,7 +124,15 @@ EngineOptions ModelArgs::options() const {
 }
 
 std::shared_ptr<Engine> ModelArgs::load() const {
-  auto engine = Engine::load(path, options());
+  const EngineOptions o = options();
+  auto engine = Engine::load(path, o);
+  // Checked here too: without --expert-ram the store that would refuse a
+  // pin does not exist, and --pin 99:0 was silently ignored.
+  const ModelSpec& s = engine->spec();
+  for (auto [layer, expert] : o.pinned_experts)
+    if (layer >= s.layers || !s.layer_is_moe[size_t(layer)] || expert >= s.experts)
+      fail("--pin {}:{}: no such routed expert (MoE layers among 0..{}, experts 0..{})", layer, expert, s.layers - 1,
+           s.experts - 1);
   // Keys transformers does not read either: said once, not fatal.
   if (const auto& keys = engine->spec().unread_config_keys; !keys.empty())
     fmt::print(stderr, "moeflux: warning: config.json keys not read (transformers' {} config does not define them "

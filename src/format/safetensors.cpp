@@ -154,7 +154,10 @@ SafetensorsModel::SafetensorsModel(const std::string& path) {
           shard_paths.push_back((dir / s).string());
       }
       std::sort(shard_paths.begin(), shard_paths.end());
-      for (auto& p : shard_paths) files_.push_back(std::make_unique<SafetensorsFile>(p));
+      for (auto& p : shard_paths) {
+        if (!fs::is_regular_file(p)) fail("{}: shard {} is missing or not a regular file", index.string(), p);
+        files_.push_back(std::make_unique<SafetensorsFile>(p));
+      }
       for (auto& f : files_)
         for (auto& [name, t] : f->tensors()) {
           auto it = expected.find(name);
@@ -173,7 +176,11 @@ SafetensorsModel::SafetensorsModel(const std::string& path) {
   } else {
     shard_paths.push_back(path);
   }
-  for (auto& p : shard_paths) files_.push_back(std::make_unique<SafetensorsFile>(p));
+  for (auto& p : shard_paths) {
+    // Mapping a FIFO would block on open and a device would map garbage.
+    if (!fs::is_regular_file(p)) fail("{}: not a regular file; expected a .safetensors file", p);
+    files_.push_back(std::make_unique<SafetensorsFile>(p));
+  }
   for (auto& f : files_)
     for (auto& [name, t] : f->tensors())
       if (!index_.emplace(name, &t).second) fail("{}: tensor '{}' appears in more than one file", path, name);

@@ -45,9 +45,14 @@ void check_spec_against_checkpoint(const ModelSpec& s, const ArchDef& arch, cons
     const std::string moe = layer_prefix(l) + std::string(arch.moe_prefix);
     const std::set<int64_t> experts = numbered_blocks(names, moe + "experts.");
     if (!experts.empty()) {
+      // Exactly 0..experts-1: a count above the tensors present would have
+      // model_tensors() build names for every claimed expert.
       const int64_t top = *experts.rbegin();
       if (top >= s.experts)
         fail("{}: the config says {} experts but '{}experts.{}.' exists", src, s.experts, moe, top);
+      if (int64_t(experts.size()) != s.experts)
+        fail("{}: the config says {} experts but layer {} has tensors for {} ('{}experts.N.')", src, s.experts, l,
+             experts.size(), moe);
     } else if (const TensorRef* st = files.find(moe + "switch_mlp.gate_proj.weight")) {
       if (st->shape.empty() || st->shape[0] != s.experts)
         fail("{}: stacked tensor '{}' has shape {}, but the config says {} experts", st->file, st->name,

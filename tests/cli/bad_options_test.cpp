@@ -73,6 +73,8 @@ TEST_F(BadOptions, Table) {
       // --pin: exactly LAYER:EXPERT.
       {"score {O} --tokens 1,2 --pin 0:0:0", kError, "--pin: '0:0:0' is not LAYER:EXPERT"},
       {"score {O} --tokens 1,2 --pin 1x:2", kError, "--pin: '1x:2' is not LAYER:EXPERT"},
+      {"score {O} --tokens 1,2 --pin 99:0", kError, "--pin 99:0: no such routed expert"},
+      {"score {O} --tokens 1,2 --pin 0:7", kError, "--pin 0:7: no such routed expert"},
       // --chat-template must be a regular file.
       {"run {M} -p hi --chat-template {T}/empty_dir", kError, "--chat-template {T}/empty_dir: is a directory"},
       {"run {M} -p hi --chat-template /dev/zero", kError, "--chat-template /dev/zero: is a character device"},

@@ -87,6 +87,22 @@ TEST(LayerCounts, MoreExpertsNamedThanConfiguredIsRefused) {
   EXPECT_HAS(open_error(model_dir(tmp, "qwen2_moe_f32", j)), "the config says 5 experts but");
 }
 
+TEST(LayerCounts, HugeExpertCountIsRefusedAgainstTheTensors) {
+  test::TempDir tmp;
+  json j = oracle_config("mixtral_f32");
+  j["num_local_experts"] = 1 << 24;  // would build 3 x 2^24 x 3 tensor names
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_HAS(open_error(model_dir(tmp, "mixtral_f32", j)), "the config says 16777216 experts but layer 0 has tensors for 7");
+  EXPECT_LT(seconds_since(t0), 5.0);
+}
+
+TEST(LayerCounts, WeightsFileThatIsAFifoIsRefused) {
+  test::TempDir tmp;
+  test::write_file(tmp.file("config.json"), oracle_config("olmoe_f32").dump());
+  ASSERT_EQ(mkfifo(tmp.file("model.safetensors").c_str(), 0600), 0);
+  EXPECT_HAS(open_error(tmp.path()), "model.safetensors: not a regular file");
+}
+
 TEST(LayerCounts, LongMlpOnlyLayersListIsLinear) {
   json j = oracle_config("qwen3_moe_f32");
   j["num_hidden_layers"] = 200000;
