@@ -43,6 +43,12 @@ CLI::Validator real_range(double lo, double hi, const std::string& hint) {
 
 int max_cli_threads() { return ThreadPool::max_threads(); }
 
+void check_context(int context, const ModelSpec& spec) {
+  if (context > spec.max_positions)
+    fail("--context {} exceeds the model's context of {} positions (max_position_embeddings); 0 uses all of it",
+         context, spec.max_positions);
+}
+
 std::vector<int32_t> parse_token_list(const std::string& s) {
   std::vector<int32_t> out;
   size_t i = 0;

@@ -8,6 +8,10 @@
 
 #include "moeflux/engine.h"
 
+namespace moeflux {
+struct ModelSpec;
+}
+
 namespace moeflux::cli {
 
 // Option checks whose messages state the range as numbers a person reads
@@ -19,6 +23,10 @@ CLI::Validator real_range(double lo, double hi, const std::string& hint = "");
 // The most --threads accepted: a few threads per online core is useful
 // (hyper-threads, I/O waits); tens of thousands made the machine unusable.
 int max_cli_threads();
+
+// --context beyond max_position_embeddings runs RoPE at positions the
+// model never saw (and 2^31 - 1 was accepted): refused naming both.
+void check_context(int context, const ModelSpec& spec);
 
 // "1,2,3" -> {1, 2, 3}; throws moeflux::Error naming the bad entry.
 std::vector<int32_t> parse_token_list(const std::string& s);

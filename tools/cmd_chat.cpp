@@ -54,6 +54,7 @@ const char* kHelp =
 void run_chat(const ChatArgs& a) {
   TextModel m = load_text_model(a.model, a.chat_template);
   const bool tty = isatty(STDIN_FILENO);
+  check_context(a.context, m.engine->spec());
   Session session(m.engine, a.context);
   Sampler sampler(a.sampling.resolve(m.engine->spec().vocab), m.engine->spec().vocab);
   std::string system = a.system;

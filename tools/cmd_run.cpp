@@ -35,6 +35,7 @@ void run_run(const RunArgs& a) {
     // The rendered template carries its own BOS where the model wants one.
     ids = m.tokenizer.encode(m.chat_template.render(messages), /*add_special_tokens=*/false);
   }
+  check_context(a.context, m.engine->spec());
   Session session(m.engine, a.context);
   Sampler sampler(a.sampling.resolve(m.engine->spec().vocab), m.engine->spec().vocab);
   auto st = generate_text(session, m.tokenizer, ids, sampler, a.sampling.stop_conditions(m.stop_tokens),

@@ -32,7 +32,7 @@ struct Fd {
 std::string read_small_file(const std::string& path, const std::string& what, uint64_t max_bytes) {
   // stat first: opening a FIFO for reading blocks until a writer appears.
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) fail("{} {}: {}", what, path, std::strerror(errno));
+  if (::stat(path.c_str(), &st) != 0) fail("{} {}: cannot open: {}", what, path, std::strerror(errno));
   if (!S_ISREG(st.st_mode)) fail("{} {}: is {}, expected a regular file", what, path, kind_of(st.st_mode));
   // O_NONBLOCK: should the path be swapped for a FIFO after the stat, the
   // open still returns; fstat below then refuses it.

@@ -25,6 +25,12 @@ class BadOptions : public ::testing::Test {
     std::filesystem::create_directory(dir_->file("empty_dir"));
     test::write_file(dir_->file("tiny.gguf"), "GG");
     ASSERT_EQ(mkfifo(dir_->file("fifo").c_str(), 0600), 0);
+    // The synthetic model with tokenizer.json replaced by a FIFO (reading it blocked forever).
+    std::filesystem::create_directory(dir_->file("fifo_tok"));
+    for (auto& e : std::filesystem::directory_iterator(text_model()))
+      if (e.path().filename() != "tokenizer.json")
+        std::filesystem::create_symlink(e.path(), dir_->file("fifo_tok") + "/" + e.path().filename().string());
+    ASSERT_EQ(mkfifo(dir_->file("fifo_tok/tokenizer.json").c_str(), 0600), 0);
     // A model dir whose config.json has a number beyond double.
     std::filesystem::create_directory(dir_->file("huge"));
     test::write_file(dir_->file("huge/config.json"), R"({"model_type": "olmoe", "rms_norm_eps": 1e400})");
@@ -61,6 +67,7 @@ TEST_F(BadOptions, Table) {
       {"generate {O} --tokens 1,2 -n 0", kUsage, "is not an integer from 1 to 2147483647"},
       {"run {M} -p hi --context -1", kUsage, "--context: '-1' is not an integer from 0 to 2147483647"},
       {"synth --preset tiny-moe -o {T}/s --route-skew -1", kUsage, "--route-skew: '-1' is not a number from 0 to"},
+      {"run {M} -p hi --context 2147483647", kError, "--context 2147483647 exceeds the model's context of 4096"},
       // bench checks the context before allocating the prompt.
       {"bench {O} -p 2147483647 -n 1", kError, "exceed the model's context of 256 positions"},
       // --logit-bias needs a token id before '='.
@@ -79,7 +86,8 @@ TEST_F(BadOptions, Table) {
       {"run {M} -p hi --chat-template {T}/empty_dir", kError, "--chat-template {T}/empty_dir: is a directory"},
       {"run {M} -p hi --chat-template /dev/zero", kError, "--chat-template /dev/zero: is a character device"},
       {"run {M} -p hi --chat-template {T}/fifo", kError, "--chat-template {T}/fifo: is a FIFO"},
-      {"run {M} -p hi --chat-template {T}/nope.jinja", kError, "--chat-template {T}/nope.jinja: No such file"},
+      {"run {M} -p hi --chat-template {T}/nope.jinja", kError, "--chat-template {T}/nope.jinja: cannot open: No such file"},
+      {"score {T}/fifo_tok --prompt hi", kError, "tokenizer file {T}/fifo_tok/tokenizer.json: is a FIFO"},
       // Model paths.
       {"inspect {T}/tiny.gguf", kError, "{T}/tiny.gguf: not a GGUF file: 2 bytes"},
       {"inspect {T}/nope", kError, "model path {T}/nope does not exist"},
