@@ -8,8 +8,11 @@
 #include <cmath>
 #include <filesystem>
 
+#include <fmt/format.h>
+
 #include "core/read_file.h"
 #include "format/gguf/gguf_file.h"
+#include "format/gguf/gguf_writer.h"
 #include "format/safetensors_writer.h"
 #include "model/config.h"
 #include "model/gguf_arch.h"
@@ -161,6 +164,46 @@ TEST(LayerCounts, GgufHugeBlockCountIsRefusedQuickly) {
   EXPECT_HAS(e, "'qwen3moe.block_count' = 16777216 but the tensors cover");
   EXPECT_HAS(e, "tiny_qwen3moe.gguf");
   EXPECT_LT(seconds_since(t0), 2.0);
+}
+
+// tiny_qwen3moe.gguf rewritten with `extra` tensors appended and one
+// metadata key replaced (empty key: none).
+std::string rewritten_gguf(const test::TempDir& tmp, const std::vector<GgufTensorDecl>& extra, const std::string& key,
+                           GgufValue v) {
+  GgufFile f(test::fixture("gguf/tiny_qwen3moe.gguf"));
+  const GgufMetadata md = key.empty() ? f.metadata() : with(f.metadata(), key, v);
+  std::vector<GgufTensorDecl> decls;
+  for (const GgufTensor& t : f.tensors()) decls.push_back({t.name, t.type, t.dims});
+  for (const GgufTensorDecl& d : extra) decls.push_back(d);
+  std::vector<uint64_t> rel;
+  std::string bytes = gguf_header_bytes(md, decls, "test", &rel);
+  const size_t data_start = bytes.size();
+  for (size_t i = 0; i < decls.size(); ++i) {
+    bytes.resize(data_start + rel[i], '\0');
+    if (i < f.tensors().size())
+      bytes.append(reinterpret_cast<const char*>(f.tensors()[i].data), f.tensors()[i].nbytes);
+    else
+      bytes.append(decls[i].nbytes(), '\0');
+  }
+  const std::string path = tmp.file("m.gguf");
+  test::write_file(path, bytes);
+  return path;
+}
+
+TEST(LayerCounts, GgufUnusedTensorAndWrongBlockCountAreRefused) {
+  test::TempDir a, b, c, d;
+  // The unchanged rewrite loads: the helper itself is sound.
+  EXPECT_EQ(open_error(rewritten_gguf(a, {}, "", {uint32_t(0)})), "");
+  EXPECT_HAS(open_error(rewritten_gguf(b, {{"blk.0.unexpected.weight", GgmlType::F32, {4}}}, "", {uint32_t(0)})),
+             "blk.0.unexpected.weight");
+  GgufFile f(test::fixture("gguf/tiny_qwen3moe.gguf"));
+  const uint32_t blocks = f.metadata().get_u32("qwen3moe.block_count");
+  EXPECT_HAS(open_error(rewritten_gguf(c, {}, "qwen3moe.block_count", {blocks + 1})),
+             fmt::format("'qwen3moe.block_count' = {} but the tensors cover {} layer(s)", blocks + 1, blocks));
+  // A block beyond block_count (the GGUF form of num_hidden_layers 3 on 4 layers).
+  const std::string extra = fmt::format("blk.{}.attn_norm.weight", blocks);
+  EXPECT_HAS(open_error(rewritten_gguf(d, {{extra, GgmlType::F32, {4}}}, "", {uint32_t(0)})),
+             fmt::format("'qwen3moe.block_count' = {} but the tensors cover {} layer(s)", blocks, blocks + 1));
 }
 
 // --- item 7: ranges and consistency --------------------------------------
