@@ -11,7 +11,7 @@ dtype) and adds new ones (qwen2_moe's qkv_bias and layer_types). Loading the
 re-saving a checkpoint does, so the result is what moeflux must read.
 
 Only config classes are needed, not torch:
-    python3 -m venv /tmp/tf5 && /tmp/tf5/bin/pip install 'transformers>=5'
+    python3 -m venv /tmp/tf5 && /tmp/tf5/bin/pip install -r scripts/requirements-tf5.txt
     /tmp/tf5/bin/python scripts/gen_tf5_configs.py
 Deterministic: the output depends only on the fixture configs and the
 transformers version (recorded in each file's transformers_version).

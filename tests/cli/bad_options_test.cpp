@@ -105,4 +105,20 @@ TEST_F(BadOptions, Table) {
   }
 }
 
+// A key transformers' config class does not define is ignored by
+// transformers too: moeflux runs, and names it in a warning.
+TEST_F(BadOptions, UnreadConfigKeyIsNamedInAWarning) {
+  const std::string src = test::fixture("oracle/olmoe_f32");
+  const std::string dir = dir_->file("extra_key");
+  std::filesystem::create_directory(dir);
+  auto cfg = nlohmann::json::parse(test::read_file(src + "/config.json"));
+  cfg["my_custom_flag"] = true;
+  test::write_file(dir + "/config.json", cfg.dump());
+  std::filesystem::create_symlink(src + "/model.safetensors", dir + "/model.safetensors");
+  const auto r = test::run_cli("score " + dir + " --tokens 1,2");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("warning: config.json keys not read"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("my_custom_flag"), std::string::npos) << r.err;
+}
+
 }  // namespace
