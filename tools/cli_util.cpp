@@ -4,14 +4,50 @@
 
 #include <charconv>
 #include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <thread>
 
 #include "core/error.h"
 #include "core/progress.h"
+#include "core/thread_pool.h"
 #include "experts/expert_store.h"
 #include "model/model_spec.h"
 #include <fmt/format.h>
 
 namespace moeflux::cli {
+
+CLI::Validator int_range(int64_t lo, int64_t hi, const std::string& hint) {
+  return CLI::Validator(
+      [lo, hi, hint](std::string& in) -> std::string {
+        int64_t v = 0;
+        auto [p, ec] = std::from_chars(in.data(), in.data() + in.size(), v);
+        if (in.empty() || ec != std::errc() || p != in.data() + in.size() || v < lo || v > hi)
+          return fmt::format("'{}' is not an integer from {} to {}{}{}", in, lo, hi, hint.empty() ? "" : " ", hint);
+        return "";
+      },
+      fmt::format("INT in [{}, {}]", lo, hi));
+}
+
+CLI::Validator real_range(double lo, double hi, const std::string& hint) {
+  return CLI::Validator(
+      [lo, hi, hint](std::string& in) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(in.c_str(), &end);
+        if (in.empty() || *end || !std::isfinite(v) || v < lo || v > hi)
+          return fmt::format("'{}' is not a number from {} to {}{}{}", in, lo, hi, hint.empty() ? "" : " ", hint);
+        return "";
+      },
+      fmt::format("NUMBER in [{}, {}]", lo, hi));
+}
+
+int max_cli_threads() { return ThreadPool::max_threads(); }
+
+void check_context(int context, const ModelSpec& spec) {
+  if (context > spec.max_positions)
+    fail("--context {} exceeds the model's context of {} positions (max_position_embeddings); 0 uses all of it",
+         context, spec.max_positions);
+}
 
 std::vector<int32_t> parse_token_list(const std::string& s) {
   std::vector<int32_t> out;
@@ -43,12 +79,15 @@ std::string join_tokens(const std::vector<int32_t>& ids) {
 
 void ModelArgs::add_to(CLI::App* cmd) {
   cmd->add_option("model", path, "model directory (config.json + safetensors)")->required();
-  cmd->add_option("--threads,-t", threads, "CPU threads (0: all cores)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--threads,-t", threads, "CPU threads (0: all cores)")
+      ->check(int_range(0, max_cli_threads(),
+                        fmt::format("(0: all cores; at most {} x the {} online cores)", ThreadPool::kThreadsPerCore,
+                                    std::max(1u, std::thread::hardware_concurrency()))));
   cmd->add_option("--expert-ram", expert_ram,
                   "host RAM for routed experts: 8G, 512M, 25% (of expert bytes) or auto; "
                   "the rest is streamed from storage (default: all memory-mapped)");
   cmd->add_option("--io", io, "how experts are read: direct (io_uring+O_DIRECT), pread, buffered, mmap");
-  cmd->add_option("--io-qd", io_queue_depth, "reads in flight")->check(CLI::PositiveNumber);
+  cmd->add_option("--io-qd", io_queue_depth, "reads in flight")->check(int_range(1, 4096));
   cmd->add_option("--cache", cache, "expert cache policy: lru or lfu (frequency with aging)");
   cmd->add_flag("--prefetch", prefetch, "read the next layer's likely experts while this layer computes");
   cmd->add_option("--prefetch-with", prefetch_with,
@@ -76,20 +115,40 @@ EngineOptions ModelArgs::options() const {
       size_t j = pin.find(',', i);
       if (j == std::string::npos) j = pin.size();
       const std::string item = pin.substr(i, j - i);
+      // Exactly two non-negative integers: std::stoi read "0:0:0" as 0:0
+      // and "1x:2" as 1:2.
+      int layer = -1, expert = -1;
       const size_t colon = item.find(':');
-      try {
-        if (colon == std::string::npos) throw std::invalid_argument(item);
-        o.pinned_experts.emplace_back(std::stoi(item.substr(0, colon)), std::stoi(item.substr(colon + 1)));
-      } catch (const std::exception&) {
-        fail("--pin: '{}' is not LAYER:EXPERT", item);
-      }
+      auto whole = [](std::string_view t, int& v) {
+        auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+        return !t.empty() && ec == std::errc() && p == t.data() + t.size() && v >= 0;
+      };
+      if (colon == std::string::npos || !whole(std::string_view(item).substr(0, colon), layer) ||
+          !whole(std::string_view(item).substr(colon + 1), expert))
+        fail("--pin: '{}' is not LAYER:EXPERT (two non-negative integers)", item);
+      o.pinned_experts.emplace_back(layer, expert);
       i = j + 1;
     }
   }
   return o;
 }
 
-std::shared_ptr<Engine> ModelArgs::load() const { return Engine::load(path, options()); }
+std::shared_ptr<Engine> ModelArgs::load() const {
+  const EngineOptions o = options();
+  auto engine = Engine::load(path, o);
+  // Checked here too: without --expert-ram the store that would refuse a
+  // pin does not exist, and --pin 99:0 was silently ignored.
+  const ModelSpec& s = engine->spec();
+  for (auto [layer, expert] : o.pinned_experts)
+    if (layer >= s.layers || !s.layer_is_moe[size_t(layer)] || expert >= s.experts)
+      fail("--pin {}:{}: no such routed expert (MoE layers among 0..{}, experts 0..{})", layer, expert, s.layers - 1,
+           s.experts - 1);
+  // Keys transformers does not read either: said once, not fatal.
+  if (const auto& keys = engine->spec().unread_config_keys; !keys.empty())
+    fmt::print(stderr, "moeflux: warning: config.json keys not read (transformers' {} config does not define them "
+               "either): {}\n", engine->spec().arch, fmt::join(keys, ", "));
+  return engine;
+}
 
 std::string expert_stats_line(const Engine& engine, int tokens) {
   if (engine.options().expert_ram == 0) return "";

@@ -8,7 +8,25 @@
 
 #include "moeflux/engine.h"
 
+namespace moeflux {
+struct ModelSpec;
+}
+
 namespace moeflux::cli {
+
+// Option checks whose messages state the range as numbers a person reads
+// (CLI11's PositiveNumber / NonNegativeNumber print DBL_MAX, "not in range
+// 0.000000 to 179769313486231570814527423731704356798070567525844996...").
+// `hint` follows the range, e.g. "(0: all cores)".
+CLI::Validator int_range(int64_t lo, int64_t hi, const std::string& hint = "");
+CLI::Validator real_range(double lo, double hi, const std::string& hint = "");
+// The most --threads accepted: a few threads per online core is useful
+// (hyper-threads, I/O waits); tens of thousands made the machine unusable.
+int max_cli_threads();
+
+// --context beyond max_position_embeddings runs RoPE at positions the
+// model never saw (and 2^31 - 1 was accepted): refused naming both.
+void check_context(int context, const ModelSpec& spec);
 
 // "1,2,3" -> {1, 2, 3}; throws moeflux::Error naming the bad entry.
 std::vector<int32_t> parse_token_list(const std::string& s);

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "cli_util.h"
 #include "backend/cpu/simd_kernels.h"
 #include "bench.h"
 #include "commands.h"
@@ -203,6 +204,11 @@ nlohmann::ordered_json run_bench(const BenchArgs& a) {
   auto engine = a.model.load();
   const ModelSpec& s = engine->spec();
   Engine::Impl& impl = engine->impl();
+  // Before the prompt is allocated: -p 2147483647 allocated gigabytes and
+  // only then met the session's context check.
+  if (int64_t(a.prompt_tokens) + a.decode_tokens > s.max_positions)
+    fail("bench: --prompt-tokens {} + --decode-tokens {} = {} exceed the model's context of {} positions",
+         a.prompt_tokens, a.decode_tokens, int64_t(a.prompt_tokens) + a.decode_tokens, s.max_positions);
   if (!a.json) fmt::print(stderr, "bench: {} ({}), {} threads, kernels: {}\n", a.model.path, s.arch, impl.scheduler->threads(),
                           simd::target_name());
   const uint64_t model_cached_loaded = model_bytes_cached(*engine);
@@ -386,8 +392,8 @@ void register_bench(CLI::App& app) {
   auto* cmd = app.add_subcommand("bench", "prefill/decode tok/s, peak RSS, and the host-memory floor");
   auto a = std::make_shared<BenchArgs>();
   a->model.add_to(cmd);
-  cmd->add_option("--prompt-tokens,-p", a->prompt_tokens, "prefill length")->check(CLI::PositiveNumber);
-  cmd->add_option("--decode-tokens,-n", a->decode_tokens, "decode steps timed")->check(CLI::PositiveNumber);
+  cmd->add_option("--prompt-tokens,-p", a->prompt_tokens, "prefill length")->check(int_range(1, INT32_MAX));
+  cmd->add_option("--decode-tokens,-n", a->decode_tokens, "decode steps timed")->check(int_range(1, INT32_MAX));
   cmd->add_option("--seed", a->seed, "seed of the random prompt");
   cmd->add_flag("--json", a->json, "print JSON");
   cmd->callback([a] {

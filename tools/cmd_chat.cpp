@@ -12,6 +12,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "cli_util.h"
 #include "commands.h"
 #include "core/error.h"
 #include "generation.h"
@@ -73,6 +74,7 @@ const char* kHelp =
 void run_chat(const ChatArgs& a) {
   TextModel m = load_text_model(a.model, a.chat_template);
   const bool tty = isatty(STDIN_FILENO);
+  check_context(a.context, m.engine->spec());
   Session session(m.engine, a.context);
   Sampler sampler(a.sampling.resolve(m.engine->spec().vocab), m.engine->spec().vocab);
   std::string system = a.system;
@@ -163,7 +165,7 @@ void register_chat(CLI::App& app) {
   a->model.add_to(cmd);
   cmd->add_option("--system", a->system, "system message");
   cmd->add_option("--chat-template", a->chat_template, "Jinja chat template file to use instead of the model's");
-  cmd->add_option("--context", a->context, "context length (0: the model's maximum)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--context", a->context, "context length (0: the model's maximum)")->check(int_range(0, INT32_MAX, "(0: the model's maximum)"));
   a->sampling.add_to(cmd);
   cmd->callback([a] { run_chat(*a); });
 }

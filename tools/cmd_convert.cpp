@@ -5,6 +5,7 @@
 #include <chrono>
 #include <filesystem>
 
+#include "cli_util.h"
 #include "commands.h"
 #include "convert/convert_hf.h"
 #include "core/error.h"
@@ -31,7 +32,7 @@ void register_convert(CLI::App& app) {
   cmd->add_option("-o,--out", a->out, "output .gguf file")->required();
   cmd->add_option("--type", a->type, "tensor type: " + convert_type_list() + " (default q8_0)");
   cmd->add_option("--name", a->name, "general.name (default: the directory's name)");
-  cmd->add_option("--threads", a->threads, "threads for quantizing (default: all cores)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--threads", a->threads, "threads for quantizing (default: all cores)")->check(int_range(0, max_cli_threads(), "(0: all cores)"));
   cmd->add_flag("--force", a->force, "replace the output file if it exists");
   cmd->add_flag("--no-tokenizer", a->no_tokenizer,
                 "write the weights only (llama.cpp needs the tokenizer to load a model)");

@@ -62,7 +62,7 @@ void register_generate(CLI::App& app) {
   a->model.add_to(cmd);
   cmd->add_option("--tokens", a->tokens, "comma-separated prompt token ids");
   cmd->add_option("--prompt", a->prompt, "prompt text (then the decoded text is printed after the ids)");
-  cmd->add_option("-n,--max-tokens", a->n, "tokens to generate")->check(CLI::PositiveNumber);
+  cmd->add_option("-n,--max-tokens", a->n, "tokens to generate")->check(int_range(1, INT32_MAX));
   cmd->add_flag("!--ignore-eos", a->stop_at_eos, "keep going past the end-of-sequence token");
   cmd->callback([a] { run_generate(*a); });
 }

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "cli_util.h"
 #include "commands.h"
 #include "generation.h"
 #include "model/model_spec.h"
@@ -34,6 +35,7 @@ void run_run(const RunArgs& a) {
     // The rendered template carries its own BOS where the model wants one.
     ids = m.tokenizer.encode(m.chat_template.render(messages), /*add_special_tokens=*/false);
   }
+  check_context(a.context, m.engine->spec());
   Session session(m.engine, a.context);
   Sampler sampler(a.sampling.resolve(m.engine->spec().vocab), m.engine->spec().vocab);
   auto st = generate_text(session, m.tokenizer, ids, sampler, a.sampling.stop_conditions(m.stop_tokens),
@@ -59,7 +61,7 @@ void register_run(CLI::App& app) {
   cmd->add_option("--system", a->system, "system message (chat mode)");
   cmd->add_flag("--raw", a->raw, "plain completion: no chat template");
   cmd->add_option("--chat-template", a->chat_template, "Jinja chat template file to use instead of the model's");
-  cmd->add_option("--context", a->context, "context length (0: the model's maximum)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--context", a->context, "context length (0: the model's maximum)")->check(int_range(0, INT32_MAX, "(0: the model's maximum)"));
   cmd->add_flag("-q,--quiet", a->quiet, "no speed line at the end");
   a->sampling.add_to(cmd);
   cmd->callback([a] { run_run(*a); });

@@ -120,7 +120,7 @@ void register_score(CLI::App& app) {
   a->model.add_to(cmd);
   cmd->add_option("--tokens", a->tokens, "comma-separated token ids, e.g. 1,2,3");
   cmd->add_option("--prompt", a->prompt, "text, encoded with the model's tokenizer");
-  cmd->add_option("--top-k", a->top_k, "alternatives shown per position")->check(CLI::PositiveNumber);
+  cmd->add_option("--top-k", a->top_k, "alternatives shown per position")->check(int_range(1, INT32_MAX));
   cmd->add_flag("--json", a->json, "print JSON");
   cmd->add_option("--logits-out", a->logits_out, "also write every position's raw logits to this .npy file (float32)");
   cmd->add_flag("--force", a->force, "replace the --logits-out file if it exists");

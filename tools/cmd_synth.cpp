@@ -5,6 +5,7 @@
 
 #include <filesystem>
 
+#include "cli_util.h"
 #include "commands.h"
 #include "core/error.h"
 #include "core/progress.h"
@@ -31,7 +32,7 @@ void register_synth(CLI::App& app) {
   cmd->add_option("--route-skew", o->route_skew,
                   "emulate unequal expert popularity by scaling router rows (0: uniform; e.g. 2); an emulation, "
                   "not any real model's routing")
-      ->check(CLI::NonNegativeNumber);
+      ->check(real_range(0, 1e6));
   cmd->add_flag("--list", *list, "list the presets");
   cmd->add_flag("--force", *force, "replace existing files of the names synth writes (by default it refuses)");
   cmd->callback([o, list, type, force] {

@@ -1,3 +1,4 @@
+#include "cli_util.h"
 #include "sampling_args.h"
 
 #include <charconv>
@@ -8,7 +9,7 @@
 namespace moeflux::cli {
 
 void SamplingArgs::add_to(CLI::App* cmd) {
-  cmd->add_option("-n,--max-tokens", max_tokens, "most tokens to generate")->check(CLI::PositiveNumber);
+  cmd->add_option("-n,--max-tokens", max_tokens, "most tokens to generate")->check(int_range(1, INT32_MAX));
   cmd->add_option("--temp", params.temperature, "temperature (0: greedy)");
   cmd->add_option("--top-k", params.top_k, "keep the k most likely tokens (0: off)");
   cmd->add_option("--top-p", params.top_p, "nucleus sampling mass (1: off)");
@@ -30,8 +31,11 @@ SamplingParams SamplingArgs::resolve(int32_t vocab) const {
   for (const std::string& b : logit_bias) {
     const size_t eq = b.find('=');
     int32_t id = 0;
-    if (eq == std::string::npos || std::from_chars(b.data(), b.data() + eq, id).ptr != b.data() + eq)
-      fail("--logit-bias '{}': expected ID=BIAS", b);
+    // eq == 0 ("=5") must not parse as token 0: from_chars on an empty
+    // range returns its end with an error code, which the end check alone missed.
+    const auto parsed = eq == std::string::npos ? std::from_chars_result{} : std::from_chars(b.data(), b.data() + eq, id);
+    if (eq == std::string::npos || eq == 0 || parsed.ec != std::errc() || parsed.ptr != b.data() + eq)
+      fail("--logit-bias '{}': expected ID=BIAS with ID a token id, e.g. 42=-1.5", b);
     const std::string v = b.substr(eq + 1);
     float bias;
     if (v == "-inf") bias = -INFINITY;
@@ -39,7 +43,7 @@ SamplingParams SamplingArgs::resolve(int32_t vocab) const {
       try {
         size_t used = 0;
         bias = std::stof(v, &used);
-        if (used != v.size()) throw std::invalid_argument(v);
+        if (used != v.size() || std::isnan(bias)) throw std::invalid_argument(v);
       } catch (const std::exception&) {
         fail("--logit-bias '{}': '{}' is not a number", b, v);
       }

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/mapped_file.h"
 #include "core/output_file.h"
+#include "core/read_file.h"
 #include "model/gguf_model.h"
 #include "model/model_spec.h"
 #include "text/tokenizer/gguf_tokenizer.h"
@@ -23,6 +24,9 @@ Tokenizer load_tokenizer(const std::string& model_dir) {
 }
 
 TextModel load_text_model(const ModelArgs& args, const std::string& chat_template_file) {
+  // Read before the model loads: a bad path fails at once.
+  const std::string template_text =
+      chat_template_file.empty() ? std::string() : read_small_file(chat_template_file, "--chat-template");
   TextModel m{args.load(), load_tokenizer(args.path), ChatTemplate::fallback()};
   std::optional<ChatTemplate> from_model;
   if (is_gguf_file(args.path)) {
@@ -42,7 +46,7 @@ TextModel load_text_model(const ModelArgs& args, const std::string& chat_templat
     if (fs::exists(cfg)) from_model = ChatTemplate::from_tokenizer_config(cfg.string());
   }
   if (!chat_template_file.empty()) {
-    m.chat_template = ChatTemplate::parse(read_text_file(chat_template_file), chat_template_file);
+    m.chat_template = ChatTemplate::parse(template_text, chat_template_file);
     if (from_model) m.chat_template.set_special_tokens(from_model->special_tokens());
   } else if (from_model) {
     m.chat_template = std::move(*from_model);

@@ -13,6 +13,7 @@
 #include "format/safetensors.h"
 #include "model/arch.h"
 #include "model/gguf_arch.h"
+#include "model/tensor_check.h"
 
 namespace moeflux {
 
@@ -63,6 +64,8 @@ GgufWriteResult convert_hf_to_gguf(const ConvertOptions& opt) {
     fail("{}: an MLX-quantized checkpoint ({}); convert reads f32, f16 and bf16 Hugging Face checkpoints", opt.hf_dir,
          spec.mlx_quant->describe());
   const SafetensorsModel model(opt.hf_dir);
+  // Layers and experts against the tensor names, before a name is built for each.
+  check_spec_against_checkpoint(spec, arch_def(spec.arch), model, opt.hf_dir);
 
   // Everything checked before the first byte is written.
   std::vector<std::string> missing;

@@ -1,5 +1,7 @@
 #include "core/thread_pool.h"
 
+#include "core/error.h"
+
 #include <algorithm>
 #include <cstdlib>
 #include <utility>
@@ -46,7 +48,11 @@ bool spin_until(Done done) {
 
 }  // namespace
 
+int ThreadPool::max_threads() { return kThreadsPerCore * int(std::max(1u, std::thread::hardware_concurrency())); }
+
 ThreadPool::ThreadPool(int threads) {
+  if (threads > max_threads())
+    fail("{} threads asked for: at most {} ({} per online core) are allowed", threads, max_threads(), kThreadsPerCore);
   if (threads <= 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
 }

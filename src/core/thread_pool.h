@@ -22,7 +22,11 @@ namespace moeflux {
 
 class ThreadPool {
  public:
-  explicit ThreadPool(int threads = 0);  // 0: all online cores
+  // 0: all online cores. More than max_threads() is refused (Error): one
+  // caller asked for 40,000 threads and made the machine unusable.
+  explicit ThreadPool(int threads = 0);
+  static constexpr int kThreadsPerCore = 4;
+  static int max_threads();  // kThreadsPerCore x the online cores
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;

@@ -79,6 +79,9 @@ uint64_t parse_size_suffix(const std::string& s) {
   else if (suffix == "T" || suffix == "TiB") mult = 1024.0 * 1024 * 1024 * 1024;
   else fail("expert RAM budget '{}': unknown unit '{}' (K, M, G, T or %)", s, suffix);
   if (v < 0) fail("expert RAM budget '{}' is negative", s);
+  // NaN, infinity and sizes past 2^64 would make the conversion undefined.
+  if (!std::isfinite(v) || v * mult >= 18446744073709551615.0)
+    fail("expert RAM budget '{}' is not a size in bytes that fits 64 bits", s);
   return uint64_t(v * mult);
 }
 
@@ -104,12 +107,16 @@ uint64_t parse_expert_budget(const std::string& s, uint64_t expert_total, uint64
   }
   if (!s.empty() && s.back() == '%') {
     double pct = 0;
+    size_t used = 0;
+    const std::string num = s.substr(0, s.size() - 1);
     try {
-      pct = std::stod(s.substr(0, s.size() - 1));
+      pct = std::stod(num, &used);
     } catch (const std::exception&) {
       fail("expert RAM budget '{}': expected a percentage like 25%", s);
     }
-    if (pct <= 0 || pct > 100) fail("expert RAM budget '{}' must be in (0%, 100%]", s);
+    if (used != num.size()) fail("expert RAM budget '{}': expected a percentage like 25%", s);
+    // Written so that NaN fails too ("nan%" gave the full budget).
+    if (!(pct > 0 && pct <= 100)) fail("expert RAM budget '{}' must be in (0%, 100%]", s);
     return uint64_t(double(expert_total) * pct / 100.0);
   }
   return parse_size_suffix(s);

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/read_file.h"
 
 namespace moeflux {
 
@@ -57,7 +58,7 @@ std::map<std::string, TensorRef> parse_safetensors_header(std::span<const uint8_
   json header;
   try {
     header = json::parse(hb, hb + header_len);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number beyond double (1e400)
     fail("{}: header is not valid JSON: {}", path, e.what());
   }
   if (!header.is_object()) fail("{}: header must be a JSON object", path);
@@ -137,7 +138,7 @@ SafetensorsModel::SafetensorsModel(const std::string& path) {
     if (fs::exists(index)) {
       json j;
       try {
-        j = json::parse(read_text_file(index.string()));
+        j = json::parse(read_small_file(index.string(), "safetensors index"));
       } catch (const json::exception& e) {
         fail("{}: not valid JSON: {}", index.string(), e.what());
       }
@@ -153,7 +154,10 @@ SafetensorsModel::SafetensorsModel(const std::string& path) {
           shard_paths.push_back((dir / s).string());
       }
       std::sort(shard_paths.begin(), shard_paths.end());
-      for (auto& p : shard_paths) files_.push_back(std::make_unique<SafetensorsFile>(p));
+      for (auto& p : shard_paths) {
+        if (!fs::is_regular_file(p)) fail("{}: shard {} is missing or not a regular file", index.string(), p);
+        files_.push_back(std::make_unique<SafetensorsFile>(p));
+      }
       for (auto& f : files_)
         for (auto& [name, t] : f->tensors()) {
           auto it = expected.find(name);
@@ -172,7 +176,11 @@ SafetensorsModel::SafetensorsModel(const std::string& path) {
   } else {
     shard_paths.push_back(path);
   }
-  for (auto& p : shard_paths) files_.push_back(std::make_unique<SafetensorsFile>(p));
+  for (auto& p : shard_paths) {
+    // Mapping a FIFO would block on open and a device would map garbage.
+    if (!fs::is_regular_file(p)) fail("{}: not a regular file; expected a .safetensors file", p);
+    files_.push_back(std::make_unique<SafetensorsFile>(p));
+  }
   for (auto& f : files_)
     for (auto& [name, t] : f->tensors())
       if (!index_.emplace(name, &t).second) fail("{}: tensor '{}' appears in more than one file", path, name);

@@ -8,6 +8,14 @@ namespace moeflux {
 
 namespace {
 
+// Fields of transformers' MixtralConfig (4.x and 5.x) beyond the generic
+// ones; num_experts is an alias of num_local_experts (attribute_map).
+constexpr std::string_view kKeys[] = {
+    "head_dim", "hidden_act", "hidden_size", "intermediate_size", "max_position_embeddings", "num_attention_heads",
+    "num_experts_per_tok", "num_hidden_layers", "num_key_value_heads", "num_local_experts", "rms_norm_eps",
+    "router_jitter_noise", "sliding_window", "vocab_size"};
+constexpr KeyAlias kAliases[] = {{"num_local_experts", "num_experts"}};
+
 void configure(const Config& cfg, ModelSpec& s) {
   s.head_dim = cfg.get_dim("head_dim", s.hidden / s.heads);
   s.experts = cfg.get_dim("num_local_experts");
@@ -25,6 +33,6 @@ ExpertTensorNames experts(int layer, int e) {
 
 }  // namespace
 
-extern const ArchDef kArchMixtral{"mixtral", configure, "block_sparse_moe.", experts};
+extern const ArchDef kArchMixtral{"mixtral", configure, "block_sparse_moe.", experts, 1e6, kKeys, kAliases};
 
 }  // namespace moeflux

@@ -8,8 +8,17 @@ namespace moeflux {
 
 namespace {
 
+// Fields of transformers' OlmoeConfig (4.x and 5.x) beyond the generic
+// ones; num_local_experts is an alias of num_experts (attribute_map).
+constexpr std::string_view kKeys[] = {
+    "attention_bias", "clip_qkv", "hidden_act", "hidden_size", "intermediate_size", "max_position_embeddings",
+    "norm_topk_prob", "num_attention_heads", "num_experts", "num_experts_per_tok", "num_hidden_layers",
+    "num_key_value_heads", "rms_norm_eps", "vocab_size", "head_dim"};
+constexpr KeyAlias kAliases[] = {{"num_experts", "num_local_experts"}};
+
 void configure(const Config& cfg, ModelSpec& s) {
   s.head_dim = s.hidden / s.heads;
+  check_head_dim(cfg, s);
   s.qk_norm = QkNorm::Full;
   s.qkv_bias = s.o_bias = cfg.get_bool("attention_bias", false);
   if (auto c = cfg.get_optional_float("clip_qkv")) s.clip_qkv = float(*c);
@@ -27,6 +36,6 @@ ExpertTensorNames experts(int layer, int e) {
 
 }  // namespace
 
-extern const ArchDef kArchOlmoe{"olmoe", configure, "mlp.", experts};
+extern const ArchDef kArchOlmoe{"olmoe", configure, "mlp.", experts, 10000.0, kKeys, kAliases};
 
 }  // namespace moeflux

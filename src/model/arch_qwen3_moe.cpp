@@ -8,6 +8,15 @@ namespace moeflux {
 
 namespace {
 
+// Fields of transformers' Qwen3MoeConfig (4.x and 5.x) beyond the generic
+// ones; 5.x writes num_experts as num_local_experts (its attribute_map).
+constexpr std::string_view kKeys[] = {
+    "attention_bias", "decoder_sparse_step", "head_dim", "hidden_act", "hidden_size", "intermediate_size",
+    "max_position_embeddings", "max_window_layers", "mlp_only_layers", "moe_intermediate_size", "norm_topk_prob",
+    "num_attention_heads", "num_experts", "num_experts_per_tok", "num_hidden_layers", "num_key_value_heads",
+    "rms_norm_eps", "sliding_window", "use_sliding_window", "vocab_size"};
+constexpr KeyAlias kAliases[] = {{"num_experts", "num_local_experts"}};
+
 void configure(const Config& cfg, ModelSpec& s) {
   s.head_dim = cfg.get_dim("head_dim", s.hidden / s.heads);
   s.qk_norm = QkNorm::PerHead;
@@ -28,6 +37,6 @@ ExpertTensorNames experts(int layer, int e) {
 
 }  // namespace
 
-extern const ArchDef kArchQwen3Moe{"qwen3_moe", configure, "mlp.", experts};
+extern const ArchDef kArchQwen3Moe{"qwen3_moe", configure, "mlp.", experts, 10000.0, kKeys, kAliases};
 
 }  // namespace moeflux

@@ -1,5 +1,7 @@
 #include <fmt/format.h>
 
+#include <vector>
+
 #include "core/error.h"
 #include "model/arch.h"
 #include "model/config.h"
@@ -33,15 +35,40 @@ void set_sparse_layers(const Config& cfg, ModelSpec& spec) {
   const int64_t step = cfg.get_int("decoder_sparse_step", 1);
   if (step < 1) fail("{}: 'decoder_sparse_step' = {} must be at least 1", cfg.source(), step);
   const auto dense_only = cfg.get_int_list("mlp_only_layers");
-  for (int64_t l : dense_only)
+  // One pass over the list into a per-layer mask (a list of 100k entries
+  // made the per-layer scan of the list quadratic).
+  std::vector<uint8_t> listed(size_t(spec.layers), 0);
+  for (int64_t l : dense_only) {
     if (l < 0 || l >= spec.layers)
-      fail("{}: 'mlp_only_layers' names layer {} but the model has {} layers", cfg.source(), l, spec.layers);
-  spec.layer_is_moe.assign(size_t(spec.layers), 0);
-  for (int l = 0; l < spec.layers; ++l) {
-    bool listed = false;
-    for (int64_t d : dense_only) listed |= (d == l);
-    spec.layer_is_moe[size_t(l)] = !listed && spec.experts > 0 && (l + 1) % step == 0;
+      fail("{}: 'mlp_only_layers' names layer {} but the model has {} layers (0..{})", cfg.source(), l, spec.layers,
+           spec.layers - 1);
+    listed[size_t(l)] = 1;
   }
+  spec.layer_is_moe.assign(size_t(spec.layers), 0);
+  for (int l = 0; l < spec.layers; ++l)
+    spec.layer_is_moe[size_t(l)] = !listed[size_t(l)] && spec.experts > 0 && (l + 1) % step == 0;
+}
+
+void check_head_dim(const Config& cfg, const ModelSpec& s) {
+  if (auto hd = cfg.get_optional_int("head_dim"); hd && *hd != s.head_dim)
+    fail("{}: 'head_dim' = {} differs from hidden_size / num_attention_heads = {}; {} does not implement that",
+         cfg.source(), *hd, s.head_dim, s.arch);
+}
+
+int count_sliding_layers(const Config& cfg, int layers) {
+  const auto& v = cfg.raw()["layer_types"];
+  if (!v.is_array() || v.size() != size_t(layers))
+    fail("{}: 'layer_types' must be a list of {} entries (one per layer), got {}", cfg.source(), layers,
+         v.is_array() ? fmt::format("{} entries", v.size()) : v.dump());
+  int sliding = 0;
+  for (size_t i = 0; i < v.size(); ++i) {
+    const std::string t = v[i].is_string() ? v[i].get<std::string>() : v[i].dump();
+    if (t == "sliding_attention") ++sliding;
+    else if (t != "full_attention")
+      fail("{}: 'layer_types'[{}] = '{}' is not implemented (supported: full_attention, sliding_attention)",
+           cfg.source(), i, t);
+  }
+  return sliding;
 }
 
 }  // namespace moeflux

@@ -1,7 +1,7 @@
 #include "model/config.h"
 
 #include "core/error.h"
-#include "core/mapped_file.h"
+#include "core/read_file.h"
 
 namespace moeflux {
 
@@ -10,8 +10,9 @@ using nlohmann::json;
 Config Config::load(const std::string& path) {
   json j;
   try {
-    j = json::parse(read_text_file(path));
-  } catch (const json::parse_error& e) {
+    j = json::parse(read_small_file(path, "config"));
+  } catch (const json::exception& e) {
+    // parse_error, and out_of_range for a number beyond double (1e400).
     fail("{}: not valid JSON: {}", path, e.what());
   }
   if (!j.is_object()) fail("{}: must be a JSON object", path);
@@ -26,6 +27,9 @@ const json& Config::at(const std::string& key) const {
 int64_t Config::get_int(const std::string& key) const {
   const json& v = at(key);
   if (!v.is_number_integer()) fail("{}: '{}' must be an integer, got {}", source_, key, v.dump());
+  // get<int64_t> would wrap an unsigned value above INT64_MAX to a negative one.
+  if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX))
+    fail("{}: '{}' = {} is out of range", source_, key, v.dump());
   return v.get<int64_t>();
 }
 
@@ -75,6 +79,8 @@ std::vector<int64_t> Config::get_int_list(const std::string& key) const {
   if (!v.is_array()) fail("{}: '{}' must be a list of integers, got {}", source_, key, v.dump());
   for (auto& e : v) {
     if (!e.is_number_integer()) fail("{}: '{}' must be a list of integers, got {}", source_, key, v.dump());
+    if (e.is_number_unsigned() && e.get<uint64_t>() > uint64_t(INT64_MAX))
+      fail("{}: '{}' entry {} is out of range", source_, key, e.dump());
     out.push_back(e.get<int64_t>());
   }
   return out;
@@ -82,7 +88,8 @@ std::vector<int64_t> Config::get_int_list(const std::string& key) const {
 
 int Config::get_dim(const std::string& key) const {
   const int64_t v = get_int(key);
-  if (v <= 0 || v > (int64_t(1) << 24)) fail("{}: '{}' = {} is not a valid size", source_, key, v);
+  if (v <= 0 || v > (int64_t(1) << 24))
+    fail("{}: '{}' = {} is not a valid size (expected 1 to {})", source_, key, v, int64_t(1) << 24);
   return int(v);
 }
 

@@ -3,11 +3,14 @@
 #include <fmt/format.h>
 
 #include <charconv>
+#include <cmath>
+#include <optional>
 #include <map>
 #include <string_view>
 
 #include "core/error.h"
 #include "model/arch.h"
+#include "model/tensor_check.h"
 
 namespace moeflux {
 
@@ -113,17 +116,32 @@ class TensorSet {
 
 std::string blk(int l, std::string_view what) { return fmt::format("blk.{}.{}", l, what); }
 
+// Sizes in [1, 2^24], as config.json's: products of two of them (q_dim,
+// rows x columns) then fit the int64 arithmetic downstream.
+constexpr uint32_t kMaxDim = uint32_t(1) << 24;
+
 int dim_of(const GgufMetadata& md, const std::string& k) {
   const uint32_t v = md.get_u32(k);
-  if (v == 0 || v > uint32_t(INT32_MAX)) fail("{}: '{}' = {} must be positive", md.source(), k, v);
+  if (v == 0 || v > kMaxDim) fail("{}: '{}' = {} is not a valid size (expected 1 to {})", md.source(), k, v, kMaxDim);
   return int(v);
 }
 
 int opt_dim(const GgufMetadata& md, const std::string& k, int def) {
   auto v = md.opt_u32(k);
   if (!v) return def;
-  if (*v == 0 || *v > uint32_t(INT32_MAX)) fail("{}: '{}' = {} must be positive", md.source(), k, *v);
+  if (*v == 0 || *v > kMaxDim)
+    fail("{}: '{}' = {} is not a valid size (expected 1 to {})", md.source(), k, *v, kMaxDim);
   return int(*v);
+}
+
+// A positive finite float: 0, negatives and NaN turn every log-prob into NaN.
+float positive_f32(const GgufMetadata& md, const std::string& k, std::optional<float> def, float max) {
+  std::optional<float> v = md.opt_f32(k);
+  if (!v && !def) v = md.get_f32(k);  // throws naming the missing key
+  const float x = v ? *v : *def;
+  if (!std::isfinite(x) || x <= 0 || x > max)
+    fail("{}: '{}' = {} must be a finite number in (0, {}]", md.source(), k, x, max);
+  return x;
 }
 
 }  // namespace
@@ -145,10 +163,20 @@ ModelSpec model_spec_from_gguf(const GgufMetadata& md, const std::vector<GgufTen
   s.heads = dim_of(md, key(a, "attention.head_count"));
   s.kv_heads = opt_dim(md, key(a, "attention.head_count_kv"), s.heads);
   s.max_positions = dim_of(md, key(a, "context_length"));
-  s.rms_eps = md.get_f32(key(a, "attention.layer_norm_rms_epsilon"));
-  s.rope_theta = md.opt_f32(key(a, "rope.freq_base")).value_or(10000.f);
+  // Against the blk.N tensors before any per-layer loop: a block_count of
+  // 2^31 - 1 would otherwise loop (and look up names) two billion times.
+  {
+    std::vector<std::string_view> names;
+    names.reserve(tensors.size());
+    for (const GgufTensor& t : tensors) names.push_back(t.name);
+    check_layer_count(s.layers, numbered_blocks(names, "blk."), src, "'" + key(a, "block_count") + "'", "blk.");
+  }
+  s.rms_eps = positive_f32(md, key(a, "attention.layer_norm_rms_epsilon"), std::nullopt, 1.f);
+  s.rope_theta = positive_f32(md, key(a, "rope.freq_base"), 10000.f, 1e30f);
   s.rope_interleaved = (a == "llama");
   s.head_dim = opt_dim(md, key(a, "attention.key_length"), s.hidden / s.heads);
+  if (int64_t(s.heads) * s.head_dim > int64_t(kMaxDim))
+    fail("{}: head_count {} x key_length {} exceeds {}", src, s.heads, s.head_dim, kMaxDim);
   if (int v = opt_dim(md, key(a, "attention.value_length"), s.head_dim); v != s.head_dim)
     fail("{}: '{}' = {} differs from the key length {}; unsupported", src, key(a, "attention.value_length"), v,
          s.head_dim);
@@ -161,7 +189,8 @@ ModelSpec model_spec_from_gguf(const GgufMetadata& md, const std::vector<GgufTen
     if (*sw == 0 || *sw > uint32_t(INT32_MAX)) fail("{}: '{}' = {} must be positive", src, key(a, "attention.sliding_window"), *sw);
     s.sliding_window = int(*sw);
   }
-  if (auto c = md.opt_f32(key(a, "attention.clamp_kqv"))) s.clip_qkv = *c;
+  if (md.has(key(a, "attention.clamp_kqv")))
+    s.clip_qkv = positive_f32(md, key(a, "attention.clamp_kqv"), std::nullopt, 3.4e38f);
 
   s.experts = dim_of(md, key(a, "expert_count"));
   s.top_k = dim_of(md, key(a, "expert_used_count"));
@@ -220,8 +249,11 @@ ModelSpec model_spec_from_gguf(const GgufMetadata& md, const std::vector<GgufTen
               s.q_dim());
   }
 
-  if (auto v = md.opt_u32("tokenizer.ggml.bos_token_id")) s.bos_token = int32_t(*v);
-  if (auto v = md.opt_u32("tokenizer.ggml.eos_token_id")) s.eos_token = int32_t(*v);
+  for (auto [k, out] : {std::pair{"tokenizer.ggml.bos_token_id", &s.bos_token}, {"tokenizer.ggml.eos_token_id", &s.eos_token}})
+    if (auto v = md.opt_u32(k)) {
+      if (*v >= uint32_t(s.vocab)) fail("{}: '{}' = {} is not a token id in [0, vocab {})", src, k, *v, s.vocab);
+      *out = int32_t(*v);
+    }
 
   // What the weights are stored as: the routed experts dominate the bytes.
   const GgufTensor& typed = exps ? *exps : embd;

@@ -10,7 +10,10 @@
 #include "model/arch.h"
 #include "model/gguf_arch.h"
 #include "model/mlx_model.h"
+#include "model/tensor_check.h"
 #include "model/tensor_list.h"
+
+#include <set>
 
 namespace moeflux {
 
@@ -19,8 +22,10 @@ GgufModel::GgufModel(const std::string& path) : file_(path) {
   const ArchDef& arch = arch_def(spec_.arch);
   const std::vector<ModelTensor> wanted = model_tensors(spec_, arch);
   refs_.reserve(wanted.size());
+  std::set<std::string, std::less<>> used;
   for (const ModelTensor& mt : wanted) {
     const GgufLocation loc = gguf_location(spec_, mt);
+    used.insert(loc.name);
     const GgufTensor* g = file_.find_tensor(loc.name);
     if (!g) fail("{}: tensor '{}' (for {}) is missing", path, loc.name, mt.name);
     // ggml shapes are 4-D with trailing 1s implied: [256] and [256, 1] are
@@ -54,6 +59,9 @@ GgufModel::GgufModel(const std::string& path) : file_(path) {
     }
     refs_.push_back(std::move(r));
   }
+  std::vector<std::string_view> names;
+  for (const GgufTensor& t : file_.tensors()) names.push_back(t.name);
+  check_no_unused_tensors(names, used, path);
   for (const TensorRef& r : refs_) index_.emplace(r.name, &r);
   measure_stored_bytes(spec_, *this);
 }
@@ -77,6 +85,38 @@ OpenedModel open_model(const std::string& path) {
   } else {
     m.spec = load_model_spec(path);
     auto files = std::make_unique<SafetensorsModel>(path);
+    // Before model_tensors() builds a name per layer and expert.
+    const ArchDef& arch = arch_def(m.spec.arch);
+    check_spec_against_checkpoint(m.spec, arch, *files, path);
+    std::set<std::string, std::less<>> used;
+    std::vector<std::string_view> names;
+    for (auto& [n, _] : files->tensors()) names.push_back(n);
+    for (const ModelTensor& t : model_tensors(m.spec, arch)) {
+      used.insert(t.name);
+      // MLX: a quantized module's scales and biases go with its weight.
+      const std::string_view w = ".weight";
+      if (t.name.size() > w.size() && t.name.compare(t.name.size() - w.size(), w.size(), w) == 0) {
+        const std::string module = t.name.substr(0, t.name.size() - w.size());
+        used.insert(module + ".scales");
+        used.insert(module + ".biases");
+      }
+    }
+    for (int l = 0; l < m.spec.layers; ++l)
+      if (m.spec.layer_is_moe[size_t(l)])
+        for (const char* proj : {"gate_proj", "up_proj", "down_proj"})
+          for (const char* part : {".weight", ".scales", ".biases"})
+            used.insert(layer_prefix(l) + std::string(arch.moe_prefix) + "switch_mlp." + proj + part);
+    check_no_unused_tensors(names, used, path, {"model.", "lm_head."});
+    // A 'quantization' block over unquantized weights would be reported
+    // (inspect) and planned as MLX quantized while nothing is.
+    if (m.spec.mlx_quant) {
+      bool any = false;
+      for (std::string_view n : names) any |= n.size() > 7 && n.substr(n.size() - 7) == ".scales";
+      if (!any)
+        fail("{}: config.json has 'quantization' ({}) but no tensor has '.scales': the weights are not "
+             "MLX-quantized; remove the block",
+             path, m.spec.mlx_quant->describe());
+    }
     if (is_mlx_layout(m.spec, *files))
       m.tensors = std::make_unique<MlxModel>(m.spec, std::move(files));
     else

@@ -16,7 +16,10 @@ int int_field(const json& o, const char* key, const std::string& where) {
   if (!o.contains(key)) fail("{}: missing '{}'", where, key);
   const json& v = o[key];
   if (!v.is_number_integer()) fail("{}: '{}' must be an integer, got {}", where, key, v.dump());
-  return v.get<int>();
+  // Range-checked, not cast: bits 2^32 + 4 is not 4.
+  if (v.is_number_unsigned() ? v.get<uint64_t>() > 1024 : (v.get<int64_t>() < 0 || v.get<int64_t>() > 1024))
+    fail("{}: '{}' = {} is out of range", where, key, v.dump());
+  return int(v.get<int64_t>());
 }
 
 void check_mode(const json& o, const std::string& where) {

@@ -1,10 +1,12 @@
 #include "model/model_spec.h"
 
+#include <cmath>
 #include <filesystem>
 
 #include "core/error.h"
 #include "model/arch.h"
 #include "model/config.h"
+#include "model/config_compat.h"
 #include "model/gguf_arch.h"
 #include "model/gguf_model.h"
 #include "model/mlx_quant_config.h"
@@ -14,40 +16,52 @@ namespace moeflux {
 
 namespace {
 
-std::optional<int32_t> token_id(const Config& cfg, const std::string& key) {
+// A token id, or the first of a list of them (every entry checked): within
+// int32 and the vocabulary. Read as int64 and range-checked, not cast: an
+// id of 2^32 + 531 is not token 531.
+std::optional<int32_t> token_id(const Config& cfg, const std::string& key, int vocab) {
   if (!cfg.has(key)) return std::nullopt;
   const auto& v = cfg.raw()[key];
-  if (v.is_number_integer()) return int32_t(v.get<int64_t>());
-  if (v.is_array() && !v.empty() && v[0].is_number_integer()) return int32_t(v[0].get<int64_t>());
-  fail("{}: '{}' must be a token id or a list of them, got {}", cfg.source(), key, v.dump());
+  auto check = [&](const nlohmann::json& e) -> int32_t {
+    if (!e.is_number_integer())
+      fail("{}: '{}' must be a token id or a list of them, got {}", cfg.source(), key, v.dump());
+    const bool neg = e.is_number_integer() && !e.is_number_unsigned() && e.get<int64_t>() < 0;
+    if (neg || e.get<uint64_t>() >= uint64_t(vocab))
+      fail("{}: '{}' = {} is not a token id in [0, vocab_size {})", cfg.source(), key, e.dump(), vocab);
+    return int32_t(e.get<int64_t>());
+  };
+  if (v.is_array()) {
+    if (v.empty()) return std::nullopt;
+    for (auto& e : v) check(e);
+    return check(v[0]);
+  }
+  return check(v);
 }
 
 // Values that would change the math in ways the engine does not implement
-// are refused here, by key and value, instead of running wrong.
+// are refused here, by key and value, instead of running wrong. (RoPE keys:
+// normalize_config.)
 void refuse_unsupported(const Config& cfg) {
   const std::string act = cfg.get_string("hidden_act", "silu");
   if (act != "silu") fail("{}: unsupported 'hidden_act' = '{}' (supported: silu)", cfg.source(), act);
-  if (cfg.has("rope_scaling")) {
-    const auto& rs = cfg.raw()["rope_scaling"];
-    std::string type = "default";
-    if (rs.is_object()) {
-      if (rs.contains("rope_type") && rs["rope_type"].is_string()) type = rs["rope_type"];
-      else if (rs.contains("type") && rs["type"].is_string()) type = rs["type"];
-    }
-    if (type != "default")
-      fail("{}: unsupported 'rope_scaling' type '{}' (supported: none/default)", cfg.source(), type);
-  }
-  if (cfg.has("partial_rotary_factor") && cfg.get_float("partial_rotary_factor") != 1.0)
-    fail("{}: unsupported 'partial_rotary_factor' = {} (supported: 1.0)", cfg.source(),
-         cfg.get_float("partial_rotary_factor"));
+}
+
+// A positive finite float; 0, negatives, NaN and infinities turn every
+// log-prob into NaN or make the norms divide by zero.
+double positive_float(const Config& cfg, const std::string& key, double fallback, double max) {
+  const double v = cfg.get_float(key, fallback);
+  if (!std::isfinite(v) || v <= 0 || v > max)
+    fail("{}: '{}' = {} must be a finite number in (0, {}]", cfg.source(), key, v, max);
+  return v;
 }
 
 }  // namespace
 
-ModelSpec model_spec_from_config(const Config& cfg) {
+ModelSpec model_spec_from_config(const Config& raw) {
   ModelSpec s;
-  s.arch = cfg.get_string("model_type");
+  s.arch = raw.get_string("model_type");
   const ArchDef& arch = arch_def(s.arch);
+  const Config cfg = normalize_config(raw, arch, &s.unread_config_keys);
   refuse_unsupported(cfg);
   s.mlx_quant = parse_mlx_quantization(cfg);
 
@@ -57,19 +71,23 @@ ModelSpec model_spec_from_config(const Config& cfg) {
   s.heads = cfg.get_dim("num_attention_heads");
   s.kv_heads = cfg.get_dim("num_key_value_heads", s.heads);
   s.max_positions = cfg.get_dim("max_position_embeddings", 4096);
-  s.rms_eps = float(cfg.get_float("rms_norm_eps", 1e-6));
-  s.rope_theta = float(cfg.get_float("rope_theta", 10000.0));
+  s.rms_eps = float(positive_float(cfg, "rms_norm_eps", 1e-6, 1.0));
+  s.rope_theta = float(positive_float(cfg, "rope_theta", arch.default_rope_theta, 1e30));
   s.tie_embeddings = cfg.get_bool("tie_word_embeddings", false);
   const std::string dt = cfg.has("torch_dtype") ? cfg.get_string("torch_dtype") : cfg.get_string("dtype", "bfloat16");
   auto parsed = dtype_from_torch(dt);
   if (!parsed || !is_weight_float(*parsed))
     fail("{}: unsupported 'torch_dtype' = '{}' (supported: float32, float16, bfloat16)", cfg.source(), dt);
   s.dtype = *parsed;
-  s.bos_token = token_id(cfg, "bos_token_id");
-  s.eos_token = token_id(cfg, "eos_token_id");
+  s.bos_token = token_id(cfg, "bos_token_id", s.vocab);
+  s.eos_token = token_id(cfg, "eos_token_id", s.vocab);
 
   arch.configure(cfg, s);
 
+  // Bounded so that q_dim() and the products of two sizes fit an int.
+  if (int64_t(s.heads) * s.head_dim > (int64_t(1) << 24))
+    fail("{}: num_attention_heads {} x head dimension {} exceeds {}", cfg.source(), s.heads, s.head_dim,
+         int64_t(1) << 24);
   if (s.heads % s.kv_heads != 0)
     fail("{}: num_attention_heads {} is not a multiple of num_key_value_heads {}", cfg.source(), s.heads, s.kv_heads);
   if (s.head_dim <= 0 || s.head_dim % 2 != 0)
@@ -78,6 +96,8 @@ ModelSpec model_spec_from_config(const Config& cfg) {
     fail("{}: num_experts_per_tok {} exceeds the number of experts {}", cfg.source(), s.top_k, s.experts);
   if (s.sliding_window && *s.sliding_window <= 0)
     fail("{}: 'sliding_window' = {} must be positive", cfg.source(), *s.sliding_window);
+  if (s.clip_qkv && !(std::isfinite(*s.clip_qkv) && *s.clip_qkv > 0))
+    fail("{}: 'clip_qkv' = {} must be a finite positive number", cfg.source(), *s.clip_qkv);
   for (int l = 0; l < s.layers; ++l)
     if (!s.layer_is_moe[size_t(l)] && s.dense_ffn <= 0)
       fail("{}: layer {} is dense but the config gives no intermediate_size", cfg.source(), l);
@@ -90,6 +110,10 @@ ModelSpec load_model_spec(const std::string& dir) {
   if (is_gguf_file(dir)) {
     return GgufModel(dir).spec();
   }
+  // A file named .gguf that lacks the magic would otherwise be taken for a
+  // safetensors file and reported as lacking config.json.
+  if (const fs::path p(dir); fs::is_regular_file(p) && p.extension() == ".gguf")
+    fail("{}: not a GGUF file: {} bytes, not starting with the magic 'GGUF'", dir, fs::file_size(p));
   const fs::path cfg_path = fs::is_directory(dir) ? fs::path(dir) / "config.json" : fs::path(dir).parent_path() / "config.json";
   if (!fs::exists(cfg_path)) fail("{}: no config.json next to the weights", dir);
   ModelSpec s = model_spec_from_config(Config::load(cfg_path.string()));

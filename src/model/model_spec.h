@@ -49,6 +49,11 @@ struct ModelSpec {
 
   std::optional<int32_t> bos_token, eos_token;
 
+  // config.json keys that neither moeflux nor transformers' config class
+  // for this architecture reads (transformers ignores them too); the CLI
+  // names them in a warning.
+  std::vector<std::string> unread_config_keys;
+
   // config.json "quantization" of an MLX checkpoint; which tensors are
   // quantized is read from the files (a module with `.scales` is).
   std::optional<MlxQuantConfig> mlx_quant;

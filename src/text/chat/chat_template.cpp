@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/read_file.h"
 
 namespace moeflux {
 
@@ -12,12 +13,12 @@ namespace {
 
 using ojson = nlohmann::ordered_json;
 
+// Bounded (core/read_file.h): a tokenizer_config.json pointing at
+// /dev/zero or a FIFO fails instead of reading or blocking forever.
 std::optional<std::string> read_file(const std::filesystem::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  if (!f) return std::nullopt;
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+  std::error_code ec;
+  if (!std::filesystem::exists(p, ec)) return std::nullopt;
+  return read_small_file(p.string(), "tokenizer config");
 }
 
 ojson parse_json_file(const std::filesystem::path& p) {

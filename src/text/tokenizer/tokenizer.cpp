@@ -12,6 +12,7 @@
 #include "text/tokenizer/bpe.h"
 #include "text/tokenizer/decoder.h"
 #include "text/tokenizer/json_reader.h"
+#include "core/read_file.h"
 #include "text/tokenizer/normalizer.h"
 #include "text/tokenizer/post_processor.h"
 #include "text/tokenizer/pre_tokenizer.h"
@@ -22,27 +23,20 @@ namespace moeflux {
 
 namespace {
 
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail("{}: cannot open", path);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  if (f.bad()) fail("{}: read error", path);
-  return ss.str();
-}
+// tokenizer.json files reach ~35 MB (256k-token vocabularies); the bound
+// stops /dev/zero, FIFOs and gzip bombs, not real tokenizers.
+constexpr uint64_t kMaxTokenizerBytes = uint64_t(512) << 20;
 
 }  // namespace
 
 // gzip is recognised by its magic bytes, so a .json.gz renamed to .json
 // (or the reverse) still loads.
 std::string read_maybe_gz(const std::string& path) {
-  {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) fail("{}: cannot open", path);
-    unsigned char magic[2] = {0, 0};
-    f.read(reinterpret_cast<char*>(magic), 2);
-    if (!(f.gcount() == 2 && magic[0] == 0x1f && magic[1] == 0x8b)) return read_file(path);
-  }
+  // A regular file of bounded size, checked before gzopen below opens it
+  // again (opening a FIFO blocks).
+  std::string raw = read_small_file(path, "tokenizer file", kMaxTokenizerBytes);
+  if (!(raw.size() >= 2 && uint8_t(raw[0]) == 0x1f && uint8_t(raw[1]) == 0x8b)) return raw;
+  raw.clear();
   gzFile gz = gzopen(path.c_str(), "rb");
   if (gz == nullptr) fail("{}: cannot open", path);
   gzbuffer(gz, 1 << 17);
@@ -58,6 +52,10 @@ std::string read_maybe_gz(const std::string& path) {
     }
     if (n == 0) break;
     out.append(buf, size_t(n));
+    if (out.size() > kMaxTokenizerBytes) {
+      gzclose_r(gz);
+      fail("{}: decompresses to more than {} bytes; not a tokenizer file", path, kMaxTokenizerBytes);
+    }
   }
   int err = 0;
   std::string msg = gzerror(gz, &err);
@@ -175,7 +173,7 @@ Tokenizer Tokenizer::load(const std::string& path, const std::string& config_pat
     auto sibling = std::filesystem::path(path).parent_path() / "tokenizer_config.json";
     if (std::filesystem::exists(sibling)) cfg_path = sibling.string();
   }
-  std::string cfg = cfg_path.empty() ? "" : read_file(cfg_path);
+  std::string cfg = cfg_path.empty() ? "" : read_small_file(cfg_path, "tokenizer config");
   Tokenizer t;
   t.impl_ = build(read_maybe_gz(path), std::filesystem::path(path).filename().string(), cfg,
                   cfg_path.empty() ? "tokenizer_config.json" : std::filesystem::path(cfg_path).filename().string());
