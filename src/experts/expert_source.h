@@ -34,6 +34,11 @@ struct ExpertWeights {
   WeightView gate, up, down;  // [ffn, hidden], [ffn, hidden], [hidden, ffn]
 };
 
+// Where a held expert's bytes are: host memory (a mapped file, the host
+// arena) or a device tier (a GPU's expert slots). A backend computes an
+// expert from the tier it can read, or moves it.
+enum class ExpertTier : uint8_t { Host, Device };
+
 // The experts of one layer that one caller holds between acquire_async()
 // and release_hold(). Owned by the caller and reused across calls, so the
 // decode path allocates nothing once the vectors have grown.
@@ -42,6 +47,11 @@ struct ExpertHold {
   std::vector<int32_t> experts;
   std::vector<ExpertWeights> weights;  // [i]: where expert i's bytes are, or will be once ready[i]
   std::vector<uint8_t> ready;          // [i]: 1 once the bytes of weights[i] may be read
+  std::vector<ExpertTier> tier;        // [i]: the tier weights[i] points into
+  // [i]: on a device tier, the event (e.g. a cudaEvent_t) after which the
+  // copy filling weights[i] is complete, for work queued behind it on the
+  // device; null where ready[i] alone says it (host tiers).
+  std::vector<const void*> ready_event;
   std::vector<uint64_t> handles;       // [i]: the source's own (the store: the slot)
   size_t waiting = 0;                  // experts not ready yet
   bool held = false;                   // between acquire_async and release_hold

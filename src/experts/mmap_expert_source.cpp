@@ -49,6 +49,8 @@ void ExpertSource::start_hold(ExpertHold& h, int layer, std::span<const int32_t>
   h.experts.assign(experts.begin(), experts.end());
   h.weights.resize(n);
   h.ready.assign(n, 0);
+  h.tier.assign(n, ExpertTier::Host);  // both sources today hold experts in host memory
+  h.ready_event.assign(n, nullptr);
   h.handles.assign(n, 0);
   h.waiting = n;
 }

@@ -8,6 +8,7 @@
 
 #include "backend/cpu/ops.h"
 #include "backend/cpu/simd_kernels.h"
+#include "core/error.h"
 #include "quant/matmul.h"
 
 namespace moeflux::cpu {
@@ -26,8 +27,8 @@ constexpr size_t kParallelRoundElems = size_t(1) << 15;
 
 }  // namespace
 
-void MoeOp::prepare_rows(quant::PreparedActivations& xq, const float* x, size_t ld,
-                         std::span<const std::pair<size_t, size_t>> ranges) {
+void CpuExpertCompute::prepare_rows(quant::PreparedActivations& xq, const float* x, size_t ld,
+                                    std::span<const std::pair<size_t, size_t>> ranges) {
   size_t elems = 0;
   for (const auto& r : ranges) elems += r.second * xq.cols();
   if (elems < kParallelRoundElems) {
@@ -39,8 +40,15 @@ void MoeOp::prepare_rows(quant::PreparedActivations& xq, const float* x, size_t 
   });
 }
 
-void MoeOp::compute(int layer, const ExpertBatch* wb, const ExpertWeights* ew, std::span<const uint32_t> which) {
+void CpuExpertCompute::compute(const MoePlan& plan, size_t w0, const ExpertHold& hold,
+                               std::span<const uint32_t> which) {
   if (which.empty()) return;
+  for (uint32_t i : which)
+    if (hold.tier[i] != ExpertTier::Host)
+      fail_as(ErrorKind::Internal, "cpu MoE: expert {} of layer {} is held in a device tier", hold.experts[i],
+              hold.layer);
+  const ExpertBatch* wb = &plan.batches[w0];
+  const ExpertWeights* ew = hold.weights.data();
   const size_t D = D_, F = F_;
   // The integer kernels round their input to int8 on every call unless it
   // comes prepared; calls here are per (expert, kRowBlock rows), so each input row
@@ -53,7 +61,7 @@ void MoeOp::compute(int layer, const ExpertBatch* wb, const ExpertWeights* ew, s
   if (gt && !in_ready_) {
     xq_in_.reset(in_single_ ? 1 : rows_, D, *gt);
     if (in_single_)
-      xq_in_.prepare_rows(in_x_, D, 0, 1);
+      xq_in_.prepare_rows(x_, D, 0, 1);
     else {
       ranges_.clear();
       for (size_t r = 0; r < rows_; r += 64) ranges_.push_back({r, std::min<size_t>(64, rows_ - r)});
@@ -127,142 +135,48 @@ void MoeOp::compute(int layer, const ExpertBatch* wb, const ExpertWeights* ew, s
         j->mm(j->gate + b.row0 * j->F, j->F, b.count, w, r0, r1, y, j->D);
     }
   });
-  if (observer_)
-    for (uint32_t i : which) observer_(layer, wb[i].expert);
 }
 
-void MoeOp::router_logits(const TensorRef* weight, const TensorRef* bias, const float* x, int T,
-                          std::vector<float>& out) {
-  const WeightView w = WeightView::of(*weight), b = bias ? WeightView::of(*bias) : WeightView{};
+void CpuExpertCompute::router_logits(const TensorRef& weight, const TensorRef* bias, const float* x, int T,
+                                     std::vector<float>& out) {
+  const WeightView w = WeightView::of(weight), b = bias ? WeightView::of(*bias) : WeightView{};
   out.resize(size_t(T) * size_t(w.rows));
-  // f32 activations always: int8-rounded inputs flip near-tied router
-  // choices (an mlx-lm checkpoint: a different top-1 at 15% of positions).
   linear(pool_, x, T, w, bias ? &b : nullptr, out.data(), Activations::F32);  // [T, E]
 }
 
-void MoeOp::run(const MoeParams& p, const float* x, int T, int D, float* out) {
-  const int E = p.experts, F = p.expert_ffn, k = p.top_k, layer = p.layer;
+void CpuExpertCompute::begin(const MoeParams& p, const MoePlan& plan, const float* x, int T, int D, float* out) {
+  const size_t rows = plan.rows, F = size_t(p.expert_ffn);
   D_ = size_t(D);
-  F_ = size_t(F);
+  F_ = F;
+  T_ = T;
+  x_ = x;
+  out_ = out;
   f32_ = p.f32_activations;
-  // T tokens, E experts, D hidden, F expert ffn, k active
-  router_logits(p.router_weight, p.router_bias, x, T, router_logits_);
-  correction_.clear();
-  if (p.correction_bias)
-    for (int e = 0; e < E; ++e) correction_.push_back(load_weight_elem(WeightView::of(*p.correction_bias), e));
-  route(p.router, router_logits_.data(), T, E, k, correction_, routing_, router_scratch_);
-
-  // Batches in order of first appearance, each with its tokens in token
-  // order: counted first, then filled, into flat arrays.
-  batches_.clear();
-  batch_of_expert_.assign(size_t(E), -1);
-  for (size_t i = 0; i < routing_.experts.size(); ++i) {
-    const int32_t e = routing_.experts[i];
-    int32_t& bi = batch_of_expert_[size_t(e)];
-    if (bi < 0) {
-      bi = int32_t(batches_.size());
-      batches_.push_back({e, 0, 0, 0});
-    }
-    batches_[size_t(bi)].count++;
-  }
-  size_t rows = 0;
-  for (auto& b : batches_) {
-    b.first = uint32_t(rows);
-    b.row0 = rows;
-    rows += b.count;
-    b.count = 0;  // refilled below
-  }
-  tokens_.resize(rows);
-  weights_of_.resize(rows);
-  for (int t = 0; t < T; ++t)
-    for (int j = 0; j < k; ++j) {
-      ExpertBatch& b = batches_[size_t(batch_of_expert_[size_t(routing_.experts[size_t(t) * k + j])])];
-      tokens_[b.first + b.count] = t;
-      weights_of_[b.first + b.count] = routing_.weights[size_t(t) * k + j];
-      b.count++;
-    }
-
-  // Remember the last token's choice before predicting from the previous
-  // one: prefetch_next reads the next layer's entry, not this one.
-  const unsigned predictors = src_.prefetch_predictors();
-  if (predictors & kPredictPrevious) {
-    if (has_prev_.size() <= size_t(layer)) {
-      prev_choice_.resize(size_t(layer + 1) * size_t(k));
-      has_prev_.resize(size_t(layer + 1));
-    }
-    std::copy_n(&routing_.experts[size_t(T - 1) * k], k, &prev_choice_[size_t(layer) * k]);
-    has_prev_[size_t(layer)] = 1;
-  }
-
-  xe_.resize(rows * D);
+  xe_.resize(rows * D_);
   gate_.resize(rows * F);
   up_.resize(rows * F);
-  down_.resize(rows * D);
-  for (const auto& b : batches_)
+  down_.resize(rows * D_);
+  for (const auto& b : plan.batches)
     for (size_t i = 0; i < b.count; ++i)
-      std::memcpy(&xe_[(b.row0 + i) * D], x + size_t(tokens_[b.first + i]) * D, sizeof(float) * size_t(D));
-  std::fill(out, out + size_t(T) * D, 0.0f);
-  shared_ready_ = false;
-  // compute() rounds the expert input once, on its first call of this run.
+      std::memcpy(&xe_[(b.row0 + i) * D_], x + size_t(plan.tokens[b.first + i]) * D_, sizeof(float) * D_);
+  std::fill(out, out + size_t(T) * D_, 0.0f);
+  // compute() rounds the expert input once, on its first call of this step.
   rows_ = rows;
-  in_x_ = x;
   in_single_ = T == 1;
   in_ready_ = false;
-
-  // Experts are held a wave at a time: as many as the source can hold at
-  // once (all of them when memory-mapped). Waves keep the batch order, so
-  // the sums below add in the same order whatever the budget: results are
-  // bit-identical between a resident model and a small expert budget.
-  const size_t wave = size_t(std::max(1, src_.max_acquire()));
-  for (size_t w0 = 0; w0 < batches_.size(); w0 += wave) {
-    const size_t nb = std::min(wave, batches_.size() - w0);
-    const ExpertBatch* wb = &batches_[w0];
-    ids_.resize(nb);
-    for (size_t i = 0; i < nb; ++i) ids_[i] = wb[i].expert;
-    // Starts the reads of the missing experts and returns at once.
-    src_.acquire_async(layer, ids_, hold_);
-    try {
-      // Predictions go after the demand reads were submitted, so they never
-      // queue ahead of them (the store also holds them back until this
-      // layer's reads have landed).
-      if (w0 == 0 && predictors) prefetch_next(p, x, T, predictors);
-      computed_.assign(nb, 0);
-      // What is resident first, while the misses are read; then the shared
-      // expert (it needs no read); then each miss as its read lands.
-      bool first = true;
-      for (;;) {
-        todo_.clear();
-        for (uint32_t i = 0; i < nb; ++i)
-          if (hold_.ready[i] && !computed_[i]) {
-            todo_.push_back(i);
-            computed_[i] = 1;
-          }
-        compute(layer, wb, hold_.weights.data(), todo_);
-        if (first && p.shared_ffn > 0) shared_expert(p, x, T);
-        first = false;
-        if (hold_.waiting == 0) break;
-        src_.wait_any(hold_);
-      }
-    } catch (...) {
-      src_.release_hold(hold_);  // the engine stays usable: nothing stays held
-      throw;
-    }
-    src_.release_hold(hold_);
-    for (size_t i = 0; i < nb; ++i)
-      for (size_t j = 0; j < wb[i].count; ++j)
-        simd::axpy(weights_of_[wb[i].first + j], &down_[(wb[i].row0 + j) * D],
-                   out + size_t(tokens_[wb[i].first + j]) * D, size_t(D));
-  }
-
-  if (p.shared_ffn > 0) {
-    if (!shared_ready_) shared_expert(p, x, T);
-    for (int t = 0; t < T; ++t)
-      simd::axpy(shared_gate_[size_t(t)], &shared_out_[size_t(t) * D], out + size_t(t) * D, size_t(D));
-  }
 }
 
-void MoeOp::shared_expert(const MoeParams& p, const float* x, int T) {
-  const int SF = p.shared_ffn, D = int(D_);
+void CpuExpertCompute::combine(const MoePlan& plan, size_t w0, size_t n) {
+  const ExpertBatch* wb = &plan.batches[w0];
+  for (size_t i = 0; i < n; ++i)
+    for (size_t j = 0; j < wb[i].count; ++j)
+      simd::axpy(plan.weights[wb[i].first + j], &down_[(wb[i].row0 + j) * D_],
+                 out_ + size_t(plan.tokens[wb[i].first + j]) * D_, D_);
+}
+
+void CpuExpertCompute::shared_expert(const MoeParams& p) {
+  const int SF = p.shared_ffn, D = int(D_), T = T_;
+  const float* x = x_;
   shared_h_.resize(size_t(T) * SF);
   shared_out_.resize(size_t(T) * std::max(SF, D));
   const Activations act = f32_ ? Activations::F32 : Activations::Kernel;
@@ -275,29 +189,12 @@ void MoeOp::shared_expert(const MoeParams& p, const float* x, int T) {
     linear(pool_, x, T, WeightView::of(*p.shared_expert_gate), nullptr, shared_gate_.data(), Activations::F32);
     for (float& g : shared_gate_) g = 1.0f / (1.0f + std::exp(-g));
   }
-  shared_ready_ = true;
 }
 
-void MoeOp::prefetch_next(const MoeParams& p, const float* x, int T, unsigned predictors) {
-  const int next = p.next_layer;
-  if (next < 0) return;
-  const int E = p.experts, k = p.top_k;
-  want_.clear();
-  auto add = [&](int32_t e) {
-    if (std::find(want_.begin(), want_.end(), e) == want_.end()) want_.push_back(e);
-  };
-  if (predictors & kPredictRouter) {
-    // The next layer's choice as its router would make it from this
-    // layer's input (its correction bias, if any, is left out: a guess).
-    router_logits(p.next_router_weight, p.next_router_bias, x, T, next_logits_);
-    RouterSpec guess = p.router;
-    guess.renormalize = false;
-    route(guess, next_logits_.data(), T, E, k, {}, next_routing_, router_scratch_);
-    for (int32_t e : next_routing_.experts) add(e);  // token by token, most likely first
-  }
-  if ((predictors & kPredictPrevious) && size_t(next) < has_prev_.size() && has_prev_[size_t(next)])
-    for (int j = 0; j < k; ++j) add(prev_choice_[size_t(next) * k + j]);
-  if (!want_.empty()) src_.prefetch(next, want_);
+void CpuExpertCompute::finish(const MoeParams& p) {
+  if (p.shared_ffn == 0) return;
+  for (int t = 0; t < T_; ++t)
+    simd::axpy(shared_gate_[size_t(t)], &shared_out_[size_t(t) * D_], out_ + size_t(t) * D_, D_);
 }
 
 }  // namespace moeflux::cpu
