@@ -20,6 +20,7 @@
 #include "model/model_spec.h"
 #include "moeflux/engine.h"
 #include "test_util.h"
+#include "model/config_test_util.h"
 
 using namespace moeflux;
 using nlohmann::json;
@@ -31,14 +32,7 @@ json oracle_config(const std::string& dir) {
   return json::parse(test::read_file(test::fixture("oracle/" + dir + "/config.json")));
 }
 
-std::string spec_error(const json& j) {
-  try {
-    model_spec_from_config(Config(j, "config.json"));
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::spec_error;
 
 // A model dir with `cfg` as config.json and the oracle weights of `dir`.
 std::string model_dir(const test::TempDir& tmp, const std::string& dir, const json& cfg) {

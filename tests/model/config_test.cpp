@@ -5,6 +5,7 @@
 #include "model/model_spec.h"
 #include "moeflux/engine.h"
 #include "test_util.h"
+#include "model/config_test_util.h"
 
 using namespace moeflux;
 using nlohmann::json;
@@ -13,14 +14,7 @@ namespace {
 
 json base_config() { return json::parse(test::read_file(test::fixture("oracle/qwen3_moe_f32/config.json"))); }
 
-std::string spec_error(const json& j) {
-  try {
-    model_spec_from_config(Config(j, "config.json"));
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::spec_error;
 
 TEST(ConfigErrors, MissingFieldIsNamed) {
   json j = base_config();
