@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <charconv>
 #include <cmath>
 #include <optional>
 #include <map>
@@ -269,64 +268,36 @@ ModelSpec model_spec_from_gguf(const GgufMetadata& md, const std::vector<GgufTen
 }
 
 GgufLocation gguf_location(const ModelSpec& spec, const ModelTensor& t) {
-  if (t.layer < 0) {
-    if (t.name == "model.embed_tokens.weight") return {"token_embd.weight"};
-    if (t.name == "model.norm.weight") return {"output_norm.weight"};
-    if (t.name == "lm_head.weight") return {"output.weight"};
-    fail("tensor '{}' has no GGUF name for {}", t.name, spec.arch);
+  // Names as gguf-py's tensor_mapping.py maps them (see tests/fixtures/gguf_arch),
+  // by what the tensor is (its slot in model_tensors()), not by parsing its HF name.
+  using S = TensorSlot;
+  switch (t.slot) {
+    case S::Embed: return {"token_embd.weight"};
+    case S::FinalNorm: return {"output_norm.weight"};
+    case S::LmHead: return {"output.weight"};
+    default: break;
   }
-  const ArchDef& arch = arch_def(spec.arch);
-  const std::string prefix = layer_prefix(t.layer);
-  if (t.name.compare(0, prefix.size(), prefix) != 0)
-    fail("tensor '{}' is not in layer {} ('{}')", t.name, t.layer, prefix);
-  const std::string_view rest = std::string_view(t.name).substr(prefix.size());
-  auto at = [&](std::string_view what, int expert = -1) { return GgufLocation{blk(t.layer, what), expert}; };
-
-  // Names as gguf-py's tensor_mapping.py maps them (see tests/fixtures/gguf_arch).
-  static const std::map<std::string_view, std::string_view, std::less<>> kLayer = {
-      {"input_layernorm.weight", "attn_norm.weight"},
-      {"self_attn.q_proj.weight", "attn_q.weight"},
-      {"self_attn.k_proj.weight", "attn_k.weight"},
-      {"self_attn.v_proj.weight", "attn_v.weight"},
-      {"self_attn.o_proj.weight", "attn_output.weight"},
-      {"self_attn.q_proj.bias", "attn_q.bias"},
-      {"self_attn.k_proj.bias", "attn_k.bias"},
-      {"self_attn.v_proj.bias", "attn_v.bias"},
-      {"self_attn.o_proj.bias", "attn_output.bias"},
-      {"self_attn.q_norm.weight", "attn_q_norm.weight"},
-      {"self_attn.k_norm.weight", "attn_k_norm.weight"},
-      {"post_attention_layernorm.weight", "ffn_norm.weight"},
-      {"mlp.gate_proj.weight", "ffn_gate.weight"},
-      {"mlp.up_proj.weight", "ffn_up.weight"},
-      {"mlp.down_proj.weight", "ffn_down.weight"},
+  static const std::map<S, std::string_view> kLayer = {
+      {S::AttnNorm, "attn_norm.weight"},     {S::Q, "attn_q.weight"},
+      {S::K, "attn_k.weight"},               {S::V, "attn_v.weight"},
+      {S::O, "attn_output.weight"},          {S::QBias, "attn_q.bias"},
+      {S::KBias, "attn_k.bias"},             {S::VBias, "attn_v.bias"},
+      {S::OBias, "attn_output.bias"},        {S::QNorm, "attn_q_norm.weight"},
+      {S::KNorm, "attn_k_norm.weight"},      {S::FfnNorm, "ffn_norm.weight"},
+      {S::MlpGate, "ffn_gate.weight"},       {S::MlpUp, "ffn_up.weight"},
+      {S::MlpDown, "ffn_down.weight"},       {S::Router, "ffn_gate_inp.weight"},
+      {S::SharedGate, "ffn_gate_shexp.weight"}, {S::SharedUp, "ffn_up_shexp.weight"},
+      {S::SharedDown, "ffn_down_shexp.weight"}, {S::SharedExpertGate, "ffn_gate_inp_shexp.weight"},
+      {S::ExpertGate, "ffn_gate_exps.weight"},  {S::ExpertUp, "ffn_up_exps.weight"},
+      {S::ExpertDown, "ffn_down_exps.weight"},
   };
-  if (auto it = kLayer.find(rest); it != kLayer.end()) return at(it->second);
-
-  const std::string_view moe = arch.moe_prefix;
-  if (rest.substr(0, moe.size()) == moe) {
-    const std::string_view m = rest.substr(moe.size());
-    static const std::map<std::string_view, std::string_view, std::less<>> kMoe = {
-        {"gate.weight", "ffn_gate_inp.weight"},
-        {"shared_expert.gate_proj.weight", "ffn_gate_shexp.weight"},
-        {"shared_expert.up_proj.weight", "ffn_up_shexp.weight"},
-        {"shared_expert.down_proj.weight", "ffn_down_shexp.weight"},
-        {"shared_expert_gate.weight", "ffn_gate_inp_shexp.weight"},
-    };
-    if (auto it = kMoe.find(m); it != kMoe.end()) return at(it->second);
-    constexpr std::string_view kExperts = "experts.";
-    if (m.substr(0, kExperts.size()) == kExperts) {
-      const std::string_view num = m.substr(kExperts.size());
-      int e = -1;
-      auto [end, ec] = std::from_chars(num.data(), num.data() + num.size(), e);
-      if (ec == std::errc() && e >= 0 && e < spec.experts) {
-        const ExpertTensorNames n = arch.expert_names(t.layer, e);
-        if (t.name == n.gate) return at("ffn_gate_exps.weight", e);
-        if (t.name == n.up) return at("ffn_up_exps.weight", e);
-        if (t.name == n.down) return at("ffn_down_exps.weight", e);
-      }
-    }
-  }
-  fail("tensor '{}' has no GGUF name for {}", t.name, spec.arch);
+  const auto it = kLayer.find(t.slot);
+  if (it == kLayer.end() || t.layer < 0 || t.layer >= spec.layers)
+    fail("tensor '{}' has no GGUF name for {}", t.name, spec.arch);
+  const bool expert = t.slot == S::ExpertGate || t.slot == S::ExpertUp || t.slot == S::ExpertDown;
+  if (expert && (t.expert < 0 || t.expert >= spec.experts))
+    fail("tensor '{}': expert {} is not in [0, {})", t.name, t.expert, spec.experts);
+  return GgufLocation{blk(t.layer, it->second), expert ? t.expert : -1};
 }
 
 std::vector<uint64_t> gguf_dims(const ModelSpec& spec, const ModelTensor& t) {

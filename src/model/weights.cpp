@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "core/mapped_file.h"
+#include "model/tensor_list.h"
 
 namespace moeflux {
 
@@ -26,29 +27,6 @@ void check_tensor(const TensorRef& t, std::initializer_list<int64_t> shape, bool
     fail("tensor '{}' in {} has shape {} but the config implies [{}]", t.name, t.file, t.shape_str(),
          fmt::join(shape, ", "));
 }
-
-namespace {
-
-struct Binder {
-  const TensorTable& st;
-  const TensorRef* need(const std::string& name, std::initializer_list<int64_t> shape) const {
-    const TensorRef& t = st.get(name);
-    check_tensor(t, shape);
-    return &t;
-  }
-  const TensorRef* need_vector(const std::string& name, int64_t n) const {
-    const TensorRef& t = st.get(name);
-    check_tensor(t, {n}, true);
-    return &t;
-  }
-};
-
-MlpWeights bind_mlp(const Binder& b, const std::string& p, int hidden, int ffn) {
-  return {b.need(p + "gate_proj.weight", {ffn, hidden}), b.need(p + "up_proj.weight", {ffn, hidden}),
-          b.need(p + "down_proj.weight", {hidden, ffn})};
-}
-
-}  // namespace
 
 class ResidentWeights {
  public:
@@ -161,46 +139,64 @@ void make_resident(ModelWeights& w) {
 
 }  // namespace
 
-ModelWeights bind_weights(const ModelSpec& s, const ArchDef& arch, const TensorTable& st) {
-  const Binder b{st};
-  const int D = s.hidden, Q = s.q_dim(), KV = s.kv_dim();
-  ModelWeights w;
-  w.embed = b.need("model.embed_tokens.weight", {s.vocab, D});
-  w.final_norm = b.need_vector("model.norm.weight", D);
-  w.lm_head = s.tie_embeddings ? w.embed : b.need("lm_head.weight", {s.vocab, D});
-  for (int l = 0; l < s.layers; ++l) {
-    const std::string p = layer_prefix(l);
-    LayerWeights L;
-    L.attn_norm = b.need_vector(p + "input_layernorm.weight", D);
-    L.ffn_norm = b.need_vector(p + "post_attention_layernorm.weight", D);
-    const std::string a = p + "self_attn.";
-    L.attn.q = b.need(a + "q_proj.weight", {Q, D});
-    L.attn.k = b.need(a + "k_proj.weight", {KV, D});
-    L.attn.v = b.need(a + "v_proj.weight", {KV, D});
-    L.attn.o = b.need(a + "o_proj.weight", {D, Q});
-    if (s.qkv_bias) {
-      L.attn.q_bias = b.need_vector(a + "q_proj.bias", Q);
-      L.attn.k_bias = b.need_vector(a + "k_proj.bias", KV);
-      L.attn.v_bias = b.need_vector(a + "v_proj.bias", KV);
-    }
-    if (s.o_bias) L.attn.o_bias = b.need_vector(a + "o_proj.bias", D);
-    if (s.qk_norm == QkNorm::PerHead) {
-      L.attn.q_norm = b.need_vector(a + "q_norm.weight", s.head_dim);
-      L.attn.k_norm = b.need_vector(a + "k_norm.weight", s.head_dim);
-    } else if (s.qk_norm == QkNorm::Full) {
-      L.attn.q_norm = b.need_vector(a + "q_norm.weight", Q);
-      L.attn.k_norm = b.need_vector(a + "k_norm.weight", KV);
-    }
-    if (s.layer_is_moe[size_t(l)]) {
-      const std::string m = p + std::string(arch.moe_prefix);
-      L.router = b.need(m + "gate.weight", {s.experts, D});
-      if (s.shared_ffn > 0) L.shared = bind_mlp(b, m + "shared_expert.", D, s.shared_ffn);
-      if (s.shared_expert_gate) L.shared_gate = b.need(m + "shared_expert_gate.weight", {1, D});
-    } else {
-      L.mlp = bind_mlp(b, p + "mlp.", D, s.dense_ffn);
-    }
-    w.layers.push_back(L);
+namespace {
+
+// The ModelWeights pointer a slot fills (null for routed experts, which the
+// expert source serves).
+const TensorRef** slot_of(ModelWeights& w, TensorSlot slot, int layer) {
+  using S = TensorSlot;
+  switch (slot) {
+    case S::Embed: return &w.embed;
+    case S::FinalNorm: return &w.final_norm;
+    case S::LmHead: return &w.lm_head;
+    default: break;
   }
+  LayerWeights& L = w.layers.at(size_t(layer));
+  switch (slot) {
+    case S::AttnNorm: return &L.attn_norm;
+    case S::FfnNorm: return &L.ffn_norm;
+    case S::Q: return &L.attn.q;
+    case S::K: return &L.attn.k;
+    case S::V: return &L.attn.v;
+    case S::O: return &L.attn.o;
+    case S::QBias: return &L.attn.q_bias;
+    case S::KBias: return &L.attn.k_bias;
+    case S::VBias: return &L.attn.v_bias;
+    case S::OBias: return &L.attn.o_bias;
+    case S::QNorm: return &L.attn.q_norm;
+    case S::KNorm: return &L.attn.k_norm;
+    case S::MlpGate: return &L.mlp.gate;
+    case S::MlpUp: return &L.mlp.up;
+    case S::MlpDown: return &L.mlp.down;
+    case S::Router: return &L.router;
+    case S::SharedGate: return &L.shared.gate;
+    case S::SharedUp: return &L.shared.up;
+    case S::SharedDown: return &L.shared.down;
+    case S::SharedExpertGate: return &L.shared_gate;
+    default: return nullptr;
+  }
+}
+
+}  // namespace
+
+ModelWeights bind_weights(const ModelSpec& s, const ArchDef& arch, const TensorTable& st) {
+  ModelWeights w;
+  w.layers.resize(size_t(s.layers));
+  // Every tensor of the architecture's table, checked against its shape
+  // and bound into its slot; routed experts go to the expert source.
+  for (const ModelTensor& t : model_tensors(s, arch)) {
+    if (t.kind == ParamKind::ExpertLinear) continue;
+    const TensorRef** slot = slot_of(w, t.slot, t.layer);
+    if (!slot) fail("tensor '{}' has no slot in the model's weights", t.name);
+    const TensorRef& ref = st.get(t.name);
+    const bool vector = t.kind == ParamKind::Norm || t.kind == ParamKind::Bias;
+    if (vector)
+      check_tensor(ref, {t.shape[0]}, true);
+    else
+      check_tensor(ref, {t.shape[0], t.shape[1]});
+    *slot = &ref;
+  }
+  if (s.tie_embeddings) w.lm_head = w.embed;
   make_resident(w);
   return w;
 }
