@@ -63,8 +63,7 @@ std::vector<PlannedTensor> plan_gguf_tensors(const ModelSpec& spec, ConvertType 
       PlannedTensor p;
       p.name = loc.name;
       p.dims = gguf_dims(spec, t);
-      if (spec.arch == "mixtral" && (loc.name.find(".attn_q.") != std::string::npos ||
-                                     loc.name.find(".attn_k.") != std::string::npos))
+      if (arch_def(spec.arch).gguf.interleaved_rope && (t.slot == TensorSlot::Q || t.slot == TensorSlot::K))
         p.permute_head_dim = spec.head_dim;
       it = index.emplace(loc.name, plan.size()).first;
       plan.push_back(std::move(p));
@@ -120,16 +119,18 @@ std::vector<std::string> llama_cpp_incompatibilities(const ModelSpec& s) {
   if (!dense.empty())
     w.push_back(fmt::format("layers {} are dense; llama.cpp's {} loader expects every layer to be MoE",
                             fmt::join(dense, ","), a));
-  const bool llama_norm = a == "qwen3moe" || a == "llama";
+  const GgufDialect& d = arch_def(s.arch).gguf;
+  const bool llama_norm = d.llama_norm_topk;
   if (s.norm_topk != llama_norm)
     w.push_back(fmt::format("norm_topk_prob = {}, but llama.cpp's {} always uses {} (expert_weights_norm is written, "
                             "llama.cpp ignores it)",
                             s.norm_topk, a, llama_norm));
-  if (a == "qwen2moe" && s.shared_ffn == 0) w.push_back("no shared expert; llama.cpp's qwen2moe loader requires one");
+  if (d.needs_shared_expert && s.shared_ffn == 0)
+    w.push_back(fmt::format("no shared expert; llama.cpp's {} loader requires one", a));
   if (s.clip_qkv) w.push_back(fmt::format("clip_qkv = {}: llama.cpp's {} does not clamp q/k/v", *s.clip_qkv, a));
   if (s.sliding_window)
     w.push_back(fmt::format("sliding_window = {}: llama.cpp's {} attends to the whole context", *s.sliding_window, a));
-  if (s.o_bias && a != "llama") w.push_back(fmt::format("o_proj has a bias, which llama.cpp's {} does not load", a));
+  if (s.o_bias && !d.loads_o_bias) w.push_back(fmt::format("o_proj has a bias, which llama.cpp's {} does not load", a));
   return w;
 }
 

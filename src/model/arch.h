@@ -25,6 +25,28 @@ struct KeyAlias {
   std::string_view key, alias;
 };
 
+// How llama.cpp writes this architecture in GGUF: the converter, the
+// GGUF reader and the llama.cpp compatibility warnings read these instead
+// of testing architecture names.
+struct GgufDialect {
+  std::string_view name;  // general.architecture: "qwen3moe", "llama", ...
+  // What llama.cpp's graph hard-codes for top-k renormalisation
+  // (build_moe_ffn's norm_w in src/models/<arch>.cpp).
+  bool llama_norm_topk = false;
+  // Experts sized by expert_feed_forward_length, feed_forward_length being
+  // the dense MLP's (the Qwen MoE loaders); else by feed_forward_length.
+  bool expert_ffn_key = false;
+  // vocab_size and rope.dimension_count written (convert_hf_to_gguf's llama).
+  bool vocab_and_rope_dims = false;
+  // q/k rows permuted by the converter, RoPE on (2i, 2i+1) pairs (llama).
+  bool interleaved_rope = false;
+  // A q_norm as wide as one head with one head is the whole projection's
+  // norm (OLMoE), not a per-head one.
+  bool qk_norm_whole = false;
+  bool needs_shared_expert = false;  // llama.cpp's loader requires one (qwen2moe)
+  bool loads_o_bias = false;         // llama.cpp's loader reads attn_output.bias (llama)
+};
+
 struct ArchDef {
   std::string_view model_type;
   // Fills the architecture-specific fields after the common ones are read.
@@ -42,10 +64,13 @@ struct ArchDef {
   // would ignore.
   std::span<const std::string_view> class_keys = {};
   std::span<const KeyAlias> aliases = {};
+  GgufDialect gguf = {};
 };
 
 const ArchDef& arch_def(std::string_view model_type);  // throws naming the type and the supported ones
 std::vector<std::string_view> supported_archs();
+// The architecture whose GGUF name is `gguf_name` (null: none).
+const ArchDef* arch_by_gguf_name(std::string_view gguf_name);
 
 // Shared helpers for the architecture files.
 std::string layer_prefix(int layer);  // "model.layers.<layer>."

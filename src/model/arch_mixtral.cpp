@@ -33,6 +33,8 @@ ExpertTensorNames experts(int layer, int e) {
 
 }  // namespace
 
-extern const ArchDef kArchMixtral{"mixtral", configure, "block_sparse_moe.", experts, 1e6, kKeys, kAliases};
+extern const ArchDef kArchMixtral{"mixtral", configure, "block_sparse_moe.", experts, 1e6, kKeys, kAliases,
+                                   GgufDialect{.name = "llama", .llama_norm_topk = true, .vocab_and_rope_dims = true,
+                                               .interleaved_rope = true, .loads_o_bias = true}};
 
 }  // namespace moeflux

@@ -36,6 +36,7 @@ ExpertTensorNames experts(int layer, int e) {
 
 }  // namespace
 
-extern const ArchDef kArchOlmoe{"olmoe", configure, "mlp.", experts, 10000.0, kKeys, kAliases};
+extern const ArchDef kArchOlmoe{"olmoe", configure, "mlp.", experts, 10000.0, kKeys, kAliases,
+                                 GgufDialect{.name = "olmoe", .qk_norm_whole = true}};
 
 }  // namespace moeflux

@@ -57,6 +57,7 @@ ExpertTensorNames experts(int layer, int e) {
 
 }  // namespace
 
-extern const ArchDef kArchQwen2Moe{"qwen2_moe", configure, "mlp.", experts, 10000.0, kKeys};
+extern const ArchDef kArchQwen2Moe{"qwen2_moe", configure, "mlp.", experts, 10000.0, kKeys, {},
+                                   GgufDialect{.name = "qwen2moe", .expert_ffn_key = true, .needs_shared_expert = true}};
 
 }  // namespace moeflux

@@ -37,6 +37,7 @@ ExpertTensorNames experts(int layer, int e) {
 
 }  // namespace
 
-extern const ArchDef kArchQwen3Moe{"qwen3_moe", configure, "mlp.", experts, 10000.0, kKeys, kAliases};
+extern const ArchDef kArchQwen3Moe{"qwen3_moe", configure, "mlp.", experts, 10000.0, kKeys, kAliases,
+                                   GgufDialect{.name = "qwen3moe", .llama_norm_topk = true, .expert_ffn_key = true}};
 
 }  // namespace moeflux

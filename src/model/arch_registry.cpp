@@ -23,6 +23,12 @@ std::vector<std::string_view> supported_archs() {
   return out;
 }
 
+const ArchDef* arch_by_gguf_name(std::string_view gguf_name) {
+  for (const ArchDef* a : kArchs)
+    if (a->gguf.name == gguf_name) return a;
+  return nullptr;
+}
+
 const ArchDef& arch_def(std::string_view model_type) {
   for (auto* a : kArchs)
     if (a->model_type == model_type) return *a;

@@ -15,33 +15,6 @@ namespace moeflux {
 
 namespace {
 
-struct ArchNames {
-  std::string_view hf, gguf;
-  // What llama.cpp's graph for this arch hard-codes for top-k
-  // renormalisation (build_moe_ffn's norm_w argument in src/models/<arch>.cpp).
-  bool llama_norm_topk;
-};
-constexpr ArchNames kArchNames[] = {
-    {"qwen3_moe", "qwen3moe", true},
-    {"qwen2_moe", "qwen2moe", false},
-    {"mixtral", "llama", true},
-    {"olmoe", "olmoe", false},
-};
-
-const ArchNames* by_hf(std::string_view hf) {
-  for (const auto& a : kArchNames)
-    if (a.hf == hf) return &a;
-  return nullptr;
-}
-const ArchNames* by_gguf(std::string_view g) {
-  for (const auto& a : kArchNames)
-    if (a.gguf == g) return &a;
-  return nullptr;
-}
-
-// Per-arch layout differences that the metadata encodes.
-bool is_qwen(std::string_view hf) { return hf == "qwen3_moe" || hf == "qwen2_moe"; }
-
 std::string key(std::string_view arch, std::string_view suffix) { return fmt::format("{}.{}", arch, suffix); }
 
 void put_u32(GgufMetadata& md, std::string k, int64_t v) {
@@ -52,12 +25,14 @@ void put_u32(GgufMetadata& md, std::string k, int64_t v) {
 }  // namespace
 
 std::string gguf_arch_name(const ModelSpec& spec) {
-  if (const ArchNames* a = by_hf(spec.arch)) return std::string(a->gguf);
-  fail("architecture '{}' has no GGUF name (supported: qwen3_moe, qwen2_moe, mixtral, olmoe)", spec.arch);
+  const ArchDef& arch = arch_def(spec.arch);
+  if (arch.gguf.name.empty()) fail("architecture '{}' has no GGUF name", spec.arch);
+  return std::string(arch.gguf.name);
 }
 
 void add_gguf_model_metadata(const ModelSpec& s, GgufMetadata& md) {
   const std::string a = gguf_arch_name(s);
+  const GgufDialect& d = arch_def(s.arch).gguf;
   md.add("general.architecture", {a});
   // Order and value types as convert_hf_to_gguf.py writes them (TextModel.set_gguf_parameters, then the arch's).
   put_u32(md, key(a, "block_count"), s.layers);
@@ -66,7 +41,7 @@ void add_gguf_model_metadata(const ModelSpec& s, GgufMetadata& md) {
   // llama and olmoe size their experts from feed_forward_length; the Qwen
   // MoE loaders from expert_feed_forward_length, feed_forward_length being
   // the dense MLP's (config intermediate_size).
-  if (is_qwen(s.arch)) {
+  if (d.expert_ffn_key) {
     if (s.dense_ffn > 0) put_u32(md, key(a, "feed_forward_length"), s.dense_ffn);
   } else {
     put_u32(md, key(a, "feed_forward_length"), s.expert_ffn);
@@ -81,9 +56,9 @@ void add_gguf_model_metadata(const ModelSpec& s, GgufMetadata& md) {
   // wrong for Qwen3 (head_dim 128 with hidden 2048 and 32 heads).
   put_u32(md, key(a, "attention.key_length"), s.head_dim);
   put_u32(md, key(a, "attention.value_length"), s.head_dim);
-  if (is_qwen(s.arch)) put_u32(md, key(a, "expert_feed_forward_length"), s.expert_ffn);
+  if (d.expert_ffn_key) put_u32(md, key(a, "expert_feed_forward_length"), s.expert_ffn);
   if (s.shared_ffn > 0) put_u32(md, key(a, "expert_shared_feed_forward_length"), s.shared_ffn);
-  if (s.arch == "mixtral") {
+  if (d.vocab_and_rope_dims) {
     put_u32(md, key(a, "vocab_size"), s.vocab);
     put_u32(md, key(a, "rope.dimension_count"), s.head_dim);
   }
@@ -148,14 +123,19 @@ float positive_f32(const GgufMetadata& md, const std::string& k, std::optional<f
 ModelSpec model_spec_from_gguf(const GgufMetadata& md, const std::vector<GgufTensor>& tensors) {
   const std::string& src = md.source();
   const std::string& a = md.get_str("general.architecture");
-  const ArchNames* names = by_gguf(a);
-  if (!names)
-    fail("{}: unsupported 'general.architecture' = '{}' (supported: qwen3moe, qwen2moe, llama with experts, olmoe)",
-         src, a);
+  const ArchDef* arch = arch_by_gguf_name(a);
+  if (!arch) {
+    std::string names;
+    for (std::string_view hf : supported_archs())
+      names += fmt::format("{}{}", names.empty() ? "" : ", ", arch_def(hf).gguf.name);
+    fail("{}: unsupported 'general.architecture' = '{}' (supported: {}; llama only with experts, as Mixtral)", src,
+         a, names);
+  }
+  const GgufDialect& d = arch->gguf;
   const TensorSet ts(tensors, src);
 
   ModelSpec s;
-  s.arch = std::string(names->hf);
+  s.arch = std::string(arch->model_type);
   s.source_dir = src;
   s.layers = dim_of(md, key(a, "block_count"));
   s.hidden = dim_of(md, key(a, "embedding_length"));
@@ -172,7 +152,7 @@ ModelSpec model_spec_from_gguf(const GgufMetadata& md, const std::vector<GgufTen
   }
   s.rms_eps = positive_f32(md, key(a, "attention.layer_norm_rms_epsilon"), std::nullopt, 1.f);
   s.rope_theta = positive_f32(md, key(a, "rope.freq_base"), 10000.f, 1e30f);
-  s.rope_interleaved = (a == "llama");
+  s.rope_interleaved = d.interleaved_rope;
   s.head_dim = opt_dim(md, key(a, "attention.key_length"), s.hidden / s.heads);
   if (int64_t(s.heads) * s.head_dim > int64_t(kMaxDim))
     fail("{}: head_count {} x key_length {} exceeds {}", src, s.heads, s.head_dim, kMaxDim);
@@ -193,7 +173,7 @@ ModelSpec model_spec_from_gguf(const GgufMetadata& md, const std::vector<GgufTen
 
   s.experts = dim_of(md, key(a, "expert_count"));
   s.top_k = dim_of(md, key(a, "expert_used_count"));
-  s.norm_topk = md.opt_bool(key(a, "expert_weights_norm")).value_or(names->llama_norm_topk);
+  s.norm_topk = md.opt_bool(key(a, "expert_weights_norm")).value_or(d.llama_norm_topk);
 
   const GgufTensor& embd = ts.need("token_embd.weight");
   if (embd.dims.size() != 2 || embd.dims[0] != uint64_t(s.hidden))
@@ -207,7 +187,7 @@ ModelSpec model_spec_from_gguf(const GgufMetadata& md, const std::vector<GgufTen
   for (int l = 0; l < s.layers; ++l) s.layer_is_moe[size_t(l)] = ts.find(blk(l, "ffn_gate_inp.weight")) != nullptr;
 
   // Routed expert FFN width: the key llama.cpp reads, checked against the tensors.
-  const std::string ffn_key = is_qwen(s.arch) ? key(a, "expert_feed_forward_length") : key(a, "feed_forward_length");
+  const std::string ffn_key = d.expert_ffn_key ? key(a, "expert_feed_forward_length") : key(a, "feed_forward_length");
   const GgufTensor* exps = nullptr;
   for (int l = 0; l < s.layers && !exps; ++l)
     if (s.layer_is_moe[size_t(l)]) exps = &ts.need(blk(l, "ffn_gate_exps.weight"));
@@ -222,7 +202,7 @@ ModelSpec model_spec_from_gguf(const GgufMetadata& md, const std::vector<GgufTen
                exps->dims[1] != uint64_t(s.expert_ffn) || exps->dims[2] != uint64_t(s.experts)))
     fail("{}: tensor '{}' has shape {}, expected [{}, {}, {}] ({})", src, exps->name, exps->shape_str(), s.hidden,
          s.expert_ffn, s.experts, ffn_key);
-  if (is_qwen(s.arch)) s.dense_ffn = opt_dim(md, key(a, "feed_forward_length"), 0);
+  if (d.expert_ffn_key) s.dense_ffn = opt_dim(md, key(a, "feed_forward_length"), 0);
   s.shared_ffn = opt_dim(md, key(a, "expert_shared_feed_forward_length"), 0);
   for (int l = 0; l < s.layers; ++l) {
     if (!s.layer_is_moe[size_t(l)]) {
@@ -242,7 +222,7 @@ ModelSpec model_spec_from_gguf(const GgufMetadata& md, const std::vector<GgufTen
   if (const GgufTensor* qn = ts.find(blk(0, "attn_q_norm.weight"))) {
     const uint64_t n = qn->dims.empty() ? 0 : qn->dims[0];
     // With one head both kinds have the same width; the arch decides (olmoe normalises the whole projection).
-    if (n == uint64_t(s.head_dim) && (s.heads > 1 || s.arch != "olmoe")) s.qk_norm = QkNorm::PerHead;
+    if (n == uint64_t(s.head_dim) && (s.heads > 1 || !d.qk_norm_whole)) s.qk_norm = QkNorm::PerHead;
     else if (n == uint64_t(s.heads) * uint64_t(s.head_dim)) s.qk_norm = QkNorm::Full;
     else fail("{}: tensor '{}' has shape {}, expected [{}] or [{}]", src, qn->name, qn->shape_str(), s.head_dim,
               s.q_dim());

@@ -101,6 +101,22 @@ TEST(TokenizerInput, InvalidUtf8BecomesReplacementCharacters) {
   EXPECT_EQ(t.decode(std::vector<int32_t>{-5, 1 << 30}), "");  // unknown ids are skipped, as in HF
 }
 
+// Found by tokenizer_json_fuzz: an added token id of 1.3e9 resized the id
+// table to it (an out-of-memory abort); a vocab id up to INT32_MAX did the
+// same. Ids are capped as model sizes are (2^24), before any allocation.
+TEST(TokenizerErrors, HugeTokenIdsAreRefusedBeforeAllocating) {
+  expect_error(
+      [] {
+        Tokenizer::from_json(with(R"(,"added_tokens":[{"id":1300000000,"content":"<x>","special":true}])"));
+      },
+      {"tokenizer.json", "1300000000", "exceeds the largest token id"});
+  expect_error([] { Tokenizer::from_json(R"({"model":{"type":"BPE","vocab":{"a":0,"b":2000000000},"merges":[]}})"); },
+               {"tokenizer.json", "model.vocab.b", "2000000000"});
+  expect_error(
+      [] { Tokenizer::from_json(with(R"(,"added_tokens":[{"id":8589934593,"content":"<x>","special":true}])")); },
+      {"8589934593"});  // not cast to int32 (it would be 1)
+}
+
 TEST(TokenizerThreads, ConcurrentEncodeMatchesSerial) {
   Tokenizer t = Tokenizer::from_json(make_demo_tokenizer_json(1024));
   auto corpus = testing::read_corpus();

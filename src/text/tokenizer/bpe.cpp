@@ -106,8 +106,8 @@ BpeModel::BpeModel(const json::Value& model) : uid_(g_next_uid++) {
       unescaped.emplace_back(json::unescape(key, true, tmp));
       key = unescaped.back();
     }
-    if (id < 0 || id > INT32_MAX)
-      fail("{}: model.vocab.{}: expected a non-negative integer id, got {}", doc.source(), std::string(key),
+    if (id < 0 || id > kMaxTokenId)
+      fail("{}: model.vocab.{}: expected an integer id in [0, {}], got {}", doc.source(), std::string(key), kMaxTokenId,
            n.type == json::Type::Number ? std::string(doc.raw(n)) : json::type_name(n.type));
     entries.emplace_back(key, int32_t(id));
     max_id = std::max(max_id, id);

@@ -10,6 +10,11 @@
 
 namespace moeflux {
 
+// The largest token id a tokenizer file may use. Ids index dense tables
+// (id -> token), so a hostile id of 1e9 would allocate tens of GB; the cap
+// is the same as a model's sizes (2^24), far above any real vocabulary.
+inline constexpr int64_t kMaxTokenId = (int64_t(1) << 24) - 1;
+
 class TokenModel {
  public:
   virtual ~TokenModel() = default;

@@ -99,8 +99,12 @@ std::shared_ptr<Tokenizer::Impl> build(std::string json_text, const std::string&
   if (root.has("added_tokens")) {
     for (const auto& t : root.at("added_tokens").elements()) {
       AddedToken a;
-      a.id = int32_t(t.at("id").as_int());
-      if (a.id < 0) t.at("id").fail_msg("negative id");
+      const int64_t id = t.at("id").as_int();
+      if (id < 0) t.at("id").fail_msg("negative id");
+      if (id > kMaxTokenId)
+        t.at("id").fail_msg("id " + std::to_string(id) + " exceeds the largest token id accepted (" +
+                            std::to_string(kMaxTokenId) + ")");
+      a.id = int32_t(id);
       a.content = t.at("content").str();
       a.single_word = t.bool_or("single_word", false);
       a.lstrip = t.bool_or("lstrip", false);
