@@ -1,6 +1,7 @@
 #include "model/model_spec.h"
 
 #include <cmath>
+#include <limits>
 #include <filesystem>
 
 #include "core/error.h"
@@ -50,8 +51,11 @@ void refuse_unsupported(const Config& cfg) {
 // log-prob into NaN or make the norms divide by zero.
 double positive_float(const Config& cfg, const std::string& key, double fallback, double max) {
   const double v = cfg.get_float(key, fallback);
-  if (!std::isfinite(v) || v <= 0 || v > max)
-    fail("{}: '{}' = {} must be a finite number in (0, {}]", cfg.source(), key, v, max);
+  // The engine computes in f32: a value below its smallest normal (1e-60,
+  // found by config_spec_fuzz) would become 0 and every log-prob NaN.
+  if (!std::isfinite(v) || v < double(std::numeric_limits<float>::min()) || v > max)
+    fail("{}: '{}' = {} must be a finite number in [{}, {}] (a positive 32-bit float)", cfg.source(), key, v,
+         std::numeric_limits<float>::min(), max);
   return v;
 }
 

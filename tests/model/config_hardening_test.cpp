@@ -218,7 +218,8 @@ TEST(Ranges, TokenIdsAreNotTruncatedToInt32) {
 }
 
 TEST(Ranges, NonPositiveEpsAndThetaAreRefused) {
-  for (double eps : {0.0, -1e-6, 2.0}) {
+  // 1e-60 (config_spec_fuzz): positive as a double, 0 as the f32 the engine uses.
+  for (double eps : {0.0, -1e-6, 2.0, 1e-60}) {
     json j = oracle_config("olmoe_f32");
     j["rms_norm_eps"] = eps;
     EXPECT_HAS(spec_error(j), "'rms_norm_eps'");
