@@ -46,7 +46,9 @@ void remove_demo_files(const fs::path& dir) {
                       name == "tokenizer_config.json" ||
                       (name.starts_with("model") && name.ends_with(".safetensors")) ||
                       (name.starts_with(".") && name.ends_with(".moeflux-tmp"));
-    if (ours && e.is_regular_file()) fs::remove(e.path());
+    // Regular files only, never through a link: a link is the user's even
+    // under one of the demo's names.
+    if (ours && fs::is_regular_file(e.symlink_status())) fs::remove(e.path());
   }
 }
 

@@ -8,9 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <mutex>
-#include <sstream>
 #include <vector>
 
 #include "core/error.h"
@@ -166,15 +164,6 @@ const MappedFile* MappedFile::holding(const void* p) {
   for (const MappedFile* f : g_registry)
     if (b >= f->data_ && b < f->data_ + f->size_) return f;
   return nullptr;
-}
-
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot open {}: {}", path, std::strerror(errno));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) fail("cannot read {}", path);
-  return ss.str();
 }
 
 }  // namespace moeflux

@@ -76,7 +76,4 @@ class MappedFile {
   mutable std::atomic<MappingGuard*> guard_{nullptr};
 };
 
-// Reads a whole (small) file into a string; throws Error naming the path.
-std::string read_text_file(const std::string& path);
-
 }  // namespace moeflux

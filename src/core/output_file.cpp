@@ -90,14 +90,17 @@ void OutputFile::write(const void* data, size_t n) {
 
 void OutputFile::commit() {
   if (!f_) fail("{}: committed twice", path_);
-  if (std::fflush(f_) != 0 || ::fsync(fileno(f_)) != 0) fail_as(ErrorKind::Io, "cannot write {}: {}", tmp_, std::strerror(errno));
-  if (::fchmod(fileno(f_), 0666 & ~current_umask()) != 0) fail_as(ErrorKind::Io, "cannot set the mode of {}: {}", tmp_, std::strerror(errno));
+  if (std::fflush(f_) != 0 || ::fsync(fileno(f_)) != 0)
+    fail_as(ErrorKind::Io, "cannot write {}: {}", tmp_, std::strerror(errno));
+  if (::fchmod(fileno(f_), 0666 & ~current_umask()) != 0)
+    fail_as(ErrorKind::Io, "cannot set the mode of {}: {}", tmp_, std::strerror(errno));
   const int rc = std::fclose(f_);
   f_ = nullptr;
   if (rc != 0) fail_as(ErrorKind::Io, "cannot write {}: {}", tmp_, std::strerror(errno));
   // The target may have appeared or changed kind while the data was written.
   check_output_path(path_, replace_);
-  if (std::rename(tmp_.c_str(), path_.c_str()) != 0) fail_as(ErrorKind::Io, "cannot rename {} to {}: {}", tmp_, path_, std::strerror(errno));
+  if (std::rename(tmp_.c_str(), path_.c_str()) != 0)
+    fail_as(ErrorKind::Io, "cannot rename {} to {}: {}", tmp_, path_, std::strerror(errno));
   committed_ = true;
   fsync_directory(parent_of(path_));
 }

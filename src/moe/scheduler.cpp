@@ -45,8 +45,10 @@ void MoeScheduler::run(const MoeParams& p, const float* x, int T, int D, float* 
   const int E = p.experts, k = p.top_k, layer = p.layer;
   compute.router_logits(*p.router_weight, p.router_bias, x, T, router_logits_);
   correction_.clear();
-  if (p.correction_bias)
-    for (int e = 0; e < E; ++e) correction_.push_back(load_weight_elem(WeightView::of(*p.correction_bias), e));
+  if (p.correction_bias) {
+    const WeightView bias = WeightView::of(*p.correction_bias);
+    for (int e = 0; e < E; ++e) correction_.push_back(load_weight_elem(bias, e));
+  }
   route(p.router, router_logits_.data(), T, E, k, correction_, plan_.routing, router_scratch_);
   make_plan(p, T);
 

@@ -131,7 +131,7 @@ std::span<const float> Session::step(std::span<const int32_t> tokens, bool all_l
   int position = s.position;
   if (position < s.high_water) s.overwrites.push_back({s.serial, position});
   ++s.serial;
-  const StepScheduler::Turn turn = e.scheduler->turn();
+  const auto turn = e.scheduler->turn();
   s.logits.resize(size_t(all_logits ? n : 1) * size_t(vocab));
   for (int begin = 0; begin < n; begin += chunk) {
     const int T = std::min(chunk, n - begin);

@@ -21,14 +21,7 @@ class StepScheduler {
 
   // Held for the whole of one step (all its micro-batches), so that a
   // session's prefill is not interleaved with another session's steps.
-  class Turn {
-   public:
-    explicit Turn(std::mutex& mu) : lock_(mu) {}
-
-   private:
-    std::unique_lock<std::mutex> lock_;
-  };
-  [[nodiscard]] Turn turn() { return Turn(mu_); }
+  [[nodiscard]] std::unique_lock<std::mutex> turn() { return std::unique_lock(mu_); }
 
   // The pool. Use it only while holding a turn, or when no session steps
   // (the CLI's benchmarks measure memory bandwidth with it before running).

@@ -56,6 +56,16 @@ TEST(DataSafety, DemoRepairsOnlyItsOwnUnfinishedDirectory) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(fs::exists(p + "/tokenizer.json"));
   EXPECT_EQ(test::read_file(p + "/mine.txt"), "keep");
+  // A link of the user's under one of the demo's names is neither removed
+  // nor written through, even in the demo's own directory.
+  fs::remove(p + "/tokenizer.json");
+  fs::remove(p + "/config.json");
+  fs::create_symlink(p + "/mine.txt", p + "/config.json");
+  r = test::run_cli("demo --dir " + p);
+  EXPECT_NE(r.code, 0);
+  EXPECT_TRUE(has(r, "config.json")) << r.err;
+  EXPECT_TRUE(fs::is_symlink(p + "/config.json"));
+  EXPECT_EQ(test::read_file(p + "/mine.txt"), "keep");
 }
 
 TEST(DataSafety, ScoreLogitsOutRefusesLinksDevicesAndExistingFiles) {

@@ -73,18 +73,7 @@ void matmul_weight_f32(const float* x, size_t ldx, size_t T, const WeightView& W
                        size_t ldy) {
   if (is_weight_float(W.dtype)) return simd::matmul_rows(x, ldx, T, W.data, W.dtype, size_t(W.cols), r0, r1, y, ldy);
   if (W.dtype == DType::MLX) return matmul_mlx_dequantized(x, ldx, T, W, r0, r1, y, ldy);
-  // Block formats: a few rows dequantized (the reference dequantizer) into
-  // an L1-resident buffer, then the f32 kernel, as for MLX.
-  const GgmlType type = *ggml_type_of(W.dtype);
-  const size_t K = size_t(W.cols), rb = W.row_bytes();
-  constexpr size_t kRows = 4;
-  thread_local std::vector<float> buf;
-  if (buf.size() < kRows * K) buf.resize(kRows * K);
-  for (size_t r = r0; r < r1; r += kRows) {
-    const size_t n = std::min(kRows, r1 - r);
-    for (size_t i = 0; i < n; ++i) quant::dequantize_row(type, W.data + (r + i) * rb, buf.data() + i * K, K);
-    simd::matmul_rows(x, ldx, T, reinterpret_cast<const uint8_t*>(buf.data()), DType::F32, K, 0, n, y + r, ldy);
-  }
+  quant::matmul_rows_exact(x, ldx, T, W.data, *ggml_type_of(W.dtype), size_t(W.cols), r0, r1, y, ldy);
 }
 
 std::optional<GgmlType> activation_layout(const WeightView& W) {

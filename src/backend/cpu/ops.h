@@ -32,8 +32,8 @@ void matmul_prepared(const quant::PreparedActivations& xq, size_t t0, size_t nt,
 // matmul_weight's path where the fused integer kernels are missing.
 void matmul_mlx_dequantized(const float* x, size_t ldx, size_t T, const WeightView& W, size_t r0, size_t r1,
                             float* y, size_t ldy);
-// matmul_weight with x kept in f32 whatever W's type: quantized rows are
-// dequantized (the reference dequantizers) and multiplied in f32.
+// matmul_weight with x kept in f32 whatever W's type (block formats through
+// quant::matmul_rows_exact, MLX through matmul_mlx_dequantized).
 void matmul_weight_f32(const float* x, size_t ldx, size_t T, const WeightView& W, size_t r0, size_t r1, float* y,
                        size_t ldy);
 // How a matrix product treats its activations: Kernel lets quantized
