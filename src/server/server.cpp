@@ -167,7 +167,8 @@ struct Server::Impl {
         const std::string user = s.session.load(session_path(r.load_session, "load_session"));
         s.cached.clear();
         try {
-          for (const auto& t : json::parse(user).at("tokens")) s.cached.push_back(t.get<int32_t>());
+          const json saved = json::parse(user);
+          for (const auto& t : saved.at("tokens")) s.cached.push_back(t.get<int32_t>());
         } catch (const std::exception&) {
           s.cached.clear();
         }
