@@ -1,7 +1,10 @@
 // moeflux serve MODEL: the OpenAI-compatible HTTP server (src/server).
 #include <fmt/format.h>
 
+#include <atomic>
+#include <chrono>
 #include <csignal>
+#include <thread>
 #include <filesystem>
 
 #include "cli_util.h"
@@ -40,10 +43,8 @@ uint64_t parse_bytes(const std::string& s, const char* option) {
   return uint64_t(v * mult);
 }
 
-server::Server* g_server = nullptr;
-void on_signal(int) {
-  if (g_server) g_server->stop();
-}
+std::atomic<bool> g_quit{false};
+void on_signal(int) { g_quit = true; }
 
 void run_serve(ServeArgs& a) {
   if (!a.state_budget.empty()) a.model.state_budget = parse_bytes(a.state_budget, "--state-budget");
@@ -52,16 +53,19 @@ void run_serve(ServeArgs& a) {
   if (sm.name.empty()) sm.name = std::filesystem::path(a.model.path).filename().string();
   if (sm.name.empty()) sm.name = std::filesystem::path(a.model.path).parent_path().filename().string();
   server::Server srv(std::move(sm), a.server);
-  g_server = &srv;
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
-  fmt::print(stderr, "moeflux serve: {} ({}, {} slot{}, context {}{}) on http://{}:{}{}\n", a.model.path,
+  const int port = srv.start();
+  fmt::print(stderr, "moeflux serve: {} ({}, {} slot{}, context {}{}){}\nlistening on http://{}:{}\n", a.model.path,
              m.engine->spec().arch, a.server.slots, a.server.slots == 1 ? "" : "s",
              a.server.context ? a.server.context : m.engine->spec().max_positions,
-             a.model.state_budget ? ", state budget " + human_bytes(a.model.state_budget) : "", a.server.host,
-             a.server.port, m.template_is_fallback ? " (no chat template in the model: using ChatML)" : "");
-  srv.run();
-  g_server = nullptr;
+             a.model.state_budget ? ", state budget " + human_bytes(a.model.state_budget) : "",
+             m.template_is_fallback ? " (no chat template in the model: using ChatML)" : "", a.server.host, port);
+  // Ctrl-C or SIGTERM: the handler only sets a flag; stopping the server
+  // (closing sockets, joining threads) happens here.
+  while (!g_quit) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  fmt::print(stderr, "moeflux serve: stopping\n");
+  srv.stop();
 }
 
 }  // namespace

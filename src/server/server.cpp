@@ -59,6 +59,7 @@ struct Server::Impl {
   std::thread thread;
   std::atomic<uint64_t> next_id{1};
   std::atomic<int> bound_port{0};
+  std::atomic<bool> stopping{false};  // ends running generations when the server stops
 
   Impl(ServerModel m, ServerOptions o) : model(std::move(m)), opt(std::move(o)) {
     if (!model.engine) fail("the server needs a loaded engine");
@@ -183,6 +184,7 @@ struct Server::Impl {
       StopConditions stop{r.stop, model.stop_tokens, p.max_tokens};
       bool produced = false;
       GenerationHooks h = hooks;
+      h.cancelled = [&] { return stopping.load() || (hooks.cancelled && hooks.cancelled()); };
       h.on_token = [&](const TokenLogprob& lp) {
         produced = true;
         if (hooks.on_token) hooks.on_token(lp);
@@ -436,7 +438,10 @@ void Server::run() {
   impl_->http.listen_after_bind();
 }
 
-void Server::stop() { impl_->http.stop(); }
+void Server::stop() {
+  impl_->stopping = true;
+  impl_->http.stop();
+}
 int Server::port() const { return impl_->bound_port; }
 
 }  // namespace moeflux::server

@@ -47,6 +47,7 @@ class Server {
   int start();
   // Binds and serves on this thread until stop().
   void run();
+  // Ends serving (from any thread; not from a signal handler).
   void stop();
   int port() const;
 
