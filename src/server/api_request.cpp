@@ -109,7 +109,7 @@ CompletionRequest parse_completion_request(const std::string& text, bool chat, i
   json body;
   try {
     body = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // syntax, and numbers beyond a double (out_of_range 406)
     throw ApiError(400, fmt::format("the body is not valid JSON: {}", e.what()));
   }
   if (!body.is_object()) throw ApiError(400, "the body must be a JSON object");

@@ -27,8 +27,11 @@ std::unique_ptr<SlotPool::Lease> SlotPool::acquire(std::span<const int32_t> prom
     size_t best_n = 0;
     for (auto& s : slots_) {
       if (s->busy) continue;
+      // Ties go to the slot holding the least, so that other caches stay
+      // for the requests that share them (evict_idle frees them when the
+      // state budget runs short).
       const size_t n = common_prefix(s->cached, prompt);
-      if (!best || n > best_n) best = s.get(), best_n = n;
+      if (!best || n > best_n || (n == best_n && s->cached.size() < best->cached.size())) best = s.get(), best_n = n;
     }
     return best;
   };

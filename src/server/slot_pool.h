@@ -42,7 +42,8 @@ class SlotPool {
     Slot& slot_;
   };
 
-  // Waits for a free slot, the one sharing the longest prefix with `prompt`.
+  // Waits for a free slot, the one sharing the longest prefix with `prompt`
+  // (on a tie, the one caching the least).
   // Throws ApiError 503 (with Retry-After) when max_queue requests already wait.
   std::unique_ptr<Lease> acquire(std::span<const int32_t> prompt);
 

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "core/output_file.h"
+#include "moeflux/engine.h"
 #include "model/model_spec.h"
 #include "model/synth.h"
 #include "server/server.h"
@@ -239,6 +240,7 @@ TEST_F(ServerTest, BadRequestsGet4xxInOpenAIsShapeAndTheServerKeepsServing) {
   expect("/v1/chat/completions", R"({"messages":[{"role":"wizard","content":"hi"}]})", 400, "messages[0].role");
   expect("/v1/chat/completions", "{" + msgs + R"(,"temperature":"hot"})", 400, "temperature");
   expect("/v1/chat/completions", "{" + msgs + R"(,"temperature":7})", 400, "temperature");
+  expect("/v1/chat/completions", "{" + msgs + R"(,"temperature":1e999})", 400, "");  // beyond a double (fuzz)
   expect("/v1/chat/completions", "{" + msgs + R"(,"n":2})", 400, "n");
   expect("/v1/chat/completions", "{" + msgs + R"(,"max_tokens":0})", 400, "max_tokens");
   expect("/v1/chat/completions", "{" + msgs + R"(,"max_tokens":1000000000})", 400, "max_tokens");
@@ -341,6 +343,37 @@ TEST_F(ServerTest, ConcurrentRequestsGiveTheSequentialTokens) {
     for (auto& t : ts) t.join();
     for (int i = 0; i < 3; ++i) EXPECT_EQ(got[size_t(i)], sequential[size_t(i)]) << "request " << i << " round " << round;
   }
+}
+
+TEST_F(ServerTest, AnIdleSlotsCacheMakesRoomWhenTheStateBudgetIsShort) {
+  // One KV page (64 positions of every layer), measured.
+  Session probe(*engine_);
+  const int32_t one = 1;
+  probe.step(std::span<const int32_t>(&one, 1));
+  const uint64_t page = probe.state_bytes();
+  EngineOptions eo;
+  eo.threads = 2;
+  eo.state_budget = 3 * page;
+  server::ServerModel m = model();
+  m.engine = Engine::load(dir_->file("m"), eo);
+  server::ServerOptions o;
+  o.slots = 2;
+  o.port = 0;
+  server_ = std::make_unique<server::Server>(m, o);
+  port_ = server_->start();
+  std::vector<int> a(90, 7), b(90, 9), huge(300, 5);  // two pages each; five pages
+  json r1 = post_ok("/v1/completions", {{"prompt", a}, {"max_tokens", 2}});
+  EXPECT_EQ(std::stoull(metric("moeflux_state_bytes")), 2 * page);  // kept for reuse
+  // Two more pages do not fit beside the first request's cache: it goes.
+  json r2 = post_ok("/v1/completions", {{"prompt", b}, {"max_tokens", 2}});
+  EXPECT_EQ(std::stoull(metric("moeflux_state_bytes")), 2 * page);
+  // Beyond the whole budget: 503, and the server goes on.
+  auto r = post("/v1/completions", {{"prompt", huge}, {"max_tokens", 2}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503) << r->body;
+  EXPECT_FALSE(r->get_header_value("Retry-After").empty());
+  EXPECT_NE(r->body.find("state budget"), std::string::npos) << r->body;
+  post_ok("/v1/completions", {{"prompt", a}, {"max_tokens", 2}});
 }
 
 TEST_F(ServerTest, AConversationResumesFromTheSlotsCachedPrefix) {
