@@ -22,7 +22,7 @@ namespace {
 struct ServeArgs {
   ModelArgs model;
   server::ServerOptions server;
-  std::string chat_template, name, state_budget;
+  std::string chat_template, name, state_budget, prefix_cache;
 };
 
 // "512M", "2G", "1.5G", "1048576" -> bytes.
@@ -48,6 +48,7 @@ void on_signal(int) { g_quit = true; }
 
 void run_serve(ServeArgs& a) {
   if (!a.state_budget.empty()) a.model.state_budget = parse_bytes(a.state_budget, "--state-budget");
+  if (!a.prefix_cache.empty()) a.server.prefix_cache_bytes = parse_bytes(a.prefix_cache, "--prefix-cache");
   TextModel m = load_text_model(a.model, a.chat_template);
   server::ServerModel sm{m.engine, m.tokenizer, m.chat_template, m.stop_tokens, a.name};
   if (sm.name.empty()) sm.name = std::filesystem::path(a.model.path).filename().string();
@@ -82,6 +83,11 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--context", a->server.context, "positions per session (0: the model's maximum)")
       ->check(int_range(0, INT32_MAX, "(0: the model's maximum)"));
   cmd->add_option("--state-budget", a->state_budget, "bytes all sessions may hold in KV state, e.g. 4G (default: no limit)");
+  cmd->add_option("--prefix-cache", a->prefix_cache,
+                  "RAM for states of earlier requests, to resume shared prefixes from, e.g. 2G (default: off)");
+  cmd->add_option("--prefix-cache-min-tokens", a->server.prefix_cache_min_tokens,
+                  "shortest token sequence the prefix cache keeps (default 64)")
+      ->check(int_range(1, INT32_MAX));
   cmd->add_option("--session-dir", a->server.session_dir,
                   "directory of saved sessions for the load_session / save_session request fields");
   cmd->add_option("--chat-template", a->chat_template, "Jinja chat template file to use instead of the model's");

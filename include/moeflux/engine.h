@@ -133,6 +133,10 @@ class Session {
   // then left as it was.
   void save(const std::string& path, std::string_view user_data = {}) const;
   std::string load(const std::string& path);
+  // The same bytes in memory (the server's prefix cache); `what` names the
+  // source in errors.
+  std::string save_to_bytes(std::string_view user_data = {}) const;
+  std::string load_from_bytes(std::string_view data, const std::string& what = "session state");
 
   struct Impl;
   Impl& impl() const { return *impl_; }

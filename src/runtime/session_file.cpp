@@ -49,7 +49,7 @@ nlohmann::json state_layout(const Engine::Impl& e) {
 
 // Reads a little-endian integer at `at`, checking the bounds.
 template <class T>
-T get(const std::string& data, size_t& at, const std::string& path) {
+T get(std::string_view data, size_t& at, const std::string& path) {
   if (at + sizeof(T) > data.size()) fail("{}: the session file is truncated ({} bytes)", path, data.size());
   T v;
   std::memcpy(&v, data.data() + at, sizeof v);
@@ -76,7 +76,7 @@ std::string Engine::fingerprint() const {
   return fmt::format("{:016x}", f.h);
 }
 
-void Session::save(const std::string& path, std::string_view user_data) const {
+std::string Session::save_to_bytes(std::string_view user_data) const {
   const Impl& s = *impl_;
   const Engine::Impl& e = s.engine->impl();
   std::vector<uint8_t> state;
@@ -92,31 +92,36 @@ void Session::save(const std::string& path, std::string_view user_data) const {
                                {"states", state_layout(e)},
                                {"dtype", "f32le"}};
   const std::string meta_text = meta.dump();
-  std::string head(kMagic, sizeof kMagic);
-  put(head, kVersion);
-  put(head, uint32_t(meta_text.size()));
-  head += meta_text;
-  put(head, uint64_t(user_data.size()));
-  head += user_data;
-  put(head, uint64_t(state.size()));
-  uLong crc = crc32_z(0, reinterpret_cast<const Bytef*>(head.data()), head.size());
-  crc = crc32_z(crc, state.data(), state.size());
+  std::string out(kMagic, sizeof kMagic);
+  put(out, kVersion);
+  put(out, uint32_t(meta_text.size()));
+  out += meta_text;
+  put(out, uint64_t(user_data.size()));
+  out += user_data;
+  put(out, uint64_t(state.size()));
+  out.append(reinterpret_cast<const char*>(state.data()), state.size());
+  put(out, uint32_t(crc32_z(0, reinterpret_cast<const Bytef*>(out.data()), out.size())));
+  return out;
+}
+
+void Session::save(const std::string& path, std::string_view user_data) const {
+  const std::string bytes = save_to_bytes(user_data);
   OutputFile f(path, Replace::Yes);
-  f.write(head);
-  f.write(state);
-  std::string tail;
-  put(tail, uint32_t(crc));
-  f.write(tail);
+  f.write(bytes);
   f.commit();
 }
 
 std::string Session::load(const std::string& path) {
-  Impl& s = *impl_;
-  Engine::Impl& e = s.engine->impl();
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("{}: cannot open the session file", path);
   std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad()) fail_as(ErrorKind::Io, "{}: read error", path);
+  return load_from_bytes(data, path);
+}
+
+std::string Session::load_from_bytes(std::string_view data, const std::string& path) {
+  Impl& s = *impl_;
+  Engine::Impl& e = s.engine->impl();
   if (data.size() < sizeof kMagic + 12 || std::memcmp(data.data(), kMagic, sizeof kMagic) != 0)
     fail("{}: not a moeflux session file", path);
   size_t at = sizeof kMagic;
@@ -149,7 +154,7 @@ std::string Session::load(const std::string& path) {
             s.max_positions);
   const uint64_t user_bytes = get<uint64_t>(data, at, path);
   if (user_bytes > data.size() - at) fail("{}: the session file is truncated", path);
-  std::string user = data.substr(at, size_t(user_bytes));
+  std::string user(data.substr(at, size_t(user_bytes)));
   at += size_t(user_bytes);
   const uint64_t state_bytes = get<uint64_t>(data, at, path);
   if (state_bytes != data.size() - at - 4) fail("{}: the session file's state size does not match its length", path);

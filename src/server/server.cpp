@@ -14,6 +14,7 @@
 #include "server/api_request.h"
 #include "server/generation.h"
 #include "server/metrics.h"
+#include "server/prefix_cache.h"
 #include "server/slot_pool.h"
 
 namespace moeflux::server {
@@ -55,6 +56,7 @@ struct Server::Impl {
   ServerOptions opt;
   std::unique_ptr<SlotPool> pool;
   Metrics metrics;
+  std::unique_ptr<PrefixCache> prefix;
   httplib::Server http;
   std::thread thread;
   std::atomic<uint64_t> next_id{1};
@@ -71,6 +73,7 @@ struct Server::Impl {
     if (!opt.session_dir.empty() && !std::filesystem::is_directory(opt.session_dir))
       fail("--session-dir {}: not a directory", opt.session_dir);
     pool = std::make_unique<SlotPool>(model.engine, opt.slots, opt.max_queue, opt.context);
+    prefix = std::make_unique<PrefixCache>(opt.prefix_cache_bytes, opt.prefix_cache_min_tokens);
     routes();
   }
 
@@ -189,6 +192,14 @@ struct Server::Impl {
         produced = true;
         if (hooks.on_token) hooks.on_token(lp);
       };
+      if (r.load_session.empty()) {
+        // Resume from the prefix cache when it shares more than the slot.
+        try {
+          prefix->restore(s.session, p.prompt, common_prefix(s.cached, p.prompt), s.cached);
+        } catch (const Error&) {
+          // Does not fit the state budget now: computing the prompt will say so or succeed.
+        }
+      }
       GenerationStats st;
       for (int attempt = 0;; ++attempt) {
         cached = resume_prefix(s, p.prompt);
@@ -207,6 +218,7 @@ struct Server::Impl {
       if (int(s.cached.size()) != s.session.position())
         fail_as(ErrorKind::Internal, "slot cache of {} tokens but session position {}", s.cached.size(),
                 s.session.position());
+      prefix->put(s.session, s.cached);
       if (!r.save_session.empty())
         s.session.save(session_path(r.save_session, "save_session"), dump(json{{"tokens", s.cached}}));
       metrics.generation_done(int(p.prompt.size()), int(cached), st.generated_tokens, st.prefill_s, st.decode_s);
@@ -377,8 +389,19 @@ struct Server::Impl {
       metrics.request_done("/health", 200);
     });
     http.Get("/metrics", [this](const httplib::Request&, httplib::Response& r) {
-      r.set_content(metrics.render(*model.engine, pool->waiting(), pool->busy(), pool->size()),
-                    "text/plain; version=0.0.4");
+      std::string text = metrics.render(*model.engine, pool->waiting(), pool->busy(), pool->size());
+      const PrefixCache::Stats pc = prefix->stats();
+      text += fmt::format(
+          "# HELP moeflux_prefix_cache_bytes states of earlier requests kept to resume shared prefixes\n"
+          "# TYPE moeflux_prefix_cache_bytes gauge\nmoeflux_prefix_cache_bytes {}\n"
+          "# HELP moeflux_prefix_cache_entries entries of the prefix cache\n"
+          "# TYPE moeflux_prefix_cache_entries gauge\nmoeflux_prefix_cache_entries {}\n"
+          "# HELP moeflux_prefix_cache_hits_total requests resumed from the prefix cache\n"
+          "# TYPE moeflux_prefix_cache_hits_total counter\nmoeflux_prefix_cache_hits_total {}\n"
+          "# HELP moeflux_prefix_cache_evictions_total entries dropped for the byte budget\n"
+          "# TYPE moeflux_prefix_cache_evictions_total counter\nmoeflux_prefix_cache_evictions_total {}\n",
+          pc.bytes, pc.entries, pc.hits, pc.evictions);
+      r.set_content(text, "text/plain; version=0.0.4");
     });
     // httplib's own errors (unknown path, body too large, bad request
     // line) get OpenAI's error shape too.

@@ -33,6 +33,11 @@ struct ServerOptions {
   // Where load_session / save_session files live; empty: those fields are refused.
   std::string session_dir;
   size_t max_body_bytes = 8 << 20;
+  // RAM for states of earlier requests to resume shared prefixes from
+  // (server/prefix_cache.h); 0: off. Sequences shorter than the minimum
+  // are not kept.
+  uint64_t prefix_cache_bytes = 0;
+  size_t prefix_cache_min_tokens = 64;
 };
 
 class Server {

@@ -6,15 +6,11 @@
 
 namespace moeflux::server {
 
-namespace {
-
 size_t common_prefix(std::span<const int32_t> a, std::span<const int32_t> b) {
   size_t n = 0;
   while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
   return n;
 }
-
-}  // namespace
 
 SlotPool::SlotPool(std::shared_ptr<Engine> engine, int slots, int max_queue, int context) : max_queue_(max_queue) {
   for (int i = 0; i < slots; ++i) slots_.push_back(std::make_unique<Slot>(engine, context));

@@ -70,4 +70,6 @@ class SlotPool {
 // prompt, since at least one token must run to give logits.
 size_t resume_prefix(Slot& slot, std::span<const int32_t> prompt);
 
+size_t common_prefix(std::span<const int32_t> a, std::span<const int32_t> b);
+
 }  // namespace moeflux::server

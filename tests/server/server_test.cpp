@@ -376,6 +376,51 @@ TEST_F(ServerTest, AnIdleSlotsCacheMakesRoomWhenTheStateBudgetIsShort) {
   post_ok("/v1/completions", {{"prompt", a}, {"max_tokens", 2}});
 }
 
+TEST_F(ServerTest, ThePrefixCacheResumesAPrefixNoSlotHoldsAnyMore) {
+  std::vector<int> shared, other;
+  for (int i = 0; i < 100; ++i) shared.push_back(10 + (i * 7) % 200), other.push_back(300 + (i * 5) % 200);
+  auto with = [&](int tail) {
+    auto v = shared;
+    v.insert(v.end(), {tail, tail + 1});
+    return v;
+  };
+  const json ban = {{std::to_string(eos()), -100}};
+  auto ask = [&](const std::vector<int>& prompt) {
+    return post_ok("/v1/completions", {{"prompt", prompt}, {"max_tokens", 6}, {"temperature", 0}, {"logprobs", 0},
+                                       {"logit_bias", ban}});
+  };
+  server::ServerOptions o;
+  o.slots = 1;
+  o.prefix_cache_bytes = 64 << 20;
+  o.prefix_cache_min_tokens = 16;
+  start(o);
+  ask(with(1));
+  ask(other);  // the one slot now holds this
+  const json c = ask(with(2));
+  EXPECT_EQ(c["usage"]["prompt_tokens_details"]["cached_tokens"], 100);
+  EXPECT_EQ(metric("moeflux_prefix_cache_hits_total"), "1");
+  EXPECT_EQ(metric("moeflux_prompt_tokens_cached_total"), "100");
+  // The same tokens as computed from scratch.
+  server_.reset();
+  start();
+  const json fresh = ask(with(2));
+  EXPECT_EQ(fresh["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
+  EXPECT_EQ(c["choices"][0]["logprobs"]["tokens"], fresh["choices"][0]["logprobs"]["tokens"]);
+
+  // A budget for one entry: the older one goes, and nothing is resumed.
+  Session probe(*engine_);
+  probe.step(std::vector<int32_t>(105, 3));
+  o.prefix_cache_bytes = probe.save_to_bytes().size() + 4096;
+  server_.reset();
+  start(o);
+  ask(with(1));
+  ask(other);
+  const json d = ask(with(2));
+  EXPECT_EQ(d["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
+  EXPECT_EQ(metric("moeflux_prefix_cache_hits_total"), "0");
+  EXPECT_GE(std::stoi(metric("moeflux_prefix_cache_evictions_total")), 1);
+}
+
 TEST_F(ServerTest, AConversationResumesFromTheSlotsCachedPrefix) {
   start();
   json msgs = kHello;
