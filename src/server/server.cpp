@@ -12,6 +12,7 @@
 #include "model/model_spec.h"
 #include "server/api_error.h"
 #include "server/api_request.h"
+#include "server/chat_page.h"
 #include "server/generation.h"
 #include "server/metrics.h"
 #include "server/prefix_cache.h"
@@ -381,6 +382,10 @@ struct Server::Impl {
                 {"context_length", pool->context()}};
       r.set_content(dump(json{{"object", "list"}, {"data", json::array({m})}}), "application/json");
       metrics.request_done("/v1/models", 200);
+    });
+    http.Get("/", [this](const httplib::Request&, httplib::Response& r) {
+      r.set_content(chat_page_html(), "text/html; charset=utf-8");
+      metrics.request_done("/", 200);
     });
     http.Get("/health", [this](const httplib::Request&, httplib::Response& r) {
       r.set_content(dump(json{{"status", "ok"}, {"slots", pool->size()}, {"slots_busy", pool->busy()},

@@ -1,6 +1,6 @@
 // moeflux's OpenAI-compatible HTTP server (cpp-httplib):
 //   POST /v1/chat/completions, /v1/completions (streamed as SSE or not)
-//   GET  /v1/models, /health, /metrics (Prometheus text)
+//   GET  /v1/models, /health, /metrics (Prometheus text), / (a chat page)
 // Requests run on a pool of sessions (slots) of one engine; beyond the
 // slots, a bounded queue waits, and beyond that the answer is 503 with
 // Retry-After. A streaming client that goes away cancels its generation.

@@ -124,6 +124,12 @@ TEST_F(ServerTest, ChatCompletionHasOpenAIsShapeAndUsage) {
   const json models = json::parse(c.Get("/v1/models")->body);
   EXPECT_EQ(models["data"][0]["id"], "tiny");
   EXPECT_EQ(json::parse(c.Get("/health")->body)["status"], "ok");
+  auto page = c.Get("/");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  EXPECT_NE(page->get_header_value("Content-Type").find("text/html"), std::string::npos);
+  EXPECT_NE(page->body.find("/v1/chat/completions"), std::string::npos);
+  EXPECT_NE(page->body.find("controller.abort()"), std::string::npos);  // the stop button
 }
 
 TEST_F(ServerTest, SameSeedSameTextAndMaxTokensGivesLength) {
