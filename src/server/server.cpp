@@ -13,6 +13,7 @@
 #include "server/api_error.h"
 #include "server/api_request.h"
 #include "server/chat_page.h"
+#include "server/connection_probe.h"
 #include "server/generation.h"
 #include "server/metrics.h"
 #include "server/prefix_cache.h"
@@ -243,11 +244,16 @@ struct Server::Impl {
     return std::find(model.stop_tokens.begin(), model.stop_tokens.end(), id) != model.stop_tokens.end();
   }
 
-  void respond(SlotPool::Lease& lease, const Prepared& p, httplib::Response& res) {
+  void respond(SlotPool::Lease& lease, const Prepared& p, const httplib::Request& req, httplib::Response& res) {
     const bool chat = p.req.chat;
     std::string text;
     std::vector<TokenLogprob> lps;
     GenerationHooks hooks;
+    // A client that hangs up ends the generation; checked every 16 tokens
+    // (a poll without waiting, cheap beside a decode step).
+    const ConnectionProbe probe(req.remote_addr, req.remote_port, req.local_addr, req.local_port);
+    int polls = 0;
+    hooks.cancelled = [&] { return ++polls % 16 == 0 && !probe.connected(); };
     hooks.top_logprobs = p.req.logprobs;
     hooks.on_text = [&](const std::string& t) { text += t; };
     if (p.req.logprobs >= 0)
@@ -363,7 +369,7 @@ struct Server::Impl {
       auto p = std::make_shared<Prepared>(prepare(req.body, chat));
       std::shared_ptr<SlotPool::Lease> lease = pool->acquire(p->prompt);
       if (p->req.stream) stream(std::move(lease), p, res);
-      else respond(*lease, *p, res);
+      else respond(*lease, *p, req, res);
     } catch (const ApiError& e) {
       send_error(res, e);
     } catch (const Error& e) {

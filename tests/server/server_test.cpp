@@ -300,6 +300,23 @@ TEST_F(ServerTest, AClientThatDisconnectsCancelsItsGeneration) {
   post_ok("/v1/completions", {{"prompt", "still serving"}, {"max_tokens", 2}});
 }
 
+TEST_F(ServerTest, AClientThatHangsUpOnAnUnstreamedRequestCancelsIt) {
+  server::ServerOptions o;
+  o.context = 4096;
+  start(o);
+  httplib::Client c("127.0.0.1", port_);
+  c.set_read_timeout(0, 300000);  // gives up after 0.3 s and closes the connection
+  const json body = {{"prompt", "go"}, {"max_tokens", 4000}, {"temperature", 1}, {"seed", 1},
+                     {"logit_bias", {{std::to_string(eos()), -100}}}};
+  auto r = c.Post("/v1/completions", body.dump(), "application/json");
+  EXPECT_FALSE(r);  // timed out
+  for (int i = 0; i < 200 && metric("moeflux_requests_cancelled_total") != "1"; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(metric("moeflux_requests_cancelled_total"), "1");
+  EXPECT_LT(std::stoi(metric("moeflux_generated_tokens_total")), 1500);
+  post_ok("/v1/completions", {{"prompt", "still serving"}, {"max_tokens", 2}});
+}
+
 TEST_F(ServerTest, BeyondTheQueueRequestsGet503WithRetryAfter) {
   server::ServerOptions o;
   o.slots = 1;
