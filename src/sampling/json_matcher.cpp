@@ -79,7 +79,7 @@ void Matcher::child_done(Frame& p) const {
 }
 
 void Matcher::push_and_feed(Thread t, NodeId id, uint8_t c, State& out, int depth) const {
-  if (t.size() >= kMaxStack || depth > 512) return;
+  if (t.size() >= kMaxStack || depth > 512 || --budget_ < 0) return;
   const Node& n = g_.node(id);
   if (n.kind == Kind::Alt) {
     // An alternative that leads back to this Alt without reading a byte
@@ -92,6 +92,7 @@ void Matcher::push_and_feed(Thread t, NodeId id, uint8_t c, State& out, int dept
 }
 
 void Matcher::feed(Thread t, uint8_t c, State& out, int depth) const {
+  if (--budget_ < 0) return;
   Frame& f = t.back();
   if (f.node == kDocument) {
     if (f.state != kDocExpect) return;
@@ -343,6 +344,7 @@ bool Matcher::feed_number(Frame& f, const Node& n, uint8_t c) const {
 
 bool Matcher::step(const State& in, uint8_t c, State& out) const {
   out.clear();
+  budget_ = kStepBudget;
   for (const Thread& t : in) feed(t, c, out, 0);
   if (out.size() > 1) {
     std::sort(out.begin(), out.end());

@@ -62,6 +62,12 @@ class Matcher {
   bool feed_number(Frame& f, const Node& n, uint8_t c) const;
 
   const Grammar& g_;
+  // Work left in this step: nested anyOfs multiply the threads a byte
+  // starts (2^depth), so a hostile schema could make one step endless.
+  // Past the budget no more threads are made; the mask only gets stricter.
+  // (Mutable: a Matcher belongs to one request, never shared by threads.)
+  static constexpr int kStepBudget = 100000;
+  mutable int budget_ = 0;
 };
 
 // A matcher with its state: feed whole pieces of text.
