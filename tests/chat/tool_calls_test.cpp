@@ -94,6 +94,10 @@ TEST(ToolCalls, Llama3Json) {
   EXPECT_EQ(parse_assistant_output(ToolCallFormat::Llama3Json, "{\"answer\": 4}").content, "{\"answer\": 4}");
 }
 
+TEST(ToolCalls, TemplatesWithoutCallsHaveNoFormat) {
+  EXPECT_EQ(detect_tool_call_format(ChatTemplate::fallback()), ToolCallFormat::None);
+}
+
 TEST(ToolCalls, StreamablePrefixHoldsBackPossibleMarkers) {
   EXPECT_EQ(streamable_prefix(ToolCallFormat::Hermes, "Hello world"), 11u);
   EXPECT_EQ(streamable_prefix(ToolCallFormat::Hermes, "Hello <tool"), 6u);  // may become <tool_call>
@@ -118,6 +122,7 @@ AssistantOutput round_trip(const std::string& model, ToolCallFormat want, const 
   std::ifstream in(shared_config(model));
   const std::string src((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_EQ(detect_tool_call_format(ojson::parse(src)["chat_template"].get<std::string>()), want);
+  EXPECT_EQ(detect_tool_call_format(*t), want);  // by rendering a call
   const ojson tools = ojson::parse(R"([{"type": "function", "function": {"name": "get_weather",
       "description": "Weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}])");
   ojson user = ojson::array({{{"role", "user"}, {"content", "Weather in Paris and Rome?"}}});

@@ -4,6 +4,9 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "core/error.h"
+#include "text/chat/chat_template.h"
+
 namespace moeflux {
 
 namespace {
@@ -201,6 +204,32 @@ ToolCallFormat detect_tool_call_format(std::string_view t) {
   if (t.find("<tool_call>") != std::string_view::npos) return ToolCallFormat::Hermes;
   if (t.find("<|python_tag|>") != std::string_view::npos || t.find("\"parameters\": ") != std::string_view::npos)
     return ToolCallFormat::Llama3Json;
+  return ToolCallFormat::None;
+}
+
+ToolCallFormat detect_tool_call_format(const ChatTemplate& t) {
+  const json tools = json::parse(R"([{"type": "function", "function": {"name": "probe_tool", "description": "d",
+      "parameters": {"type": "object", "properties": {"a": {"type": "string"}}}}}])");
+  const json call = {{"type", "function"}, {"id", "call_0"},
+                     {"function", {{"name", "probe_tool"}, {"arguments", "{\"a\": \"b\"}"}}}};
+  // Templates differ in what they want beside calls (Qwen3 tests the
+  // content with `in`, DeepSeek-V3 takes its call branch only for none).
+  for (const json& content : {json(""), json(nullptr)}) {
+    const json messages = json::array({{{"role", "user"}, {"content", "probe_user_message"}},
+                                        {{"role", "assistant"}, {"content", content}, {"tool_calls", {call}}}});
+    ChatTemplateOptions o;
+    o.tools = tools;
+    o.add_generation_prompt = false;
+    try {
+      const std::string text = t.render(messages, o);
+      if (text.find("probe_tool") == std::string::npos) continue;
+      // Only what the call rendered as, not the tool list in the system part.
+      const size_t at = text.find("probe_user_message");
+      const ToolCallFormat f = detect_tool_call_format(std::string_view(text).substr(at == std::string::npos ? 0 : at));
+      if (f != ToolCallFormat::None) return f;
+    } catch (const Error&) {
+    }
+  }
   return ToolCallFormat::None;
 }
 

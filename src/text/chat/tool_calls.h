@@ -28,6 +28,11 @@ const char* tool_call_format_name(ToolCallFormat f);
 
 // The syntax a chat template renders tool calls in; None when it renders none.
 ToolCallFormat detect_tool_call_format(std::string_view chat_template_source);
+class ChatTemplate;
+// The same, found by rendering a conversation with one tool call through
+// the template (works where the source is not at hand, as in GGUF files);
+// None when the template renders no call or refuses the conversation.
+ToolCallFormat detect_tool_call_format(const ChatTemplate& chat_template);
 
 struct ToolCall {
   std::string name;
