@@ -40,6 +40,7 @@ struct ModelArgs {
   std::string io = "direct", cache = "lru", pin;
   int io_queue_depth = 32;
   bool prefetch = false, f32_activations = false;
+  std::string device = "auto";  // cpu | cuda | auto (CUDA when a GPU is usable)
   std::string prefetch_with;  // empty: the engine's default predictor
   void add_to(CLI::App* cmd);
   EngineOptions options() const;
