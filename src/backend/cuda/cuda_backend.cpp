@@ -1,5 +1,6 @@
 #include "backend/cuda/cuda_backend.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <vector>
 
@@ -62,6 +63,7 @@ class CudaBackend final : public Backend {
     return std::make_unique<CudaSession>(weights_, ctx_, states, max_positions);
   }
   void synchronize() override { check(cudaDeviceSynchronize(), "synchronizing the device"); }
+  const DeviceWeights& weights() const { return weights_; }
 
  private:
   BackendContext ctx_;
@@ -79,6 +81,63 @@ std::string cuda_unavailable_reason() {
   }
   if (n == 0) return "no CUDA device is present";
   return "";
+}
+
+CudaDeviceInfo cuda_device_info() {
+  CudaDeviceInfo info;
+  int dev = 0;
+  check(cudaGetDevice(&dev), "reading the current device");
+  cudaDeviceProp p{};
+  check(cudaGetDeviceProperties(&p, dev), "reading the device's properties");
+  info.name = p.name;
+  info.multiprocessors = p.multiProcessorCount;
+  size_t free_b = 0, total_b = 0;
+  check(cudaMemGetInfo(&free_b, &total_b), "reading the device's memory");
+  info.free_bytes = free_b;
+  info.total_bytes = total_b;
+  return info;
+}
+
+double cuda_copy_bandwidth_gbs(uint64_t bytes) {
+  void *a = nullptr, *b = nullptr;
+  check(cudaMalloc(&a, bytes), "allocating the bandwidth probe");
+  const cudaError_t eb = cudaMalloc(&b, bytes);
+  if (eb != cudaSuccess) {
+    cudaFree(a);
+    throw_cuda(eb, "allocating the bandwidth probe");
+  }
+  cudaEvent_t e0 = nullptr, e1 = nullptr;
+  std::vector<float> ms;
+  try {
+    check(cudaMemset(a, 1, bytes), "filling the bandwidth probe");
+    check(cudaEventCreate(&e0), "creating an event");
+    check(cudaEventCreate(&e1), "creating an event");
+    for (int i = 0; i < 7; ++i) {
+      check(cudaEventRecord(e0), "recording an event");
+      check(cudaMemcpy(i % 2 ? a : b, i % 2 ? b : a, bytes, cudaMemcpyDeviceToDevice), "copying on the device");
+      check(cudaEventRecord(e1), "recording an event");
+      check(cudaEventSynchronize(e1), "waiting for the copy");
+      float t = 0;
+      check(cudaEventElapsedTime(&t, e0, e1), "timing the copy");
+      if (i > 0) ms.push_back(t);  // the first copy warms up
+    }
+  } catch (...) {
+    cudaFree(a);
+    cudaFree(b);
+    throw;
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  cudaFree(a);
+  cudaFree(b);
+  std::sort(ms.begin(), ms.end());
+  return 2.0 * double(bytes) / (double(ms[ms.size() / 2]) * 1e-3) / 1e9;
+}
+
+CudaWeightBytes cuda_weight_bytes(const Backend& backend) {
+  const auto* b = dynamic_cast<const CudaBackend*>(&backend);
+  if (!b) return {};
+  return {b->weights().dense_bytes(), b->weights().expert_bytes()};
 }
 
 std::unique_ptr<Backend> make_cuda_backend(const BackendContext& ctx) {

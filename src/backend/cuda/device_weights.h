@@ -40,8 +40,14 @@ class DeviceWeights {
   const float* vec(const TensorRef* t) const;
   const DevMoeLayer& moe(int layer) const;
 
-  uint64_t dense_bytes() const { return dense_bytes_; }
-  uint64_t expert_bytes() const { return expert_bytes_; }
+  uint64_t dense_bytes() const {
+    std::lock_guard lk(mu_);
+    return dense_bytes_;
+  }
+  uint64_t expert_bytes() const {
+    std::lock_guard lk(mu_);
+    return expert_bytes_;
+  }
 
  private:
   struct Pending;

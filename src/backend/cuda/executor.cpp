@@ -1,6 +1,7 @@
 #include "backend/cuda/executor.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
@@ -73,7 +74,11 @@ bool op_supported(const Op& op) {
 
 }  // namespace
 
+std::atomic<uint64_t> g_buffer_epoch{1};
+
 DeviceBuffer::~DeviceBuffer() { cudaFree(p_); }
+
+uint64_t DeviceBuffer::epoch() { return g_buffer_epoch.load(std::memory_order_relaxed); }
 
 void* DeviceBuffer::need(size_t bytes, const char* what) {
   if (bytes <= size_ && p_) return p_;
@@ -85,6 +90,7 @@ void* DeviceBuffer::need(size_t bytes, const char* what) {
     p_ = nullptr;
     size_ = 0;
   }
+  g_buffer_epoch.fetch_add(1, std::memory_order_relaxed);
   check(cudaMalloc(&p_, std::max<size_t>(n, 256)), fmt::format("allocating {} bytes of device memory for {}", n, what));
   size_ = std::max<size_t>(n, 256);
   return p_;
@@ -96,9 +102,12 @@ CudaExecutor::CudaExecutor(DeviceWeights& weights) : weights_(weights) {
   check_cublas(cublasSetStream(cublas_, stream_), "setting the handle's stream");
   const char* env = std::getenv("MOEFLUX_CUDA_SYNC");
   sync_each_op_ = env && *env && std::strcmp(env, "0") != 0;
+  const char* graph = std::getenv("MOEFLUX_CUDA_GRAPH");
+  graphs_ = !(graph && std::strcmp(graph, "0") == 0);
 }
 
 CudaExecutor::~CudaExecutor() {
+  for (auto& c : captured_) cudaGraphExecDestroy(c.exec);
   if (cublas_) cublasDestroy(cublas_);
   if (stream_) {
     cudaStreamSynchronize(stream_);
@@ -141,9 +150,24 @@ void CudaExecutor::run(const Graph& g, const BufferPlan& plan, std::span<const i
   check(cudaMemcpyAsync(dt, tokens.data(), size_t(T) * 4, cudaMemcpyHostToDevice, stream_), "uploading token ids");
   check(cudaMemcpyAsync(dp, positions.data(), size_t(T) * 4, cudaMemcpyHostToDevice, stream_), "uploading positions");
   output_ = nullptr;
+  const bool graphable = graphs_ && T == 1 && !observer_ && !sync_each_op_;
+  const uint64_t key = graphable ? step_key(g, plan) : 0;
+  if (graphable && run_captured(g, plan, key, kv)) {
+    output_ = buf(g, plan, g.output.index);
+    sync("running the step's CUDA graph (set MOEFLUX_CUDA_GRAPH=0 and MOEFLUX_CUDA_SYNC=1 to find the failing op)");
+    return;
+  }
+  run_ops(g, plan, kv);
+  last_eager_key_ = key;
+  output_ = buf(g, plan, g.output.index);
+  sync("running the step's kernels (set MOEFLUX_CUDA_SYNC=1 to find the failing op)");
+}
+
+void CudaExecutor::run_ops(const Graph& g, const BufferPlan& plan, DevKvCache& kv) {
   for (size_t i = 0; i < g.ops.size(); ++i) {
     try {
       run_op(g, plan, g.ops[i], kv);
+      check_launch(op_name(g.ops[i]));
       if (sync_each_op_ || observer_) sync("running the op's kernels");
     } catch (const Error& e) {
       cudaStreamSynchronize(stream_);
@@ -158,8 +182,83 @@ void CudaExecutor::run(const Graph& g, const BufferPlan& plan, std::span<const i
       observer_(i, g.ops[i], host_out_.data(), d.rows, d.width);
     }
   }
-  output_ = buf(g, plan, g.output.index);
-  sync("running the step's kernels (set MOEFLUX_CUDA_SYNC=1 to find the failing op)");
+}
+
+uint64_t CudaExecutor::step_key(const Graph& g, const BufferPlan& plan) const {
+  // FNV-1a over what the captured launches bake in: the ops and their
+  // buffers, weights and states, the buffers' places in the arena, and the
+  // attention split count (which moves with the context length).
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&](uint64_t v) {
+    h ^= v;
+    h *= 1099511628211ull;
+  };
+  mix(uint64_t(g.tokens));
+  mix(g.ops.size());
+  for (const Op& op : g.ops) {
+    mix(op.index());
+    for (uint32_t b : op_reads(op)) mix(b);
+    for (uint32_t b : op_writes(op)) mix(b);
+    std::visit(Overload{[&](const OpEmbed& o) { mix(reinterpret_cast<uintptr_t>(o.table)); },
+                        [&](const OpRmsNorm& o) { mix(reinterpret_cast<uintptr_t>(o.weight)); },
+                        [&](const OpLinear& o) { mix(reinterpret_cast<uintptr_t>(o.weight)); },
+                        [&](const OpAttention& o) { mix(o.state); },
+                        [&](const OpKvAppend& o) { mix(o.state); },
+                        [&](const OpMoe& o) {
+                          mix(uint64_t(o.moe.layer));
+                          mix(reinterpret_cast<uintptr_t>(o.moe.router_weight));
+                        },
+                        [&](const auto&) {}},
+               op);
+  }
+  for (size_t off : plan.slot_offset) mix(off);
+  mix(uint64_t(std::clamp((max_position_ + 1) / kAttnSplitPositions, 1, kAttnMaxSplits)));
+  return h;
+}
+
+bool CudaExecutor::run_captured(const Graph& g, const BufferPlan& plan, uint64_t key, DevKvCache& kv) {
+  const uint64_t epoch = DeviceBuffer::epoch();
+  for (auto& c : captured_)
+    if (c.key == key && c.epoch == epoch) {
+      check(cudaGraphLaunch(c.exec, stream_), "launching the step's CUDA graph");
+      return true;
+    }
+  if (key != last_eager_key_) return false;  // capture the second time a step is seen
+  cudaGraph_t graph = nullptr;
+  check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "starting a CUDA graph capture");
+  try {
+    run_ops(g, plan, kv);
+  } catch (const Error&) {
+    // Something in the step cannot be captured (a buffer had to grow):
+    // run it eagerly from now on.
+    cudaStreamEndCapture(stream_, &graph);
+    if (graph) cudaGraphDestroy(graph);
+    cudaGetLastError();
+    graphs_ = false;
+    return false;
+  }
+  check(cudaStreamEndCapture(stream_, &graph), "ending a CUDA graph capture");
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  if (e != cudaSuccess) throw_cuda(e, "instantiating the step's CUDA graph");
+  if (epoch != DeviceBuffer::epoch()) {  // a buffer moved during capture: the graph is stale
+    cudaGraphExecDestroy(exec);
+    return false;
+  }
+  // Few keys live at once (one per split count); drop the oldest beyond 8.
+  std::erase_if(captured_, [&](Captured& c) {
+    const bool stale = c.epoch != epoch || c.key == key;
+    if (stale) cudaGraphExecDestroy(c.exec);
+    return stale;
+  });
+  if (captured_.size() >= 8) {
+    cudaGraphExecDestroy(captured_.front().exec);
+    captured_.erase(captured_.begin());
+  }
+  captured_.push_back({key, epoch, exec});
+  check(cudaGraphLaunch(exec, stream_), "launching the step's CUDA graph");
+  return true;
 }
 
 void CudaExecutor::read_output(const Graph& g, float* dst, size_t n) {

@@ -7,6 +7,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <cstdint>
 #include <span>
 #include <vector>
 
@@ -29,6 +30,9 @@ class DeviceBuffer {
     return static_cast<T*>(need(n * sizeof(T), what));
   }
   void* get() const { return p_; }
+  // Bumped by every reallocation of any buffer: captured graphs hold raw
+  // device pointers and are retired when it moves.
+  static uint64_t epoch();
 
  private:
   void* p_ = nullptr;
@@ -53,6 +57,21 @@ class CudaExecutor {
   void linear(const OpLinear& o, const float* in, int rows, float* out);
   void moe(const MoeParams& p, const float* x, int T, int D, float* out);
   void sync(const char* what);
+  // Decode steps replay a captured CUDA graph of the whole step (one
+  // launch instead of hundreds). A graph is keyed by the step's graph and
+  // plan and by the attention split counts; a step whose key was run
+  // eagerly just before is captured. Any device buffer growth since the
+  // capture retires it.
+  uint64_t step_key(const Graph& g, const BufferPlan& plan) const;
+  bool run_captured(const Graph& g, const BufferPlan& plan, uint64_t key, DevKvCache& kv);
+  void run_ops(const Graph& g, const BufferPlan& plan, DevKvCache& kv);
+  struct Captured {
+    uint64_t key = 0, epoch = 0;
+    cudaGraphExec_t exec = nullptr;
+  };
+  std::vector<Captured> captured_;
+  uint64_t last_eager_key_ = 0;
+  bool graphs_ = true;  // MOEFLUX_CUDA_GRAPH=0 turns capture off
 
   DeviceWeights& weights_;
   cudaStream_t stream_ = nullptr;

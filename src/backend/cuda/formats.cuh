@@ -153,11 +153,15 @@ __device__ __forceinline__ void deq_chunk(const DevMat& w, int64_t row, int c, f
     int sc, m;
     k4_scale_min(j, b + 4, sc, m);
     const float dl = d * float(sc), ml = dmin * float(m);
-    const uint8_t* qs = b + (DT == DType::Q4_K ? 16 : 48) + (j / 2) * 32;
+    // Blocks are 144/176 bytes and rows whole blocks from a 256-aligned
+    // base, so the 32 code bytes are 16-byte aligned: two vector loads.
+    const uint4* qs = reinterpret_cast<const uint4*>(b + (DT == DType::Q4_K ? 16 : 48) + (j / 2) * 32);
+    const uint4 q0 = qs[0], q1 = qs[1];
+    const uint32_t words[8] = {q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, q1.z, q1.w};
     const int shift = 4 * (j % 2);
 #pragma unroll
     for (int l = 0; l < 32; ++l) {
-      int q = (qs[l] >> shift) & 0xF;
+      int q = (words[l / 4] >> (8 * (l % 4) + shift)) & 0xF;
       if constexpr (DT == DType::Q5_K) q |= ((b[16 + l] >> j) & 1) << 4;
       v[l] = dl * float(q) - ml;
     }

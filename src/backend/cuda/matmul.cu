@@ -29,49 +29,66 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
-template <bool kPair>
-__device__ __forceinline__ void accumulate(const float* xp, int ne, bool vec4, const float v[32], const float v2[32],
-                                           float& a, float& a2) {
-  if (ne == 32 && vec4) {
-    const float4* x4 = reinterpret_cast<const float4*>(xp);
+// a += v . x[0, 32) with 16-byte loads (x 16-byte aligned).
+__device__ __forceinline__ void accumulate4(const float* xp, const float v[32], float& a) {
+  const float4* x4 = reinterpret_cast<const float4*>(xp);
 #pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      const float4 q = __ldg(x4 + i);
-      a += v[4 * i] * q.x + v[4 * i + 1] * q.y + v[4 * i + 2] * q.z + v[4 * i + 3] * q.w;
-      if constexpr (kPair) a2 += v2[4 * i] * q.x + v2[4 * i + 1] * q.y + v2[4 * i + 2] * q.z + v2[4 * i + 3] * q.w;
-    }
+  for (int i = 0; i < 8; ++i) {
+    const float4 q = __ldg(x4 + i);
+    a += v[4 * i] * q.x + v[4 * i + 1] * q.y + v[4 * i + 2] * q.z + v[4 * i + 3] * q.w;
+  }
+}
+// a += v . x[0, ne): any alignment, a partial last chunk (float weights only).
+__device__ __forceinline__ void accumulate1(const float* xp, int ne, const float v[32], float& a) {
+#pragma unroll
+  for (int i = 0; i < 32; ++i)
+    if (i < ne) a += v[i] * __ldg(xp + i);
+}
+// Block formats have whole chunks and K % 32 == 0, so their x rows are
+// always 16-byte aligned (checked on the host): only float weights need
+// the general path.
+template <DType DT>
+__device__ __forceinline__ void accumulate(const float* xp, int ne, bool vec4, const float v[32], float& a) {
+  if constexpr (DT == DType::F32 || DT == DType::F16 || DT == DType::BF16) {
+    if (ne == 32 && vec4)
+      accumulate4(xp, v, a);
+    else
+      accumulate1(xp, ne, v, a);
   } else {
-#pragma unroll
-    for (int i = 0; i < 32; ++i)
-      if (i < ne) {
-        const float q = __ldg(xp + i);
-        a += v[i] * q;
-        if constexpr (kPair) a2 += v2[i] * q;
-      }
+    accumulate4(xp, v, a);
   }
 }
 
+// One warp, one output feature n, rows [row0, row0 + nrows) (at most
+// kMoeTile). With kPair, W2's product too, and y = silu(x W) * (x W2).
+// The pair's chunks are dequantized one matrix after the other into the
+// same registers, so a lane holds 32 weights at a time.
 template <DType DT, bool kPair>
 __device__ __forceinline__ void mm_body(const MmArgs& a, const DevMat& W, const DevMat& W2, int n, int row0,
                                         int nrows) {
   const int lane = threadIdx.x & 31;
   float acc[kMoeTile], acc2[kMoeTile];
-  const float* xr[kMoeTile];
+  int64_t xoff[kMoeTile];
 #pragma unroll
   for (int t = 0; t < kMoeTile; ++t) {
     acc[t] = acc2[t] = 0.f;
     const int r = row0 + (t < nrows ? t : 0);
-    xr[t] = a.x + int64_t(a.x_rows ? a.x_rows[r] : r) * a.ldx;
+    xoff[t] = int64_t(a.x_rows ? a.x_rows[r] : r) * a.ldx;
   }
   const int chunks = (a.K + 31) / 32;
   for (int c = lane; c < chunks; c += 32) {
-    float v[32], v2[32];
-    deq_chunk<DT>(W, n, c, v);
-    if constexpr (kPair) deq_chunk<DT>(W2, n, c, v2);
     const int e0 = c * 32, ne = a.K - e0 < 32 ? a.K - e0 : 32;
+    float v[32];
+    deq_chunk<DT>(W, n, c, v);
 #pragma unroll
     for (int t = 0; t < kMoeTile; ++t)
-      if (t < nrows) accumulate<kPair>(xr[t] + e0, ne, a.vec4, v, v2, acc[t], acc2[t]);
+      if (t < nrows) accumulate<DT>(a.x + xoff[t] + e0, ne, a.vec4, v, acc[t]);
+    if constexpr (kPair) {
+      deq_chunk<DT>(W2, n, c, v);
+#pragma unroll
+      for (int t = 0; t < kMoeTile; ++t)
+        if (t < nrows) accumulate<DT>(a.x + xoff[t] + e0, ne, a.vec4, v, acc2[t]);
+    }
   }
 #pragma unroll
   for (int t = 0; t < kMoeTile; ++t) {
