@@ -157,6 +157,38 @@ INSTANTIATE_TEST_SUITE_P(Models, CudaMlx,
                                            "olmoe_q4"),
                          [](const auto& info) { return info.param; });
 
+// ------------------------------------------------------- CUDA graphs
+
+// Decode steps replay a captured graph; the capture is retired and redone
+// as the context crosses 256-position boundaries (the attention split count
+// changes). Replays must give exactly the logits of eager launches.
+TEST(CudaGraph, DecodeReplayEqualsEagerAcrossSplitBoundaries) {
+  SKIP_WITHOUT_GPU();
+  test::TempDir tmp;
+  SynthOptions so;
+  so.preset = "tiny-moe";
+  so.out_dir = tmp.file("hf");
+  so.layers = 2;
+  so.seed = 5;
+  so.progress = false;
+  synth_model(so);
+  std::vector<int32_t> prompt;
+  for (int i = 0; i < 200; ++i) prompt.push_back((i * 131 + 7) % 2048);
+  ::unsetenv("MOEFLUX_CUDA_GRAPH");
+  const auto graphed = test::run_tokens(load(so.out_dir, "cuda"), prompt, 400);
+  ::setenv("MOEFLUX_CUDA_GRAPH", "0", 1);
+  const auto eager = test::run_tokens(load(so.out_dir, "cuda"), prompt, 400);
+  ::unsetenv("MOEFLUX_CUDA_GRAPH");
+  ASSERT_EQ(graphed.size(), eager.size());
+  size_t differ = 0;
+  for (size_t i = 0; i < graphed.size(); ++i) differ += graphed[i] != eager[i];
+  EXPECT_EQ(differ, 0u) << "of " << graphed.size() << " logits";
+  // And both against the CPU, to the f32 bound.
+  const auto want = test::run_tokens(load(so.out_dir, "cpu", true), prompt, 400);
+  auto c = test::compare_logits(graphed, want, int(want.size() / 2048), 2048);
+  EXPECT_LE(c.max_abs, 1e-3 * c.scale);
+}
+
 // ------------------------------------------------------ device choice
 
 TEST(CudaDevice, AutoFallsBackToTheCpuAndCudaSaysWhyNot) {
