@@ -26,9 +26,20 @@ Overload(Fs...) -> Overload<Fs...>;
 // Steps of at least this many rows send f32 weights through cuBLAS; fewer
 // go to the matmul kernel, which reads each weight once.
 constexpr int kCublasMinRows = 16;
-// Decode attention splits a row's positions in chunks of at least this many.
-constexpr int kAttnSplitPositions = 256;
-constexpr int kAttnMaxSplits = 32;
+// Decode attention splits a row's positions in chunks of at least this many
+// (a block's 4 warps take 8 positions each): one query row has only
+// `heads` blocks otherwise, each walking the whole cache.
+constexpr int kAttnSplitPositions = 32;
+constexpr int kAttnMaxSplits = 256;
+
+// Blocks per decode row of attention over `len` positions: a power of two
+// (so a captured decode graph is redone at a few context lengths only, not
+// every kAttnSplitPositions tokens), about len / kAttnSplitPositions.
+int attention_splits(int len) {
+  int s = 1;
+  while (s < kAttnMaxSplits && s * kAttnSplitPositions < len) s *= 2;
+  return s;
+}
 
 // The layer an op belongs to, for messages: the layer of the next op that
 // names one (q/k/v projections precede their KV append), or of the
@@ -212,7 +223,7 @@ uint64_t CudaExecutor::step_key(const Graph& g, const BufferPlan& plan) const {
                op);
   }
   for (size_t off : plan.slot_offset) mix(off);
-  mix(uint64_t(std::clamp((max_position_ + 1) / kAttnSplitPositions, 1, kAttnMaxSplits)));
+  mix(uint64_t(attention_splits(max_position_ + 1)));
   return h;
 }
 
@@ -312,7 +323,7 @@ void CudaExecutor::run_op(const Graph& g, const BufferPlan& plan, const Op& op, 
             float* partial = nullptr;
             if (T == 1) {
               const int len = o.attn.window ? std::min(*o.attn.window, max_position_ + 1) : max_position_ + 1;
-              splits = std::clamp(len / kAttnSplitPositions, 1, kAttnMaxSplits);
+              splits = attention_splits(len);
               if (splits > 1)
                 partial = attn_partial_.need<float>(size_t(o.attn.heads) * splits * (o.attn.head_dim + 2),
                                                     "attention partial sums");
@@ -366,12 +377,11 @@ void CudaExecutor::moe(const MoeParams& p, const float* x, int T, int D, float* 
   float* rw = route_w_.need<float>(rows, "routing weights");
   route(p.router, logits, T, E, k, p.correction_bias ? weights_.vec(p.correction_bias) : nullptr, ids, rw, stream_);
   const int max_tiles = max_moe_tiles(T, E, k);
-  int* counts = counts_.need<int>(size_t(E), "expert counts");
   int* row_token = row_token_.need<int>(rows, "expert rows");
   int* row_of = row_of_.need<int>(rows, "expert rows");
   auto* tiles = tiles_.need<MoeTile>(size_t(max_tiles), "expert tiles");
   int* ntiles = ntiles_.need<int>(1, "tile count");
-  group_rows(ids, T, E, k, counts, row_token, row_of, tiles, ntiles, stream_);
+  group_rows(ids, T, E, k, row_token, row_of, tiles, ntiles, stream_);
   // The routed experts: gate and up (with SwiGLU) over the gathered rows, then down.
   float* h = h_.need<float>(rows * F, "expert activations");
   if (L.gate_dtype == L.up_dtype) {

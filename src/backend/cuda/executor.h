@@ -83,7 +83,7 @@ class CudaExecutor {
   int max_position_ = 0;
   DeviceBuffer arena_, tokens_, positions_, attn_partial_;
   // MoE scratch.
-  DeviceBuffer logits_, ids_, route_w_, counts_, row_token_, row_of_, tiles_, ntiles_, h_, h2_, down_, sh_, sh2_,
+  DeviceBuffer logits_, ids_, route_w_, row_token_, row_of_, tiles_, ntiles_, h_, h2_, down_, sh_, sh2_,
       shared_out_, shared_gate_;
   std::vector<float> host_out_;
 };

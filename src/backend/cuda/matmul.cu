@@ -20,7 +20,6 @@ struct MmArgs {
   int64_t ldy;
   const float* bias;
   int T, N, K;
-  bool vec4;  // x rows are 16-byte aligned with K % 4 == 0
 };
 
 __device__ __forceinline__ float warp_sum(float v) {
@@ -29,67 +28,65 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
-// a += v . x[0, 32) with 16-byte loads (x 16-byte aligned).
-__device__ __forceinline__ void accumulate4(const float* xp, const float v[32], float& a) {
-  const float4* x4 = reinterpret_cast<const float4*>(xp);
+// The x tile in shared memory: for each of up to kMoeTile rows, one
+// segment of 32 chunks (1,024 elements), chunk j at xs[t][j * kStride].
+// Lane j reads chunk j: with a stride of 36 floats its 16-byte loads fall
+// in distinct banks within each quarter warp, where reading x from global
+// memory chunk by chunk touched 32 cache lines per instruction.
+constexpr int kSegChunks = 32;
+constexpr int kStride = 36;
+
+// a += v . xs[0, 32)
+__device__ __forceinline__ void accumulate(const float* xs, const float v[32], float& a) {
+  const float4* x4 = reinterpret_cast<const float4*>(xs);
 #pragma unroll
   for (int i = 0; i < 8; ++i) {
-    const float4 q = __ldg(x4 + i);
+    const float4 q = x4[i];
     a += v[4 * i] * q.x + v[4 * i + 1] * q.y + v[4 * i + 2] * q.z + v[4 * i + 3] * q.w;
   }
 }
-// a += v . x[0, ne): any alignment, a partial last chunk (float weights only).
-__device__ __forceinline__ void accumulate1(const float* xp, int ne, const float v[32], float& a) {
-#pragma unroll
-  for (int i = 0; i < 32; ++i)
-    if (i < ne) a += v[i] * __ldg(xp + i);
-}
-// Block formats have whole chunks and K % 32 == 0, so their x rows are
-// always 16-byte aligned (checked on the host): only float weights need
-// the general path.
-template <DType DT>
-__device__ __forceinline__ void accumulate(const float* xp, int ne, bool vec4, const float v[32], float& a) {
-  if constexpr (DT == DType::F32 || DT == DType::F16 || DT == DType::BF16) {
-    if (ne == 32 && vec4)
-      accumulate4(xp, v, a);
-    else
-      accumulate1(xp, ne, v, a);
-  } else {
-    accumulate4(xp, v, a);
-  }
-}
 
-// One warp, one output feature n, rows [row0, row0 + nrows) (at most
-// kMoeTile). With kPair, W2's product too, and y = silu(x W) * (x W2).
-// The pair's chunks are dequantized one matrix after the other into the
-// same registers, so a lane holds 32 weights at a time.
+// Each warp computes one output feature n (n >= N: it only helps stage x)
+// over rows [row0, row0 + nrows) of the gathered x, at most kMoeTile; a
+// block's warps share the staged x. With kPair, W2's product too, and
+// y = silu(x W) * (x W2); the pair's chunks are dequantized one matrix after
+// the other into the same registers. Elements past K are zero in both the
+// weights (formats.cuh) and the staged x.
 template <DType DT, bool kPair>
 __device__ __forceinline__ void mm_body(const MmArgs& a, const DevMat& W, const DevMat& W2, int n, int row0,
-                                        int nrows) {
+                                        int nrows, float (*xs)[kSegChunks * kStride]) {
   const int lane = threadIdx.x & 31;
+  const bool active = n < a.N;
   float acc[kMoeTile], acc2[kMoeTile];
-  int64_t xoff[kMoeTile];
 #pragma unroll
-  for (int t = 0; t < kMoeTile; ++t) {
-    acc[t] = acc2[t] = 0.f;
-    const int r = row0 + (t < nrows ? t : 0);
-    xoff[t] = int64_t(a.x_rows ? a.x_rows[r] : r) * a.ldx;
-  }
+  for (int t = 0; t < kMoeTile; ++t) acc[t] = acc2[t] = 0.f;
   const int chunks = (a.K + 31) / 32;
-  for (int c = lane; c < chunks; c += 32) {
-    const int e0 = c * 32, ne = a.K - e0 < 32 ? a.K - e0 : 32;
-    float v[32];
-    deq_chunk<DT>(W, n, c, v);
-#pragma unroll
-    for (int t = 0; t < kMoeTile; ++t)
-      if (t < nrows) accumulate<DT>(a.x + xoff[t] + e0, ne, a.vec4, v, acc[t]);
-    if constexpr (kPair) {
-      deq_chunk<DT>(W2, n, c, v);
+  for (int c0 = 0; c0 < chunks; c0 += kSegChunks) {
+    const int seg = min(kSegChunks, chunks - c0) * 32;  // elements staged per row
+    for (int i = threadIdx.x; i < nrows * seg; i += blockDim.x) {
+      const int t = i / seg, e = i % seg, k = c0 * 32 + e;
+      const int r = row0 + t;
+      const float* xr = a.x + int64_t(a.x_rows ? a.x_rows[r] : r) * a.ldx;
+      xs[t][(e / 32) * kStride + e % 32] = k < a.K ? xr[k] : 0.f;
+    }
+    __syncthreads();
+    const int c = c0 + lane;
+    if (active && c < chunks) {
+      float v[32];
+      deq_chunk<DT>(W, n, c, v);
 #pragma unroll
       for (int t = 0; t < kMoeTile; ++t)
-        if (t < nrows) accumulate<DT>(a.x + xoff[t] + e0, ne, a.vec4, v, acc2[t]);
+        if (t < nrows) accumulate(&xs[t][lane * kStride], v, acc[t]);
+      if constexpr (kPair) {
+        deq_chunk<DT>(W2, n, c, v);
+#pragma unroll
+        for (int t = 0; t < kMoeTile; ++t)
+          if (t < nrows) accumulate(&xs[t][lane * kStride], v, acc2[t]);
+      }
     }
+    __syncthreads();
   }
+  if (!active) return;
 #pragma unroll
   for (int t = 0; t < kMoeTile; ++t) {
     if (t >= nrows) break;
@@ -108,23 +105,23 @@ __device__ __forceinline__ void mm_body(const MmArgs& a, const DevMat& W, const 
 
 template <DType DT>
 __global__ void __launch_bounds__(kWarps * 32) mm_kernel(MmArgs a) {
+  __shared__ __align__(16) float xs[kMoeTile][kSegChunks * kStride];
   const int n = blockIdx.x * kWarps + int(threadIdx.x / 32);
-  if (n >= a.N) return;
   if (a.ex) {
-    if (int(blockIdx.y) >= *a.ntiles) return;
+    if (int(blockIdx.y) >= *a.ntiles) return;  // the whole block: no barrier is skipped by part of it
     const MoeTile t = a.tiles[blockIdx.y];
     if (a.ex2)
-      mm_body<DT, true>(a, a.ex[t.expert], a.ex2[t.expert], n, t.row0, t.rows);
+      mm_body<DT, true>(a, a.ex[t.expert], a.ex2[t.expert], n, t.row0, t.rows, xs);
     else
-      mm_body<DT, false>(a, a.ex[t.expert], a.ex[t.expert], n, t.row0, t.rows);
+      mm_body<DT, false>(a, a.ex[t.expert], a.ex[t.expert], n, t.row0, t.rows, xs);
     return;
   }
   const int row0 = int(blockIdx.y) * kMoeTile;
   const int nrows = a.T - row0 < kMoeTile ? a.T - row0 : kMoeTile;
   if (a.w2.data)
-    mm_body<DT, true>(a, a.w, a.w2, n, row0, nrows);
+    mm_body<DT, true>(a, a.w, a.w2, n, row0, nrows, xs);
   else
-    mm_body<DT, false>(a, a.w, a.w, n, row0, nrows);
+    mm_body<DT, false>(a, a.w, a.w, n, row0, nrows, xs);
 }
 
 void launch(DType dt, const MmArgs& a, dim3 grid, cudaStream_t s) {
@@ -154,8 +151,6 @@ void launch(DType dt, const MmArgs& a, dim3 grid, cudaStream_t s) {
   }
 }
 
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
-
 MmArgs base_args(const float* x, int64_t ldx, float* y, int64_t ldy, int T, int N, int K) {
   MmArgs a{};
   a.x = x;
@@ -165,7 +160,6 @@ MmArgs base_args(const float* x, int64_t ldx, float* y, int64_t ldy, int T, int 
   a.T = T;
   a.N = N;
   a.K = K;
-  a.vec4 = K % 4 == 0 && ldx % 4 == 0 && aligned16(x);
   return a;
 }
 

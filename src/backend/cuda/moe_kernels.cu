@@ -137,10 +137,13 @@ __global__ void route_kernel(RouterSpec spec, const float* logits, int E, int k,
 }
 
 // One block: counts per expert, then (thread 0) offsets and tiles, then
-// every row placed at its expert's next free row.
-__global__ void group_kernel(const int32_t* ids, int n, int E, int* counts, int* row_token, int* row_of,
-                             MoeTile* tiles, int* ntiles, int k) {
-  extern __shared__ int cursor[];
+// every row placed at its expert's next free row. Counts and cursors live in
+// shared memory: thread 0's pass over the experts reads no global memory.
+__global__ void group_kernel(const int32_t* ids, int n, int E, int* row_token, int* row_of, MoeTile* tiles,
+                             int* ntiles, int k) {
+  extern __shared__ int sh_counts[];
+  int* counts = sh_counts;
+  int* cursor = sh_counts + E;
   for (int e = threadIdx.x; e < E; e += blockDim.x) counts[e] = 0;
   __syncthreads();
   for (int i = threadIdx.x; i < n; i += blockDim.x) atomicAdd(&counts[ids[i]], 1);
@@ -191,9 +194,9 @@ int max_moe_tiles(int T, int E, int k) {
   return std::min(rows, (rows + kMoeTile - 1) / kMoeTile + std::min(E, rows));
 }
 
-void group_rows(const int32_t* ids, int T, int E, int k, int* counts, int* row_token, int* row_of, MoeTile* tiles,
-                int* ntiles, cudaStream_t s) {
-  group_kernel<<<1, 256, size_t(E) * sizeof(int), s>>>(ids, T * k, E, counts, row_token, row_of, tiles, ntiles, k);
+void group_rows(const int32_t* ids, int T, int E, int k, int* row_token, int* row_of, MoeTile* tiles, int* ntiles,
+                cudaStream_t s) {
+  group_kernel<<<1, 256, size_t(2 * E) * sizeof(int), s>>>(ids, T * k, E, row_token, row_of, tiles, ntiles, k);
 }
 
 void moe_combine(const float* down, const int* row_of, const float* weights, int T, int k, int D,

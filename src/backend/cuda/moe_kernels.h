@@ -25,9 +25,9 @@ void route(const RouterSpec& spec, const float* logits, int T, int E, int k, con
 int max_moe_tiles(int T, int E, int k);
 // Groups the T*k routed rows by expert: row_token[r] is the token of
 // gathered row r, row_of[t*k+j] the gathered row of token t's j-th choice;
-// tiles/ntiles as matmul_grouped reads them. `counts` is scratch of E ints.
-void group_rows(const int32_t* ids, int T, int E, int k, int* counts, int* row_token, int* row_of, MoeTile* tiles,
-                int* ntiles, cudaStream_t s);
+// tiles/ntiles as matmul_grouped reads them.
+void group_rows(const int32_t* ids, int T, int E, int k, int* row_token, int* row_of, MoeTile* tiles, int* ntiles,
+                cudaStream_t s);
 
 // out[t] = sum_j weights[t*k+j] * down[row_of[t*k+j]] (j in routing order),
 // plus sigmoid(shared_gate[t]) (1 when null) * shared[t] when shared is set.

@@ -44,21 +44,32 @@ __global__ void embed_kernel(DevMat table, const int32_t* tokens, int T, float* 
   for (int j = 0; j < 32 && j < n; ++j) o[j] = v[j];
 }
 
-// One warp per group.
+// One warp per group (q/k norms: many small groups), or one block of
+// kNormThreads per group (the hidden state: one wide row per token).
+constexpr int kNormThreads = 256;
+template <bool kBlock>
 __global__ void rms_norm_kernel(const float* x, int groups, int group, const float* w, int64_t wn, float eps,
                                 int width, float* y) {
-  const int g = int(blockIdx.x) * (blockDim.x / 32) + int(threadIdx.x / 32);
+  const int g = kBlock ? int(blockIdx.x) : int(blockIdx.x) * (blockDim.x / 32) + int(threadIdx.x / 32);
   const int lane = threadIdx.x & 31;
   if (g >= groups) return;
   const int per_row = width / group;
   const int64_t base = int64_t(g / per_row) * width + int64_t(g % per_row) * group;
   const int g0 = (g % per_row) * group;
+  const int tid = kBlock ? int(threadIdx.x) : lane, nt = kBlock ? int(blockDim.x) : 32;
   float ss = 0.f;
-  for (int i = lane; i < group; i += 32) ss += x[base + i] * x[base + i];
+  for (int i = tid; i < group; i += nt) ss += x[base + i] * x[base + i];
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+  if constexpr (kBlock) {
+    __shared__ float part[kNormThreads / 32];
+    if (lane == 0) part[threadIdx.x / 32] = ss;
+    __syncthreads();
+    ss = 0.f;
+    for (int i = 0; i < kNormThreads / 32; ++i) ss += part[i];
+  }
   const float inv = 1.0f / sqrtf(ss / float(group) + eps);
-  for (int i = lane; i < group; i += 32) y[base + i] = w[(g0 + i) % wn] * (x[base + i] * inv);
+  for (int i = tid; i < group; i += nt) y[base + i] = w[(g0 + i) % wn] * (x[base + i] * inv);
 }
 
 // One thread per rotated pair.
@@ -110,7 +121,10 @@ void rms_norm(const float* x, int T, int width, int group, const float* weight, 
               cudaStream_t s) {
   const int groups = T * (width / group);
   if (groups == 0) return;
-  rms_norm_kernel<<<blocks_for(groups, 4), 128, 0, s>>>(x, groups, group, weight, wn, eps, width, y);
+  if (group > 256)
+    rms_norm_kernel<true><<<groups, kNormThreads, 0, s>>>(x, groups, group, weight, wn, eps, width, y);
+  else
+    rms_norm_kernel<false><<<blocks_for(groups, 4), 128, 0, s>>>(x, groups, group, weight, wn, eps, width, y);
 }
 
 void rope(float* x, int T, int width, const RopeParams& p, const int32_t* positions, cudaStream_t s) {
