@@ -12,6 +12,9 @@
 #include "model/gguf_model.h"
 #include "model/model_spec.h"
 #include "runtime/engine_impl.h"
+#if MOEFLUX_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
 
 #include <algorithm>
 
@@ -56,6 +59,38 @@ void print_expert_plan(Engine& engine, const ModelArgs& args) {
          human_bytes(plan.min_budget), s.top_k);
 }
 
+#if MOEFLUX_HAVE_CUDA
+// The GPU memory plan of --device cuda: everything resident, so weights,
+// a step's activations and the MoE op's scratch, and what is left for KV.
+void print_gpu_plan(Engine& engine) {
+  const ModelSpec& s = engine.spec();
+  const CudaDeviceInfo gpu = cuda_device_info();
+  const int T = engine.options().max_micro_batch;
+  const uint64_t dense = s.dense_bytes(), experts = s.expert_bytes_total();
+  const uint64_t planned = engine.planned_bytes(T, false).first;
+  // MoE scratch at T tokens: router logits, routed rows' SwiGLU and down
+  // outputs, the shared expert's.
+  const uint64_t rows = uint64_t(T) * uint64_t(s.top_k);
+  const uint64_t scratch = 4 * (uint64_t(T) * uint64_t(s.experts) + rows * uint64_t(2 * s.expert_ffn + s.hidden) +
+                                uint64_t(T) * uint64_t(2 * s.shared_ffn + s.hidden + 1));
+  uint64_t kv_per_token = 0;
+  for (const StateDesc& st : engine.impl().states) kv_per_token += st.bytes_per_position();
+  const uint64_t fixed = dense + experts + planned + scratch;
+  fmt::print("gpu plan       {}: {} total, {} free\n", gpu.name, human_bytes(gpu.total_bytes), human_bytes(gpu.free_bytes));
+  fmt::print("  dense        {} resident in their stored formats\n", human_bytes(dense));
+  fmt::print("  experts      {} (every routed expert resident)\n", human_bytes(experts));
+  fmt::print("  activations  {} planned for a step of {} tokens + {} MoE scratch\n", human_bytes(planned), T,
+             human_bytes(scratch));
+  fmt::print("  kv cache     {} per token, in pages of 256 positions\n", human_bytes(kv_per_token));
+  if (fixed + (uint64_t(1) << 30) > gpu.free_bytes)
+    fmt::print("  total        {} before KV: does NOT fit in the {} free (the first step is refused); use --device cpu\n",
+               human_bytes(fixed), human_bytes(gpu.free_bytes));
+  else
+    fmt::print("  total        {} before KV; the rest holds about {} tokens of context\n", human_bytes(fixed),
+               (gpu.free_bytes - fixed - (uint64_t(1) << 30)) / std::max<uint64_t>(1, kv_per_token));
+}
+#endif
+
 void run_inspect(const ModelArgs& args_in) {
   ModelArgs args = args_in;
   args.expert_ram.clear();  // inspect plans the store; it does not allocate it
@@ -86,20 +121,38 @@ void run_inspect(const ModelArgs& args_in) {
     fmt::print("buffers        {} token{}: {} planned ({} without sharing)\n", tokens, tokens > 1 ? "s" : "",
                human_bytes(planned), human_bytes(unplanned));
   }
-  // Layer state per kind: what a session keeps for each position.
-  std::map<LayerKind, std::pair<int, uint64_t>> by_kind;  // kind -> (layers, bytes per position)
-  uint64_t state_per_token = 0;
+  // Layer state per kind: what a session keeps for each position, and
+  // what it keeps whatever the length (recurrent layers).
+  struct KindState {
+    int layers = 0;
+    uint64_t per_position = 0, fixed = 0;
+  };
+  std::map<LayerKind, KindState> by_kind;
+  uint64_t state_per_token = 0, state_fixed = 0;
   for (const StateDesc& st : engine->impl().states) {
-    auto& k = by_kind[st.kind];
-    ++k.first;
-    k.second += st.bytes_per_position();
+    KindState& k = by_kind[st.kind];
+    ++k.layers;
+    k.per_position += st.bytes_per_position();
+    k.fixed += st.fixed_floats * sizeof(float);
     state_per_token += st.bytes_per_position();
+    state_fixed += st.fixed_floats * sizeof(float);
   }
-  for (const auto& [kind, n] : by_kind)
-    fmt::print("layer state    {} layers of {}: KV {} per token\n", n.first, layer_kind_name(kind), human_bytes(n.second));
-  fmt::print("kv cache       {} per token\n", human_bytes(state_per_token));
+  for (const auto& [kind, k] : by_kind) {
+    if (k.fixed > 0)
+      fmt::print("layer state    {} layers of {}: {} per session\n", k.layers, layer_kind_name(kind), human_bytes(k.fixed));
+    else
+      fmt::print("layer state    {} layers of {}: {} per token\n", k.layers, layer_kind_name(kind),
+                 human_bytes(k.per_position));
+  }
+  fmt::print("kv cache       {} per token", human_bytes(state_per_token));
+  if (state_fixed > 0) fmt::print(", recurrent state {} per session", human_bytes(state_fixed));
+  fmt::print("\n");
   if (!args_in.expert_ram.empty()) print_expert_plan(*engine, args_in);
+#if MOEFLUX_HAVE_CUDA
+  if (engine->backend_name() == "cuda") print_gpu_plan(*engine);
+#endif
 }
+
 
 }  // namespace
 

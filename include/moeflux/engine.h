@@ -52,6 +52,11 @@ struct EngineOptions {
   // shared-expert gate always stay in f32. For fidelity checks and users
   // who want mlx-lm's or transformers' numbers on quantized weights.
   bool f32_activations = false;
+
+  // Where the forward pass runs: "cpu", "cuda" (the whole model resident
+  // on the GPU; an error where no GPU is usable) or "auto" (CUDA when a GPU
+  // is usable, else the CPU).
+  std::string device = "cpu";
 };
 
 // A point in a session's history to come back to (prefix reuse, chat

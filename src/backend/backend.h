@@ -72,8 +72,15 @@ struct BackendContext {
   StateBudget& state_budget;
 };
 
-// "cpu" (more as they land); throws naming the backends built in.
+// "cpu" or "cuda" (when built with CUDA); throws naming the backends built
+// in, or why the backend cannot run here (no GPU).
 std::unique_ptr<Backend> make_backend(const std::string& name, const BackendContext& ctx);
 std::vector<std::string> backend_names();
+// Why backend `name` cannot run on this machine ("" when it can): not
+// built in, no GPU present. Tests skip with this message.
+std::string backend_unavailable_reason(const std::string& name);
+// The backend for a --device choice: "cpu", "cuda", or "auto" (CUDA when
+// it can run here, else the CPU); throws for any other name.
+std::string backend_for_device(const std::string& device);
 
 }  // namespace moeflux

@@ -43,7 +43,7 @@ std::shared_ptr<Engine> Engine::load(const std::string& model_path, const Engine
 }
 
 void Engine::Impl::make_backend_for_experts() {
-  backend = make_backend("cpu", BackendContext{*experts, scheduler->pool(), *state_budget});
+  backend = make_backend(backend_for_device(options.device), BackendContext{*experts, scheduler->pool(), *state_budget});
 }
 
 void Engine::Impl::replace_experts(std::unique_ptr<ExpertSource> source) {
@@ -69,7 +69,7 @@ const StepPlan& Engine::Impl::plan_for(int tokens, bool all_logits) {
   auto& slot = plans[{tokens, all_logits}];
   if (!slot) {
     auto p = std::make_unique<StepPlan>();
-    p->graph = build_model_graph(spec, weights, tokens, all_logits, options.f32_activations);
+    p->graph = build_model_graph(spec, weights, tokens, all_logits, BuildOptions{options.f32_activations});
     p->plan = plan_buffers(p->graph);
     slot = std::move(p);
   }

@@ -95,6 +95,65 @@ json parse_messages(const json& m) {
   return out;
 }
 
+// tools: [{"type": "function", "function": {"name", "description"?,
+// "parameters"?}}]; tool_choice "none" or "auto" ("required" and a named
+// function would need the output constrained to a call: refused for now).
+void parse_tools(const json& body, bool chat, CompletionRequest& r) {
+  const json* tools = field(body, "tools");
+  std::string choice = "auto";
+  if (const json* v = field(body, "tool_choice")) {
+    if (!v->is_string())
+      bad("tool_choice", "'tool_choice' as a named function is not supported yet (\"none\" or \"auto\")");
+    choice = v->get<std::string>();
+    if (choice == "required") bad("tool_choice", "'tool_choice' \"required\" is not supported yet (\"none\" or \"auto\")");
+    if (choice != "none" && choice != "auto")
+      bad("tool_choice", fmt::format("'tool_choice' is '{}'; expected \"none\" or \"auto\"", choice));
+  }
+  if (!tools || (tools->is_array() && tools->empty())) return;
+  if (!chat) bad("tools", "'tools' is for /v1/chat/completions");
+  if (!tools->is_array() || tools->size() > 128) bad("tools", "'tools' must be a list of at most 128 tools");
+  for (size_t i = 0; i < tools->size(); ++i) {
+    const std::string at = fmt::format("tools[{}]", i);
+    const json& t = (*tools)[i];
+    if (!t.is_object()) bad(at, fmt::format("'{}' must be an object", at));
+    const json* type = field(t, "type");
+    if (!type || string(*type, at + ".type") != "function")
+      bad(at + ".type", fmt::format("'{}.type' must be \"function\"", at));
+    const json* fn = field(t, "function");
+    if (!fn || !fn->is_object()) bad(at + ".function", fmt::format("'{}.function' must be an object", at));
+    const json* name = field(*fn, "name");
+    if (!name || string(*name, at + ".function.name").empty())
+      bad(at + ".function.name", fmt::format("'{}.function.name' must be a non-empty string", at));
+    if (const json* p = field(*fn, "parameters"); p && !p->is_object())
+      bad(at + ".function.parameters", fmt::format("'{}.function.parameters' must be a JSON schema object", at));
+  }
+  r.tools = *tools;
+  r.parse_tool_calls = choice == "auto";
+}
+
+// {"type": "text"} | {"type": "json_object"} |
+// {"type": "json_schema", "json_schema": {"name", "schema", "strict"?}}
+std::shared_ptr<const json_constraint::Grammar> parse_response_format(const json& v) {
+  const json* t = v.is_object() ? field(v, "type") : nullptr;
+  if (!t) bad("response_format", "'response_format' must be an object with a 'type'");
+  const std::string type = string(*t, "response_format.type");
+  try {
+    if (type == "text") return nullptr;
+    if (type == "json_object") return std::make_shared<const json_constraint::Grammar>(json_constraint::Grammar::any_object());
+    if (type == "json_schema") {
+      const json* js = field(v, "json_schema");
+      if (!js || !js->is_object()) bad("response_format.json_schema", "'response_format.json_schema' must be an object");
+      const json* schema = field(*js, "schema");
+      if (!schema) bad("response_format.json_schema.schema", "'response_format.json_schema.schema' is missing");
+      return std::make_shared<const json_constraint::Grammar>(json_constraint::Grammar::from_schema(*schema));
+    }
+  } catch (const Error& e) {
+    bad("response_format.json_schema.schema", e.what());
+  }
+  bad("response_format.type",
+      fmt::format("'response_format.type' is '{}'; expected \"text\", \"json_object\" or \"json_schema\"", type));
+}
+
 }  // namespace
 
 void check_session_name(const std::string& name, const std::string& f) {
@@ -209,15 +268,8 @@ CompletionRequest parse_completion_request(const std::string& text, bool chat, i
   } else if (const json* v = field(body, "logprobs")) {
     r.logprobs = int(integer(*v, "logprobs", 0, 20));
   }
-  if (const json* v = field(body, "tools"); v && !(v->is_array() && v->empty()))
-    bad("tools", "'tools' is not supported yet by moeflux serve");
-  if (const json* v = field(body, "tool_choice"); v && !(v->is_string() && v->get<std::string>() == "none"))
-    bad("tool_choice", "'tool_choice' is not supported yet (only \"none\")");
-  if (const json* v = field(body, "response_format")) {
-    const json* t = v->is_object() ? field(*v, "type") : nullptr;
-    if (!t || string(*t, "response_format.type") != "text")
-      bad("response_format", "'response_format' other than {\"type\": \"text\"} is not supported yet");
-  }
+  parse_tools(body, chat, r);
+  if (const json* v = field(body, "response_format")) r.json_grammar = parse_response_format(*v);
   if (const json* v = field(body, "load_session")) check_session_name(r.load_session = string(*v, "load_session"), "load_session");
   if (const json* v = field(body, "save_session")) check_session_name(r.save_session = string(*v, "save_session"), "save_session");
   try {

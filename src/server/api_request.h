@@ -4,10 +4,12 @@
 // what the generation loop takes.
 #pragma once
 #include <nlohmann/json.hpp>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "sampling/json_grammar.h"
 #include "sampling/sampler.h"
 
 namespace moeflux::server {
@@ -27,6 +29,12 @@ struct CompletionRequest {
   // moeflux extensions: a saved session to continue from and one to save
   // after the answer (names of files in the server's --session-dir).
   std::string load_session, save_session;
+  // response_format json_object / json_schema, compiled (null: free text).
+  std::shared_ptr<const json_constraint::Grammar> json_grammar;
+  // Chat with tools: the list the chat template renders (null: none), and
+  // whether calls in the answer are parsed out (tool_choice "auto").
+  nlohmann::ordered_json tools = nullptr;
+  bool parse_tool_calls = false;
 };
 
 // Throws ApiError (400) naming the field. `vocab` bounds logit_bias ids and

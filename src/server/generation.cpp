@@ -52,8 +52,16 @@ GenerationStats generate(Session& session, const Tokenizer& tok, std::span<const
   auto logits = session.step(prompt);
   st.prefill_s = now_s() - t0;
   const double t1 = now_s();
+  std::vector<float> masked;
   for (;;) {
-    const int32_t next = sampler.sample(logits);
+    std::span<const float> choose = logits;
+    if (hooks.constraint) {
+      masked.assign(logits.begin(), logits.end());
+      hooks.constraint->apply(masked);
+      choose = masked;
+    }
+    const int32_t next = sampler.sample(choose);
+    if (hooks.constraint) hooks.constraint->accept(next);
     sampler.accept(next);
     st.tokens.push_back(next);
     st.generated_tokens++;

@@ -26,11 +26,24 @@ struct TokenLogprob {
   std::vector<std::pair<int32_t, float>> top;  // best first
 };
 
+// Restricts which tokens may come next (constrained output, such as a JSON
+// schema): apply() sets the logits of every token that may not follow to
+// -inf before sampling; accept() is told each token drawn.
+class LogitConstraint {
+ public:
+  virtual ~LogitConstraint() = default;
+  virtual void apply(std::span<float> logits) = 0;
+  virtual void accept(int32_t token) = 0;
+};
+
 struct GenerationHooks {
   std::function<void(const std::string&)> on_text;       // text ready to show
   std::function<void(const TokenLogprob&)> on_token;     // every sampled token (logprobs filled when asked)
   std::function<bool()> cancelled;                       // polled after each token
   int top_logprobs = -1;                                 // -1: no logprobs; 0..: alternatives per token
+  // Masks the logits before each draw (logprobs still report the model's
+  // own distribution); null: free text.
+  LogitConstraint* constraint = nullptr;
 };
 
 struct GenerationStats {

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -14,6 +15,7 @@
 #include "server/api_request.h"
 #include "server/chat_page.h"
 #include "server/connection_probe.h"
+#include "server/constrained_output.h"
 #include "server/generation.h"
 #include "server/metrics.h"
 #include "server/prefix_cache.h"
@@ -27,6 +29,13 @@ using json = nlohmann::ordered_json;
 
 int64_t unix_time() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string_view trim_view(std::string_view s) {
+  const auto ws = [](char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; };
+  while (!s.empty() && ws(s.front())) s.remove_prefix(1);
+  while (!s.empty() && ws(s.back())) s.remove_suffix(1);
+  return s;
 }
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
@@ -64,6 +73,11 @@ struct Server::Impl {
   std::atomic<uint64_t> next_id{1};
   std::atomic<int> bound_port{0};
   std::atomic<bool> stopping{false};  // ends running generations when the server stops
+  // How the chat template writes tool calls (found by rendering one).
+  ToolCallFormat tool_format = ToolCallFormat::None;
+  // The vocabulary for JSON-constrained output, made on first use.
+  std::shared_ptr<const json_constraint::MaskVocab> json_vocab;
+  std::mutex json_vocab_mutex;
 
   Impl(ServerModel m, ServerOptions o) : model(std::move(m)), opt(std::move(o)) {
     if (!model.engine) fail("the server needs a loaded engine");
@@ -76,6 +90,7 @@ struct Server::Impl {
       fail("--session-dir {}: not a directory", opt.session_dir);
     pool = std::make_unique<SlotPool>(model.engine, opt.slots, opt.max_queue, opt.context);
     prefix = std::make_unique<PrefixCache>(opt.prefix_cache_bytes, opt.prefix_cache_min_tokens);
+    tool_format = detect_tool_call_format(model.chat_template);
     routes();
   }
 
@@ -129,8 +144,12 @@ struct Server::Impl {
                      "model", "invalid_request_error", "model_not_found");
     if (chat) {
       std::string text;
+      if (!r.tools.is_null() && tool_format == ToolCallFormat::None)
+        throw ApiError(400, "'tools' given, but this model's chat template does not render tool calls", "tools");
       try {
-        text = model.chat_template.render(r.messages);
+        ChatTemplateOptions o;
+        o.tools = r.tools;
+        text = model.chat_template.render(r.messages, o);
       } catch (const Error& e) {
         throw ApiError(400, fmt::format("the chat template refused the messages: {}", e.what()), "messages");
       }
@@ -160,6 +179,21 @@ struct Server::Impl {
     if (!r.save_session.empty()) session_path(r.save_session, "save_session");
     p.id = fmt::format("{}-{:x}{:06x}", chat ? "chatcmpl" : "cmpl", unix_time(), next_id++);
     return p;
+  }
+
+  // The JSON mask of a request with response_format json_object or
+  // json_schema, or null.
+  std::unique_ptr<LogitConstraint> constraint_for(const Prepared& p) {
+    if (!p.req.json_grammar) return nullptr;
+    if (model.stop_tokens.empty())
+      throw ApiError(400, "'response_format' needs the model to have an end-of-sequence token", "response_format");
+    std::shared_ptr<const json_constraint::MaskVocab> v;
+    {
+      std::lock_guard<std::mutex> lock(json_vocab_mutex);
+      if (!json_vocab) json_vocab = mask_vocab(model.tokenizer);
+      v = json_vocab;
+    }
+    return std::make_unique<JsonConstraint>(p.req.json_grammar, v, model.tokenizer, model.stop_tokens);
   }
 
   // Runs a prepared request on a slot: loads a saved session when asked,
@@ -260,11 +294,20 @@ struct Server::Impl {
       hooks.on_token = [&](const TokenLogprob& lp) {
         if (!is_stop_token(lp.id)) lps.push_back(lp);
       };
+    const auto constraint = constraint_for(p);
+    hooks.constraint = constraint.get();
     size_t cached = 0;
     const GenerationStats st = run(lease.slot(), p, hooks, cached);
     json choice = {{"index", 0}};
+    bool called = false;
     if (chat) {
-      choice["message"] = {{"role", "assistant"}, {"content", text}};
+      if (p.req.parse_tool_calls) {
+        const AssistantOutput out = parse_assistant_output(tool_format, text);
+        choice["message"] = assistant_message(out, p.id);
+        called = !out.tool_calls.empty();
+      } else {
+        choice["message"] = {{"role", "assistant"}, {"content", text}};
+      }
       json content = json::array();
       for (const auto& lp : lps) content.push_back(chat_logprob(lp));
       choice["logprobs"] = p.req.logprobs >= 0 ? json{{"content", content}} : json(nullptr);
@@ -273,7 +316,7 @@ struct Server::Impl {
       size_t offset = 0;
       choice["logprobs"] = p.req.logprobs >= 0 ? completion_logprobs(lps, offset) : json(nullptr);
     }
-    choice["finish_reason"] = finish_reason(st.stop_reason);
+    choice["finish_reason"] = called ? "tool_calls" : finish_reason(st.stop_reason);
     json body = {{"id", p.id},
                  {"object", chat ? "chat.completion" : "text_completion"},
                  {"created", unix_time()},
@@ -326,7 +369,23 @@ struct Server::Impl {
       if (chat) send(chunk({{"delta", {{"role", "assistant"}, {"content", ""}}}, {"logprobs", nullptr}, {"finish_reason", nullptr}}));
       GenerationHooks hooks;
       hooks.top_logprobs = p->req.logprobs;
-      hooks.on_text = [&](const std::string& t) { send(chunk(text_choice(t))); };
+      // With tools, text that may be the start of a call (or of reasoning)
+      // is held back until it is clear; the calls go out as one delta.
+      const bool tools = chat && p->req.parse_tool_calls;
+      std::string full;
+      size_t sent = 0;
+      hooks.on_text = [&](const std::string& t) {
+        if (!tools) {
+          send(chunk(text_choice(t)));
+          return;
+        }
+        full += t;
+        const size_t ready = streamable_prefix(tool_format, full);
+        if (ready > sent) {
+          send(chunk(text_choice(full.substr(sent, ready - sent))));
+          sent = ready;
+        }
+      };
       if (p->req.logprobs >= 0)
         hooks.on_token = [&](const TokenLogprob& lp) {
           if (!is_stop_token(lp.id)) lps.push_back(lp);
@@ -334,10 +393,28 @@ struct Server::Impl {
       hooks.cancelled = [&] { return gone; };
       try {
         size_t cached = 0;
+        const auto constraint = constraint_for(*p);
+        hooks.constraint = constraint.get();
         const GenerationStats st = run(lease->slot(), *p, hooks, cached);
+        bool called = false;
+        if (tools) {
+          const AssistantOutput out = parse_assistant_output(tool_format, full);
+          // What was held back: the rest of the content, reasoning, calls.
+          const std::string streamed(trim_view(std::string_view(full).substr(0, sent)));
+          if (out.content.size() > streamed.size() && out.content.compare(0, streamed.size(), streamed) == 0)
+            send(chunk(text_choice(out.content.substr(streamed.size()))));
+          if (!out.reasoning.empty())
+            send(chunk({{"delta", {{"reasoning_content", out.reasoning}}}, {"logprobs", nullptr}, {"finish_reason", nullptr}}));
+          if (!out.tool_calls.empty()) {
+            called = true;
+            send(chunk({{"delta", {{"tool_calls", tool_calls_json(out.tool_calls, p->id)}}},
+                        {"logprobs", nullptr},
+                        {"finish_reason", nullptr}}));
+          }
+        }
         if (!lps.empty()) send(chunk(text_choice("")));
         json last = chat ? json{{"delta", json::object()}, {"logprobs", nullptr}} : json{{"text", ""}, {"logprobs", nullptr}};
-        last["finish_reason"] = finish_reason(st.stop_reason);
+        last["finish_reason"] = called ? "tool_calls" : finish_reason(st.stop_reason);
         json end = chunk(last);
         end["usage"] = usage(*p, st, cached);
         send(end);

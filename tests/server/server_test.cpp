@@ -254,8 +254,14 @@ TEST_F(ServerTest, BadRequestsGet4xxInOpenAIsShapeAndTheServerKeepsServing) {
   expect("/v1/chat/completions", "{" + msgs + R"(,"logit_bias":{"99999999":1}})", 400, "logit_bias");
   expect("/v1/chat/completions", "{" + msgs + R"(,"stop":[""]})", 400, "stop");
   expect("/v1/chat/completions", "{" + msgs + R"(,"top_logprobs":3})", 400, "top_logprobs");
-  expect("/v1/chat/completions", "{" + msgs + R"(,"tools":[{"type":"function"}]})", 400, "tools");
-  expect("/v1/chat/completions", "{" + msgs + R"(,"response_format":{"type":"json_object"}})", 400, "response_format");
+  expect("/v1/chat/completions", "{" + msgs + R"(,"tools":[{"type":"function"}]})", 400, "tools[0].function");
+  // The demo template renders no tool calls.
+  expect("/v1/chat/completions", "{" + msgs + R"(,"tools":[{"type":"function","function":{"name":"f"}}]})", 400, "tools");
+  expect("/v1/chat/completions", "{" + msgs + R"(,"tool_choice":"required"})", 400, "tool_choice");
+  expect("/v1/chat/completions", "{" + msgs + R"(,"response_format":{"type":"xml"}})", 400, "response_format.type");
+  expect("/v1/chat/completions",
+         "{" + msgs + R"(,"response_format":{"type":"json_schema","json_schema":{"name":"a","schema":{"type":"string","pattern":"x"}}}})",
+         400, "response_format.json_schema.schema");
   expect("/v1/chat/completions", "{" + msgs + R"(,"model":"gpt-4"})", 404, "model");
   expect("/v1/chat/completions", "{" + msgs + R"(,"save_session":"x"})", 400, "save_session");
   expect("/v1/completions", R"({"prompt":")" + std::string(3000, 'a') + R"("})", 400, "prompt");  // beyond the context
@@ -480,3 +486,81 @@ TEST_F(ServerTest, SessionsAreSavedAndLoadedThroughTheApi) {
 }
 
 }  // namespace
+
+namespace {
+
+// A JSON schema and whether a parsed document fits it (the few keywords used here).
+const json kAnswerSchema = json::parse(R"({"type": "object", "properties": {
+    "ok": {"type": "boolean"}, "n": {"type": "integer"}, "tag": {"enum": ["a", "b"]}},
+    "required": ["ok", "n", "tag"], "additionalProperties": false})");
+
+bool fits_answer_schema(const json& d) {
+  return d.is_object() && d.size() == 3 && d["ok"].is_boolean() && d["n"].is_number_integer() &&
+         (d["tag"] == "a" || d["tag"] == "b");
+}
+
+}  // namespace
+
+TEST_F(ServerTest, ResponseFormatJsonSchemaAlwaysGivesAValidDocument) {
+  start();
+  // A random model: whatever it prefers, the mask leaves only tokens that
+  // keep the document valid, and the end only once it is complete.
+  for (int seed = 1; seed <= 4; ++seed) {
+    const json req = {{"messages", kHello},
+                      {"max_tokens", 400},
+                      {"seed", seed},
+                      {"temperature", 0.7},
+                      {"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "answer"}, {"schema", kAnswerSchema}}}}}};
+    const json r = post_ok("/v1/chat/completions", req);
+    ASSERT_EQ(r["choices"][0]["finish_reason"], "stop") << r.dump();
+    const std::string text = r["choices"][0]["message"]["content"];
+    json doc;
+    ASSERT_NO_THROW(doc = json::parse(text)) << text;
+    EXPECT_TRUE(fits_answer_schema(doc)) << text;
+  }
+  // json_object: any object, on /v1/completions too; streamed the same.
+  const json req = {{"prompt", "Data:"}, {"max_tokens", 400}, {"seed", 3}, {"response_format", {{"type", "json_object"}}}};
+  const json r = post_ok("/v1/completions", req);
+  const std::string text = r["choices"][0]["text"];
+  if (r["choices"][0]["finish_reason"] == "stop") {
+    json doc;
+    ASSERT_NO_THROW(doc = json::parse(text)) << text;
+    EXPECT_TRUE(doc.is_object());
+  }
+  json sreq = req;
+  sreq["stream"] = true;
+  auto s = post("/v1/completions", sreq);
+  ASSERT_TRUE(s);
+  std::string streamed;
+  for (const std::string& e : events(s->body))
+    if (e != "[DONE]") streamed += json::parse(e)["choices"][0].value("text", "");
+  EXPECT_EQ(streamed, text);
+}
+
+TEST_F(ServerTest, ToolsReachTheTemplateOfAModelThatHasThem) {
+  const std::string qwen3 = std::string(MOEFLUX_SHARED_DIR) + "/tokenizers/qwen3/tokenizer_config.json";
+  if (!std::filesystem::exists(qwen3)) GTEST_SKIP() << qwen3 << " is absent";
+  server::ServerModel m = model();
+  m.chat_template = *ChatTemplate::from_tokenizer_config(qwen3);
+  server::ServerOptions o;
+  o.port = 0;
+  server_ = std::make_unique<server::Server>(std::move(m), o);
+  port_ = server_->start();
+  const json tools = json::parse(R"([{"type": "function", "function": {"name": "get_weather",
+      "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}])");
+  const json plain = post_ok("/v1/chat/completions", {{"messages", kHello}, {"max_tokens", 4}, {"seed", 1}});
+  const json with = post_ok("/v1/chat/completions", {{"messages", kHello}, {"max_tokens", 4}, {"seed", 1}, {"tools", tools}});
+  // The tool list is in the prompt.
+  EXPECT_GT(with["usage"]["prompt_tokens"].get<int>(), plain["usage"]["prompt_tokens"].get<int>() + 20);
+  // A random model writes no call: the answer is content, as with no tools.
+  EXPECT_TRUE(with["choices"][0]["message"]["content"].is_string());
+  EXPECT_FALSE(with["choices"][0]["message"].contains("tool_calls"));
+  // A history with a call and its result renders (the template's own syntax).
+  json history = kHello;
+  history.push_back({{"role", "assistant"},
+                     {"content", ""},
+                     {"tool_calls", json::array({{{"id", "call_1"}, {"type", "function"},
+                                                  {"function", {{"name", "get_weather"}, {"arguments", R"({"city": "Paris"})"}}}}})}});
+  history.push_back({{"role", "tool"}, {"tool_call_id", "call_1"}, {"content", "20 C"}});
+  post_ok("/v1/chat/completions", {{"messages", history}, {"max_tokens", 2}, {"tools", tools}});
+}

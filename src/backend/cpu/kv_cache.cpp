@@ -10,6 +10,8 @@ namespace moeflux {
 KvCache::KvCache(const std::vector<StateDesc>& states, int max_positions, StateBudget& budget, int block_tokens)
     : max_positions_(max_positions), block_tokens_(block_tokens), budget_(budget) {
   for (const StateDesc& s : states) {
+    if (!s.positional())
+      fail_as(ErrorKind::BadInput, "layer {}: the cpu backend keeps no {} state", s.layer, layer_kind_name(s.kind));
     kw_.push_back(size_t(s.key_width));
     vw_.push_back(size_t(s.value_width));
     key_off_.push_back(page_floats_);
