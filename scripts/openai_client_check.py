@@ -78,15 +78,24 @@ def main():
     for name, kwargs, param in [
         ("n=2 refused", dict(n=2), "n"),
         ("temperature out of range refused", dict(temperature=5), "temperature"),
-        ("tools refused", dict(tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}]), "tools"),
-        ("json_schema refused", dict(response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}),
-         "response_format"),
+        ("tool_choice required refused", dict(tool_choice="required"), "tool_choice"),
     ]:
         try:
             client.chat.completions.create(model=model, messages=msgs, max_tokens=2, **kwargs)
             check(name, False, "no error")
         except openai.BadRequestError as e:
             check(name, e.status_code == 400 and e.body.get("param") == param, e.body)
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"],
+              "additionalProperties": False}
+    js = client.chat.completions.create(model=model, messages=msgs, max_tokens=300, seed=3, response_format={
+        "type": "json_schema", "json_schema": {"name": "x", "schema": schema}})
+    if js.choices[0].finish_reason == "stop":
+        import json
+        doc = json.loads(js.choices[0].message.content)
+        check("json_schema: the answer parses and validates", isinstance(doc, dict) and isinstance(doc.get("a"), int)
+              and set(doc) == {"a"}, js.choices[0].message.content)
+    else:
+        check("json_schema: answered within max_tokens", False, js.choices[0].finish_reason)
     try:
         client.chat.completions.create(model="not-this-model", messages=msgs, max_tokens=2)
         check("unknown model refused", False, "no error")
