@@ -51,6 +51,11 @@ struct EngineOptions {
   // shared-expert gate always stay in f32. For fidelity checks and users
   // who want mlx-lm's or transformers' numbers on quantized weights.
   bool f32_activations = false;
+
+  // How multi-head latent attention (DeepSeek-V3) reads its compressed
+  // cache: "auto" (absorbed weights for one-token steps, decompressed K/V
+  // otherwise), "naive" or "absorbed"; all compute the same function.
+  std::string mla_path = "auto";
 };
 
 // A point in a session's history to come back to (prefix reuse, chat

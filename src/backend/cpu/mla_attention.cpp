@@ -1,0 +1,129 @@
+#include "backend/cpu/mla_attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "backend/cpu/ops.h"
+#include "backend/cpu/simd_kernels.h"
+#include "core/error.h"
+#include "quant/dequant.h"
+#include "quant/mlx_affine.h"
+
+namespace moeflux::cpu {
+
+void weight_row(const WeightView& W, int64_t r, float* out) {
+  if (W.dtype == DType::MLX) return quant::mlx_dequantize_row(mlx_affine_of(W), size_t(W.cols), size_t(r), out);
+  const auto t = ggml_type_of(W.dtype);
+  if (!t) fail("weight of dtype {} cannot be read row by row", dtype_name(W.dtype));
+  quant::dequantize_row(*t, W.data + size_t(r) * W.row_bytes(), out, size_t(W.cols));
+}
+
+void latent_append(KvCache& kv, uint32_t state, const int32_t* positions, int T, const float* latent, int lw,
+                   const float* rope, int rw) {
+  if (kv.key_width(state) != lw + rw || kv.value_width(state) != 0)
+    fail("latent state {} holds {} + {} floats per position, not {} + {}", state, kv.key_width(state),
+         kv.value_width(state), lw, rw);
+  for (int t = 0; t < T; ++t) {
+    float* row = kv.key(state, positions[t]);
+    std::memcpy(row, latent + size_t(t) * lw, sizeof(float) * size_t(lw));
+    std::memcpy(row + lw, rope + size_t(t) * rw, sizeof(float) * size_t(rw));
+  }
+}
+
+namespace {
+
+// In place: scores -> softmax(scores), as attention.cpp does it.
+void softmax(std::vector<float>& scores) {
+  const float m = *std::max_element(scores.begin(), scores.end());
+  float sum = 0;
+  for (float& x : scores) sum += (x = std::exp(x - m));
+  const float inv = 1.0f / sum;
+  for (float& x : scores) x *= inv;
+}
+
+// Decompresses K's nope part and V of every cached position through
+// kv_b_proj, then attends as ordinary multi-head attention.
+void naive(ThreadPool& pool, const MlaParams& m, KvCache& kv, uint32_t state, const int32_t* positions, int T,
+           const float* q, float* out) {
+  const int H = m.heads, n = m.nope_dim, r = m.rope_dim, v = m.v_dim, L = m.kv_lora_rank;
+  const int qw = n + r, kvw = n + v;
+  const int P = *std::max_element(positions, positions + T) + 1;
+  std::vector<float> latent(size_t(P) * L), kvd(size_t(P) * H * kvw);
+  for (int p = 0; p < P; ++p) std::memcpy(&latent[size_t(p) * L], kv.key(state, p), sizeof(float) * size_t(L));
+  linear(pool, latent.data(), P, WeightView::of(*m.kv_b), nullptr, kvd.data(), Activations::F32);
+  pool.parallel_for(size_t(T) * size_t(H), 1, [&](size_t b, size_t e) {
+    std::vector<float> scores;
+    for (size_t i = b; i < e; ++i) {
+      const int t = int(i / size_t(H)), h = int(i % size_t(H));
+      const int last = positions[t];
+      const float* qh = q + (size_t(t) * H + h) * qw;
+      scores.resize(size_t(last + 1));
+      for (int p = 0; p <= last; ++p) {
+        const float* k = &kvd[(size_t(p) * H + h) * kvw];
+        scores[size_t(p)] = (simd::dot(qh, k, size_t(n)) + simd::dot(qh + n, kv.key(state, p) + L, size_t(r))) * m.scale;
+      }
+      softmax(scores);
+      float* oh = out + (size_t(t) * H + h) * v;
+      std::fill(oh, oh + v, 0.0f);
+      for (int p = 0; p <= last; ++p) simd::axpy(scores[size_t(p)], &kvd[(size_t(p) * H + h) * kvw + n], oh, size_t(v));
+    }
+  });
+}
+
+// Per head h, with Wk = kv_b rows [h(n+v), h(n+v)+n) and Wv the next v rows:
+// q.k = (Wk^T q_nope) . latent + q_rope . k_rope, and out = Wv (sum_p a_p
+// latent_p). kv_b is read once per head and step, whatever the context.
+void absorbed(ThreadPool& pool, const MlaParams& m, KvCache& kv, uint32_t state, const int32_t* positions, int T,
+              const float* q, float* out) {
+  const int H = m.heads, n = m.nope_dim, r = m.rope_dim, v = m.v_dim, L = m.kv_lora_rank;
+  const int qw = n + r, kvw = n + v;
+  const WeightView W = WeightView::of(*m.kv_b);
+  pool.parallel_for(size_t(H), 1, [&](size_t b, size_t e) {
+    std::vector<float> row(static_cast<size_t>(L)), q_lat(size_t(T) * L), o_lat(size_t(T) * L), scores;
+    for (size_t hi = b; hi < e; ++hi) {
+      const int h = int(hi);
+      std::fill(q_lat.begin(), q_lat.end(), 0.0f);
+      for (int i = 0; i < n; ++i) {
+        weight_row(W, int64_t(h) * kvw + i, row.data());
+        for (int t = 0; t < T; ++t) simd::axpy(q[(size_t(t) * H + h) * qw + i], row.data(), &q_lat[size_t(t) * L], size_t(L));
+      }
+      for (int t = 0; t < T; ++t) {
+        const int last = positions[t];
+        const float* ql = &q_lat[size_t(t) * L];
+        const float* qr = q + (size_t(t) * H + h) * qw + n;
+        scores.resize(size_t(last + 1));
+        for (int p = 0; p <= last; ++p) {
+          const float* c = kv.key(state, p);
+          scores[size_t(p)] = (simd::dot(ql, c, size_t(L)) + simd::dot(qr, c + L, size_t(r))) * m.scale;
+        }
+        softmax(scores);
+        float* ol = &o_lat[size_t(t) * L];
+        std::fill(ol, ol + L, 0.0f);
+        for (int p = 0; p <= last; ++p) simd::axpy(scores[size_t(p)], kv.key(state, p), ol, size_t(L));
+      }
+      for (int j = 0; j < v; ++j) {
+        weight_row(W, int64_t(h) * kvw + n + j, row.data());
+        for (int t = 0; t < T; ++t) out[(size_t(t) * H + h) * v + j] = simd::dot(row.data(), &o_lat[size_t(t) * L], size_t(L));
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void mla_attention(ThreadPool& pool, const MlaParams& m, KvCache& kv, uint32_t state, const int32_t* positions, int T,
+                   const float* q, float* out) {
+  const WeightView W = WeightView::of(*m.kv_b);
+  if (W.rows != int64_t(m.heads) * (m.nope_dim + m.v_dim) || W.cols != m.kv_lora_rank)
+    fail("mla attention: kv_b_proj '{}' is [{}, {}], not [{}, {}]", m.kv_b->name, W.rows, W.cols,
+         int64_t(m.heads) * (m.nope_dim + m.v_dim), m.kv_lora_rank);
+  const MlaPath path = m.path == MlaPath::Auto ? (T == 1 ? MlaPath::Absorbed : MlaPath::Naive) : m.path;
+  if (path == MlaPath::Absorbed)
+    absorbed(pool, m, kv, state, positions, T, q, out);
+  else
+    naive(pool, m, kv, state, positions, T, q, out);
+}
+
+}  // namespace moeflux::cpu
