@@ -53,8 +53,9 @@ struct EngineOptions {
   bool f32_activations = false;
 
   // How multi-head latent attention (DeepSeek-V3) reads its compressed
-  // cache: "auto" (absorbed weights for one-token steps, decompressed K/V
-  // otherwise), "naive" or "absorbed"; all compute the same function.
+  // cache: "auto" (absorbed weights for decode and short steps, K/V
+  // decompressed for long prefill steps), "naive" or "absorbed"; all
+  // compute the same function.
   std::string mla_path = "auto";
 };
 

@@ -185,8 +185,9 @@ struct OpLatentAppend {
 // cached position's K (nope part) and V through kv_b_proj (the reference,
 // and the cheaper way for long prefill steps); Absorbed folds kv_b_proj's
 // K part into the query and its V part into the output, so attention runs
-// over the latent itself (the cheaper way for decode). Auto: absorbed for
-// steps of one token, naive otherwise. Both compute the same function.
+// over the latent itself (the cheaper way for decode). Auto: whichever
+// needs fewer multiply-adds for the step's token count (absorbed for decode
+// and short steps). Both compute the same function.
 enum class MlaPath : uint8_t { Auto, Naive, Absorbed };
 struct MlaParams {
   int heads = 0;

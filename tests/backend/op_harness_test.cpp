@@ -682,6 +682,44 @@ TEST_P(OpHarness, MlaAttentionNaiveAndAbsorbedOverThreeSteps) {
     }
 }
 
+// A prefill longer than the naive path's block of positions (256): its
+// running softmax across blocks against the absorbed path.
+TEST_P(OpHarness, MlaNaiveAcrossPositionBlocksEqualsAbsorbed) {
+  const int H = 2, n = 6, r = 4, v = 5, L = 16, QW = H * (n + r), KVB = H * (n + v), T = 300;
+  const TensorRef* kv_b = h.own(make_tensor(DType::F32, {KVB, L}, randn(size_t(KVB * L), h.rng, 0.3f)));
+  const auto q = randn(size_t(T * QW), h.rng), lat = randn(size_t(T * L), h.rng), rope = randn(size_t(T * r), h.rng);
+  std::vector<StateDesc> states = {{LayerKind::LatentAttention, 0, L + r, 0}};
+  std::vector<std::vector<float>> outs;
+  for (MlaPath path : {MlaPath::Naive, MlaPath::Absorbed}) {
+    MlaParams p;
+    p.heads = H;
+    p.nope_dim = n;
+    p.rope_dim = r;
+    p.v_dim = v;
+    p.kv_lora_rank = L;
+    p.scale = 0.4f;
+    p.kv_b = kv_b;
+    p.path = path;
+    MemoryExperts none(0, 0, 0, h.rng);
+    auto backend = make_backend(h.backend_name, BackendContext{none, h.pool, h.budget});
+    auto session = backend->new_session(states, 512);
+    GraphBuilder g(T);
+    g.set_states(states);
+    auto in = g.input();
+    auto bq = g.linear<Role::Query>(g.embed(in, h.table(T, QW, q), QW), h.identity(QW), nullptr, QW, "q");
+    auto bl = g.linear<Role::Key>(g.embed(in, h.table(T, L, lat), L), h.identity(L), nullptr, L, "latent");
+    auto br = g.linear<Role::Key>(g.embed(in, h.table(T, r, rope), r), h.identity(r), nullptr, r, "rope");
+    auto o = g.mla_attention(bq, bl, br, 0, p);
+    g.set_output(g.linear<Role::Logits>(o, h.identity(H * v), nullptr, H * v, "out"));
+    const Graph graph = g.finish();
+    size_t op = 0;
+    while (!std::holds_alternative<OpMlaAttention>(graph.ops[op])) ++op;
+    outs.push_back(h.run(*session, graph, op));
+  }
+  std::vector<double> want(outs[1].begin(), outs[1].end());
+  expect_close(outs[0], want, std::vector<double>(want.size(), 1.0), 1e-5, 1e-5, "mla naive over 2 blocks");
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, OpHarness, ::testing::ValuesIn(backends_under_test()),
                          [](const auto& info) { return info.param; });
 

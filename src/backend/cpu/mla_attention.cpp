@@ -43,33 +43,60 @@ void softmax(std::vector<float>& scores) {
   for (float& x : scores) x *= inv;
 }
 
-// Decompresses K's nope part and V of every cached position through
-// kv_b_proj, then attends as ordinary multi-head attention.
+// Decompresses K's nope part and V of the cached positions through
+// kv_b_proj, a block of positions at a time, and attends as ordinary
+// multi-head attention with a running (online) softmax per query head, so
+// memory stays at one block however long the context.
 void naive(ThreadPool& pool, const MlaParams& m, KvCache& kv, uint32_t state, const int32_t* positions, int T,
            const float* q, float* out) {
   const int H = m.heads, n = m.nope_dim, r = m.rope_dim, v = m.v_dim, L = m.kv_lora_rank;
   const int qw = n + r, kvw = n + v;
   const int P = *std::max_element(positions, positions + T) + 1;
-  std::vector<float> latent(size_t(P) * L), kvd(size_t(P) * H * kvw);
-  for (int p = 0; p < P; ++p) std::memcpy(&latent[size_t(p) * L], kv.key(state, p), sizeof(float) * size_t(L));
-  linear(pool, latent.data(), P, WeightView::of(*m.kv_b), nullptr, kvd.data(), Activations::F32);
-  pool.parallel_for(size_t(T) * size_t(H), 1, [&](size_t b, size_t e) {
-    std::vector<float> scores;
-    for (size_t i = b; i < e; ++i) {
-      const int t = int(i / size_t(H)), h = int(i % size_t(H));
-      const int last = positions[t];
-      const float* qh = q + (size_t(t) * H + h) * qw;
-      scores.resize(size_t(last + 1));
-      for (int p = 0; p <= last; ++p) {
-        const float* k = &kvd[(size_t(p) * H + h) * kvw];
-        scores[size_t(p)] = (simd::dot(qh, k, size_t(n)) + simd::dot(qh + n, kv.key(state, p) + L, size_t(r))) * m.scale;
+  constexpr int kBlock = 256;
+  const int B = std::min(P, kBlock);
+  std::vector<float> latent(size_t(B) * L), kvd(size_t(B) * H * kvw);
+  // Per (t, h): running max, running sum, unnormalised output.
+  std::vector<float> run_max(size_t(T) * H, -INFINITY), run_sum(size_t(T) * H, 0.0f);
+  std::fill(out, out + size_t(T) * H * v, 0.0f);
+  for (int p0 = 0; p0 < P; p0 += B) {
+    const int nb = std::min(B, P - p0);
+    for (int p = 0; p < nb; ++p) std::memcpy(&latent[size_t(p) * L], kv.key(state, p0 + p), sizeof(float) * size_t(L));
+    linear(pool, latent.data(), nb, WeightView::of(*m.kv_b), nullptr, kvd.data(), Activations::F32);
+    pool.parallel_for(size_t(T) * size_t(H), 1, [&](size_t b, size_t e) {
+      std::vector<float> scores;
+      for (size_t i = b; i < e; ++i) {
+        const int t = int(i / size_t(H)), h = int(i % size_t(H));
+        const int last = std::min(positions[t], p0 + nb - 1);
+        if (last < p0) continue;  // this block is in the token's future
+        const float* qh = q + (size_t(t) * H + h) * qw;
+        scores.resize(size_t(last - p0 + 1));
+        float bmax = -INFINITY;
+        for (int p = p0; p <= last; ++p) {
+          const float* k = &kvd[(size_t(p - p0) * H + h) * kvw];
+          const float sc = (simd::dot(qh, k, size_t(n)) + simd::dot(qh + n, kv.key(state, p) + L, size_t(r))) * m.scale;
+          scores[size_t(p - p0)] = sc;
+          bmax = std::max(bmax, sc);
+        }
+        float* oh = out + (size_t(t) * H + h) * v;
+        const float new_max = std::max(run_max[i], bmax);
+        const float rescale = std::exp(run_max[i] - new_max);  // 0 on the first block
+        if (rescale != 1.0f)
+          for (int j = 0; j < v; ++j) oh[j] *= rescale;
+        float sum = run_sum[i] * rescale;
+        for (int p = p0; p <= last; ++p) {
+          const float w = std::exp(scores[size_t(p - p0)] - new_max);
+          sum += w;
+          simd::axpy(w, &kvd[(size_t(p - p0) * H + h) * kvw + n], oh, size_t(v));
+        }
+        run_max[i] = new_max;
+        run_sum[i] = sum;
       }
-      softmax(scores);
-      float* oh = out + (size_t(t) * H + h) * v;
-      std::fill(oh, oh + v, 0.0f);
-      for (int p = 0; p <= last; ++p) simd::axpy(scores[size_t(p)], &kvd[(size_t(p) * H + h) * kvw + n], oh, size_t(v));
-    }
-  });
+    });
+  }
+  for (size_t i = 0; i < size_t(T) * H; ++i) {
+    const float inv = 1.0f / run_sum[i];
+    for (int j = 0; j < v; ++j) out[i * size_t(v) + size_t(j)] *= inv;
+  }
 }
 
 // Per head h, with Wk = kv_b rows [h(n+v), h(n+v)+n) and Wv the next v rows:
@@ -119,7 +146,17 @@ void mla_attention(ThreadPool& pool, const MlaParams& m, KvCache& kv, uint32_t s
   if (W.rows != int64_t(m.heads) * (m.nope_dim + m.v_dim) || W.cols != m.kv_lora_rank)
     fail("mla attention: kv_b_proj '{}' is [{}, {}], not [{}, {}]", m.kv_b->name, W.rows, W.cols,
          int64_t(m.heads) * (m.nope_dim + m.v_dim), m.kv_lora_rank);
-  const MlaPath path = m.path == MlaPath::Auto ? (T == 1 ? MlaPath::Absorbed : MlaPath::Naive) : m.path;
+  // Auto: the path with fewer multiply-adds. Per step of T tokens over P
+  // positions and per head, absorbed costs T P (2L + R) + T L (n + v) and
+  // naive P L (n + v) + T P (n + R + v): for long contexts absorbed wins
+  // below T = L (n + v) / (2L - n - v) tokens (170 for DeepSeek-V3: decode
+  // and short steps; long prefill steps decompress).
+  MlaPath path = m.path;
+  if (path == MlaPath::Auto) {
+    const int64_t L = m.kv_lora_rank, nv = m.nope_dim + m.v_dim;
+    const int64_t denom = 2 * L - nv;
+    path = denom <= 0 || int64_t(T) * denom < L * nv ? MlaPath::Absorbed : MlaPath::Naive;
+  }
   if (path == MlaPath::Absorbed)
     absorbed(pool, m, kv, state, positions, T, q, out);
   else

@@ -20,8 +20,8 @@ void latent_append(KvCache& kv, uint32_t state, const int32_t* positions, int T,
                    const float* rope, int rope_width);
 
 // out [T, heads * v_dim] from q [T, heads * (nope_dim + rope_dim)] over the
-// cached positions <= positions[t]. The path is m.path (Auto: absorbed for
-// one-token steps).
+// cached positions <= positions[t]. The path is m.path (Auto: the one with
+// fewer multiply-adds for T tokens; absorbed for decode).
 void mla_attention(ThreadPool& pool, const MlaParams& m, KvCache& kv, uint32_t state, const int32_t* positions, int T,
                    const float* q, float* out);
 
