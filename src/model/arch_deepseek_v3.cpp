@@ -49,20 +49,28 @@ constexpr std::string_view kKeys[] = {
 // yarn_get_mscale compute it (in double, as Python does).
 double yarn_mscale(double factor, double m) { return factor <= 1 ? 1.0 : 0.1 * m * std::log(factor) + 1.0; }
 
+// A value the engine keeps as an f32, checked to lie in [lo, hi] first (an
+// out-of-range double cast to float is undefined; config_spec_fuzz).
+double in_range(const Config& cfg, const char* key, double v, double lo, double hi) {
+  if (!(v >= lo && v <= hi)) fail("{}: '{}' = {} is not in [{}, {}]", cfg.source(), key, v, lo, hi);
+  return v;
+}
+
 void configure_yarn(const Config& cfg, ModelSpec& s) {
   const auto& y = cfg.raw()["rope_yarn"];
   auto num = [&](const char* k, double fallback) {
     return y.contains(k) && !y[k].is_null() ? y[k].get<double>() : fallback;
   };
   if (!y.contains("factor")) fail("{}: rope_scaling of type yarn lacks 'factor'", cfg.source());
-  const double factor = num("factor", 1), dim = s.mla.qk_rope_dim, base = s.rope_theta;
-  if (!(factor > 0)) fail("{}: rope_scaling 'factor' = {} must be positive", cfg.source(), factor);
-  const double orig = num("original_max_position_embeddings", s.max_positions);
-  if (!(orig > 0)) fail("{}: rope_scaling 'original_max_position_embeddings' = {} must be positive", cfg.source(), orig);
+  const double dim = s.mla.qk_rope_dim, base = s.rope_theta;
+  const double factor = in_range(cfg, "rope_scaling.factor", num("factor", 1), 1e-6, 1e6);
+  const double orig = in_range(cfg, "rope_scaling.original_max_position_embeddings",
+                               num("original_max_position_embeddings", s.max_positions), 1, 1e9);
   // transformers reads `get(...) or default`: 0 falls back too.
-  const double beta_fast = num("beta_fast", 0) != 0 ? num("beta_fast", 0) : 32;
-  const double beta_slow = num("beta_slow", 0) != 0 ? num("beta_slow", 0) : 1;
-  const double mscale = num("mscale", 0), mscale_all_dim = num("mscale_all_dim", 0);
+  const double beta_fast = in_range(cfg, "rope_scaling.beta_fast", num("beta_fast", 0) != 0 ? num("beta_fast", 0) : 32, 1e-6, 1e6);
+  const double beta_slow = in_range(cfg, "rope_scaling.beta_slow", num("beta_slow", 0) != 0 ? num("beta_slow", 0) : 1, 1e-6, 1e6);
+  const double mscale = in_range(cfg, "rope_scaling.mscale", num("mscale", 0), -1e6, 1e6);
+  const double mscale_all_dim = in_range(cfg, "rope_scaling.mscale_all_dim", num("mscale_all_dim", 0), -1e6, 1e6);
   double attention_factor = 0;
   if (y.contains("attention_factor") && !y["attention_factor"].is_null())
     attention_factor = y["attention_factor"].get<double>();
@@ -70,6 +78,7 @@ void configure_yarn(const Config& cfg, ModelSpec& s) {
     attention_factor = yarn_mscale(factor, mscale) / yarn_mscale(factor, mscale_all_dim);
   else
     attention_factor = yarn_mscale(factor, 1);
+  in_range(cfg, "rope_scaling attention factor", attention_factor, -1e6, 1e6);
   auto correction_dim = [&](double rotations) {
     return dim * std::log(orig / (rotations * 2 * M_PI)) / (2 * std::log(base));
   };
@@ -84,7 +93,7 @@ void configure_yarn(const Config& cfg, ModelSpec& s) {
   // The attention scale's correction (DeepseekV3Attention.__init__).
   if (mscale_all_dim != 0) {
     const double m = yarn_mscale(factor, mscale_all_dim);
-    s.mla.scale = float(double(s.mla.scale) * m * m);
+    s.mla.scale = float(in_range(cfg, "softmax scale with mscale_all_dim", double(s.mla.scale) * m * m, 1e-30, 1e30));
   }
 }
 
@@ -114,6 +123,11 @@ void configure(const Config& cfg, ModelSpec& s) {
   if (auto qk = cfg.get_optional_int("qk_head_dim"); qk && *qk != m.qk_head_dim())
     fail("{}: 'qk_head_dim' = {} differs from qk_nope_head_dim + qk_rope_head_dim = {}", cfg.source(), *qk,
          m.qk_head_dim());
+  // Bounded so that the projections' widths fit an int (as the generic heads x head_dim).
+  const int64_t widest = int64_t(s.heads) * std::max(m.qk_head_dim(), m.qk_nope_dim + m.v_dim);
+  if (widest > (int64_t(1) << 24) || int64_t(m.kv_lora_rank) + m.qk_rope_dim > (int64_t(1) << 24))
+    fail("{}: num_attention_heads {} x head dims {} + {} / {} or kv_lora_rank {} are too large", cfg.source(), s.heads,
+         m.qk_nope_dim, m.qk_rope_dim, m.v_dim, m.kv_lora_rank);
   s.head_dim = m.qk_rope_dim;
   m.rope_interleave = cfg.get_bool("rope_interleave", true);
   m.scale = float(1.0 / std::sqrt(double(m.qk_head_dim())));
@@ -146,7 +160,7 @@ void configure(const Config& cfg, ModelSpec& s) {
   m.router.renormalize = s.norm_topk;
   m.router.groups = cfg.get_dim("n_group", 8);
   m.router.topk_groups = cfg.get_dim("topk_group", 4);
-  m.router.scaling = float(cfg.get_float("routed_scaling_factor", 2.5));
+  m.router.scaling = float(in_range(cfg, "routed_scaling_factor", cfg.get_float("routed_scaling_factor", 2.5), 1e-6, 1e6));
   try {
     validate_router(m.router, s.experts, s.top_k);
   } catch (const Error& e) {

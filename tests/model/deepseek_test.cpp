@@ -89,6 +89,8 @@ TEST(DeepseekV3, ConfigsItDoesNotImplementAreRefusedByName) {
       {"rope_scaling", json{{"type", "dynamic"}, {"factor", 2.0}}, "unsupported 'rope_scaling' type 'dynamic'"},
       {"rope_scaling", json{{"type", "yarn"}, {"factor", 2.0}, {"low_freq_factor", 1.0}}, "low_freq_factor"},
       {"rope_scaling", json{{"type", "yarn"}, {"beta_fast", 32}}, "lacks 'factor'"},
+      {"rope_scaling", json{{"type", "yarn"}, {"factor", 1e300}}, "'rope_scaling.factor' = 1e+300 is not in"},
+      {"routed_scaling_factor", -1.0, "'routed_scaling_factor' = -1 is not in"},
       {"num_key_value_heads", 1, "num_key_value_heads 1 differs"},
       {"scoring_func", "softmax", "'scoring_func' = 'softmax'"},
       {"topk_method", "greedy", "'topk_method' = 'greedy'"},
