@@ -135,7 +135,7 @@ TEST(CliErrors, SynthRefusesUnknownAndUnsupportedPresets) {
   auto r = test::run_cli("synth --preset nope -o " + d.file("x"));
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.err.find("olmoe-1b-7b"), std::string::npos) << r.err;
-  auto u = test::run_cli("synth --preset deepseek-v3 -o " + d.file("y"));
+  auto u = test::run_cli("synth --preset gpt-oss-120b -o " + d.file("y"));
   EXPECT_NE(u.code, 0);
   EXPECT_NE(u.err.find("not support"), std::string::npos) << u.err;
 }
