@@ -34,15 +34,6 @@ void latent_append(KvCache& kv, uint32_t state, const int32_t* positions, int T,
 
 namespace {
 
-// In place: scores -> softmax(scores), as attention.cpp does it.
-void softmax(std::vector<float>& scores) {
-  const float m = *std::max_element(scores.begin(), scores.end());
-  float sum = 0;
-  for (float& x : scores) sum += (x = std::exp(x - m));
-  const float inv = 1.0f / sum;
-  for (float& x : scores) x *= inv;
-}
-
 // Decompresses K's nope part and V of the cached positions through
 // kv_b_proj, a block of positions at a time, and attends as ordinary
 // multi-head attention with a running (online) softmax per query head, so
@@ -102,37 +93,72 @@ void naive(ThreadPool& pool, const MlaParams& m, KvCache& kv, uint32_t state, co
 // Per head h, with Wk = kv_b rows [h(n+v), h(n+v)+n) and Wv the next v rows:
 // q.k = (Wk^T q_nope) . latent + q_rope . k_rope, and out = Wv (sum_p a_p
 // latent_p). kv_b is read once per head and step, whatever the context.
+// Each thread takes a range of heads and walks the cache a block of
+// positions at a time for all of them (a running softmax per query head),
+// so a block is read from memory once per range, not once per head.
 void absorbed(ThreadPool& pool, const MlaParams& m, KvCache& kv, uint32_t state, const int32_t* positions, int T,
               const float* q, float* out) {
   const int H = m.heads, n = m.nope_dim, r = m.rope_dim, v = m.v_dim, L = m.kv_lora_rank;
   const int qw = n + r, kvw = n + v;
   const WeightView W = WeightView::of(*m.kv_b);
-  pool.parallel_for(size_t(H), 1, [&](size_t b, size_t e) {
-    std::vector<float> row(static_cast<size_t>(L)), q_lat(size_t(T) * L), o_lat(size_t(T) * L), scores;
-    for (size_t hi = b; hi < e; ++hi) {
-      const int h = int(hi);
-      std::fill(q_lat.begin(), q_lat.end(), 0.0f);
+  const int P = *std::max_element(positions, positions + T) + 1;
+  constexpr int kBlock = 64;
+  pool.parallel_for(size_t(H), 4, [&](size_t b, size_t e) {
+    const size_t hc = e - b, TL = size_t(T) * L;
+    std::vector<float> row(static_cast<size_t>(L)), q_lat(hc * TL, 0.0f), o_lat(hc * TL, 0.0f);
+    std::vector<float> run_max(hc * size_t(T), -INFINITY), run_sum(hc * size_t(T), 0.0f), scores(kBlock);
+    for (size_t k = 0; k < hc; ++k) {
+      const int h = int(b + k);
       for (int i = 0; i < n; ++i) {
         weight_row(W, int64_t(h) * kvw + i, row.data());
-        for (int t = 0; t < T; ++t) simd::axpy(q[(size_t(t) * H + h) * qw + i], row.data(), &q_lat[size_t(t) * L], size_t(L));
+        for (int t = 0; t < T; ++t)
+          simd::axpy(q[(size_t(t) * H + h) * qw + i], row.data(), &q_lat[k * TL + size_t(t) * L], size_t(L));
       }
-      for (int t = 0; t < T; ++t) {
-        const int last = positions[t];
-        const float* ql = &q_lat[size_t(t) * L];
-        const float* qr = q + (size_t(t) * H + h) * qw + n;
-        scores.resize(size_t(last + 1));
-        for (int p = 0; p <= last; ++p) {
-          const float* c = kv.key(state, p);
-          scores[size_t(p)] = (simd::dot(ql, c, size_t(L)) + simd::dot(qr, c + L, size_t(r))) * m.scale;
+    }
+    for (int p0 = 0; p0 < P; p0 += kBlock) {
+      const int p1 = std::min(P, p0 + kBlock);
+      for (size_t k = 0; k < hc; ++k) {
+        const int h = int(b + k);
+        for (int t = 0; t < T; ++t) {
+          const int last = std::min(positions[t], p1 - 1);
+          if (last < p0) continue;  // the block is in this token's future
+          const float* ql = &q_lat[k * TL + size_t(t) * L];
+          const float* qr = q + (size_t(t) * H + h) * qw + n;
+          float bmax = -INFINITY;
+          for (int p = p0; p <= last; ++p) {
+            const float* c = kv.key(state, p);
+            const float sc = (simd::dot(ql, c, size_t(L)) + simd::dot(qr, c + L, size_t(r))) * m.scale;
+            scores[size_t(p - p0)] = sc;
+            bmax = std::max(bmax, sc);
+          }
+          const size_t i = k * size_t(T) + size_t(t);
+          float* ol = &o_lat[k * TL + size_t(t) * L];
+          const float new_max = std::max(run_max[i], bmax);
+          const float rescale = std::exp(run_max[i] - new_max);  // 0 on the first block
+          if (rescale != 1.0f)
+            for (int j = 0; j < L; ++j) ol[j] *= rescale;
+          float sum = run_sum[i] * rescale;
+          for (int p = p0; p <= last; ++p) {
+            const float w = std::exp(scores[size_t(p - p0)] - new_max);
+            sum += w;
+            simd::axpy(w, kv.key(state, p), ol, size_t(L));
+          }
+          run_max[i] = new_max;
+          run_sum[i] = sum;
         }
-        softmax(scores);
-        float* ol = &o_lat[size_t(t) * L];
-        std::fill(ol, ol + L, 0.0f);
-        for (int p = 0; p <= last; ++p) simd::axpy(scores[size_t(p)], kv.key(state, p), ol, size_t(L));
+      }
+    }
+    for (size_t k = 0; k < hc; ++k) {
+      const int h = int(b + k);
+      for (int t = 0; t < T; ++t) {
+        float* ol = &o_lat[k * TL + size_t(t) * L];
+        const float inv = 1.0f / run_sum[k * size_t(T) + size_t(t)];
+        for (int j = 0; j < L; ++j) ol[j] *= inv;
       }
       for (int j = 0; j < v; ++j) {
         weight_row(W, int64_t(h) * kvw + n + j, row.data());
-        for (int t = 0; t < T; ++t) out[(size_t(t) * H + h) * v + j] = simd::dot(row.data(), &o_lat[size_t(t) * L], size_t(L));
+        for (int t = 0; t < T; ++t)
+          out[(size_t(t) * H + h) * v + j] = simd::dot(row.data(), &o_lat[k * TL + size_t(t) * L], size_t(L));
       }
     }
   });
