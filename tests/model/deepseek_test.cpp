@@ -147,3 +147,38 @@ TEST(DeepseekV3, SynthPresetHasTheRealModelsSize) {
 }
 
 }  // namespace
+
+namespace {
+
+// The latent state is positional: a session rewound into its history and
+// continued gives the logits of a fresh session fed the same tokens (up to
+// the rounding of prefill steps of other lengths: 20 tokens then, 12 now).
+TEST(DeepseekV3, RewindIntoTheLatentCacheContinuesExactly) {
+  auto e = load("deepseek_v3_f32", "auto");
+  const auto tokens = some_tokens(20, e->spec().vocab);
+  Session s(e);
+  ASSERT_TRUE(s.can_rewind());
+  s.step(tokens);
+  s.rewind(12);
+  std::vector<int32_t> other = {5, 6, 7};
+  auto a = s.step(other, true);
+  std::vector<float> got(a.begin(), a.end());
+  Session fresh(e);
+  std::vector<int32_t> prefix(tokens.begin(), tokens.begin() + 12);
+  fresh.step(prefix);
+  auto b = fresh.step(other, true);
+  auto c = test::compare_logits(got, std::vector<float>(b.begin(), b.end()), 3, e->spec().vocab);
+  EXPECT_LE(c.max_abs, 1e-5 * c.scale);
+  EXPECT_EQ(c.top1_mismatches, 0);
+}
+
+TEST(DeepseekV3, AnUnknownMlaPathIsRefused) {
+  EngineOptions o;
+  o.mla_path = "fast";
+  auto e = Engine::load(test::fixture("oracle/deepseek_v3_f32"), o);
+  Session s(e);
+  const std::string err = test::error_of([&] { s.step(std::vector<int32_t>{1, 2}); });
+  EXPECT_NE(err.find("mla_path 'fast'"), std::string::npos) << err;
+}
+
+}  // namespace
