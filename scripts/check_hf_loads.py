@@ -62,12 +62,16 @@ def main() -> int:
     ap.add_argument("--tol", type=float, default=2e-2, help="max abs log-prob difference (default 2e-2)")
     ap.add_argument("--top-k", type=int, default=5, help="how many top tokens to print per position (default 5)")
     ap.add_argument("--timeout", type=float, default=600, help="seconds to wait for moeflux (default 600)")
+    ap.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                    help="what transformers loads and computes in (default float32; bfloat16 halves the memory of "
+                         "large cuts such as deepseek-v3 --layers 4, at bf16's rounding: raise --tol)")
     args = ap.parse_args()
 
     transformers.logging.set_verbosity_error()
     torch.set_grad_enabled(False)
 
-    model = AutoModelForCausalLM.from_pretrained(args.model_dir, dtype=torch.float32, attn_implementation="eager")
+    dtype = getattr(torch, args.dtype)
+    model = AutoModelForCausalLM.from_pretrained(args.model_dir, dtype=dtype, attn_implementation="eager")
     model.eval()
     cfg = model.config
     n_params = sum(p.numel() for p in model.parameters())
@@ -79,7 +83,7 @@ def main() -> int:
         stored = "?"
     print(f"model_dir:     {args.model_dir}")
     print(f"architecture:  {', '.join(cfg.architectures or [])} (model_type {cfg.model_type}, class {type(model).__name__})")
-    print(f"parameters:    {n_params:,} (config dtype {stored}; loaded as float32)")
+    print(f"parameters:    {n_params:,} (config dtype {stored}; loaded as {args.dtype})")
     print(f"shape:         hidden {cfg.hidden_size}, layers {cfg.num_hidden_layers}, vocab {cfg.vocab_size}")
 
     vocab = cfg.vocab_size

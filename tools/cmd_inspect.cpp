@@ -105,6 +105,14 @@ void run_inspect(const ModelArgs& args_in) {
   fmt::print("attention      {} query heads, {} kv heads, head_dim {}, q/k norm: {}{}{}, rope theta {}\n", s.heads,
              s.kv_heads, s.head_dim, qk_norm_name(s.qk_norm), s.qkv_bias ? ", qkv bias" : "",
              s.clip_qkv ? fmt::format(", clip_qkv {}", *s.clip_qkv) : "", s.rope_theta);
+  if (const MlaSpec& m = s.mla; m.kv_lora_rank > 0) {  // DeepSeek-V3: the attention line's head_dim is the RoPE part
+    fmt::print("latent attn    {}, kv_lora_rank {}, qk head {} nope + {} rope, v head {}, {} RoPE{}\n",
+               m.q_lora_rank ? fmt::format("q_lora_rank {}", m.q_lora_rank) : std::string("q_proj"), m.kv_lora_rank,
+               m.qk_nope_dim, m.qk_rope_dim, m.v_dim, m.rope_interleave ? "interleaved" : "rotate-half",
+               m.yarn.factor != 1.0f ? fmt::format(", YaRN factor {}", m.yarn.factor) : "");
+    fmt::print("router         sigmoid + correction bias, {} groups (best {} kept), routed scaling {}\n",
+               m.router.groups, m.router.topk_groups, m.router.scaling);
+  }
   fmt::print("experts        {} per MoE layer, top-{}{}, expert ffn {}{}{}\n", s.experts, s.top_k,
              s.norm_topk ? " (renormalised)" : "", s.expert_ffn,
              s.shared_ffn ? fmt::format(", shared expert ffn {}{}", s.shared_ffn, s.shared_expert_gate ? " (gated)" : "")

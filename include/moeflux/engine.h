@@ -53,6 +53,12 @@ struct EngineOptions {
   // who want mlx-lm's or transformers' numbers on quantized weights.
   bool f32_activations = false;
 
+  // How multi-head latent attention (DeepSeek-V3) reads its compressed
+  // cache: "auto" (absorbed weights for decode and short steps, K/V
+  // decompressed for long prefill steps), "naive" or "absorbed"; all
+  // compute the same function.
+  std::string mla_path = "auto";
+
   // Where the forward pass runs: "cpu", "cuda" (the whole model resident
   // on the GPU; an error where no GPU is usable) or "auto" (CUDA when a GPU
   // is usable, else the CPU).

@@ -77,6 +77,22 @@ class GraphBuilder {
     g_.ops.push_back(OpMoe{in, out, p});
     return out;
   }
+  // --- Multi-head latent attention (DeepSeek-V2/V3) ---
+  template <Role Out, Role In>
+  BufId<Out> slice(BufId<In> in, int offset, int width, const char* name) {
+    auto out = buffer<Out>(width, name);
+    g_.ops.push_back(OpSlice{AnyBuf(in), AnyBuf(out), offset});
+    return out;
+  }
+  // Appends [latent | rope] to latent state `state`, then attends q over it.
+  BufId<Role::AttnOut> mla_attention(BufId<Role::Query> q, BufId<Role::Key> latent, BufId<Role::Key> rope,
+                                     uint32_t state, const MlaParams& p) {
+    g_.ops.push_back(OpLatentAppend{latent, rope, state});
+    auto out = buffer<Role::AttnOut>(p.heads * p.v_dim, "attn");
+    g_.ops.push_back(OpMlaAttention{q, out, state, p});
+    return out;
+  }
+
   void set_output(BufId<Role::Logits> out) { g_.output = out; }
 
   template <Role R>

@@ -47,6 +47,9 @@ const char* op_name(const Op& op) {
                         [](const OpAdd&) { return "add"; },
                         [](const OpSwiGlu&) { return "swiglu"; },
                         [](const OpMoe&) { return "moe"; },
+                        [](const OpSlice&) { return "slice"; },
+                        [](const OpLatentAppend&) { return "latent_append"; },
+                        [](const OpMlaAttention&) { return "mla_attention"; },
                     },
                     op);
 }
@@ -63,6 +66,9 @@ std::vector<uint32_t> op_reads(const Op& op) {
                         [](const OpAdd& o) { return std::vector<uint32_t>{o.a.index, o.b.index}; },
                         [](const OpSwiGlu& o) { return std::vector<uint32_t>{o.gate.index, o.up.index}; },
                         [](const OpMoe& o) { return std::vector<uint32_t>{o.in.index}; },
+                        [](const OpSlice& o) { return std::vector<uint32_t>{o.in.index}; },
+                        [](const OpLatentAppend& o) { return std::vector<uint32_t>{o.latent.index, o.rope.index}; },
+                        [](const OpMlaAttention& o) { return std::vector<uint32_t>{o.q.index}; },
                     },
                     op);
 }
@@ -79,6 +85,9 @@ std::vector<uint32_t> op_writes(const Op& op) {
                         [](const OpAdd& o) { return std::vector<uint32_t>{o.out.index}; },
                         [](const OpSwiGlu& o) { return std::vector<uint32_t>{o.out.index}; },
                         [](const OpMoe& o) { return std::vector<uint32_t>{o.out.index}; },
+                        [](const OpSlice& o) { return std::vector<uint32_t>{o.out.index}; },
+                        [](const OpLatentAppend&) { return std::vector<uint32_t>{}; },
+                        [](const OpMlaAttention& o) { return std::vector<uint32_t>{o.out.index}; },
                     },
                     op);
 }

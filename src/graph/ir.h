@@ -95,10 +95,24 @@ struct OpClamp {  // in place: buf = clamp(buf, -limit, limit)
 // Rotary embedding: the first rot_dims of each head_dim-wide head are
 // rotated by position * theta^(-2i / rot_dims), in pairs (i, i + rot_dims/2)
 // ("rotate half"), or (2i, 2i + 1) when interleaved (GGUF "llama" files).
+// YaRN (rope_scaling type "yarn", transformers' _compute_yarn_parameters):
+// frequency i is blended between theta^(-2i/rot_dims) / factor
+// (interpolated) and theta^(-2i/rot_dims) (extrapolated) by a ramp that is
+// 0 below dim `low` and 1 above `high`; cos and sin are multiplied by
+// attention_factor. factor 1: no scaling.
+struct RopeYarn {
+  float factor = 1.0f;
+  float low = 0, high = 0;  // the correction range, as transformers truncates and clamps it
+  float attention_factor = 1.0f;
+};
 struct RopeParams {
   int head_dim = 0, rot_dims = 0;
   float theta = 10000.f;
   bool interleaved = false;
+  // The rotated dims start at `offset` within each head (DeepSeek's MLA
+  // rotates the last qk_rope_head_dim dims of a head; 0 elsewhere).
+  int offset = 0;
+  RopeYarn yarn = {};
 };
 struct OpRope {  // in place
   AnyBuf buf;
@@ -155,7 +169,48 @@ struct OpMoe {
   MoeParams moe;
 };
 
-using Op = std::variant<OpEmbed, OpRmsNorm, OpLinear, OpClamp, OpRope, OpKvAppend, OpAttention, OpAdd, OpSwiGlu, OpMoe>;
+// --- Multi-head latent attention (DeepSeek-V2/V3: arch_deepseek_v3.cpp) ---
+struct OpSlice {  // out [T, width] = columns [offset, offset + width) of in
+  AnyBuf in, out;
+  int offset;
+};
+// Rows t of latent [T, kv_lora_rank] and rope [T, qk_rope_head_dim] go,
+// side by side, to positions[t] of LatentAttention state `state` (its key
+// width is their sum; it keeps no V).
+struct OpLatentAppend {
+  BufId<Role::Key> latent, rope;
+  uint32_t state;
+};
+// How MLA attention reads the compressed cache. Naive decompresses every
+// cached position's K (nope part) and V through kv_b_proj (the reference,
+// and the cheaper way for long prefill steps); Absorbed folds kv_b_proj's
+// K part into the query and its V part into the output, so attention runs
+// over the latent itself (the cheaper way for decode). Auto: whichever
+// needs fewer multiply-adds for the step's token count (absorbed for decode
+// and short steps). Both compute the same function.
+enum class MlaPath : uint8_t { Auto, Naive, Absorbed };
+struct MlaParams {
+  int heads = 0;
+  int nope_dim = 0, rope_dim = 0, v_dim = 0;  // qk_nope_head_dim, qk_rope_head_dim, v_head_dim
+  int kv_lora_rank = 0;
+  float scale = 1.0f;  // softmax scale (with YaRN's mscale correction)
+  // kv_b_proj [heads * (nope_dim + v_dim), kv_lora_rank]: per head, nope_dim
+  // rows making K's nope part, then v_dim rows making V.
+  const TensorRef* kv_b = nullptr;
+  MlaPath path = MlaPath::Auto;
+};
+// Causal attention of q [T, heads * (nope_dim + rope_dim)] (RoPE applied to
+// each head's last rope_dim dims) over the latent state at positions <=
+// positions[t]; out [T, heads * v_dim].
+struct OpMlaAttention {
+  BufId<Role::Query> q;
+  BufId<Role::AttnOut> out;
+  uint32_t state;
+  MlaParams mla;
+};
+
+using Op = std::variant<OpEmbed, OpRmsNorm, OpLinear, OpClamp, OpRope, OpKvAppend, OpAttention, OpAdd, OpSwiGlu, OpMoe,
+                        OpSlice, OpLatentAppend, OpMlaAttention>;
 
 const char* op_name(const Op& op);
 // Buffer indices an op reads and writes (an in-place op lists its buffer in

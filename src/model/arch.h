@@ -25,6 +25,7 @@ struct ModelWeights;
 // What the graph of a step is built with (EngineOptions that change it).
 struct BuildOptions {
   bool f32_activations = false;  // every matrix product keeps its activations in f32
+  MlaPath mla_path = MlaPath::Auto;  // how latent attention reads its cache (tests force one)
 };
 
 struct ExpertTensorNames {
@@ -87,6 +88,9 @@ struct ArchDef {
   BufId<Role::Hidden> (*build_layer)(GraphBuilder& g, const ModelSpec& s, const ModelWeights& w,
                                      BufId<Role::Hidden> x, int layer, const BuildOptions& o) = nullptr;
   StateDesc (*layer_state)(const ModelSpec& s, int layer) = nullptr;
+  // rope_scaling type "yarn" is implemented (DeepSeek-V3): config_compat
+  // keeps its parameters, checked, under the key "rope_yarn" for configure.
+  bool rope_yarn = false;
 };
 
 const ArchDef& arch_def(std::string_view model_type);  // throws naming the type and the supported ones

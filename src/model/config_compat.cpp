@@ -96,12 +96,23 @@ void fold_rope(json& j, const ArchDef& arch, const std::string& src) {
     for (auto& [k, v] : params->items())
       if (v.is_object())
         fail("{}: '{}.{}': RoPE parameters per layer type are not implemented", src, where, k);
-    if (type != "default")
-      fail("{}: unsupported '{}' type '{}' (its rope_type; supported: default, i.e. no RoPE scaling)", src, where,
-           type);
+    const bool yarn = type == "yarn" && arch.rope_yarn;
+    if (type != "default" && !yarn)
+      fail("{}: unsupported '{}' type '{}' (its rope_type; supported: default, i.e. no RoPE scaling{})", src, where,
+           type, arch.rope_yarn ? ", and yarn" : "");
+    json yarn_params = json::object();
     for (auto& [k, v] : params->items()) {
       if (k == "rope_type" || k == "type" || v.is_null()) continue;
       const std::string name = where + "." + k;
+      // YaRN's own parameters (transformers' _compute_yarn_parameters).
+      static constexpr std::string_view kYarn[] = {"factor", "beta_fast", "beta_slow", "mscale", "mscale_all_dim",
+                                                  "attention_factor", "original_max_position_embeddings"};
+      if (yarn && (listed(kYarn, k) || k == "truncate")) {
+        if (k == "truncate" && !v.is_boolean()) fail("{}: '{}' must be true or false, got {}", src, name, v.dump());
+        if (k != "truncate") finite_number(v, src, name);
+        yarn_params[k] = v;
+        continue;
+      }
       if (k == "rope_theta") {
         const double t = finite_number(v, src, name);
         if (theta && *theta != t)
@@ -113,10 +124,11 @@ void fold_rope(json& j, const ArchDef& arch, const std::string& src) {
         // Informational for default RoPE (transformers reads it only for
         // the scaling types, refused above).
       } else {
-        fail("{}: '{}' = {} is not implemented with rope_type 'default' (it would change the RoPE frequencies)",
-             src, name, v.dump());
+        fail("{}: '{}' = {} is not implemented with rope_type '{}' (it would change the RoPE frequencies)",
+             src, name, v.dump(), type);
       }
     }
+    if (yarn) j["rope_yarn"] = yarn_params;
   }
   if (partial && *partial != 1.0)
     fail("{}: 'partial_rotary_factor' = {} is not implemented (supported: 1.0, RoPE over the whole head)", src,

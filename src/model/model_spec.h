@@ -7,7 +7,9 @@
 #include <vector>
 
 #include "format/dtype.h"
+#include "graph/ir.h"
 #include "model/mlx_quant_config.h"
+#include "moe/router.h"
 
 namespace moeflux {
 
@@ -18,6 +20,20 @@ enum class QkNorm : uint8_t {
   None,
   PerHead,  // RMSNorm over each head's head_dim (Qwen3)
   Full,     // RMSNorm over the whole projection, all heads together (OLMoE)
+};
+
+// DeepSeek-V2/V3 (arch_deepseek_v3.cpp): multi-head latent attention with
+// its compressed cache, YaRN RoPE, noaux_tc routing. Unset (kv_lora_rank
+// 0) for every other architecture.
+struct MlaSpec {
+  int q_lora_rank = 0;  // 0: a direct q_proj (config q_lora_rank null)
+  int kv_lora_rank = 0;
+  int qk_nope_dim = 0, qk_rope_dim = 0, v_dim = 0;
+  float scale = 1.0f;            // softmax scale: qk_head_dim^-1/2, times YaRN's mscale^2
+  bool rope_interleave = true;   // RoPE on (2i, 2i+1) pairs
+  RopeYarn yarn;                 // factor 1: none
+  RouterSpec router;             // sigmoid scores, groups, routed scaling factor
+  int qk_head_dim() const { return qk_nope_dim + qk_rope_dim; }
 };
 
 struct ModelSpec {
@@ -48,6 +64,8 @@ struct ModelSpec {
   std::vector<uint8_t> layer_is_moe;
 
   std::optional<int32_t> bos_token, eos_token;
+
+  MlaSpec mla;  // DeepSeek-V2/V3 only
 
   // config.json keys that neither moeflux nor transformers' config class
   // for this architecture reads (transformers ignores them too); the CLI

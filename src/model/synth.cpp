@@ -53,7 +53,9 @@ ModelSpec synth_spec(const SynthOptions& o, nlohmann::ordered_json* config) {
     cfg["num_hidden_layers"] = *o.layers;
   }
   if (o.experts) {
-    const char* key = cfg.contains("num_local_experts") ? "num_local_experts" : "num_experts";
+    const char* key = cfg.contains("num_local_experts")  ? "num_local_experts"
+                      : cfg.contains("n_routed_experts") ? "n_routed_experts"  // deepseek_v3
+                                                         : "num_experts";
     if (*o.experts < 1) fail("--experts must be at least 1, got {}", *o.experts);
     cfg[key] = *o.experts;
     if (cfg["num_experts_per_tok"].get<int>() > *o.experts) cfg["num_experts_per_tok"] = *o.experts;

@@ -87,8 +87,24 @@ const std::vector<SynthPreset>& synth_presets() {
        "needs the gpt_oss architecture (attention sinks, MXFP4 experts), which this build does not support yet"},
       {"qwen3.5-397b-a17b", "Qwen3.5-397B-A17B shape: 60 layers, 512 experts / 10 active, hybrid attention", oj{},
        "needs the qwen3_5_moe architecture (linear attention layers), which this build does not support yet"},
-      {"deepseek-v3", "deepseek-ai/DeepSeek-V3 shape: 61 layers, 256 experts / 8 active, MLA", oj{},
-       "needs the deepseek_v3 architecture (MLA, noaux_tc routing), which this build does not support yet"},
+      // DeepSeek-V3 (and Cogito-V2, its fine-tune): the bf16 copy of the
+      // checkpoint (the original stores FP8 weights).
+      {"deepseek-v3", "deepseek-ai/DeepSeek-V3 shape: 61 layers (3 dense), 256 experts / 8 active + 1 shared, MLA, 671 B params",
+       oj{{"architectures", {"DeepseekV3ForCausalLM"}}, {"model_type", "deepseek_v3"}, {"vocab_size", 129280},
+          {"hidden_size", 7168}, {"intermediate_size", 18432}, {"moe_intermediate_size", 2048},
+          {"num_hidden_layers", 61}, {"num_attention_heads", 128}, {"num_key_value_heads", 128},
+          {"n_shared_experts", 1}, {"n_routed_experts", 256}, {"routed_scaling_factor", 2.5}, {"kv_lora_rank", 512},
+          {"q_lora_rank", 1536}, {"qk_rope_head_dim", 64}, {"v_head_dim", 128}, {"qk_nope_head_dim", 128},
+          {"n_group", 8}, {"topk_group", 4}, {"num_experts_per_tok", 8}, {"first_k_dense_replace", 3},
+          {"norm_topk_prob", true}, {"hidden_act", "silu"}, {"max_position_embeddings", 163840},
+          {"rms_norm_eps", 1e-6}, {"rope_theta", 10000},
+          {"rope_scaling",
+           {{"beta_fast", 32}, {"beta_slow", 1}, {"factor", 40}, {"mscale", 1.0}, {"mscale_all_dim", 1.0},
+            {"original_max_position_embeddings", 4096}, {"type", "yarn"}}},
+          {"attention_bias", false}, {"tie_word_embeddings", false}, {"topk_method", "noaux_tc"},
+          {"scoring_func", "sigmoid"}, {"moe_layer_freq", 1}, {"ep_size", 1}, {"num_nextn_predict_layers", 1},
+          {"bos_token_id", 0}, {"eos_token_id", 1}, {"torch_dtype", "bfloat16"}},
+       ""},
   };
   return presets;
 }

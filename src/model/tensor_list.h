@@ -50,6 +50,8 @@ class TensorList {
   void standard_layer(int layer);
 
   std::vector<ModelTensor> take() { return std::move(out_); }
+  // Every routed expert is listed (false: expert 0 of each layer, for counting).
+  bool all_experts() const { return all_experts_; }
 
  private:
   bool all_experts_;

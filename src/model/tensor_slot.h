@@ -15,6 +15,9 @@ enum class TensorSlot : uint8_t {
   MlpGate, MlpUp, MlpDown,                                     // dense layers
   Router, SharedGate, SharedUp, SharedDown, SharedExpertGate,  // MoE layers
   ExpertGate, ExpertUp, ExpertDown,                            // routed expert `expert`
+  // DeepSeek-V2/V3 (arch_deepseek_v3.cpp): multi-head latent attention
+  // (q_proj is Q when q_lora_rank is null), noaux_tc router bias.
+  MlaQA, MlaQANorm, MlaQB, MlaKvA, MlaKvANorm, MlaKvB, RouterCorrectionBias,
   Count  // not a slot: the number of them
 };
 

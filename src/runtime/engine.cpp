@@ -69,7 +69,12 @@ const StepPlan& Engine::Impl::plan_for(int tokens, bool all_logits) {
   auto& slot = plans[{tokens, all_logits}];
   if (!slot) {
     auto p = std::make_unique<StepPlan>();
-    p->graph = build_model_graph(spec, weights, tokens, all_logits, BuildOptions{options.f32_activations});
+    BuildOptions bo{options.f32_activations};
+    if (options.mla_path == "naive") bo.mla_path = MlaPath::Naive;
+    else if (options.mla_path == "absorbed") bo.mla_path = MlaPath::Absorbed;
+    else if (options.mla_path != "auto")
+      fail("mla_path '{}' is not one of auto, naive, absorbed", options.mla_path);
+    p->graph = build_model_graph(spec, weights, tokens, all_logits, bo);
     p->plan = plan_buffers(p->graph);
     slot = std::move(p);
   }

@@ -26,7 +26,7 @@ std::string locate_non_finite(BackendSession& b, const Graph& g, const BufferPla
   std::string where;
   int layer = -1;
   b.set_observer([&](size_t i, const Op& op, const float* out, int rows, int width) {
-    if (std::holds_alternative<OpKvAppend>(op)) ++layer;
+    if (std::holds_alternative<OpKvAppend>(op) || std::holds_alternative<OpLatentAppend>(op)) ++layer;
     if (!where.empty() || all_finite({out, size_t(rows) * size_t(width)})) return;
     const auto writes = op_writes(op);
     const std::string buf = writes.empty() ? "" : g.buffers[writes[0]].name;

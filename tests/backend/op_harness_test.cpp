@@ -610,6 +610,185 @@ TEST_P(OpHarness, MoeWithEveryRouterAndASharedExpert) {
     }
 }
 
+// --- Multi-head latent attention (DeepSeek-V2/V3) ---
+
+// YaRN frequencies in double, as transformers' _compute_yarn_parameters.
+double yarn_inv_freq(const RopeParams& p, int i) {
+  const double pos_freq = std::pow(double(p.theta), 2.0 * i / p.rot_dims);
+  if (p.yarn.factor == 1.0f) return 1.0 / pos_freq;
+  const double ramp = std::clamp((i - double(p.yarn.low)) / (double(p.yarn.high) - p.yarn.low), 0.0, 1.0);
+  return 1.0 / (p.yarn.factor * pos_freq) * ramp + 1.0 / pos_freq * (1.0 - ramp);
+}
+
+TEST_P(OpHarness, RopeAtAnOffsetWithYarn) {
+  if (h.backend_name != "cpu") GTEST_SKIP() << "RoPE offset/YaRN, slice and MLA are CPU-only so far (issue 15)";
+  const int T = 5, hd = 18, heads = 3, W = hd * heads, rot = 8, off = 10;
+  const auto a = randn(size_t(T * W), h.rng);
+  const TensorRef* ta = h.table(T, W, a);
+  for (bool yarn : {false, true})
+    for (bool inter : {false, true}) {
+      RopeParams p{hd, rot, 10000.f, inter, off};
+      if (yarn) p.yarn = RopeYarn{4.0f, 1.0f, 3.0f, 1.1f};
+      GraphBuilder g(T);
+      auto x = g.embed(g.input(), ta, W);
+      auto q = g.linear<Role::Query>(x, h.identity(W), nullptr, W, "q");
+      q = g.rope(q, p);
+      g.set_output(g.linear<Role::Logits>(q, h.identity(W), nullptr, W, "out"));
+      const auto got = h.run(g.finish(), 2);
+      std::vector<double> want(a.begin(), a.end());
+      for (int t = 0; t < T; ++t)
+        for (int hh = 0; hh < heads; ++hh) {
+          double* v = &want[size_t(t * W + hh * hd + off)];
+          const float* src = &a[size_t(t * W + hh * hd + off)];
+          for (int i = 0; i < rot / 2; ++i) {
+            const double ang = t * yarn_inv_freq(p, i), m = p.yarn.attention_factor;
+            const int ia = inter ? 2 * i : i, ib = inter ? 2 * i + 1 : i + rot / 2;
+            v[ia] = m * (src[ia] * std::cos(ang) - src[ib] * std::sin(ang));
+            v[ib] = m * (src[ib] * std::cos(ang) + src[ia] * std::sin(ang));
+          }
+        }
+      expect_close(got, want, std::vector<double>(want.size(), 1.0), 1e-5, 1e-5,
+                   std::string("rope at offset") + (yarn ? " yarn" : "") + (inter ? " interleaved" : ""));
+    }
+}
+
+TEST_P(OpHarness, SliceColumns) {
+  if (h.backend_name != "cpu") GTEST_SKIP() << "RoPE offset/YaRN, slice and MLA are CPU-only so far (issue 15)";
+  const int T = 3, W = 13;
+  const auto a = randn(size_t(T * W), h.rng);
+  GraphBuilder g(T);
+  auto x = g.embed(g.input(), h.table(T, W, a), W);
+  auto k = g.linear<Role::Key>(x, h.identity(W), nullptr, W, "k");
+  auto s = g.slice<Role::Key>(k, 4, 7, "slice");
+  g.set_output(g.linear<Role::Logits>(s, h.identity(7), nullptr, 7, "out"));
+  std::vector<double> want;
+  for (int t = 0; t < T; ++t)
+    for (int i = 4; i < 11; ++i) want.push_back(a[size_t(t * W + i)]);
+  expect_close(h.run(g.finish(), 3), want, std::vector<double>(want.size(), 1.0), 0, 0, "slice");
+}
+
+// MLA over a prefill then a one-token step and a short step, with kv_b_proj
+// in f32 and in a block format: each path (naive, absorbed, auto) against
+// a double reference that decompresses K and V.
+TEST_P(OpHarness, MlaAttentionNaiveAndAbsorbedOverThreeSteps) {
+  if (h.backend_name != "cpu") GTEST_SKIP() << "RoPE offset/YaRN, slice and MLA are CPU-only so far (issue 15)";
+  const int H = 3, n = 5, r = 4, v = 7, L = 64, QW = H * (n + r), KVB = H * (n + v);
+  for (DType kv_dt : {DType::F32, DType::Q8_0})
+    for (MlaPath path : {MlaPath::Naive, MlaPath::Absorbed, MlaPath::Auto}) {
+      const auto kvb_values = randn(size_t(KVB * L), h.rng, 0.15f);
+      const TensorRef* kv_b = h.own(make_tensor(kv_dt, {KVB, L}, kvb_values));
+      const std::vector<float> W = weight_values(*kv_b);
+      MlaParams p;
+      p.heads = H;
+      p.nope_dim = n;
+      p.rope_dim = r;
+      p.v_dim = v;
+      p.kv_lora_rank = L;
+      p.scale = 0.3f;
+      p.kv_b = kv_b;
+      p.path = path;
+      std::vector<float> qs, lats, ropes;
+      MemoryExperts none(0, 0, 0, h.rng);
+      auto backend = make_backend(h.backend_name, BackendContext{none, h.pool, h.budget});
+      std::vector<StateDesc> states = {{LayerKind::LatentAttention, 0, L + r, 0}};
+      auto session = backend->new_session(states, 64);
+      int p0 = 0;
+      for (int T : {6, 1, 3}) {
+        const auto q = randn(size_t(T * QW), h.rng), lat = randn(size_t(T * L), h.rng),
+                   rope = randn(size_t(T * r), h.rng);
+        qs.insert(qs.end(), q.begin(), q.end());
+        lats.insert(lats.end(), lat.begin(), lat.end());
+        ropes.insert(ropes.end(), rope.begin(), rope.end());
+        GraphBuilder g(T);
+        g.set_states(states);
+        auto in = g.input();
+        auto xq = g.embed(in, h.table(T, QW, q), QW);
+        auto xl = g.embed(in, h.table(T, L, lat), L);
+        auto xr = g.embed(in, h.table(T, r, rope), r);
+        auto bq = g.linear<Role::Query>(xq, h.identity(QW), nullptr, QW, "q");
+        auto bl = g.linear<Role::Key>(xl, h.identity(L), nullptr, L, "latent");
+        auto br = g.linear<Role::Key>(xr, h.identity(r), nullptr, r, "rope");
+        auto o = g.mla_attention(bq, bl, br, 0, p);
+        g.set_output(g.linear<Role::Logits>(o, h.identity(H * v), nullptr, H * v, "out"));
+        const auto got = h.run(*session, g.finish(), 7, p0);
+        std::vector<double> want(size_t(T * H * v));
+        for (int t = 0; t < T; ++t) {
+          const int pos = p0 + t;
+          for (int hh = 0; hh < H; ++hh) {
+            std::vector<double> sc, vals;
+            for (int j = 0; j <= pos; ++j) {
+              double d = 0;
+              for (int i = 0; i < n; ++i) {
+                double k = 0;
+                for (int c = 0; c < L; ++c) k += double(W[size_t((hh * (n + v) + i) * L + c)]) * lats[size_t(j * L + c)];
+                d += double(qs[size_t(pos * QW + hh * (n + r) + i)]) * k;
+              }
+              for (int i = 0; i < r; ++i) d += double(qs[size_t(pos * QW + hh * (n + r) + n + i)]) * ropes[size_t(j * r + i)];
+              sc.push_back(d * p.scale);
+            }
+            const double m = *std::max_element(sc.begin(), sc.end());
+            double z = 0;
+            for (double& s : sc) z += (s = std::exp(s - m));
+            for (int i = 0; i < v; ++i) {
+              double acc = 0;
+              for (int j = 0; j <= pos; ++j) {
+                double val = 0;
+                for (int c = 0; c < L; ++c)
+                  val += double(W[size_t((hh * (n + v) + n + i) * L + c)]) * lats[size_t(j * L + c)];
+                acc += sc[size_t(j)] / z * val;
+              }
+              want[size_t((t * H + hh) * v + i)] = acc;
+            }
+          }
+        }
+        const char* names[] = {"auto", "naive", "absorbed"};
+        expect_close(got, want, std::vector<double>(want.size(), 1.0), 1e-5, 2e-5,
+                     std::string("mla ") + names[int(path)] + " " + std::string(dtype_name(kv_dt)) +
+                         " T=" + std::to_string(T));
+        p0 += T;
+      }
+    }
+}
+
+// A prefill longer than the naive path's block of positions (256): its
+// running softmax across blocks against the absorbed path.
+TEST_P(OpHarness, MlaNaiveAcrossPositionBlocksEqualsAbsorbed) {
+  if (h.backend_name != "cpu") GTEST_SKIP() << "RoPE offset/YaRN, slice and MLA are CPU-only so far (issue 15)";
+  const int H = 2, n = 6, r = 4, v = 5, L = 16, QW = H * (n + r), KVB = H * (n + v), T = 300;
+  const TensorRef* kv_b = h.own(make_tensor(DType::F32, {KVB, L}, randn(size_t(KVB * L), h.rng, 0.3f)));
+  const auto q = randn(size_t(T * QW), h.rng), lat = randn(size_t(T * L), h.rng), rope = randn(size_t(T * r), h.rng);
+  std::vector<StateDesc> states = {{LayerKind::LatentAttention, 0, L + r, 0}};
+  std::vector<std::vector<float>> outs;
+  for (MlaPath path : {MlaPath::Naive, MlaPath::Absorbed}) {
+    MlaParams p;
+    p.heads = H;
+    p.nope_dim = n;
+    p.rope_dim = r;
+    p.v_dim = v;
+    p.kv_lora_rank = L;
+    p.scale = 0.4f;
+    p.kv_b = kv_b;
+    p.path = path;
+    MemoryExperts none(0, 0, 0, h.rng);
+    auto backend = make_backend(h.backend_name, BackendContext{none, h.pool, h.budget});
+    auto session = backend->new_session(states, 512);
+    GraphBuilder g(T);
+    g.set_states(states);
+    auto in = g.input();
+    auto bq = g.linear<Role::Query>(g.embed(in, h.table(T, QW, q), QW), h.identity(QW), nullptr, QW, "q");
+    auto bl = g.linear<Role::Key>(g.embed(in, h.table(T, L, lat), L), h.identity(L), nullptr, L, "latent");
+    auto br = g.linear<Role::Key>(g.embed(in, h.table(T, r, rope), r), h.identity(r), nullptr, r, "rope");
+    auto o = g.mla_attention(bq, bl, br, 0, p);
+    g.set_output(g.linear<Role::Logits>(o, h.identity(H * v), nullptr, H * v, "out"));
+    const Graph graph = g.finish();
+    size_t op = 0;
+    while (!std::holds_alternative<OpMlaAttention>(graph.ops[op])) ++op;
+    outs.push_back(h.run(*session, graph, op));
+  }
+  std::vector<double> want(outs[1].begin(), outs[1].end());
+  expect_close(outs[0], want, std::vector<double>(want.size(), 1.0), 1e-5, 1e-5, "mla naive over 2 blocks");
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, OpHarness, ::testing::ValuesIn(backends_under_test()),
                          [](const auto& info) { return info.param; });
 

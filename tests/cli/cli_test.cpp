@@ -54,6 +54,17 @@ TEST(Cli, InspectPrintsShapesAndThePlan) {
   EXPECT_NE(r.out.find("planned"), std::string::npos);
 }
 
+// DeepSeek-V3: the latent attention's shape and its state, 36 + 8 floats
+// per token in each of the 3 layers (528 B).
+TEST(Cli, InspectShowsTheLatentState) {
+  auto r = test::run_cli("inspect " + test::fixture("oracle/deepseek_v3_f32"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("q_lora_rank 40, kv_lora_rank 36, qk head 10 nope + 8 rope, v head 14"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("3 layers of latent attention (MLA): 528 B per token"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("3 groups (best 2 kept)"), std::string::npos) << r.out;
+}
+
 TEST(CliErrors, EmptyTokensIsRefused) {
   auto r = test::run_cli("score " + kOlmoe + " --tokens ''");
   EXPECT_NE(r.code, 0);
@@ -124,7 +135,7 @@ TEST(CliErrors, SynthRefusesUnknownAndUnsupportedPresets) {
   auto r = test::run_cli("synth --preset nope -o " + d.file("x"));
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.err.find("olmoe-1b-7b"), std::string::npos) << r.err;
-  auto u = test::run_cli("synth --preset deepseek-v3 -o " + d.file("y"));
+  auto u = test::run_cli("synth --preset gpt-oss-120b -o " + d.file("y"));
   EXPECT_NE(u.code, 0);
   EXPECT_NE(u.err.find("not support"), std::string::npos) << u.err;
 }

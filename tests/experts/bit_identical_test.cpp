@@ -44,7 +44,8 @@ void expect_bit_identical(const std::string& dir, uint64_t budget, const std::st
 TEST(BitIdentical, OracleFixturesAtTheMinimumBudget) {
   // The fixtures have 7 experts per layer: 5% of them is less than the top-3
   // working set, so the smallest budget that works stands in for it.
-  for (const char* name : {"qwen3_moe_bf16", "qwen2_moe_f32", "mixtral_bf16", "olmoe_f32"}) {
+  for (const char* name :
+       {"qwen3_moe_bf16", "qwen2_moe_f32", "mixtral_bf16", "olmoe_f32", "deepseek_v3_bf16", "deepseek_v3_qproj_f32"}) {
     const std::string dir = test::fixture(std::string("oracle/") + name);
     const uint64_t b = min_budget(dir);
     expect_bit_identical(dir, b, "direct", false, "lru");

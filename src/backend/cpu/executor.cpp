@@ -1,5 +1,6 @@
 #include "backend/cpu/executor.h"
 
+#include "backend/cpu/mla_attention.h"
 #include "backend/cpu/ops.h"
 #include "core/error.h"
 
@@ -86,6 +87,21 @@ const float* CpuExecutor::run(const Graph& g, const BufferPlan& plan, float* are
                    },
                    [&](const OpMoe& o) {
                      moe_.run(o.moe, buf(o.in.index), T, desc(o.in.index).width, buf(o.out.index));
+                     out_id = o.out.index;
+                   },
+                   // Multi-head latent attention (DeepSeek-V2/V3).
+                   [&](const OpSlice& o) {
+                     const auto& d = desc(o.in.index);
+                     cpu::slice(buf(o.in.index), d.rows, d.width, o.offset, desc(o.out.index).width, buf(o.out.index));
+                     out_id = o.out.index;
+                   },
+                   [&](const OpLatentAppend& o) {
+                     cpu::latent_append(kv, o.state, positions, T, buf(o.latent.index), desc(o.latent.index).width,
+                                        buf(o.rope.index), desc(o.rope.index).width);
+                     out_id = o.latent.index;
+                   },
+                   [&](const OpMlaAttention& o) {
+                     cpu::mla_attention(pool_, o.mla, kv, o.state, positions, T, buf(o.q.index), buf(o.out.index));
                      out_id = o.out.index;
                    },
                },

@@ -137,24 +137,50 @@ void rms_norm(const float* x, int T, int width, int group, const WeightView& wei
     }
 }
 
+std::vector<float> rope_inv_freq(const RopeParams& p) {
+  const int half = p.rot_dims / 2;
+  // Frequencies as transformers computes them: f32 inverse powers over the
+  // rotated dims (and YaRN's blend of them, in f32, in its order).
+  std::vector<float> inv(static_cast<size_t>(half));
+  for (int i = 0; i < half; ++i) {
+    const float pos_freq = std::pow(p.theta, float(2 * i) / float(p.rot_dims));
+    const float extrapolated = 1.0f / pos_freq;
+    if (p.yarn.factor == 1.0f) {
+      inv[size_t(i)] = extrapolated;
+      continue;
+    }
+    const float interpolated = 1.0f / (p.yarn.factor * pos_freq);
+    const float high = p.yarn.high == p.yarn.low ? p.yarn.high + 0.001f : p.yarn.high;
+    const float ramp = std::clamp((float(i) - p.yarn.low) / (high - p.yarn.low), 0.0f, 1.0f);
+    const float extra = 1.0f - ramp;
+    inv[size_t(i)] = interpolated * (1.0f - extra) + extrapolated * extra;
+  }
+  return inv;
+}
+
 void rope(float* x, int T, int width, const RopeParams& p, const int32_t* positions) {
   const int head_dim = p.head_dim, half = p.rot_dims / 2;
   const bool interleaved = p.interleaved;
-  // Frequencies as transformers computes them: f32 inverse powers over the
-  // rotated dims, f32 angle. Dims past rot_dims (partial rotary) stay as they are.
-  std::vector<float> inv_freq(static_cast<size_t>(half));
-  for (int i = 0; i < half; ++i) inv_freq[size_t(i)] = 1.0f / std::pow(p.theta, float(2 * i) / float(p.rot_dims));
+  // Dims outside [offset, offset + rot_dims) of a head (partial rotary, MLA's
+  // nope part) stay as they are.
+  const std::vector<float> inv_freq = rope_inv_freq(p);
+  const float mscale = p.yarn.attention_factor;
   std::vector<float> c(static_cast<size_t>(half)), s(static_cast<size_t>(half));
   for (int t = 0; t < T; ++t) {
     for (int i = 0; i < half; ++i) {
       const float ang = float(positions[t]) * inv_freq[size_t(i)];
       c[size_t(i)] = std::cos(ang);
       s[size_t(i)] = std::sin(ang);
+      if (mscale != 1.0f) {  // transformers scales cos and sin (YaRN's attention factor)
+        c[size_t(i)] *= mscale;
+        s[size_t(i)] *= mscale;
+      }
     }
     for (int h0 = 0; h0 < width; h0 += head_dim) {
-      float* v = x + size_t(t) * width + h0;
+      float* v = x + size_t(t) * width + h0 + p.offset;
       // Pair i is (i, i + half) in Hugging Face's layout and (2i, 2i + 1)
-      // in llama.cpp's "llama" GGUFs, whose converter permuted q/k rows so.
+      // in llama.cpp's "llama" GGUFs, whose converter permuted q/k rows so,
+      // and in DeepSeek's (rope_interleave).
       const int step = interleaved ? 1 : half;
       for (int i = 0; i < half; ++i) {
         const int ia = interleaved ? 2 * i : i;
@@ -164,6 +190,11 @@ void rope(float* x, int T, int width, const RopeParams& p, const int32_t* positi
       }
     }
   }
+}
+
+void slice(const float* in, int T, int in_width, int offset, int width, float* out) {
+  for (int t = 0; t < T; ++t)
+    std::memcpy(out + size_t(t) * width, in + size_t(t) * in_width + offset, sizeof(float) * size_t(width));
 }
 
 void swiglu(const float* gate, const float* up, float* out, size_t n) {

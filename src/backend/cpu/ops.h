@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 #include "format/weight_view.h"
 #include "graph/ir.h"
@@ -51,6 +52,10 @@ void embed(const int32_t* tokens, int T, const WeightView& table, float* y);
 void rms_norm(const float* x, int T, int width, int group, const WeightView& weight, float eps, float* y);
 // RoPE on every head_dim-wide head of each row, in place (graph/ir.h: RopeParams).
 void rope(float* x, int T, int width, const RopeParams& p, const int32_t* positions);
+// The rot_dims / 2 inverse frequencies of p (theta powers, YaRN-blended when p.yarn says).
+std::vector<float> rope_inv_freq(const RopeParams& p);
+// out [T, width] = columns [offset, offset + width) of in [T, in_width].
+void slice(const float* in, int T, int in_width, int offset, int width, float* out);
 void swiglu(const float* gate, const float* up, float* out, size_t n);
 void add(const float* a, const float* b, float* out, size_t n);
 void clamp(float* x, size_t n, float limit);
