@@ -1,50 +1,11 @@
 #include "backend/cuda/matmul.h"
 
 #include "backend/cuda/formats.cuh"
+#include "backend/cuda/matmul_internal.cuh"
 
 namespace moeflux::cuda {
 
 namespace {
-
-constexpr int kWarps = 4;  // output features per block
-
-struct MmArgs {
-  DevMat w, w2;                   // plain: the matrix (w2.data set: the SwiGLU pair)
-  const DevMat *ex, *ex2;         // grouped: per-expert matrices
-  const MoeTile* tiles;
-  const int* ntiles;
-  const float* x;
-  int64_t ldx;
-  const int* x_rows;
-  float* y;
-  int64_t ldy;
-  const float* bias;
-  int T, N, K;
-};
-
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-// The x tile in shared memory: for each of up to kMoeTile rows, one
-// segment of 32 chunks (1,024 elements), chunk j at xs[t][j * kStride].
-// Lane j reads chunk j: with a stride of 36 floats its 16-byte loads fall
-// in distinct banks within each quarter warp, where reading x from global
-// memory chunk by chunk touched 32 cache lines per instruction.
-constexpr int kSegChunks = 32;
-constexpr int kStride = 36;
-
-// a += v . xs[0, 32)
-__device__ __forceinline__ void accumulate(const float* xs, const float v[32], float& a) {
-  const float4* x4 = reinterpret_cast<const float4*>(xs);
-#pragma unroll
-  for (int i = 0; i < 8; ++i) {
-    const float4 q = x4[i];
-    a += v[4 * i] * q.x + v[4 * i + 1] * q.y + v[4 * i + 2] * q.z + v[4 * i + 3] * q.w;
-  }
-}
 
 // Each warp computes one output feature n (n >= N: it only helps stage x)
 // over rows [row0, row0 + nrows) of the gathered x, at most kMoeTile; a
@@ -122,87 +83,6 @@ __global__ void __launch_bounds__(kWarps * 32) mm_kernel(MmArgs a) {
     mm_body<DT, true>(a, a.w, a.w2, n, row0, nrows, xs);
   else
     mm_body<DT, false>(a, a.w, a.w, n, row0, nrows, xs);
-}
-
-// Decode (one row of x per launch or per tile): x staged once per block
-// for 32 output features (8 warps x 4), so that staging, which reads all of
-// x, is amortized over many rows' weights.
-constexpr int kGemvWarps = 8, kGemvRowsPerWarp = 4, kGemvRows = kGemvWarps * kGemvRowsPerWarp;
-// Dynamic shared memory holds the padded x row: K up to this many elements.
-constexpr int kGemvMaxK = (48 * 1024 / (kStride * 4)) * 32;
-
-template <DType DT>
-__global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(MmArgs a) {
-  extern __shared__ __align__(16) float xv[];
-  DevMat W, W2;
-  int64_t xrow, yrow;
-  bool pair;
-  if (a.ex) {
-    if (int(blockIdx.y) >= *a.ntiles) return;  // the whole block
-    const MoeTile t = a.tiles[blockIdx.y];
-    W = a.ex[t.expert];
-    pair = a.ex2 != nullptr;
-    if (pair) W2 = a.ex2[t.expert];
-    xrow = a.x_rows ? a.x_rows[t.row0] : t.row0;
-    yrow = t.row0;
-  } else {
-    W = a.w;
-    W2 = a.w2;
-    pair = a.w2.data != nullptr;
-    xrow = yrow = 0;
-  }
-  const int chunks = (a.K + 31) / 32;
-  const float* xr = a.x + xrow * a.ldx;
-  for (int i = threadIdx.x; i < chunks * 32; i += blockDim.x) xv[(i / 32) * kStride + i % 32] = i < a.K ? xr[i] : 0.f;
-  __syncthreads();
-  const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
-  for (int r = 0; r < kGemvRowsPerWarp; ++r) {
-    const int n = blockIdx.x * kGemvRows + warp * kGemvRowsPerWarp + r;
-    if (n >= a.N) break;
-    float acc = 0.f, acc2 = 0.f;
-    for (int c = lane; c < chunks; c += 32) {
-      float v[32];
-      deq_chunk<DT>(W, n, c, v);
-      accumulate(&xv[c * kStride], v, acc);
-      if (pair) {
-        deq_chunk<DT>(W2, n, c, v);
-        accumulate(&xv[c * kStride], v, acc2);
-      }
-    }
-    acc = warp_sum(acc);
-    if (pair) acc2 = warp_sum(acc2);
-    if (lane == 0)
-      a.y[yrow * a.ldy + n] = pair ? acc / (1.0f + expf(-acc)) * acc2 : acc + (a.bias ? a.bias[n] : 0.f);
-  }
-}
-
-void launch_gemv(DType dt, const MmArgs& a, unsigned tiles, cudaStream_t s) {
-  const dim3 grid(unsigned((a.N + kGemvRows - 1) / kGemvRows), tiles);
-  if (grid.x == 0 || grid.y == 0) return;
-  const size_t smem = size_t((a.K + 31) / 32) * kStride * sizeof(float);
-  switch (dt) {
-#define MOEFLUX_GEMV(T)                                                \
-  case DType::T:                                                       \
-    gemv_kernel<DType::T><<<grid, kGemvWarps * 32, smem, s>>>(a);      \
-    break;
-    MOEFLUX_GEMV(F32)
-    MOEFLUX_GEMV(F16)
-    MOEFLUX_GEMV(BF16)
-    MOEFLUX_GEMV(Q4_0)
-    MOEFLUX_GEMV(Q4_1)
-    MOEFLUX_GEMV(Q5_0)
-    MOEFLUX_GEMV(Q5_1)
-    MOEFLUX_GEMV(Q8_0)
-    MOEFLUX_GEMV(Q2_K)
-    MOEFLUX_GEMV(Q3_K)
-    MOEFLUX_GEMV(Q4_K)
-    MOEFLUX_GEMV(Q5_K)
-    MOEFLUX_GEMV(Q6_K)
-    MOEFLUX_GEMV(MXFP4)
-    MOEFLUX_GEMV(MLX)
-#undef MOEFLUX_GEMV
-    default: break;
-  }
 }
 
 void launch(DType dt, const MmArgs& a, dim3 grid, cudaStream_t s) {
