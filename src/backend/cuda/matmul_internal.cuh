@@ -8,7 +8,7 @@
 
 namespace moeflux::cuda {
 
-constexpr int kWarps = 4;  // output features per block
+constexpr int kWarps = 8;  // warps per block of the tiled kernel
 
 struct MmArgs {
   DevMat w, w2;                   // plain: the matrix (w2.data set: the SwiGLU pair)
