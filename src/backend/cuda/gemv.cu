@@ -7,9 +7,10 @@ namespace moeflux::cuda {
 namespace {
 
 // Decode (one row of x per launch or per tile): x staged once per block
-// for 32 output features (8 warps x 4), so that staging, which reads all of
-// x, is amortized over many rows' weights.
-constexpr int kGemvWarps = 8, kGemvRowsPerWarp = 4, kGemvRows = kGemvWarps * kGemvRowsPerWarp;
+// for 8 warps x rows_per_warp output features, so that staging, which reads
+// all of x, is amortized over many rows' weights; small matrices (routers,
+// KV projections) take one feature per warp so that they still fill the GPU.
+constexpr int kGemvWarps = 8;
 
 template <DType DT>
 __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(MmArgs a) {
@@ -36,8 +37,9 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(MmArgs a) {
   for (int i = threadIdx.x; i < chunks * 32; i += blockDim.x) xv[(i / 32) * kStride + i % 32] = i < a.K ? xr[i] : 0.f;
   __syncthreads();
   const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
-  for (int r = 0; r < kGemvRowsPerWarp; ++r) {
-    const int n = blockIdx.x * kGemvRows + warp * kGemvRowsPerWarp + r;
+  const int rpw = a.rows_per_warp;
+  for (int r = 0; r < rpw; ++r) {
+    const int n = (int(blockIdx.x) * kGemvWarps + warp) * rpw + r;
     if (n >= a.N) break;
     float acc = 0.f, acc2 = 0.f;
     for (int c = lane; c < chunks; c += 32) {
@@ -58,8 +60,18 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(MmArgs a) {
 
 }  // namespace
 
-void launch_gemv(DType dt, const MmArgs& a, unsigned tiles, cudaStream_t s) {
-  const dim3 grid(unsigned((a.N + kGemvRows - 1) / kGemvRows), tiles);
+void launch_gemv(DType dt, const MmArgs& args, unsigned tiles, cudaStream_t s) {
+  // The most features per warp that still gives about 4 blocks per SM of an
+  // H100/H200 (132 SMs) over all tiles.
+  MmArgs a = args;
+  a.rows_per_warp = 1;
+  for (int rpw : {4, 2})
+    if (int64_t((a.N + kGemvWarps * rpw - 1) / (kGemvWarps * rpw)) * tiles >= 4 * 132) {
+      a.rows_per_warp = rpw;
+      break;
+    }
+  const int rows = kGemvWarps * a.rows_per_warp;
+  const dim3 grid(unsigned((a.N + rows - 1) / rows), tiles);
   if (grid.x == 0 || grid.y == 0) return;
   const size_t smem = size_t((a.K + 31) / 32) * kStride * sizeof(float);
   switch (dt) {

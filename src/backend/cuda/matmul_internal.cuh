@@ -22,6 +22,7 @@ struct MmArgs {
   int64_t ldy;
   const float* bias;
   int T, N, K;
+  int rows_per_warp;  // the GEMV kernel's output features per warp (1, 2 or 4)
 };
 
 __device__ __forceinline__ float warp_sum(float v) {
