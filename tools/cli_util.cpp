@@ -111,6 +111,7 @@ EngineOptions ModelArgs::options() const {
   o.io_queue_depth = io_queue_depth;
   o.cache_policy = cache;
   o.f32_activations = f32_activations;
+  o.state_budget = state_budget;
   o.device = device;
   o.prefetch = prefetch || !prefetch_with.empty();
   if (!prefetch_with.empty()) o.prefetch_with = prefetch_with;

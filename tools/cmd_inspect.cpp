@@ -121,18 +121,32 @@ void run_inspect(const ModelArgs& args_in) {
     fmt::print("buffers        {} token{}: {} planned ({} without sharing)\n", tokens, tokens > 1 ? "s" : "",
                human_bytes(planned), human_bytes(unplanned));
   }
-  // Layer state per kind: what a session keeps for each position.
-  std::map<LayerKind, std::pair<int, uint64_t>> by_kind;  // kind -> (layers, bytes per position)
-  uint64_t state_per_token = 0;
+  // Layer state per kind: what a session keeps for each position, and
+  // what it keeps whatever the length (recurrent layers).
+  struct KindState {
+    int layers = 0;
+    uint64_t per_position = 0, fixed = 0;
+  };
+  std::map<LayerKind, KindState> by_kind;
+  uint64_t state_per_token = 0, state_fixed = 0;
   for (const StateDesc& st : engine->impl().states) {
-    auto& k = by_kind[st.kind];
-    ++k.first;
-    k.second += st.bytes_per_position();
+    KindState& k = by_kind[st.kind];
+    ++k.layers;
+    k.per_position += st.bytes_per_position();
+    k.fixed += st.fixed_floats * sizeof(float);
     state_per_token += st.bytes_per_position();
+    state_fixed += st.fixed_floats * sizeof(float);
   }
-  for (const auto& [kind, n] : by_kind)
-    fmt::print("layer state    {} layers of {}: KV {} per token\n", n.first, layer_kind_name(kind), human_bytes(n.second));
-  fmt::print("kv cache       {} per token\n", human_bytes(state_per_token));
+  for (const auto& [kind, k] : by_kind) {
+    if (k.fixed > 0)
+      fmt::print("layer state    {} layers of {}: {} per session\n", k.layers, layer_kind_name(kind), human_bytes(k.fixed));
+    else
+      fmt::print("layer state    {} layers of {}: {} per token\n", k.layers, layer_kind_name(kind),
+                 human_bytes(k.per_position));
+  }
+  fmt::print("kv cache       {} per token", human_bytes(state_per_token));
+  if (state_fixed > 0) fmt::print(", recurrent state {} per session", human_bytes(state_fixed));
+  fmt::print("\n");
   if (!args_in.expert_ram.empty()) print_expert_plan(*engine, args_in);
 #if MOEFLUX_HAVE_CUDA
   if (engine->backend_name() == "cuda") print_gpu_plan(*engine);

@@ -11,6 +11,13 @@
 
 namespace moeflux {
 
+void BackendSession::export_states(int, std::vector<uint8_t>&) const {
+  fail("saving session state is not supported by this backend");
+}
+void BackendSession::import_states(int, std::span<const uint8_t>) {
+  fail("loading session state is not supported by this backend");
+}
+
 std::vector<std::string> backend_names() {
 #if MOEFLUX_HAVE_CUDA
   return {"cpu", "cuda"};

@@ -45,6 +45,13 @@ class BackendSession {
   virtual void clear_states() = 0;            // forgets every position
   virtual uint64_t state_bytes() const = 0;   // bytes of layer state held now
   virtual void set_observer(OpObserver observer) = 0;
+  // Saved sessions: appends the layer states of positions [0, positions)
+  // to `out` (f32 in host byte order, state by state, keys then values of
+  // each position), and sets them back from `in` (exactly that many
+  // bytes) over those positions; on error nothing changed. The defaults
+  // refuse: a backend without them cannot save or load sessions.
+  virtual void export_states(int positions, std::vector<uint8_t>& out) const;
+  virtual void import_states(int positions, std::span<const uint8_t> in);
 };
 
 class Backend {

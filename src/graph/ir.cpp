@@ -20,6 +20,8 @@ const char* layer_kind_name(LayerKind k) {
   switch (k) {
     case LayerKind::FullAttention: return "full attention";
     case LayerKind::SlidingAttention: return "sliding-window attention";
+    case LayerKind::LatentAttention: return "latent attention (MLA)";
+    case LayerKind::Recurrent: return "recurrent (linear attention)";
   }
   return "?";
 }

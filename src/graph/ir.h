@@ -43,22 +43,29 @@ struct BufferDesc {
 };
 
 // What a layer is, for the state it keeps and the kernels it needs. Each
-// layer of a model declares one; architectures to come add theirs (MLA's
-// latent cache, Gated DeltaNet's conv + recurrent state) as new kinds.
-enum class LayerKind : uint8_t { FullAttention, SlidingAttention };
+// layer of a model declares one (ArchDef::layer_state).
+enum class LayerKind : uint8_t {
+  FullAttention,     // KV per position
+  SlidingAttention,  // KV per position, read within a window
+  LatentAttention,   // MLA: a compressed latent + a RoPE part per position (key_width), no V
+  Recurrent,         // linear attention (Gated DeltaNet): conv + recurrent state, fixed size
+};
 const char* layer_kind_name(LayerKind k);
 
 // Persistent per-session state of one layer, made by the backend for each
 // session. Never a planned buffer: it outlives the step. A positional
-// state (KV) keeps one row per position, so rewinding it is moving the
-// position back; a state that is not (a recurrent state) must be copied to
-// be restored.
+// state (KV, latent) keeps one row per position, so rewinding it is moving
+// the position back; a recurrent state is a fixed block that each step
+// overwrites, so a checkpoint must copy it to be restored.
 struct StateDesc {
   LayerKind kind;
   int layer;
-  int key_width, value_width;  // elements per position (KV)
-  bool positional() const { return true; }  // every kind so far keeps one row per position
-  size_t bytes_per_position() const { return size_t(key_width + value_width) * sizeof(float); }
+  int key_width = 0, value_width = 0;  // elements per position (positional kinds)
+  size_t fixed_floats = 0;             // elements of the whole state (Recurrent)
+  bool positional() const { return kind != LayerKind::Recurrent; }
+  size_t bytes_per_position() const {
+    return positional() ? size_t(key_width + value_width) * sizeof(float) : 0;
+  }
 };
 
 // T = tokens in the step. Shapes in comments are [rows, width].

@@ -1,18 +1,31 @@
-// An architecture is a small description: which config keys it reads and
-// what its tensors are called. The graph is composed from shared blocks
-// (blocks.h) driven by the spec. One file per architecture:
-// arch_<model_type>.cpp, reading like the model card.
+// An architecture is a small description: which config keys it reads,
+// what its tensors are called and how its layers are composed from the
+// shared blocks (blocks.h). One file per architecture,
+// arch_<model_type>.cpp, reading like the model card; the binder, the
+// parameter counts, inspect, GGUF names and the converter derive from its
+// table (tensor_list.h). A new architecture adds its file, registers it in
+// arch_registry.cpp, and adds new blocks (with their tensor slots and IR
+// ops) where the shared ones do not fit.
 #pragma once
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "graph/ir.h"
 #include "model/model_spec.h"
 
 namespace moeflux {
 
 class Config;
+class GraphBuilder;
+class TensorList;
+struct ModelWeights;
+
+// What the graph of a step is built with (EngineOptions that change it).
+struct BuildOptions {
+  bool f32_activations = false;  // every matrix product keeps its activations in f32
+};
 
 struct ExpertTensorNames {
   std::string gate, up, down;
@@ -65,6 +78,15 @@ struct ArchDef {
   std::span<const std::string_view> class_keys = {};
   std::span<const KeyAlias> aliases = {};
   GgufDialect gguf = {};
+  // How a layer is composed. Null: the shared pre-norm decoder layer
+  // (attention with one KV state, then the MoE block or a dense MLP),
+  // which is what every architecture so far uses. An architecture with
+  // other layers sets all three, consistently: the tensors it adds are the
+  // ones its graph reads (by slot), and the state is the one its ops use.
+  void (*layer_tensors)(TensorList& list, int layer) = nullptr;
+  BufId<Role::Hidden> (*build_layer)(GraphBuilder& g, const ModelSpec& s, const ModelWeights& w,
+                                     BufId<Role::Hidden> x, int layer, const BuildOptions& o) = nullptr;
+  StateDesc (*layer_state)(const ModelSpec& s, int layer) = nullptr;
 };
 
 const ArchDef& arch_def(std::string_view model_type);  // throws naming the type and the supported ones

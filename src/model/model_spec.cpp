@@ -136,13 +136,14 @@ double ModelSpec::expert_bpp() const {
   return expert_bytes_per_param > 0 ? expert_bytes_per_param : double(dtype_size(dtype));
 }
 
-uint64_t ModelSpec::expert_bytes() const { return uint64_t(double(uint64_t(3) * hidden * expert_ffn) * expert_bpp()); }
+uint64_t ModelSpec::expert_bytes() const { return uint64_t(double(count_params(*this).expert) * expert_bpp()); }
 uint64_t ModelSpec::dense_bytes() const { return uint64_t(double(dense_params()) * dense_bpp()); }
 uint64_t ModelSpec::expert_bytes_total() const { return uint64_t(double(expert_params_total()) * expert_bpp()); }
 
 uint64_t ModelSpec::active_bytes_per_token() const {
-  const uint64_t expert_active = uint64_t(moe_layers()) * top_k * 3 * uint64_t(hidden) * expert_ffn;
-  return uint64_t(double(active_params_per_token() - expert_active) * dense_bpp() + double(expert_active) * expert_bpp());
+  const ParamCounts c = count_params(*this);
+  return uint64_t(double(active_params_per_token() - c.experts_active) * dense_bpp() +
+                  double(c.experts_active) * expert_bpp());
 }
 
 void measure_stored_bytes(ModelSpec& s, const TensorTable& tensors) {
@@ -154,37 +155,14 @@ void measure_stored_bytes(ModelSpec& s, const TensorTable& tensors) {
   if (s.expert_params_total() > 0) s.expert_bytes_per_param = double(expert) / double(s.expert_params_total());
 }
 
-uint64_t ModelSpec::attention_params() const {
-  uint64_t p = uint64_t(hidden) * (q_dim() + 2 * kv_dim()) + uint64_t(q_dim()) * hidden;
-  if (qkv_bias) p += q_dim() + 2 * kv_dim();
-  if (o_bias) p += hidden;
-  if (qk_norm == QkNorm::PerHead) p += 2 * head_dim;
-  if (qk_norm == QkNorm::Full) p += q_dim() + kv_dim();
-  return p;
-}
-
-uint64_t ModelSpec::dense_params() const {
-  uint64_t p = uint64_t(vocab) * hidden * (tie_embeddings ? 1 : 2) + hidden;  // embeddings, head, final norm
-  for (int l = 0; l < layers; ++l) {
-    p += attention_params() + 2 * uint64_t(hidden);
-    if (layer_is_moe[size_t(l)]) {
-      p += uint64_t(experts) * hidden;                               // router
-      p += uint64_t(3) * hidden * shared_ffn + (shared_expert_gate ? hidden : 0);
-    } else {
-      p += uint64_t(3) * hidden * dense_ffn;
-    }
-  }
-  return p;
-}
-
-uint64_t ModelSpec::expert_params_total() const {
-  return uint64_t(moe_layers()) * experts * 3 * uint64_t(hidden) * expert_ffn;
-}
+uint64_t ModelSpec::dense_params() const { return count_params(*this).dense; }
+uint64_t ModelSpec::expert_params_total() const { return count_params(*this).experts_total; }
 
 uint64_t ModelSpec::active_params_per_token() const {
+  const ParamCounts c = count_params(*this);
   // The embedding table is read one row per token, not whole.
   const uint64_t embed_rows_not_read = uint64_t(vocab - 1) * hidden * (tie_embeddings ? 0 : 1);
-  return dense_params() - embed_rows_not_read + uint64_t(moe_layers()) * top_k * 3 * uint64_t(hidden) * expert_ffn;
+  return c.dense - embed_rows_not_read + c.experts_active;
 }
 
 }  // namespace moeflux

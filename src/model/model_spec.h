@@ -67,8 +67,9 @@ struct ModelSpec {
   int kv_dim() const { return kv_heads * head_dim; }
   int moe_layers() const;
   // Parameter and byte counts for `inspect`, budgets and the benchmark floors.
+  // Parameter counts come from the architecture's tensor table
+  // (tensor_list.h: count_params).
   uint64_t expert_bytes() const;         // one routed expert (gate + up + down), as stored
-  uint64_t attention_params() const;     // one layer's attention projections
   uint64_t dense_params() const;         // every non-routed-expert parameter
   uint64_t expert_params_total() const;  // every routed expert
   uint64_t active_params_per_token() const;

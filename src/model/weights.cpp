@@ -46,13 +46,8 @@ void for_each_ref(ModelWeights& w, F&& f) {
   f(w.embed);
   f(w.final_norm);
   f(w.lm_head);
-  for (LayerWeights& L : w.layers) {
-    for (const TensorRef** p : {&L.attn_norm, &L.ffn_norm, &L.attn.q, &L.attn.k, &L.attn.v, &L.attn.o,
-                                &L.attn.q_bias, &L.attn.k_bias, &L.attn.v_bias, &L.attn.o_bias, &L.attn.q_norm,
-                                &L.attn.k_norm, &L.mlp.gate, &L.mlp.up, &L.mlp.down, &L.router, &L.shared.gate,
-                                &L.shared.up, &L.shared.down, &L.shared_gate})
-      f(*p);
-  }
+  for (LayerWeights& L : w.layers)
+    for (const TensorRef*& t : L.slot) f(t);
 }
 
 // One run of bytes to copy: from a file (through its MappedFile, read with
@@ -151,30 +146,9 @@ const TensorRef** slot_of(ModelWeights& w, TensorSlot slot, int layer) {
     case S::LmHead: return &w.lm_head;
     default: break;
   }
-  LayerWeights& L = w.layers.at(size_t(layer));
-  switch (slot) {
-    case S::AttnNorm: return &L.attn_norm;
-    case S::FfnNorm: return &L.ffn_norm;
-    case S::Q: return &L.attn.q;
-    case S::K: return &L.attn.k;
-    case S::V: return &L.attn.v;
-    case S::O: return &L.attn.o;
-    case S::QBias: return &L.attn.q_bias;
-    case S::KBias: return &L.attn.k_bias;
-    case S::VBias: return &L.attn.v_bias;
-    case S::OBias: return &L.attn.o_bias;
-    case S::QNorm: return &L.attn.q_norm;
-    case S::KNorm: return &L.attn.k_norm;
-    case S::MlpGate: return &L.mlp.gate;
-    case S::MlpUp: return &L.mlp.up;
-    case S::MlpDown: return &L.mlp.down;
-    case S::Router: return &L.router;
-    case S::SharedGate: return &L.shared.gate;
-    case S::SharedUp: return &L.shared.up;
-    case S::SharedDown: return &L.shared.down;
-    case S::SharedExpertGate: return &L.shared_gate;
-    default: return nullptr;
-  }
+  if (slot == S::None || slot == S::Count || slot == S::ExpertGate || slot == S::ExpertUp || slot == S::ExpertDown)
+    return nullptr;
+  return &w.layers.at(size_t(layer)).slot[size_t(slot)];
 }
 
 }  // namespace
@@ -188,6 +162,7 @@ ModelWeights bind_weights(const ModelSpec& s, const ArchDef& arch, const TensorT
     if (t.kind == ParamKind::ExpertLinear) continue;
     const TensorRef** slot = slot_of(w, t.slot, t.layer);
     if (!slot) fail("tensor '{}' has no slot in the model's weights", t.name);
+    if (*slot) fail("tensors '{}' and '{}' both fill one slot of layer {}", (*slot)->name, t.name, t.layer);
     const TensorRef& ref = st.get(t.name);
     const bool vector = t.kind == ParamKind::Norm || t.kind == ParamKind::Bias;
     if (vector)

@@ -15,32 +15,22 @@
 // page cache, 2 threads): load 0.001 s -> 0.28 s (~2 GB/s of pread), first
 // step and decode tok/s unchanged within the run-to-run noise (+-10%).
 #pragma once
+#include <array>
 #include <memory>
 #include <vector>
 
 #include "format/safetensors.h"
 #include "model/arch.h"
 #include "model/model_spec.h"
+#include "model/tensor_slot.h"
 
 namespace moeflux {
 
-struct AttentionWeights {
-  const TensorRef *q = nullptr, *k = nullptr, *v = nullptr, *o = nullptr;
-  const TensorRef *q_bias = nullptr, *k_bias = nullptr, *v_bias = nullptr, *o_bias = nullptr;
-  const TensorRef *q_norm = nullptr, *k_norm = nullptr;
-};
-
-struct MlpWeights {
-  const TensorRef *gate = nullptr, *up = nullptr, *down = nullptr;
-};
-
+// A layer's non-expert tensors by slot (tensor_slot.h); null where the
+// layer has none. Blocks read what they need: w[TensorSlot::Q].
 struct LayerWeights {
-  const TensorRef *attn_norm = nullptr, *ffn_norm = nullptr;
-  AttentionWeights attn;
-  MlpWeights mlp;                         // dense layers
-  const TensorRef* router = nullptr;      // MoE layers: [experts, hidden]
-  MlpWeights shared;                      // shared expert, where the model has one
-  const TensorRef* shared_gate = nullptr; // [1, hidden]
+  std::array<const TensorRef*, kTensorSlots> slot{};
+  const TensorRef* operator[](TensorSlot s) const { return slot[size_t(s)]; }
 };
 
 // The copies the pointers of ModelWeights point to: TensorRefs that say

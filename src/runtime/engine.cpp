@@ -69,7 +69,7 @@ const StepPlan& Engine::Impl::plan_for(int tokens, bool all_logits) {
   auto& slot = plans[{tokens, all_logits}];
   if (!slot) {
     auto p = std::make_unique<StepPlan>();
-    p->graph = build_model_graph(spec, weights, tokens, all_logits, options.f32_activations);
+    p->graph = build_model_graph(spec, weights, tokens, all_logits, BuildOptions{options.f32_activations});
     p->plan = plan_buffers(p->graph);
     slot = std::move(p);
   }

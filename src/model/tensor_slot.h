@@ -1,0 +1,23 @@
+// What a tensor is in the model, whatever a format calls it. The binder
+// stores each non-expert tensor of a layer under its slot (LayerWeights),
+// GGUF names are looked up by slot (gguf_arch.cpp), blocks read weights by
+// slot. A new block adds the slots of its tensors here, and nothing else
+// in the binder changes.
+#pragma once
+#include <cstdint>
+
+namespace moeflux {
+
+enum class TensorSlot : uint8_t {
+  None,  // not one of the model's (a name nothing binds)
+  Embed, FinalNorm, LmHead,
+  AttnNorm, FfnNorm, Q, K, V, O, QBias, KBias, VBias, OBias, QNorm, KNorm,
+  MlpGate, MlpUp, MlpDown,                                     // dense layers
+  Router, SharedGate, SharedUp, SharedDown, SharedExpertGate,  // MoE layers
+  ExpertGate, ExpertUp, ExpertDown,                            // routed expert `expert`
+  Count  // not a slot: the number of them
+};
+
+constexpr size_t kTensorSlots = size_t(TensorSlot::Count);
+
+}  // namespace moeflux
