@@ -385,15 +385,15 @@ void CudaExecutor::moe(const MoeParams& p, const float* x, int T, int D, float* 
   // The routed experts: gate and up (with SwiGLU) over the gathered rows, then down.
   float* h = h_.need<float>(rows * F, "expert activations");
   if (L.gate_dtype == L.up_dtype) {
-    matmul_grouped(L.gate_dtype, L.gate, L.up, tiles, ntiles, max_tiles, x, D, row_token, h, F, F, D, stream_);
+    matmul_grouped(L.gate_dtype, L.gate, L.up, tiles, ntiles, max_tiles, T == 1, x, D, row_token, h, F, F, D, stream_);
   } else {
     float* h2 = h2_.need<float>(rows * F, "expert activations");
-    matmul_grouped(L.gate_dtype, L.gate, nullptr, tiles, ntiles, max_tiles, x, D, row_token, h, F, F, D, stream_);
-    matmul_grouped(L.up_dtype, L.up, nullptr, tiles, ntiles, max_tiles, x, D, row_token, h2, F, F, D, stream_);
+    matmul_grouped(L.gate_dtype, L.gate, nullptr, tiles, ntiles, max_tiles, T == 1, x, D, row_token, h, F, F, D, stream_);
+    matmul_grouped(L.up_dtype, L.up, nullptr, tiles, ntiles, max_tiles, T == 1, x, D, row_token, h2, F, F, D, stream_);
     swiglu(h, h2, h, int64_t(rows) * F, stream_);
   }
   float* dn = down_.need<float>(rows * D, "expert outputs");
-  matmul_grouped(L.down_dtype, L.down, nullptr, tiles, ntiles, max_tiles, h, F, nullptr, dn, D, D, F, stream_);
+  matmul_grouped(L.down_dtype, L.down, nullptr, tiles, ntiles, max_tiles, T == 1, h, F, nullptr, dn, D, D, F, stream_);
   // The shared expert, gated.
   float *so = nullptr, *sg = nullptr;
   if (p.shared_ffn > 0) {

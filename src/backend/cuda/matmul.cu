@@ -1,65 +1,30 @@
 #include "backend/cuda/matmul.h"
 
 #include "backend/cuda/formats.cuh"
+#include "backend/cuda/matmul_internal.cuh"
 
 namespace moeflux::cuda {
 
 namespace {
 
-constexpr int kWarps = 4;  // output features per block
-
-struct MmArgs {
-  DevMat w, w2;                   // plain: the matrix (w2.data set: the SwiGLU pair)
-  const DevMat *ex, *ex2;         // grouped: per-expert matrices
-  const MoeTile* tiles;
-  const int* ntiles;
-  const float* x;
-  int64_t ldx;
-  const int* x_rows;
-  float* y;
-  int64_t ldy;
-  const float* bias;
-  int T, N, K;
-};
-
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-// The x tile in shared memory: for each of up to kMoeTile rows, one
-// segment of 32 chunks (1,024 elements), chunk j at xs[t][j * kStride].
-// Lane j reads chunk j: with a stride of 36 floats its 16-byte loads fall
-// in distinct banks within each quarter warp, where reading x from global
-// memory chunk by chunk touched 32 cache lines per instruction.
-constexpr int kSegChunks = 32;
-constexpr int kStride = 36;
-
-// a += v . xs[0, 32)
-__device__ __forceinline__ void accumulate(const float* xs, const float v[32], float& a) {
-  const float4* x4 = reinterpret_cast<const float4*>(xs);
-#pragma unroll
-  for (int i = 0; i < 8; ++i) {
-    const float4 q = x4[i];
-    a += v[4 * i] * q.x + v[4 * i + 1] * q.y + v[4 * i + 2] * q.z + v[4 * i + 3] * q.w;
-  }
-}
-
-// Each warp computes one output feature n (n >= N: it only helps stage x)
-// over rows [row0, row0 + nrows) of the gathered x, at most kMoeTile; a
-// block's warps share the staged x. With kPair, W2's product too, and
-// y = silu(x W) * (x W2); the pair's chunks are dequantized one matrix after
-// the other into the same registers. Elements past K are zero in both the
-// weights (formats.cuh) and the staged x.
+// Each warp computes kFeatures output features n0, n0 + 1 (those >= N: it
+// only helps stage x) over rows [row0, row0 + nrows) of the gathered x, at
+// most kMoeTile; a block's warps share the staged x, so staging (all of a
+// tile's x) is paid once per kWarps * kFeatures features. With kPair, W2's
+// products too, and y = silu(x W) * (x W2); each chunk is dequantized one
+// matrix and one feature after the other into the same registers. Elements
+// past K are zero in both the weights (formats.cuh) and the staged x.
+constexpr int kFeatures = 2;
+constexpr int kTileFeatures = kWarps * kFeatures;  // output features per block
 template <DType DT, bool kPair>
-__device__ __forceinline__ void mm_body(const MmArgs& a, const DevMat& W, const DevMat& W2, int n, int row0,
+__device__ __forceinline__ void mm_body(const MmArgs& a, const DevMat& W, const DevMat& W2, int n0, int row0,
                                         int nrows, float (*xs)[kSegChunks * kStride]) {
   const int lane = threadIdx.x & 31;
-  const bool active = n < a.N;
-  float acc[kMoeTile], acc2[kMoeTile];
+  float acc[kFeatures][kMoeTile], acc2[kFeatures][kMoeTile];
 #pragma unroll
-  for (int t = 0; t < kMoeTile; ++t) acc[t] = acc2[t] = 0.f;
+  for (int f = 0; f < kFeatures; ++f)
+#pragma unroll
+    for (int t = 0; t < kMoeTile; ++t) acc[f][t] = acc2[f][t] = 0.f;
   const int chunks = (a.K + 31) / 32;
   for (int c0 = 0; c0 < chunks; c0 += kSegChunks) {
     const int seg = min(kSegChunks, chunks - c0) * 32;  // elements staged per row
@@ -71,34 +36,42 @@ __device__ __forceinline__ void mm_body(const MmArgs& a, const DevMat& W, const 
     }
     __syncthreads();
     const int c = c0 + lane;
-    if (active && c < chunks) {
-      float v[32];
-      deq_chunk<DT>(W, n, c, v);
+    if (c < chunks) {
 #pragma unroll
-      for (int t = 0; t < kMoeTile; ++t)
-        if (t < nrows) accumulate(&xs[t][lane * kStride], v, acc[t]);
-      if constexpr (kPair) {
-        deq_chunk<DT>(W2, n, c, v);
+      for (int f = 0; f < kFeatures; ++f) {
+        if (n0 + f >= a.N) break;
+        float v[32];
+        deq_chunk<DT>(W, n0 + f, c, v);
 #pragma unroll
         for (int t = 0; t < kMoeTile; ++t)
-          if (t < nrows) accumulate(&xs[t][lane * kStride], v, acc2[t]);
+          if (t < nrows) accumulate(&xs[t][lane * kStride], v, acc[f][t]);
+        if constexpr (kPair) {
+          deq_chunk<DT>(W2, n0 + f, c, v);
+#pragma unroll
+          for (int t = 0; t < kMoeTile; ++t)
+            if (t < nrows) accumulate(&xs[t][lane * kStride], v, acc2[f][t]);
+        }
       }
     }
     __syncthreads();
   }
-  if (!active) return;
 #pragma unroll
-  for (int t = 0; t < kMoeTile; ++t) {
-    if (t >= nrows) break;
-    const float s = warp_sum(acc[t]);
-    const float s2 = kPair ? warp_sum(acc2[t]) : 0.f;
-    if (lane == 0) {
-      float out;
-      if constexpr (kPair)
-        out = s / (1.0f + expf(-s)) * s2;
-      else
-        out = s + (a.bias ? a.bias[n] : 0.f);
-      a.y[int64_t(row0 + t) * a.ldy + n] = out;
+  for (int f = 0; f < kFeatures; ++f) {
+    const int n = n0 + f;
+    if (n >= a.N) break;
+#pragma unroll
+    for (int t = 0; t < kMoeTile; ++t) {
+      if (t >= nrows) break;
+      const float s = warp_sum(acc[f][t]);
+      const float s2 = kPair ? warp_sum(acc2[f][t]) : 0.f;
+      if (lane == 0) {
+        float out;
+        if constexpr (kPair)
+          out = s / (1.0f + expf(-s)) * s2;
+        else
+          out = s + (a.bias ? a.bias[n] : 0.f);
+        a.y[int64_t(row0 + t) * a.ldy + n] = out;
+      }
     }
   }
 }
@@ -106,7 +79,7 @@ __device__ __forceinline__ void mm_body(const MmArgs& a, const DevMat& W, const 
 template <DType DT>
 __global__ void __launch_bounds__(kWarps * 32) mm_kernel(MmArgs a) {
   __shared__ __align__(16) float xs[kMoeTile][kSegChunks * kStride];
-  const int n = blockIdx.x * kWarps + int(threadIdx.x / 32);
+  const int n = (blockIdx.x * kWarps + int(threadIdx.x / 32)) * kFeatures;
   if (a.ex) {
     if (int(blockIdx.y) >= *a.ntiles) return;  // the whole block: no barrier is skipped by part of it
     const MoeTile t = a.tiles[blockIdx.y];
@@ -181,7 +154,8 @@ void matmul(const DevMat& W, const float* x, int64_t ldx, int T, float* y, int64
   MmArgs a = base_args(x, ldx, y, ldy, T, int(W.rows), int(W.cols));
   a.w = W;
   a.bias = bias;
-  launch(W.dtype, a, dim3(unsigned((W.rows + kWarps - 1) / kWarps), unsigned((T + kMoeTile - 1) / kMoeTile)), s);
+  if (T == 1 && W.cols <= kGemvMaxK) return launch_gemv(W.dtype, a, 1, s);
+  launch(W.dtype, a, dim3(unsigned((W.rows + kTileFeatures - 1) / kTileFeatures), unsigned((T + kMoeTile - 1) / kMoeTile)), s);
 }
 
 void matmul_swiglu(const DevMat& Wg, const DevMat& Wu, const float* x, int64_t ldx, int T, float* y, int64_t ldy,
@@ -189,19 +163,21 @@ void matmul_swiglu(const DevMat& Wg, const DevMat& Wu, const float* x, int64_t l
   MmArgs a = base_args(x, ldx, y, ldy, T, int(Wg.rows), int(Wg.cols));
   a.w = Wg;
   a.w2 = Wu;
-  launch(Wg.dtype, a, dim3(unsigned((Wg.rows + kWarps - 1) / kWarps), unsigned((T + kMoeTile - 1) / kMoeTile)), s);
+  if (T == 1 && Wg.cols <= kGemvMaxK) return launch_gemv(Wg.dtype, a, 1, s);
+  launch(Wg.dtype, a, dim3(unsigned((Wg.rows + kTileFeatures - 1) / kTileFeatures), unsigned((T + kMoeTile - 1) / kMoeTile)), s);
 }
 
 void matmul_grouped(DType dt, const DevMat* experts, const DevMat* experts2, const MoeTile* tiles, const int* ntiles,
-                    int max_tiles, const float* x, int64_t ldx, const int* x_rows, float* y, int64_t ldy, int N, int K,
-                    cudaStream_t s) {
+                    int max_tiles, bool one_row_tiles, const float* x, int64_t ldx, const int* x_rows, float* y,
+                    int64_t ldy, int N, int K, cudaStream_t s) {
   MmArgs a = base_args(x, ldx, y, ldy, 0, N, K);
   a.ex = experts;
   a.ex2 = experts2;
   a.tiles = tiles;
   a.ntiles = ntiles;
   a.x_rows = x_rows;
-  launch(dt, a, dim3(unsigned((N + kWarps - 1) / kWarps), unsigned(max_tiles)), s);
+  if (one_row_tiles && K <= kGemvMaxK) return launch_gemv(dt, a, unsigned(max_tiles), s);
+  launch(dt, a, dim3(unsigned((N + kTileFeatures - 1) / kTileFeatures), unsigned(max_tiles)), s);
 }
 
 }  // namespace moeflux::cuda

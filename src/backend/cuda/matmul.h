@@ -1,8 +1,10 @@
 // Matrix products on the device, for every weight format.
 //
-// One kernel per format (formats.cuh dequantizes): each warp computes one
-// output feature for a tile of up to kMoeTile token rows, its lanes
-// striding over the row's 32-element chunks, activations in f32. The same
+// Two kernels per format (formats.cuh dequantizes), activations in f32,
+// the lanes of a warp striding over a weight row's 32-element chunks: a
+// GEMV for one row of x (decode), which stages x in shared memory once for
+// 32 output features, and a tiled kernel for up to kMoeTile rows (prefill),
+// each warp one output feature. The same
 // kernel serves a plain linear (decode GEMV and prefill), a fused
 // gate/up pair with SwiGLU, and the MoE op's grouped products, where each
 // tile of gathered rows belongs to one expert chosen on the device.
@@ -28,10 +30,11 @@ void matmul_swiglu(const DevMat& Wg, const DevMat& Wu, const float* x, int64_t l
 // max_tiles), rows [row0, row0 + rows) of y are the product of expert
 // `expert`'s matrix experts[expert] (with experts2: silu(. Wg) * (. Wu))
 // and the rows x_rows[r] of x (x_rows null: row r). Every expert matrix has
-// format `dt`, N rows and K columns.
+// format `dt`, N rows and K columns. one_row_tiles (decode: one token, so
+// each expert has one row) selects the GEMV kernel.
 void matmul_grouped(DType dt, const DevMat* experts, const DevMat* experts2, const MoeTile* tiles, const int* ntiles,
-                    int max_tiles, const float* x, int64_t ldx, const int* x_rows, float* y, int64_t ldy, int N, int K,
-                    cudaStream_t s);
+                    int max_tiles, bool one_row_tiles, const float* x, int64_t ldx, const int* x_rows, float* y,
+                    int64_t ldy, int N, int K, cudaStream_t s);
 // Whether the kernels read matrices of this format.
 bool matmul_supports(DType dt);
 
