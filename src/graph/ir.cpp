@@ -12,6 +12,7 @@ const char* role_name(Role r) {
     case Role::AttnOut: return "attn_out";
     case Role::Ffn: return "ffn";
     case Role::Logits: return "logits";
+    case Role::Mixer: return "mixer";
   }
   return "?";
 }
@@ -47,6 +48,11 @@ const char* op_name(const Op& op) {
                         [](const OpAdd&) { return "add"; },
                         [](const OpSwiGlu&) { return "swiglu"; },
                         [](const OpMoe&) { return "moe"; },
+                        [](const OpSplitGroups&) { return "split_groups"; },
+                        [](const OpSigmoidMul&) { return "sigmoid_mul"; },
+                        [](const OpCausalConv&) { return "causal_conv"; },
+                        [](const OpGatedDeltaRule&) { return "gated_delta_rule"; },
+                        [](const OpGatedRmsNorm&) { return "gated_rms_norm"; },
                     },
                     op);
 }
@@ -63,6 +69,11 @@ std::vector<uint32_t> op_reads(const Op& op) {
                         [](const OpAdd& o) { return std::vector<uint32_t>{o.a.index, o.b.index}; },
                         [](const OpSwiGlu& o) { return std::vector<uint32_t>{o.gate.index, o.up.index}; },
                         [](const OpMoe& o) { return std::vector<uint32_t>{o.in.index}; },
+                        [](const OpSplitGroups& o) { return std::vector<uint32_t>{o.in.index}; },
+                        [](const OpSigmoidMul& o) { return std::vector<uint32_t>{o.buf.index, o.gate.index}; },
+                        [](const OpCausalConv& o) { return std::vector<uint32_t>{o.in.index}; },
+                        [](const OpGatedDeltaRule& o) { return std::vector<uint32_t>{o.qkv.index, o.b.index, o.a.index}; },
+                        [](const OpGatedRmsNorm& o) { return std::vector<uint32_t>{o.in.index, o.gate.index}; },
                     },
                     op);
 }
@@ -79,6 +90,15 @@ std::vector<uint32_t> op_writes(const Op& op) {
                         [](const OpAdd& o) { return std::vector<uint32_t>{o.out.index}; },
                         [](const OpSwiGlu& o) { return std::vector<uint32_t>{o.out.index}; },
                         [](const OpMoe& o) { return std::vector<uint32_t>{o.out.index}; },
+                        [](const OpSplitGroups& o) {
+                          std::vector<uint32_t> w;
+                          for (const AnyBuf& b : o.outs) w.push_back(b.index);
+                          return w;
+                        },
+                        [](const OpSigmoidMul& o) { return std::vector<uint32_t>{o.buf.index}; },
+                        [](const OpCausalConv& o) { return std::vector<uint32_t>{o.out.index}; },
+                        [](const OpGatedDeltaRule& o) { return std::vector<uint32_t>{o.out.index}; },
+                        [](const OpGatedRmsNorm& o) { return std::vector<uint32_t>{o.out.index}; },
                     },
                     op);
 }

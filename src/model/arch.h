@@ -87,6 +87,9 @@ struct ArchDef {
   BufId<Role::Hidden> (*build_layer)(GraphBuilder& g, const ModelSpec& s, const ModelWeights& w,
                                      BufId<Role::Hidden> x, int layer, const BuildOptions& o) = nullptr;
   StateDesc (*layer_state)(const ModelSpec& s, int layer) = nullptr;
+  // Reads 'partial_rotary_factor' (RoPE over part of each head; the RoPE
+  // dict's copy folded in by config_compat); others refuse a value below 1.
+  bool partial_rotary = false;
 };
 
 const ArchDef& arch_def(std::string_view model_type);  // throws naming the type and the supported ones

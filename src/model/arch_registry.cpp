@@ -12,9 +12,11 @@ extern const ArchDef kArchQwen3Moe;
 extern const ArchDef kArchQwen2Moe;
 extern const ArchDef kArchMixtral;
 extern const ArchDef kArchOlmoe;
+extern const ArchDef kArchQwen3Next;
 
 namespace {
-const ArchDef* const kArchs[] = {&kArchQwen3Moe, &kArchQwen2Moe, &kArchMixtral, &kArchOlmoe};
+const ArchDef* const kArchs[] = {&kArchQwen3Moe, &kArchQwen2Moe, &kArchMixtral, &kArchOlmoe,
+                                 &kArchQwen3Next};
 }
 
 std::vector<std::string_view> supported_archs() {

@@ -118,12 +118,17 @@ void fold_rope(json& j, const ArchDef& arch, const std::string& src) {
       }
     }
   }
-  if (partial && *partial != 1.0)
+  if (partial && arch.partial_rotary) {
+    // Kept for the arch file, which reads it (the dict's copy folded in).
+    if (!(*partial > 0 && *partial <= 1)) fail("{}: 'partial_rotary_factor' = {} must be in (0, 1]", src, *partial);
+    j["partial_rotary_factor"] = *partial;
+  } else if (partial && *partial != 1.0)
     fail("{}: 'partial_rotary_factor' = {} is not implemented (supported: 1.0, RoPE over the whole head)", src,
          *partial);
   const double t = theta.value_or(arch.default_rope_theta);
   if (!(t > 0)) fail("{}: 'rope_theta' = {} must be positive", src, t);
-  for (const char* k : {"rope_parameters", "rope_scaling", "partial_rotary_factor"}) j.erase(k);
+  for (const char* k : {"rope_parameters", "rope_scaling"}) j.erase(k);
+  if (!arch.partial_rotary) j.erase("partial_rotary_factor");
   j["rope_theta"] = t;
 }
 

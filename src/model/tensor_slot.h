@@ -15,6 +15,10 @@ enum class TensorSlot : uint8_t {
   MlpGate, MlpUp, MlpDown,                                     // dense layers
   Router, SharedGate, SharedUp, SharedDown, SharedExpertGate,  // MoE layers
   ExpertGate, ExpertUp, ExpertDown,                            // routed expert `expert`
+  // Gated DeltaNet layers (qwen3_next, qwen3_5_moe): the input projections
+  // (fused q/k/v/z and b/a as Qwen3-Next stores them, or separate), conv
+  // taps, decay parameters, output norm and projection.
+  DnQkvz, DnBa, DnQkv, DnZ, DnB, DnA, DnConv, DnDtBias, DnALog, DnNorm, DnOut,
   Count  // not a slot: the number of them
 };
 
