@@ -70,6 +70,14 @@ void run_inspect(const ModelArgs& args_in) {
   fmt::print("attention      {} query heads, {} kv heads, head_dim {}, q/k norm: {}{}{}, rope theta {}\n", s.heads,
              s.kv_heads, s.head_dim, qk_norm_name(s.qk_norm), s.qkv_bias ? ", qkv bias" : "",
              s.clip_qkv ? fmt::format(", clip_qkv {}", *s.clip_qkv) : "", s.rope_theta);
+  if (const LinearAttnSpec& la = s.linear_attn; !la.layer_is_linear.empty()) {
+    int linear = 0;
+    for (uint8_t v : la.layer_is_linear) linear += v;
+    fmt::print("linear attn    {} of {} layers Gated DeltaNet: {} key heads x {}, {} value heads x {}, conv kernel {}; "
+               "the others gated attention, RoPE on {} of {} dims{}\n",
+               linear, s.layers, la.key_heads, la.key_dim, la.value_heads, la.value_dim, la.conv_kernel,
+               la.rotary_dims, s.head_dim, la.norm_weight_offset != 0 ? ", zero-centred norms" : "");
+  }
   fmt::print("experts        {} per MoE layer, top-{}{}, expert ffn {}{}{}\n", s.experts, s.top_k,
              s.norm_topk ? " (renormalised)" : "", s.expert_ffn,
              s.shared_ffn ? fmt::format(", shared expert ffn {}{}", s.shared_ffn, s.shared_expert_gate ? " (gated)" : "")

@@ -27,7 +27,7 @@ std::vector<std::string_view> supported_archs() {
 
 const ArchDef* arch_by_gguf_name(std::string_view gguf_name) {
   for (const ArchDef* a : kArchs)
-    if (a->gguf.name == gguf_name) return a;
+    if (!a->gguf.name.empty() && a->gguf.name == gguf_name) return a;
   return nullptr;
 }
 
