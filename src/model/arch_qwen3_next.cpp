@@ -101,8 +101,10 @@ BufId<Role::Hidden> build_gated_deltanet(GraphBuilder& g, const ModelSpec& s, co
   return g.linear<Role::Hidden>(o, w[S::DnOut], nullptr, s.hidden, "linear_attn_proj");
 }
 
-BufId<Role::Hidden> build_layer(GraphBuilder& g, const ModelSpec& s, const ModelWeights& model,
-                                BufId<Role::Hidden> x, int layer, const BuildOptions& o) {
+}  // namespace
+
+BufId<Role::Hidden> qwen3_next_build_layer(GraphBuilder& g, const ModelSpec& s, const ModelWeights& model,
+                                           BufId<Role::Hidden> x, int layer, const BuildOptions& o) {
   const LayerWeights& w = model.layers[size_t(layer)];
   const float off = s.linear_attn.norm_weight_offset;
   auto h = g.rms_norm(x, w[S::AttnNorm], s.hidden, s.rms_eps, "attn_norm", off);
@@ -115,7 +117,7 @@ BufId<Role::Hidden> build_layer(GraphBuilder& g, const ModelSpec& s, const Model
   return g.add(x, ffn);
 }
 
-StateDesc layer_state(const ModelSpec& s, int layer) {
+StateDesc qwen3_next_layer_state(const ModelSpec& s, int layer) {
   if (s.linear_attn.is_linear(layer)) {
     StateDesc d{LayerKind::Recurrent, layer};
     d.fixed_floats = s.linear_attn.state_floats();
@@ -123,8 +125,6 @@ StateDesc layer_state(const ModelSpec& s, int layer) {
   }
   return {LayerKind::FullAttention, layer, s.kv_dim(), s.kv_dim()};
 }
-
-}  // namespace
 
 void configure_qwen3_next_layers(const Config& cfg, ModelSpec& s, bool fused_projections) {
   LinearAttnSpec& la = s.linear_attn;
@@ -228,8 +228,6 @@ void qwen3_next_layer_tensors(TensorList& list, int l, const std::string& p) {
     list.swiglu_mlp(p + "mlp.", s.dense_ffn, l, S::MlpGate, S::MlpUp, S::MlpDown);
 }
 
-const ArchHybridHooks kQwen3NextHooks{build_layer, layer_state};
-
 namespace {
 void layer_tensors(TensorList& list, int l) { qwen3_next_layer_tensors(list, l, layer_prefix(l)); }
 }  // namespace
@@ -243,8 +241,8 @@ extern const ArchDef kArchQwen3Next{.model_type = "qwen3_next",
                                     .aliases = {},
                                     .gguf = {},
                                     .layer_tensors = layer_tensors,
-                                    .build_layer = build_layer,
-                                    .layer_state = layer_state,
+                                    .build_layer = qwen3_next_build_layer,
+                                    .layer_state = qwen3_next_layer_state,
                                     .partial_rotary = true};
 
 }  // namespace moeflux

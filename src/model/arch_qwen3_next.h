@@ -15,11 +15,9 @@ void configure_qwen3_next_layers(const Config& cfg, ModelSpec& s, bool fused_pro
 // "model.language_model.layers.<l>.").
 void qwen3_next_layer_tensors(TensorList& list, int l, const std::string& p);
 
-struct ArchHybridHooks {
-  BufId<Role::Hidden> (*build_layer)(GraphBuilder& g, const ModelSpec& s, const ModelWeights& w,
-                                     BufId<Role::Hidden> x, int layer, const BuildOptions& o);
-  StateDesc (*layer_state)(const ModelSpec& s, int layer);
-};
-extern const ArchHybridHooks kQwen3NextHooks;
+// The hybrid layer's graph and state (ArchDef::build_layer, ::layer_state).
+BufId<Role::Hidden> qwen3_next_build_layer(GraphBuilder& g, const ModelSpec& s, const ModelWeights& w,
+                                           BufId<Role::Hidden> x, int layer, const BuildOptions& o);
+StateDesc qwen3_next_layer_state(const ModelSpec& s, int layer);
 
 }  // namespace moeflux

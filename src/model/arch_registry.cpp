@@ -13,10 +13,12 @@ extern const ArchDef kArchQwen2Moe;
 extern const ArchDef kArchMixtral;
 extern const ArchDef kArchOlmoe;
 extern const ArchDef kArchQwen3Next;
+extern const ArchDef kArchQwen3_5Moe;
+extern const ArchDef kArchQwen3_5MoeText;
 
 namespace {
 const ArchDef* const kArchs[] = {&kArchQwen3Moe, &kArchQwen2Moe, &kArchMixtral, &kArchOlmoe,
-                                 &kArchQwen3Next};
+                                 &kArchQwen3Next, &kArchQwen3_5Moe, &kArchQwen3_5MoeText};
 }
 
 std::vector<std::string_view> supported_archs() {

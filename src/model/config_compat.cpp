@@ -100,7 +100,7 @@ void fold_rope(json& j, const ArchDef& arch, const std::string& src) {
       fail("{}: unsupported '{}' type '{}' (its rope_type; supported: default, i.e. no RoPE scaling)", src, where,
            type);
     for (auto& [k, v] : params->items()) {
-      if (k == "rope_type" || k == "type" || v.is_null()) continue;
+      if (k == "rope_type" || k == "type" || v.is_null() || listed(arch.rope_ignored_keys, k)) continue;
       const std::string name = where + "." + k;
       if (k == "rope_theta") {
         const double t = finite_number(v, src, name);
@@ -133,6 +133,20 @@ void fold_rope(json& j, const ArchDef& arch, const std::string& src) {
 }
 
 }  // namespace
+
+Config lift_text_config(const Config& cfg) {
+  const json& top = cfg.raw();
+  if (!top.contains("text_config") || top["text_config"].is_null()) return cfg;
+  if (!top["text_config"].is_object())
+    fail("{}: 'text_config' must be an object, got {}", cfg.source(), top["text_config"].dump());
+  json j = top["text_config"];
+  // The top level's keys the text model lacks (dtype, tie_word_embeddings,
+  // quantization) hold for it too; its model_type names the whole model.
+  for (auto& [k, v] : top.items())
+    if (k != "text_config" && k != "vision_config" && !j.contains(k)) j[k] = v;
+  j["model_type"] = top["model_type"];
+  return Config(std::move(j), cfg.source());
+}
 
 Config normalize_config(const Config& cfg, const ArchDef& arch, std::vector<std::string>* unread) {
   json j = cfg.raw();

@@ -128,7 +128,8 @@ INSTANTIATE_TEST_SUITE_P(Archs, Oracle,
                                            Case{"qwen2_moe_f32", 1e-4, 0}, Case{"qwen2_moe_bf16", 1e-4, 0.05},
                                            Case{"mixtral_f32", 1e-4, 0}, Case{"mixtral_bf16", 1e-4, 0.05},
                                            Case{"olmoe_f32", 1e-4, 0}, Case{"olmoe_bf16", 1e-4, 0.05},
-                                           Case{"qwen3_next_f32", 1e-4, 0}, Case{"qwen3_next_bf16", 1e-4, 0.05}),
+                                           Case{"qwen3_next_f32", 1e-4, 0}, Case{"qwen3_next_bf16", 1e-4, 0.05},
+                                           Case{"qwen3_5_moe_f32", 1e-4, 0}, Case{"qwen3_5_moe_bf16", 1e-4, 0.05}),
                          [](const auto& info) { return info.param.dir; });
 
 }  // namespace
