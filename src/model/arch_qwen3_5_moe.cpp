@@ -26,7 +26,9 @@ constexpr std::string_view kKeys[] = {
     "linear_conv_kernel_dim", "linear_key_head_dim", "linear_num_key_heads", "linear_num_value_heads",
     "linear_value_head_dim", "max_position_embeddings", "moe_intermediate_size", "num_attention_heads", "num_experts",
     "num_experts_per_tok", "num_hidden_layers", "num_key_value_heads", "output_router_logits", "rms_norm_eps",
-    "router_aux_loss_coef", "shared_expert_intermediate_size", "vocab_size",
+    "router_aux_loss_coef", "shared_expert_intermediate_size", "vocab_size", "attn_output_gate",
+    // Published configs' multi-token-prediction sizes: those weights (mtp.*) are not used.
+    "mtp_num_hidden_layers", "mtp_use_dedicated_embeddings",
     // Qwen3_5MoeConfig (the multimodal wrapper)
     "image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id"};
 constexpr std::string_view kRopeIgnored[] = {"mrope_section", "mrope_interleaved"};

@@ -28,7 +28,7 @@ constexpr std::string_view kKeys[] = {
     "linear_num_value_heads", "linear_value_head_dim", "max_position_embeddings", "mlp_only_layers",
     "moe_intermediate_size", "norm_topk_prob", "num_attention_heads", "num_experts", "num_experts_per_tok",
     "num_hidden_layers", "num_key_value_heads", "output_router_logits", "rms_norm_eps", "router_aux_loss_coef",
-    "shared_expert_intermediate_size", "vocab_size"};
+    "shared_expert_intermediate_size", "vocab_size", "attn_output_gate"};
 
 void configure(const Config& cfg, ModelSpec& s) {
   configure_qwen3_next_layers(cfg, s, /*fused_projections=*/true);
@@ -144,6 +144,10 @@ void configure_qwen3_next_layers(const Config& cfg, ModelSpec& s, bool fused_pro
   set_sparse_layers(cfg, s);
 
   la.fused_projections = fused_projections;
+  // Published configs may say so; transformers' classes always gate (and
+  // ignore the key), so only the gated form exists.
+  if (!cfg.get_bool("attn_output_gate", true))
+    fail("{}: 'attn_output_gate' = false: attention without its output gate is not implemented", cfg.source());
   la.gated_attention = true;
   la.norm_weight_offset = 1.f;
   la.conv_kernel = cfg.get_dim("linear_conv_kernel_dim", 4);
