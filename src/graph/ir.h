@@ -199,6 +199,9 @@ struct DeltaRuleParams {
   int key_heads = 0, value_heads = 0, key_dim = 0, value_dim = 0;
   float scale = 1.f;  // on q: 1 / sqrt(key_dim)
   float l2_eps = 1e-6f;
+  // Steps of more than one token run the chunked form of the same
+  // recurrence over blocks of `chunk` tokens (0: token by token).
+  int chunk = 64;
 };
 struct OpGatedDeltaRule {
   AnyBuf qkv;   // [T, 2 * key_heads * key_dim + value_heads * value_dim]: q, k, v

@@ -717,8 +717,11 @@ TEST_P(OpHarness, GatedDeltaRuleCarriesItsStateAcrossSteps) {
       }
     }
   }
-  // The rule (op 3) over one step, several, and token by token.
-  for (const std::vector<int>& steps : {std::vector<int>{8}, {3, 5}, {1, 1, 1, 1, 1, 1, 1, 1}}) {
+  // The rule (op 3) over one step, several, and token by token; steps of
+  // several tokens in the step form and in chunks of 3 (a partial last one).
+  for (int chunk : {0, 3, 64})
+  for (const std::vector<int>& steps : {std::vector<int>{8}, {3, 5}, {1, 1, 1, 1, 1, 1, 1, 1}, {7, 1}}) {
+    p.chunk = chunk;
     MemoryExperts none(0, 0, 0, h.rng);
     auto backend = make_backend(h.backend_name, BackendContext{none, h.pool, h.budget});
     auto session = backend->new_session({st}, 64);
@@ -740,7 +743,8 @@ TEST_P(OpHarness, GatedDeltaRuleCarriesItsStateAcrossSteps) {
       got.insert(got.end(), each[3].begin(), each[3].end());
       p0 += T;
     }
-    expect_close(got, want, scale, 1e-5, 1e-5, "gated_delta_rule in " + std::to_string(steps.size()) + " steps");
+    expect_close(got, want, scale, 1e-5, 1e-5,
+                 "gated_delta_rule in " + std::to_string(steps.size()) + " steps, chunk " + std::to_string(chunk));
   }
 }
 

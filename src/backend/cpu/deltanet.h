@@ -23,8 +23,10 @@ void sigmoid_mul(float* buf, const float* gate, size_t n);
 // kernel-1 input rows before this step (oldest first) and is advanced.
 void causal_conv(const float* in, int T, int in_width, const WeightView& weight, int channels, int kernel,
                  float* history, float* out);
-// The gated delta rule, token by token (the step form; prefill runs it
-// over the T rows in order). S is value_heads x [key_dim, value_dim].
+// The gated delta rule over T rows: one token (decode) by the step form,
+// more (prefill) by the chunked form over blocks of p.chunk tokens (0: the
+// step form throughout); equal up to rounding. S is value_heads x
+// [key_dim, value_dim].
 void gated_delta_rule(ThreadPool& pool, const float* qkv, const float* b, const float* a, int T,
                       const WeightView& a_log, const WeightView& dt_bias, const DeltaRuleParams& p, float* S,
                       float* out);
