@@ -130,4 +130,60 @@ TEST(HybridCheckpoint, VisionTowerAndMtpWeightsAreSkippedOrMayBeAbsent) {
   EXPECT_NE(err3.find("model.language_model."), std::string::npos) << err3;
 }
 
+// The published Qwen3.5 checkpoints store each layer's routed experts
+// fused (transformers 5's mlp.experts.gate_up_proj [E, 2F, D] and
+// down_proj [E, D, F]): the same model loads from them, reading each
+// expert's rows in place, with the same logits.
+TEST(HybridCheckpoint, FusedExpertTensorsLoadAsPerExpertOnes) {
+  const std::string src_dir = test::fixture("oracle/qwen3_5_moe_f32");
+  const json cfg = config_of("qwen3_5_moe_f32");
+  const int E = cfg["text_config"]["num_experts"], layers = cfg["text_config"]["num_hidden_layers"];
+  SafetensorsFile src(src_dir + "/model.safetensors");
+  std::vector<TensorDecl> decls;
+  std::vector<std::vector<const TensorRef*>> parts;  // each declared tensor's bytes, in order
+  const std::string moe = "model.language_model.layers.";
+  for (const auto& [name, t] : src.tensors()) {
+    if (name.find(".mlp.experts.") != std::string::npos) continue;
+    decls.push_back({name, t.dtype, t.shape});
+    parts.push_back({&t});
+  }
+  for (int l = 0; l < layers; ++l) {
+    const std::string p = moe + std::to_string(l) + ".mlp.experts.";
+    auto expert = [&](int e, const char* proj) -> const TensorRef& {
+      return src.tensors().at(p + std::to_string(e) + "." + proj + ".weight");
+    };
+    const TensorRef& g0 = expert(0, "gate_proj");
+    const TensorRef& d0 = expert(0, "down_proj");
+    decls.push_back({p + "gate_up_proj", g0.dtype, {E, 2 * g0.shape[0], g0.shape[1]}});
+    std::vector<const TensorRef*> gu;
+    for (int e = 0; e < E; ++e) gu.insert(gu.end(), {&expert(e, "gate_proj"), &expert(e, "up_proj")});
+    parts.push_back(gu);
+    decls.push_back({p + "down_proj", d0.dtype, {E, d0.shape[0], d0.shape[1]}});
+    std::vector<const TensorRef*> dn;
+    for (int e = 0; e < E; ++e) dn.push_back(&expert(e, "down_proj"));
+    parts.push_back(dn);
+  }
+  test::TempDir tmp;
+  test::write_file(tmp.file("config.json"), cfg.dump());
+  {
+    SafetensorsWriter w(tmp.file("model.safetensors"), decls);
+    for (const auto& list : parts)
+      for (const TensorRef* t : list) w.write({t->data, t->nbytes});
+    w.finish();
+  }
+  const std::vector<int32_t> tokens{5, 17, 3, 99, 42, 7, 150, 8};
+  Session a(Engine::load(src_dir)), b(Engine::load(tmp.path()));
+  const auto la = a.step(tokens, true);
+  const std::vector<float> want(la.begin(), la.end());
+  const auto lb = b.step(tokens, true);
+  ASSERT_EQ(lb.size(), want.size());
+  EXPECT_EQ(0, std::memcmp(lb.data(), want.data(), want.size() * sizeof(float)));
+  // Streamed through a small expert budget too.
+  EngineOptions o;
+  o.expert_ram_text = "40%";
+  Session c(Engine::load(tmp.path(), o));
+  const auto lc = c.step(tokens, true);
+  EXPECT_EQ(0, std::memcmp(lc.data(), want.data(), want.size() * sizeof(float)));
+}
+
 }  // namespace
