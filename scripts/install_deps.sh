@@ -6,7 +6,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   nlohmann-json3-dev libfmt-dev libcli11-dev libhwy-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libpcre2-dev libutf8proc-dev zlib1g-dev libreadline-dev liburing-dev
+  libpcre2-dev libutf8proc-dev zlib1g-dev libreadline-dev liburing-dev libcpp-httplib-dev
   clang libclang-rt-14-dev
 )
 missing=()

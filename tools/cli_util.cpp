@@ -94,6 +94,10 @@ void ModelArgs::add_to(CLI::App* cmd) {
                   "how prefetch predicts (implies --prefetch): router (next layer's router on this layer's "
                   "input), previous (last token's choice) or router,previous; optionally ,depth=N reads in flight");
   cmd->add_option("--pin", pin, "experts kept resident, as LAYER:EXPERT,LAYER:EXPERT,...");
+  cmd->add_option("--device", device,
+                  "where the forward pass runs: cpu, cuda (the whole model resident on the GPU) or auto (CUDA "
+                  "when a GPU is usable, else the CPU)")
+      ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
   cmd->add_flag("--f32-activations", f32_activations,
                 "keep every matrix product's activations in f32 (slower; by default quantized weights' kernels "
                 "round them to int8, routers excepted)");
@@ -107,6 +111,8 @@ EngineOptions ModelArgs::options() const {
   o.io_queue_depth = io_queue_depth;
   o.cache_policy = cache;
   o.f32_activations = f32_activations;
+  o.state_budget = state_budget;
+  o.device = device;
   o.prefetch = prefetch || !prefetch_with.empty();
   if (!prefetch_with.empty()) o.prefetch_with = prefetch_with;
   if (!pin.empty()) {

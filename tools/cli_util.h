@@ -40,7 +40,9 @@ struct ModelArgs {
   std::string io = "direct", cache = "lru", pin;
   int io_queue_depth = 32;
   bool prefetch = false, f32_activations = false;
+  std::string device = "auto";  // cpu | cuda | auto (CUDA when a GPU is usable)
   std::string prefetch_with;  // empty: the engine's default predictor
+  uint64_t state_budget = 0;  // set by commands that run many sessions (serve)
   void add_to(CLI::App* cmd);
   EngineOptions options() const;
   std::shared_ptr<Engine> load() const;

@@ -16,6 +16,9 @@
 #include "model/model_spec.h"
 #include "experts/expert_store.h"
 #include "runtime/engine_impl.h"
+#if MOEFLUX_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
 
 #include <fstream>
 #include <map>
@@ -352,6 +355,21 @@ nlohmann::ordered_json run_bench(const BenchArgs& a) {
     j["decode_vs_streaming_floor"] = decode_tps * token_s;
   }
   j["weight_warmup_s"] = warm_s;
+  j["device"] = engine->backend_name();
+#if MOEFLUX_HAVE_CUDA
+  if (engine->backend_name() == "cuda") {
+    // The gpu-resident floor: a token's bytes over the device memory
+    // bandwidth a large copy reaches in this run.
+    const CudaDeviceInfo info = cuda_device_info();
+    const double device_gbs = cuda_copy_bandwidth_gbs();
+    const CudaWeightBytes wb = cuda_weight_bytes(*impl.backend);
+    j["gpu"] = info.name;
+    j["gpu_weight_bytes"] = {{"dense", wb.dense}, {"experts", wb.experts}};
+    j["device_copy_bandwidth_gb_s"] = device_gbs;
+    j["device_memory_floor_tok_s"] = device_gbs * 1e9 / active_bytes;
+    j["decode_vs_device_floor"] = decode_tps / (device_gbs * 1e9 / active_bytes);
+  }
+#endif
   return j;
 }
 
@@ -363,6 +381,14 @@ void print_bench(const nlohmann::ordered_json& j) {
              j["host_memory_floor_tok_s"].get<double>(), human_bytes(uint64_t(j["active_bytes_per_token"].get<double>())),
              j["host_read_bandwidth_gb_s"].get<double>());
   fmt::print("ratio     {:8.1f} %  of the host-memory floor\n", 100 * j["decode_vs_floor"].get<double>());
+  if (j.contains("device_memory_floor_tok_s")) {
+    fmt::print("gpu       {}: weights resident {} dense + {} experts\n", j["gpu"].get<std::string>(),
+               human_bytes(j["gpu_weight_bytes"]["dense"].get<uint64_t>()),
+               human_bytes(j["gpu_weight_bytes"]["experts"].get<uint64_t>()));
+    fmt::print("floor     {:8.2f} tok/s  device memory: {:.0f} GB/s measured copy bandwidth (read + write)\n",
+               j["device_memory_floor_tok_s"].get<double>(), j["device_copy_bandwidth_gb_s"].get<double>());
+    fmt::print("ratio     {:8.1f} %  of the device-memory floor\n", 100 * j["decode_vs_device_floor"].get<double>());
+  }
   fmt::print("peak RSS  {}\n", human_bytes(j["peak_rss_bytes"].get<uint64_t>()));
   fmt::print("experts   {}\n", j["experts"].get<std::string>());
   if (j.contains("storage_floor_tok_s")) {

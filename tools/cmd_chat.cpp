@@ -73,6 +73,8 @@ bool read_line(bool tty, std::string* line) {
 const char* kHelp =
     "/reset          forget the conversation\n"
     "/system TEXT    set the system message (and reset)\n"
+    "/save FILE      save the conversation and its state (replaces FILE)\n"
+    "/load FILE      continue a conversation saved with /save (same model)\n"
     "/exit           leave (Ctrl-D too); Ctrl-C stops an answer\n";
 
 void run_chat(const ChatArgs& a) {
@@ -114,6 +116,37 @@ void run_chat(const ChatArgs& a) {
       system = line.size() > 8 ? line.substr(8) : "";
       reset();
       fmt::print(stderr, "[system message set; conversation reset]\n");
+      continue;
+    }
+    if (line.rfind("/save ", 0) == 0 || line.rfind("/load ", 0) == 0) {
+      const std::string file = line.substr(6);
+      try {
+        if (line[1] == 's') {
+          const nlohmann::ordered_json saved = {{"messages", messages}, {"system", system}, {"tokens", in_cache}};
+          session.save(file, saved.dump());
+          fmt::print(stderr, "[saved {} turns, {} positions to {}]\n", messages.size(), session.position(), file);
+        } else {
+          const auto saved = nlohmann::ordered_json::parse(session.load(file), nullptr, false);
+          if (saved.is_discarded() || !saved.contains("messages") || !saved.contains("tokens"))
+            fail("{}: not a conversation saved by moeflux chat", file);
+          auto tokens = saved["tokens"].get<std::vector<int32_t>>();
+          if (int(tokens.size()) != session.position()) fail("{}: its token history does not match its state", file);
+          messages = saved["messages"];
+          system = saved.value("system", "");
+          in_cache = std::move(tokens);
+          turn_ends = {session.checkpoint()};
+          sampler.reset();
+          fmt::print(stderr, "[loaded {} turns, {} positions from {}]\n", messages.size(), session.position(), file);
+        }
+      } catch (const std::exception& e) {
+        fmt::print(stderr, "error: {}\n", e.what());
+        // A refused file leaves the session as it was; one whose state
+        // loaded but whose history did not starts over.
+        if (int(in_cache.size()) != session.position()) {
+          reset();
+          fmt::print(stderr, "[conversation reset]\n");
+        }
+      }
       continue;
     }
     if (line[0] == '/') {

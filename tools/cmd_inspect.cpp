@@ -12,6 +12,9 @@
 #include "model/gguf_model.h"
 #include "model/model_spec.h"
 #include "runtime/engine_impl.h"
+#if MOEFLUX_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
 
 #include <algorithm>
 
@@ -55,6 +58,38 @@ void print_expert_plan(Engine& engine, const ModelArgs& args) {
     fail("--expert-ram {} is below the minimum {}: one layer's top-{} experts must fit at once", args.expert_ram,
          human_bytes(plan.min_budget), s.top_k);
 }
+
+#if MOEFLUX_HAVE_CUDA
+// The GPU memory plan of --device cuda: everything resident, so weights,
+// a step's activations and the MoE op's scratch, and what is left for KV.
+void print_gpu_plan(Engine& engine) {
+  const ModelSpec& s = engine.spec();
+  const CudaDeviceInfo gpu = cuda_device_info();
+  const int T = engine.options().max_micro_batch;
+  const uint64_t dense = s.dense_bytes(), experts = s.expert_bytes_total();
+  const uint64_t planned = engine.planned_bytes(T, false).first;
+  // MoE scratch at T tokens: router logits, routed rows' SwiGLU and down
+  // outputs, the shared expert's.
+  const uint64_t rows = uint64_t(T) * uint64_t(s.top_k);
+  const uint64_t scratch = 4 * (uint64_t(T) * uint64_t(s.experts) + rows * uint64_t(2 * s.expert_ffn + s.hidden) +
+                                uint64_t(T) * uint64_t(2 * s.shared_ffn + s.hidden + 1));
+  uint64_t kv_per_token = 0;
+  for (const StateDesc& st : engine.impl().states) kv_per_token += st.bytes_per_position();
+  const uint64_t fixed = dense + experts + planned + scratch;
+  fmt::print("gpu plan       {}: {} total, {} free\n", gpu.name, human_bytes(gpu.total_bytes), human_bytes(gpu.free_bytes));
+  fmt::print("  dense        {} resident in their stored formats\n", human_bytes(dense));
+  fmt::print("  experts      {} (every routed expert resident)\n", human_bytes(experts));
+  fmt::print("  activations  {} planned for a step of {} tokens + {} MoE scratch\n", human_bytes(planned), T,
+             human_bytes(scratch));
+  fmt::print("  kv cache     {} per token, in pages of 256 positions\n", human_bytes(kv_per_token));
+  if (fixed + (uint64_t(1) << 30) > gpu.free_bytes)
+    fmt::print("  total        {} before KV: does NOT fit in the {} free (the first step is refused); use --device cpu\n",
+               human_bytes(fixed), human_bytes(gpu.free_bytes));
+  else
+    fmt::print("  total        {} before KV; the rest holds about {} tokens of context\n", human_bytes(fixed),
+               (gpu.free_bytes - fixed - (uint64_t(1) << 30)) / std::max<uint64_t>(1, kv_per_token));
+}
+#endif
 
 void run_inspect(const ModelArgs& args_in) {
   ModelArgs args = args_in;
@@ -121,7 +156,11 @@ void run_inspect(const ModelArgs& args_in) {
   if (state_fixed > 0) fmt::print(", recurrent state {} per session", human_bytes(state_fixed));
   fmt::print("\n");
   if (!args_in.expert_ram.empty()) print_expert_plan(*engine, args_in);
+#if MOEFLUX_HAVE_CUDA
+  if (engine->backend_name() == "cuda") print_gpu_plan(*engine);
+#endif
 }
+
 
 }  // namespace
 

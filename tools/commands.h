@@ -13,5 +13,6 @@ void register_bench(CLI::App& app);
 void register_demo(CLI::App& app);
 void register_run(CLI::App& app);
 void register_chat(CLI::App& app);
+void register_serve(CLI::App& app);
 
 }  // namespace moeflux::cli

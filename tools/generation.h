@@ -1,5 +1,5 @@
-// The generation loop shared by `run`, `chat` and `demo`: prefill a prompt,
-// then sample, detokenize and stream text until a stop condition.
+// The generation loop of `run`, `chat` and `demo`: a text-streaming front
+// to the shared loop (server/generation.h) that the server uses too.
 #pragma once
 #include <atomic>
 #include <functional>
@@ -7,19 +7,11 @@
 #include <vector>
 
 #include "moeflux/engine.h"
-#include "sampling/sampler.h"
-#include "sampling/stop.h"
-#include "text/tokenizer/tokenizer.h"
+#include "server/generation.h"
 
 namespace moeflux::cli {
 
-struct GenerationStats {
-  int prompt_tokens = 0, generated_tokens = 0;
-  double prefill_s = 0, decode_s = 0;
-  std::string stop_reason;  // "stop_token", "stop_string", "max_tokens", "context_full", "interrupted"
-  double prefill_tok_s() const { return prefill_s > 0 ? prompt_tokens / prefill_s : 0; }
-  double decode_tok_s() const { return decode_s > 0 && generated_tokens > 1 ? (generated_tokens - 1) / decode_s : 0; }
-};
+using moeflux::GenerationStats;
 
 // Runs `prompt` (appended to what the session holds) and generates; `emit`
 // receives text as soon as it is complete UTF-8 and cleared by the stop

@@ -9,6 +9,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "moeflux 0.1.0");
   moeflux::cli::register_run(app);
   moeflux::cli::register_chat(app);
+  moeflux::cli::register_serve(app);
   moeflux::cli::register_inspect(app);
   moeflux::cli::register_score(app);
   moeflux::cli::register_generate(app);

@@ -10,6 +10,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "moeflux/error.h"
@@ -51,6 +52,11 @@ struct EngineOptions {
   // shared-expert gate always stay in f32. For fidelity checks and users
   // who want mlx-lm's or transformers' numbers on quantized weights.
   bool f32_activations = false;
+
+  // Where the forward pass runs: "cpu", "cuda" (the whole model resident
+  // on the GPU; an error where no GPU is usable) or "auto" (CUDA when a GPU
+  // is usable, else the CPU).
+  std::string device = "cpu";
 };
 
 // A point in a session's history to come back to (prefix reuse, chat
@@ -78,6 +84,10 @@ class Engine {
   uint64_t state_bytes_in_use() const;  // layer state held by all sessions
   ExpertStats expert_stats() const;
   std::string expert_source() const;  // how experts are served, in words
+  // Identifies the model's weights: architecture, every tensor's name, type
+  // and shape, and samples of the embedding, final norm and output head.
+  // Saved sessions carry it, so that one model's state never loads into another.
+  std::string fingerprint() const;
 
   struct Impl;
   Impl& impl() const { return *impl_; }
@@ -120,6 +130,22 @@ class Session {
   // common prefix instead of from scratch. Needs can_rewind().
   void rewind(int position);
   const Engine& engine() const;
+
+  // Saved sessions. save() writes the positions this session holds, their
+  // layer states and `user_data` (opaque bytes; the CLI and the server keep
+  // the token history there) to `path`: a versioned header, the model's
+  // fingerprint and a checksum, written to a temporary, fsynced and renamed,
+  // so that a crash leaves the previous file whole. An existing regular
+  // file is replaced. load() replaces this session's state with a file's
+  // and returns its user_data; a file of another model, of another format
+  // version, or a corrupt one is refused naming why, and the session is
+  // then left as it was.
+  void save(const std::string& path, std::string_view user_data = {}) const;
+  std::string load(const std::string& path);
+  // The same bytes in memory (the server's prefix cache); `what` names the
+  // source in errors.
+  std::string save_to_bytes(std::string_view user_data = {}) const;
+  std::string load_from_bytes(std::string_view data, const std::string& what = "session state");
 
   struct Impl;
   Impl& impl() const { return *impl_; }

@@ -59,6 +59,13 @@ class BackendSession {
   // keeps no such state throws by default, naming itself.
   virtual std::shared_ptr<const StateSnapshot> snapshot_states() const;
   virtual void restore_states(const StateSnapshot& snapshot);
+  // Saved sessions: appends the layer states of positions [0, positions)
+  // to `out` (f32 in host byte order, state by state, keys then values of
+  // each position), and sets them back from `in` (exactly that many
+  // bytes) over those positions; on error nothing changed. The defaults
+  // refuse: a backend without them cannot save or load sessions.
+  virtual void export_states(int positions, std::vector<uint8_t>& out) const;
+  virtual void import_states(int positions, std::span<const uint8_t> in);
 };
 
 class Backend {
@@ -79,8 +86,15 @@ struct BackendContext {
   StateBudget& state_budget;
 };
 
-// "cpu" (more as they land); throws naming the backends built in.
+// "cpu" or "cuda" (when built with CUDA); throws naming the backends built
+// in, or why the backend cannot run here (no GPU).
 std::unique_ptr<Backend> make_backend(const std::string& name, const BackendContext& ctx);
 std::vector<std::string> backend_names();
+// Why backend `name` cannot run on this machine ("" when it can): not
+// built in, no GPU present. Tests skip with this message.
+std::string backend_unavailable_reason(const std::string& name);
+// The backend for a --device choice: "cpu", "cuda", or "auto" (CUDA when
+// it can run here, else the CPU); throws for any other name.
+std::string backend_for_device(const std::string& device);
 
 }  // namespace moeflux

@@ -43,7 +43,7 @@ std::shared_ptr<Engine> Engine::load(const std::string& model_path, const Engine
 }
 
 void Engine::Impl::make_backend_for_experts() {
-  backend = make_backend("cpu", BackendContext{*experts, scheduler->pool(), *state_budget});
+  backend = make_backend(backend_for_device(options.device), BackendContext{*experts, scheduler->pool(), *state_budget});
 }
 
 void Engine::Impl::replace_experts(std::unique_ptr<ExpertSource> source) {

@@ -116,4 +116,23 @@ TEST(RecurrentSessions, AFailedStepRefusesMoreStepsUntilRestored) {
   EXPECT_EQ(0, std::memcmp(got.data(), want.data(), sizeof(float) * want.size()));
 }
 
+// A saved session carries the recurrent blocks with the KV cache: loaded
+// into a fresh session it continues with the same logits.
+TEST(RecurrentSessions, SavedSessionsCarryTheRecurrentState) {
+  auto engine = Engine::load(kModel);
+  const auto tokens = ref_tokens(70);
+  const std::vector<int32_t> head(tokens.begin(), tokens.begin() + 23), tail(tokens.begin() + 23, tokens.end());
+  Session a(engine);
+  a.step(head);
+  const std::string saved = a.save_to_bytes("note");
+  const auto want = copy(a.step(tail, true));
+  Session b(engine);
+  b.step(std::vector<int32_t>{9, 9, 9});  // a different state to be replaced
+  EXPECT_EQ(b.load_from_bytes(saved, "saved"), "note");
+  EXPECT_EQ(b.position(), 23);
+  const auto got = copy(b.step(tail, true));
+  ASSERT_EQ(got.size(), want.size());
+  EXPECT_EQ(0, std::memcmp(got.data(), want.data(), sizeof(float) * want.size()));
+}
+
 }  // namespace

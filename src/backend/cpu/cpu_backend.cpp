@@ -48,6 +48,22 @@ class CpuSession final : public BackendSession {
   }
   uint64_t state_bytes() const override { return kv_.bytes() + rs_.bytes(); }
   void set_observer(OpObserver observer) override { exec_.set_observer(std::move(observer)); }
+  // The positional states, then the recurrent layers' blocks (fixed size).
+  void export_states(int positions, std::vector<uint8_t>& out) const override {
+    kv_.copy_out(positions, out);
+    const std::vector<float> fixed = rs_.snapshot();
+    const auto* b = reinterpret_cast<const uint8_t*>(fixed.data());
+    out.insert(out.end(), b, b + fixed.size() * sizeof(float));
+  }
+  void import_states(int positions, std::span<const uint8_t> in) override {
+    const size_t fixed = rs_.bytes();
+    if (in.size() < fixed)
+      fail("session state of {} bytes; this model's recurrent layers alone need {}", in.size(), fixed);
+    kv_.copy_in(positions, in.first(in.size() - fixed));  // checks its size; throws before changing anything
+    std::vector<float> block(fixed / sizeof(float));
+    std::memcpy(block.data(), in.data() + (in.size() - fixed), fixed);
+    rs_.restore(block);
+  }
 
   std::shared_ptr<const StateSnapshot> snapshot_states() const override {
     return std::make_shared<CpuSnapshot>(this, rs_.snapshot());

@@ -5,7 +5,9 @@
 // Pages are charged to the engine's StateBudget and returned to it when
 // the session forgets them.
 #pragma once
+#include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "backend/state_budget.h"
@@ -34,6 +36,12 @@ class KvCache {
   int max_positions() const { return max_positions_; }
   size_t bytes() const { return pages_.size() * page_bytes(); }
   void clear();  // forgets every position; the pages go back to the budget
+  // Saved sessions: positions [0, positions) of every state, keys then
+  // values per position, appended to `out`; copy_in writes them over the
+  // cache's first positions (throws a capacity error, changing nothing,
+  // when they do not fit the budget).
+  void copy_out(int positions, std::vector<uint8_t>& out) const;
+  void copy_in(int positions, std::span<const uint8_t> in);
 
  private:
   size_t page_bytes() const { return page_floats_ * sizeof(float); }

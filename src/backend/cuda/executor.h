@@ -1,0 +1,91 @@
+// Runs a planned graph on the device for one session: one stream, the
+// activation arena laid out by the BufferPlan, and the scratch of the MoE
+// and attention ops, grown to the largest step seen so that a decode step
+// allocates nothing. Every scalar an op needs is on the op; an op this
+// backend does not know is refused by name before anything runs.
+#pragma once
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend/cuda/device_weights.h"
+#include "backend/cuda/kv_cache.h"
+
+namespace moeflux::cuda {
+
+// A device allocation that grows (contents are not kept).
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  ~DeviceBuffer();
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  void* need(size_t bytes, const char* what);
+  template <class T>
+  T* need(size_t n, const char* what) {
+    return static_cast<T*>(need(n * sizeof(T), what));
+  }
+  void* get() const { return p_; }
+  // Bumped by every reallocation of any buffer: captured graphs hold raw
+  // device pointers and are retired when it moves.
+  static uint64_t epoch();
+
+ private:
+  void* p_ = nullptr;
+  size_t size_ = 0;
+};
+
+class CudaExecutor {
+ public:
+  explicit CudaExecutor(DeviceWeights& weights);
+  ~CudaExecutor();
+  CudaExecutor(const CudaExecutor&) = delete;
+  CudaExecutor& operator=(const CudaExecutor&) = delete;
+
+  void run(const Graph& g, const BufferPlan& plan, std::span<const int32_t> tokens, std::span<const int32_t> positions,
+           DevKvCache& kv);
+  void read_output(const Graph& g, float* dst, size_t n);
+  void set_observer(OpObserver obs) { observer_ = std::move(obs); }
+
+ private:
+  float* buf(const Graph& g, const BufferPlan& plan, uint32_t id) const;
+  void run_op(const Graph& g, const BufferPlan& plan, const Op& op, DevKvCache& kv);
+  void linear(const OpLinear& o, const float* in, int rows, float* out);
+  void moe(const MoeParams& p, const float* x, int T, int D, float* out);
+  void sync(const char* what);
+  // Decode steps replay a captured CUDA graph of the whole step (one
+  // launch instead of hundreds). A graph is keyed by the step's graph and
+  // plan and by the attention split counts; a step whose key was run
+  // eagerly just before is captured. Any device buffer growth since the
+  // capture retires it.
+  uint64_t step_key(const Graph& g, const BufferPlan& plan) const;
+  bool run_captured(const Graph& g, const BufferPlan& plan, uint64_t key, DevKvCache& kv);
+  void run_ops(const Graph& g, const BufferPlan& plan, DevKvCache& kv);
+  struct Captured {
+    uint64_t key = 0, epoch = 0;
+    cudaGraphExec_t exec = nullptr;
+  };
+  std::vector<Captured> captured_;
+  uint64_t last_eager_key_ = 0;
+  bool graphs_ = true;  // MOEFLUX_CUDA_GRAPH=0 turns capture off
+
+  DeviceWeights& weights_;
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  OpObserver observer_;
+  bool sync_each_op_ = false;  // MOEFLUX_CUDA_SYNC=1: find the op a kernel fault comes from
+  const float* output_ = nullptr;
+  int T_ = 0;
+  int max_position_ = 0;
+  DeviceBuffer arena_, tokens_, positions_, attn_partial_;
+  // MoE scratch.
+  DeviceBuffer logits_, ids_, route_w_, row_token_, row_of_, tiles_, ntiles_, h_, h2_, down_, sh_, sh2_,
+      shared_out_, shared_gate_;
+  std::vector<float> host_out_;
+};
+
+}  // namespace moeflux::cuda

@@ -1,0 +1,66 @@
+#include "backend/cuda/kv_cache.h"
+
+#include "backend/cuda/check.h"
+#include "core/progress.h"
+
+namespace moeflux::cuda {
+
+DevKvCache::DevKvCache(const std::vector<StateDesc>& states, int max_positions, StateBudget& budget, int block_tokens)
+    : max_positions_(max_positions), block_tokens_(block_tokens), budget_(budget) {
+  for (const StateDesc& s : states) {
+    kw_.push_back(s.key_width);
+    vw_.push_back(s.value_width);
+    key_off_.push_back(int64_t(page_floats_));
+    page_floats_ += uint64_t(block_tokens) * uint64_t(s.key_width);
+    value_off_.push_back(int64_t(page_floats_));
+    page_floats_ += uint64_t(block_tokens) * uint64_t(s.value_width);
+  }
+  const size_t max_pages = size_t(std::max(1, (max_positions + block_tokens - 1) / block_tokens));
+  check(cudaMalloc(&table_, max_pages * sizeof(float*)), "allocating the KV page table");
+}
+
+DevKvCache::~DevKvCache() {
+  clear();
+  cudaFree(table_);
+}
+
+void DevKvCache::reserve(int n) {
+  if (n > max_positions_)
+    fail_as(ErrorKind::Capacity, "context of {} tokens exceeds the session's limit of {} positions", n,
+            max_positions_);
+  const size_t before = pages_.size();
+  while (int(pages_.size()) * block_tokens_ < n) {
+    if (!budget_.try_take(page_bytes()))
+      fail_as(ErrorKind::Capacity,
+              "the session state budget of {} is used up ({} in use by all sessions); {} more are needed for "
+              "positions up to {}: raise the budget or end other sessions",
+              human_bytes(budget_.limit()), human_bytes(budget_.used()), human_bytes(page_bytes()), n);
+    float* p = nullptr;
+    const cudaError_t e = cudaMalloc(&p, page_bytes());
+    if (e != cudaSuccess) {
+      budget_.give_back(page_bytes());
+      cudaGetLastError();  // clear the sticky allocation error
+      fail_as(ErrorKind::Capacity, "CUDA: allocating {} of device memory for KV positions up to {}: {}",
+              human_bytes(page_bytes()), n, cudaGetErrorString(e));
+    }
+    pages_.push_back(p);
+  }
+  if (pages_.size() != before)
+    check(cudaMemcpy(table_ + before, pages_.data() + before, (pages_.size() - before) * sizeof(float*),
+                     cudaMemcpyHostToDevice),
+          "updating the KV page table");
+}
+
+KvView DevKvCache::view(uint32_t s) const {
+  return KvView{table_, block_tokens_, key_off_[s], value_off_[s], kw_[s], vw_[s]};
+}
+
+void DevKvCache::clear() {
+  // Pages may still be read by queued kernels: wait for the device first.
+  if (!pages_.empty()) cudaDeviceSynchronize();
+  for (float* p : pages_) cudaFree(p);
+  budget_.give_back(pages_.size() * page_bytes());
+  pages_.clear();
+}
+
+}  // namespace moeflux::cuda

@@ -1,0 +1,38 @@
+// Matrix products on the device, for every weight format.
+//
+// One kernel per format (formats.cuh dequantizes): each warp computes one
+// output feature for a tile of up to kMoeTile token rows, its lanes
+// striding over the row's 32-element chunks, activations in f32. The same
+// kernel serves a plain linear (decode GEMV and prefill), a fused
+// gate/up pair with SwiGLU, and the MoE op's grouped products, where each
+// tile of gathered rows belongs to one expert chosen on the device.
+// Float weights in steps of many tokens go to cuBLAS instead (see linear()).
+#pragma once
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "backend/cuda/dev_types.h"
+
+namespace moeflux::cuda {
+
+// y[t * ldy + n] = sum_k x[t * ldx + k] W[n, k] (+ bias[n]) for t < T, n < W.rows.
+void matmul(const DevMat& W, const float* x, int64_t ldx, int T, float* y, int64_t ldy, const float* bias,
+            cudaStream_t s);
+// y[t * ldy + n] = silu(x Wg^T) * (x Wu^T): the two projections of a SwiGLU
+// MLP in one pass over x. Wg and Wu must share a format.
+void matmul_swiglu(const DevMat& Wg, const DevMat& Wu, const float* x, int64_t ldx, int T, float* y, int64_t ldy,
+                   cudaStream_t s);
+// The MoE op's grouped product: for each of the *ntiles tiles (at most
+// max_tiles), rows [row0, row0 + rows) of y are the product of expert
+// `expert`'s matrix experts[expert] (with experts2: silu(. Wg) * (. Wu))
+// and the rows x_rows[r] of x (x_rows null: row r). Every expert matrix has
+// format `dt`, N rows and K columns.
+void matmul_grouped(DType dt, const DevMat* experts, const DevMat* experts2, const MoeTile* tiles, const int* ntiles,
+                    int max_tiles, const float* x, int64_t ldx, const int* x_rows, float* y, int64_t ldy, int N, int K,
+                    cudaStream_t s);
+// Whether the kernels read matrices of this format.
+bool matmul_supports(DType dt);
+
+}  // namespace moeflux::cuda

@@ -1,0 +1,212 @@
+// The CUDA backend through the whole engine: the transformers oracle
+// fixtures (every architecture, f32 and bf16 weights, prefill and
+// token-by-token decode), GGUF files in every quantized type and the MLX
+// fixtures, each against a reference on the same inputs. Skipped, saying
+// why, where no GPU is usable; the device-choice tests run everywhere.
+//
+// MOEFLUX_FIXTURES overrides where tests/fixtures is (the GPU machine runs
+// these binaries from another checkout).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+
+#include "backend/backend.h"
+#include "convert/convert_hf.h"
+#include "format/safetensors.h"
+#include "model/synth.h"
+#include "moeflux/engine.h"
+#include "engine_test_util.h"
+#include "test_util.h"
+
+using namespace moeflux;
+
+namespace {
+
+std::string fixture(const std::string& rel) {
+  const char* env = std::getenv("MOEFLUX_FIXTURES");
+  return env && *env ? std::string(env) + "/" + rel : test::fixture(rel);
+}
+
+std::shared_ptr<Engine> load(const std::string& path, const std::string& device, bool f32_activations = false,
+                             int micro_batch = 256) {
+  EngineOptions o;
+  o.threads = 2;
+  o.device = device;
+  o.f32_activations = f32_activations;
+  o.max_micro_batch = micro_batch;
+  return Engine::load(path, o);
+}
+
+#define SKIP_WITHOUT_GPU()                                                                   \
+  do {                                                                                       \
+    if (const std::string why = backend_unavailable_reason("cuda"); !why.empty())            \
+      GTEST_SKIP() << "CUDA backend cannot run here: " << why;                               \
+  } while (0)
+
+// ------------------------------------------------------------ oracle
+
+class CudaOracle : public ::testing::TestWithParam<std::string> {};
+
+// The same bound as the CPU's oracle test (1e-4 of the logit scale): the
+// CUDA kernels compute in f32 throughout (sums in another order).
+TEST_P(CudaOracle, PrefillAndDecodeMatchTransformers) {
+  SKIP_WITHOUT_GPU();
+  const std::string dir = fixture("oracle/" + GetParam());
+  auto e = load(dir, "cuda");
+  ASSERT_EQ(e->backend_name(), "cuda");
+  SafetensorsFile ref(dir + "/reference.safetensors");
+  const int vocab = e->spec().vocab;
+  for (int L : {1, 17, 70}) {
+    const auto tokens = test::tensor_values<int32_t>(ref.tensors().at("tokens." + std::to_string(L)));
+    const auto want = test::tensor_values<float>(ref.tensors().at("logits." + std::to_string(L)));
+    {
+      Session s(e);
+      auto logits = s.step(tokens, true);
+      auto c = test::compare_logits(logits, want, L, vocab);
+      EXPECT_LE(c.max_abs, 1e-4 * c.scale) << "prefill L=" << L;
+      EXPECT_EQ(c.top1_mismatches, 0) << "prefill L=" << L;
+    }
+    const auto all = test::decode_one_by_one(e, tokens);
+    auto c = test::compare_logits(all, want, L, vocab);
+    EXPECT_LE(c.max_abs, 1e-4 * c.scale) << "decode L=" << L;
+    EXPECT_EQ(c.top1_mismatches, 0) << "decode L=" << L;
+  }
+}
+
+// Micro-batches of 5 tokens (prefill continuing over a cache) equal one batch.
+TEST_P(CudaOracle, MicroBatchedPrefillEqualsOneBatch) {
+  SKIP_WITHOUT_GPU();
+  const std::string dir = fixture("oracle/" + GetParam());
+  SafetensorsFile ref(dir + "/reference.safetensors");
+  const auto tokens = test::tensor_values<int32_t>(ref.tensors().at("tokens.70"));
+  auto one = load(dir, "cuda"), chunked = load(dir, "cuda", false, 5);
+  Session a(one), b(chunked);
+  auto la = a.step(tokens, true);
+  std::vector<float> first(la.begin(), la.end());
+  auto lb = b.step(tokens, true);
+  auto c = test::compare_logits(lb, first, 70, one->spec().vocab);
+  EXPECT_LE(c.max_abs, 1e-5 * c.scale);
+}
+
+INSTANTIATE_TEST_SUITE_P(Archs, CudaOracle,
+                         ::testing::Values("qwen3_moe_f32", "qwen3_moe_bf16", "qwen2_moe_f32", "qwen2_moe_bf16",
+                                           "mixtral_f32", "mixtral_bf16", "olmoe_f32", "olmoe_bf16"),
+                         [](const auto& info) { return info.param; });
+
+// ------------------------------------------------- quantized formats
+
+// CUDA keeps activations in f32, so its reference is the CPU with
+// --f32-activations on the same file: the same math in another order.
+void expect_cuda_matches_cpu(const std::string& path, const std::vector<int32_t>& tokens, double rel,
+                             const std::string& what) {
+  auto cpu = load(path, "cpu", true), gpu = load(path, "cuda");
+  const auto want = test::run_tokens(cpu, tokens, 6);
+  const auto got = test::run_tokens(gpu, tokens, 6);
+  ASSERT_EQ(got.size(), want.size()) << what;
+  const int vocab = cpu->spec().vocab;
+  auto c = test::compare_logits(got, want, int(want.size() / size_t(vocab)), vocab);
+  ::testing::Test::RecordProperty("max_rel_" + what, std::to_string(c.max_abs / c.scale));
+  EXPECT_LE(c.max_abs, rel * c.scale) << what << " (scale " << c.scale << ")";
+  EXPECT_LE(test::mean_kl(want, got, size_t(vocab)), 1e-5) << what;
+}
+
+class CudaGguf : public ::testing::TestWithParam<ConvertType> {};
+
+TEST_P(CudaGguf, QuantizedFileMatchesTheCpu) {
+  SKIP_WITHOUT_GPU();
+  test::TempDir tmp;
+  SynthOptions so;
+  so.preset = "tiny-moe";
+  so.out_dir = tmp.file("hf");
+  so.layers = 2;
+  so.experts = 40;  // more than a warp's lanes: the device top-k strides
+  so.seed = 11;
+  so.progress = false;
+  synth_model(so);
+  ConvertOptions co;
+  co.hf_dir = so.out_dir;
+  co.out_path = tmp.file("q.gguf");
+  co.type = GetParam();
+  co.progress = false;
+  convert_hf_to_gguf(co);
+  std::vector<int32_t> tokens;
+  for (int i = 0; i < 37; ++i) tokens.push_back((i * 389 + 17) % 2048);
+  expect_cuda_matches_cpu(co.out_path, tokens, 1e-3, std::string(convert_type_name(GetParam())));
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, CudaGguf,
+                         ::testing::Values(ConvertType::F32, ConvertType::BF16, ConvertType::Q8_0, ConvertType::Q6_K,
+                                           ConvertType::Q5_K_M, ConvertType::Q4_K_M, ConvertType::Q4_0,
+                                           ConvertType::MXFP4),
+                         [](const auto& info) { return std::string(convert_type_name(info.param)); });
+
+class CudaMlx : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CudaMlx, MlxAffineModelMatchesTheCpu) {
+  SKIP_WITHOUT_GPU();
+  const std::string dir = fixture("mlx/" + GetParam());
+  SafetensorsFile ref(dir + "/reference.safetensors");
+  const auto tokens = test::tensor_values<int32_t>(ref.tensors().at("tokens.17"));
+  expect_cuda_matches_cpu(dir, tokens, 1e-3, GetParam());
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, CudaMlx,
+                         ::testing::Values("qwen3_moe_q4", "qwen3_moe_q3g32_f32", "qwen2_moe_q4", "mixtral_q4",
+                                           "olmoe_q4"),
+                         [](const auto& info) { return info.param; });
+
+// ------------------------------------------------------- CUDA graphs
+
+// Decode steps replay a captured graph; the capture is retired and redone
+// as the context crosses 256-position boundaries (the attention split count
+// changes). Replays must give exactly the logits of eager launches.
+TEST(CudaGraph, DecodeReplayEqualsEagerAcrossSplitBoundaries) {
+  SKIP_WITHOUT_GPU();
+  test::TempDir tmp;
+  SynthOptions so;
+  so.preset = "tiny-moe";
+  so.out_dir = tmp.file("hf");
+  so.layers = 2;
+  so.seed = 5;
+  so.progress = false;
+  synth_model(so);
+  std::vector<int32_t> prompt;
+  for (int i = 0; i < 200; ++i) prompt.push_back((i * 131 + 7) % 2048);
+  ::unsetenv("MOEFLUX_CUDA_GRAPH");
+  const auto graphed = test::run_tokens(load(so.out_dir, "cuda"), prompt, 400);
+  ::setenv("MOEFLUX_CUDA_GRAPH", "0", 1);
+  const auto eager = test::run_tokens(load(so.out_dir, "cuda"), prompt, 400);
+  ::unsetenv("MOEFLUX_CUDA_GRAPH");
+  ASSERT_EQ(graphed.size(), eager.size());
+  size_t differ = 0;
+  for (size_t i = 0; i < graphed.size(); ++i) differ += graphed[i] != eager[i];
+  EXPECT_EQ(differ, 0u) << "of " << graphed.size() << " logits";
+  // And both against the CPU, to the f32 bound.
+  const auto want = test::run_tokens(load(so.out_dir, "cpu", true), prompt, 400);
+  auto c = test::compare_logits(graphed, want, int(want.size() / 2048), 2048);
+  EXPECT_LE(c.max_abs, 1e-3 * c.scale);
+}
+
+// ------------------------------------------------------ device choice
+
+TEST(CudaDevice, AutoFallsBackToTheCpuAndCudaSaysWhyNot) {
+  const std::string dir = fixture("oracle/qwen3_moe_f32");
+  const std::string why = backend_unavailable_reason("cuda");
+  auto e = load(dir, "auto");
+  EXPECT_EQ(e->backend_name(), why.empty() ? "cuda" : "cpu");
+  if (why.empty()) {
+    EXPECT_EQ(load(dir, "cuda")->backend_name(), "cuda");
+  } else {
+    try {
+      load(dir, "cuda");
+      ADD_FAILURE() << "--device cuda loaded without a usable GPU";
+    } catch (const Error& err) {
+      EXPECT_NE(std::string(err.what()).find("CUDA"), std::string::npos) << err.what();
+    }
+  }
+  EXPECT_THROW(load(dir, "tpu"), Error);
+}
+
+}  // namespace
