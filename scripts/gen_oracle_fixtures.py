@@ -13,7 +13,7 @@ from fixed seeds, so two runs with the pinned versions give byte-identical
 files (check with `sha256sum tests/fixtures/oracle/*/*`).
 
 What it writes: for each architecture ARCH in {qwen3_moe, qwen2_moe, mixtral,
-olmoe} two directories, OUT/ARCH_f32/ and OUT/ARCH_bf16/, each holding
+olmoe, qwen3_next} two directories, OUT/ARCH_f32/ and OUT/ARCH_bf16/, each holding
 
   config.json          as written by `model.save_pretrained(dir, safe_serialization=True)`
                        ("dtype": "float32" / "bfloat16"; transformers 4.57 writes
@@ -74,6 +74,7 @@ from transformers import (
     OlmoeConfig,
     Qwen2MoeConfig,
     Qwen3MoeConfig,
+    Qwen3NextConfig,
 )
 
 SEQ_LENS = (1, 17, 70)
@@ -160,6 +161,33 @@ ARCHS = {
             router_jitter_noise=0.0,
         ),
     ),
+    # Gated DeltaNet layers (linear attention) and gated full attention,
+    # odd sizes: 2 key heads of 12, 4 value heads of 10 (2 per key head),
+    # conv kernel 4, partial RoPE over 6 of 24 dims; layer 2 dense.
+    "qwen3_next": (
+        Qwen3NextConfig,
+        dict(
+            num_hidden_layers=4,
+            layer_types=["linear_attention", "full_attention", "linear_attention", "linear_attention"],
+            head_dim=HEAD_DIM,
+            partial_rotary_factor=0.25,
+            linear_conv_kernel_dim=4,
+            linear_key_head_dim=12,
+            linear_value_head_dim=10,
+            linear_num_key_heads=2,
+            linear_num_value_heads=4,
+            num_experts=N_EXPERTS,
+            moe_intermediate_size=EXPERT_FFN,
+            shared_expert_intermediate_size=48,
+            intermediate_size=DENSE_FFN,  # the dense MLP of layer 2
+            norm_topk_prob=True,
+            decoder_sparse_step=1,
+            mlp_only_layers=[2],
+            rope_theta=10000.0,
+            rms_norm_eps=1e-6,
+            attention_bias=False,
+        ),
+    ),
     "olmoe": (
         OlmoeConfig,
         dict(
@@ -183,7 +211,7 @@ def stable_seed(*parts) -> int:
 
 def build_model(arch: str):
     cls, kw = ARCHS[arch]
-    config = cls(**COMMON, **kw)
+    config = cls(**{**COMMON, **kw})
     config._attn_implementation = "eager"
     torch.manual_seed(stable_seed(arch, "construct"))
     model = AutoModelForCausalLM.from_config(config, attn_implementation="eager", dtype=torch.float32)
@@ -224,9 +252,22 @@ def reinit(model: torch.nn.Module, seed: int) -> None:
             if mod.bias is not None:
                 mod.bias.copy_(normal(mod.bias.shape, 0.1))
                 done.add(f"{name}.bias")
-        elif type(mod).__name__.endswith("RMSNorm"):
+        elif type(mod).__name__ == "Qwen3NextRMSNorm":  # zero-centred: scales by 1 + weight
+            mod.weight.copy_(normal(mod.weight.shape, 0.1))
+            done.add(f"{name}.weight")
+        elif type(mod).__name__.endswith(("RMSNorm", "RMSNormGated")):
             mod.weight.copy_(normal(mod.weight.shape, 0.1, mean=1.0))
             done.add(f"{name}.weight")
+        elif isinstance(mod, torch.nn.Conv1d):  # DeltaNet's depthwise conv: taps ~ N(0, 1/kernel)
+            mod.weight.copy_(normal(mod.weight.shape, 1.0 / mod.kernel_size[0] ** 0.5))
+            done.add(f"{name}.weight")
+        if type(mod).__name__.endswith("GatedDeltaNet"):
+            # Decay exp(-A softplus(a + dt_bias)) mostly in (0.5, 1): a state
+            # that remembers tens of tokens, so the recurrence is exercised.
+            A = torch.rand(mod.A_log.shape, generator=g, dtype=torch.float32) * 0.45 + 0.05
+            mod.A_log.copy_(torch.log(A))
+            mod.dt_bias.copy_(normal(mod.dt_bias.shape, 0.5))
+            done.update({f"{name}.A_log", f"{name}.dt_bias"})
     missing = {n for n, _ in model.named_parameters()} - done
     if missing:
         raise RuntimeError(f"parameters not re-initialised: {sorted(missing)}")

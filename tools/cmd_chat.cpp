@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -43,6 +44,9 @@ size_t resume_point(Session& session, const std::vector<SessionCheckpoint>& turn
   session.restore(*best);
   return size_t(best->position);
 }
+
+// Turn checkpoints kept for a model whose checkpoints copy recurrent state.
+constexpr size_t kRecurrentTurnCheckpoints = 4;
 
 std::atomic<bool> g_interrupt{false};
 void on_sigint(int) { g_interrupt = true; }
@@ -161,6 +165,21 @@ void run_chat(const ChatArgs& a) {
       common = resume_point(session, turn_ends, common);
       in_cache.resize(common);
       std::vector<int32_t> fresh(full.begin() + long(common), full.end());
+      // A recurrent model resumes only from checkpoints: one where the
+      // prompt ends (all but its last token, whose logits start the answer)
+      // stays valid when the answer re-tokenizes differently next turn.
+      int pre_tokens = 0;
+      double pre_s = 0;
+      if (!session.can_rewind() && fresh.size() > 1) {
+        const auto t0 = std::chrono::steady_clock::now();
+        session.step(std::span<const int32_t>(fresh.data(), fresh.size() - 1));
+        pre_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        pre_tokens = int(fresh.size() - 1);
+        in_cache.insert(in_cache.end(), fresh.begin(), fresh.end() - 1);
+        turn_ends.push_back(session.checkpoint());
+        if (turn_ends.size() > kRecurrentTurnCheckpoints) turn_ends.erase(turn_ends.begin());
+        fresh.erase(fresh.begin(), fresh.end() - 1);
+      }
       std::string answer;
       std::vector<int32_t> generated;
       g_interrupt = false;
@@ -171,6 +190,8 @@ void run_chat(const ChatArgs& a) {
                                 std::fflush(stdout);
                               },
                               &g_interrupt, &generated);
+      st.prompt_tokens += pre_tokens;
+      st.prefill_s += pre_s;
       std::printf("\n");
       in_cache = full;
       // The session now also holds the generated tokens but the last (its
@@ -179,6 +200,9 @@ void run_chat(const ChatArgs& a) {
       turn.push_back({{"role", "assistant"}, {"content", answer}});
       messages = turn;
       turn_ends.push_back(session.checkpoint());
+      // A recurrent model's checkpoint holds a copy of its state (tens to
+      // hundreds of MB for the large hybrids): keep the latest few turns.
+      if (!session.can_rewind() && turn_ends.size() > kRecurrentTurnCheckpoints) turn_ends.erase(turn_ends.begin());
       fmt::print(stderr, "[{} prompt tokens {:.1f} tok/s | {} tokens {:.2f} tok/s | {} | context {}/{}]\n",
                  st.prompt_tokens, st.prefill_tok_s(), st.generated_tokens, st.decode_tok_s(), st.stop_reason,
                  session.position(), session.max_positions());

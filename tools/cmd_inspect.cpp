@@ -113,6 +113,14 @@ void run_inspect(const ModelArgs& args_in) {
     fmt::print("router         sigmoid + correction bias, {} groups (best {} kept), routed scaling {}\n",
                m.router.groups, m.router.topk_groups, m.router.scaling);
   }
+  if (const LinearAttnSpec& la = s.linear_attn; !la.layer_is_linear.empty()) {
+    int linear = 0;
+    for (uint8_t v : la.layer_is_linear) linear += v;
+    fmt::print("linear attn    {} of {} layers Gated DeltaNet: {} key heads x {}, {} value heads x {}, conv kernel {}; "
+               "the others gated attention, RoPE on {} of {} dims{}\n",
+               linear, s.layers, la.key_heads, la.key_dim, la.value_heads, la.value_dim, la.conv_kernel,
+               la.rotary_dims, s.head_dim, la.norm_weight_offset != 0 ? ", zero-centred norms" : "");
+  }
   fmt::print("experts        {} per MoE layer, top-{}{}, expert ffn {}{}{}\n", s.experts, s.top_k,
              s.norm_topk ? " (renormalised)" : "", s.expert_ffn,
              s.shared_ffn ? fmt::format(", shared expert ffn {}{}", s.shared_ffn, s.shared_expert_gate ? " (gated)" : "")

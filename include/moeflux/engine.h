@@ -68,9 +68,13 @@ struct EngineOptions {
 // A point in a session's history to come back to (prefix reuse, chat
 // turns): its position, plus a copy of any layer state that is not kept
 // per position. Valid until the session overwrites a position below it.
+class StateSnapshot;  // backend/backend.h
 struct SessionCheckpoint {
   int position = 0;
   uint64_t session_id = 0, serial = 0;
+  // The recurrent layers' state at `position` (models with linear
+  // attention); null for a model whose state is all per position.
+  std::shared_ptr<const StateSnapshot> states;
 };
 
 class Engine {

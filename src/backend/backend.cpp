@@ -11,6 +11,16 @@
 
 namespace moeflux {
 
+std::shared_ptr<const StateSnapshot> BackendSession::snapshot_states() const {
+  fail_as(ErrorKind::BadInput,
+          "this backend cannot copy recurrent (linear-attention) layer state, which checkpoints of this model need");
+}
+
+void BackendSession::restore_states(const StateSnapshot&) {
+  fail_as(ErrorKind::BadInput,
+          "this backend cannot restore recurrent (linear-attention) layer state, which checkpoints of this model need");
+}
+
 void BackendSession::export_states(int, std::vector<uint8_t>&) const {
   fail("saving session state is not supported by this backend");
 }

@@ -31,6 +31,15 @@ class ThreadPool;
 // reference, and debugging. Slows a step down; off by default.
 using OpObserver = std::function<void(size_t op_index, const Op& op, const float* out, int rows, int width)>;
 
+// A copy of a session's non-positional (recurrent) layer states, made by
+// the backend that holds them; only that backend's sessions of the same
+// model read it back. Checkpoints keep one (Session::checkpoint).
+class StateSnapshot {
+ public:
+  virtual ~StateSnapshot() = default;
+  virtual uint64_t bytes() const = 0;
+};
+
 class BackendSession {
  public:
   virtual ~BackendSession() = default;
@@ -45,6 +54,11 @@ class BackendSession {
   virtual void clear_states() = 0;            // forgets every position
   virtual uint64_t state_bytes() const = 0;   // bytes of layer state held now
   virtual void set_observer(OpObserver observer) = 0;
+  // Copies out / puts back every non-positional layer state (the recurrent
+  // layers'), for checkpoints of models that cannot rewind. A backend that
+  // keeps no such state throws by default, naming itself.
+  virtual std::shared_ptr<const StateSnapshot> snapshot_states() const;
+  virtual void restore_states(const StateSnapshot& snapshot);
   // Saved sessions: appends the layer states of positions [0, positions)
   // to `out` (f32 in host byte order, state by state, keys then values of
   // each position), and sets them back from `in` (exactly that many

@@ -31,9 +31,10 @@ class GraphBuilder {
     return out;
   }
   template <Role R>
-  BufId<R> rms_norm(BufId<R> in, const TensorRef* weight, int group, float eps, const char* name) {
+  BufId<R> rms_norm(BufId<R> in, const TensorRef* weight, int group, float eps, const char* name,
+                    float weight_offset = 0.f) {
     auto out = buffer<R>(width(in), name);
-    g_.ops.push_back(OpRmsNorm{AnyBuf(in), AnyBuf(out), weight, group, eps});
+    g_.ops.push_back(OpRmsNorm{AnyBuf(in), AnyBuf(out), weight, group, eps, weight_offset});
     return out;
   }
   template <Role Out, Role In>
@@ -94,6 +95,38 @@ class GraphBuilder {
   }
 
   void set_output(BufId<Role::Logits> out) { g_.output = out; }
+
+  // ---- Gated DeltaNet and gated attention (qwen3_next, qwen3_5_moe) ----
+  // outs (already made with their widths) receive the parts of each group.
+  void split_groups(AnyBuf in, std::vector<AnyBuf> outs, int groups, std::vector<SplitPart> parts) {
+    g_.ops.push_back(OpSplitGroups{in, std::move(outs), groups, std::move(parts)});
+  }
+  template <Role R, Role G>
+  BufId<R> sigmoid_mul(BufId<R> buf, BufId<G> gate) {
+    g_.ops.push_back(OpSigmoidMul{AnyBuf(buf), AnyBuf(gate)});
+    return buf;
+  }
+  template <Role R>
+  BufId<Role::Mixer> causal_conv(BufId<R> in, const TensorRef* weight, int channels, int kernel, uint32_t state,
+                                 size_t state_offset) {
+    auto out = buffer<Role::Mixer>(channels, "conv");
+    g_.ops.push_back(OpCausalConv{AnyBuf(in), AnyBuf(out), weight, channels, kernel, state, state_offset});
+    return out;
+  }
+  BufId<Role::AttnOut> gated_delta_rule(BufId<Role::Mixer> qkv, BufId<Role::Mixer> b, BufId<Role::Mixer> a,
+                                        const TensorRef* a_log, const TensorRef* dt_bias, uint32_t state,
+                                        size_t state_offset, const DeltaRuleParams& p) {
+    auto out = buffer<Role::AttnOut>(p.value_heads * p.value_dim, "delta");
+    g_.ops.push_back(OpGatedDeltaRule{AnyBuf(qkv), AnyBuf(b), AnyBuf(a), AnyBuf(out), a_log, dt_bias, state,
+                                      state_offset, p});
+    return out;
+  }
+  template <Role R, Role G>
+  BufId<R> gated_rms_norm(BufId<R> in, BufId<G> gate, const TensorRef* weight, int group, float eps) {
+    auto out = buffer<R>(width(in), "gated_norm");
+    g_.ops.push_back(OpGatedRmsNorm{AnyBuf(in), AnyBuf(gate), AnyBuf(out), weight, group, eps});
+    return out;
+  }
 
   template <Role R>
   int width(BufId<R> b) const {

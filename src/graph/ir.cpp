@@ -1,5 +1,7 @@
 #include "graph/ir.h"
 
+#include "core/overload.h"
+
 namespace moeflux {
 
 const char* role_name(Role r) {
@@ -12,6 +14,7 @@ const char* role_name(Role r) {
     case Role::AttnOut: return "attn_out";
     case Role::Ffn: return "ffn";
     case Role::Logits: return "logits";
+    case Role::Mixer: return "mixer";
   }
   return "?";
 }
@@ -26,14 +29,6 @@ const char* layer_kind_name(LayerKind k) {
   return "?";
 }
 
-namespace {
-template <class... Fs>
-struct Overload : Fs... {
-  using Fs::operator()...;
-};
-template <class... Fs>
-Overload(Fs...) -> Overload<Fs...>;
-}  // namespace
 
 const char* op_name(const Op& op) {
   return std::visit(Overload{
@@ -50,6 +45,11 @@ const char* op_name(const Op& op) {
                         [](const OpSlice&) { return "slice"; },
                         [](const OpLatentAppend&) { return "latent_append"; },
                         [](const OpMlaAttention&) { return "mla_attention"; },
+                        [](const OpSplitGroups&) { return "split_groups"; },
+                        [](const OpSigmoidMul&) { return "sigmoid_mul"; },
+                        [](const OpCausalConv&) { return "causal_conv"; },
+                        [](const OpGatedDeltaRule&) { return "gated_delta_rule"; },
+                        [](const OpGatedRmsNorm&) { return "gated_rms_norm"; },
                     },
                     op);
 }
@@ -69,6 +69,11 @@ std::vector<uint32_t> op_reads(const Op& op) {
                         [](const OpSlice& o) { return std::vector<uint32_t>{o.in.index}; },
                         [](const OpLatentAppend& o) { return std::vector<uint32_t>{o.latent.index, o.rope.index}; },
                         [](const OpMlaAttention& o) { return std::vector<uint32_t>{o.q.index}; },
+                        [](const OpSplitGroups& o) { return std::vector<uint32_t>{o.in.index}; },
+                        [](const OpSigmoidMul& o) { return std::vector<uint32_t>{o.buf.index, o.gate.index}; },
+                        [](const OpCausalConv& o) { return std::vector<uint32_t>{o.in.index}; },
+                        [](const OpGatedDeltaRule& o) { return std::vector<uint32_t>{o.qkv.index, o.b.index, o.a.index}; },
+                        [](const OpGatedRmsNorm& o) { return std::vector<uint32_t>{o.in.index, o.gate.index}; },
                     },
                     op);
 }
@@ -88,6 +93,15 @@ std::vector<uint32_t> op_writes(const Op& op) {
                         [](const OpSlice& o) { return std::vector<uint32_t>{o.out.index}; },
                         [](const OpLatentAppend&) { return std::vector<uint32_t>{}; },
                         [](const OpMlaAttention& o) { return std::vector<uint32_t>{o.out.index}; },
+                        [](const OpSplitGroups& o) {
+                          std::vector<uint32_t> w;
+                          for (const AnyBuf& b : o.outs) w.push_back(b.index);
+                          return w;
+                        },
+                        [](const OpSigmoidMul& o) { return std::vector<uint32_t>{o.buf.index}; },
+                        [](const OpCausalConv& o) { return std::vector<uint32_t>{o.out.index}; },
+                        [](const OpGatedDeltaRule& o) { return std::vector<uint32_t>{o.out.index}; },
+                        [](const OpGatedRmsNorm& o) { return std::vector<uint32_t>{o.out.index}; },
                     },
                     op);
 }

@@ -16,7 +16,10 @@ namespace moeflux {
 
 struct TensorRef;
 
-enum class Role : uint8_t { Tokens, Hidden, Query, Key, Value, AttnOut, Ffn, Logits };
+enum class Role : uint8_t {
+  Tokens, Hidden, Query, Key, Value, AttnOut, Ffn, Logits,
+  Mixer,  // linear-attention (Gated DeltaNet) projections and their parts
+};
 const char* role_name(Role r);
 
 template <Role R>
@@ -74,11 +77,13 @@ struct OpEmbed {  // out[t] = table[tokens[t]]
   BufId<Role::Hidden> out;
   const TensorRef* table;
 };
-struct OpRmsNorm {  // normalise each group of `group` elements, scale by weight
+struct OpRmsNorm {  // normalise each group of `group` elements, scale by (weight + weight_offset)
   AnyBuf in, out;
   const TensorRef* weight;
   int group;
   float eps;
+  // 1: zero-centred weights stored as w - 1 (Qwen3-Next's norms scale by 1 + w).
+  float weight_offset = 0.f;
 };
 struct OpLinear {  // out = in W^T + b;  W [out_width, in_width]; last_row_only reads the final row of in
   AnyBuf in, out;
@@ -209,8 +214,70 @@ struct OpMlaAttention {
   MlaParams mla;
 };
 
+// ---- Gated DeltaNet and gated attention (qwen3_next, qwen3_5_moe) ----
+// Regroups columns: each row of `in` is `groups` groups, each the parts in
+// order; output outs[part.out] receives, for each of its parts in order,
+// that part of every group (part-major). Qwen3-Next interleaves q, k, v, z
+// per key head in one projection (and q with its gate per attention head);
+// the kernels want each part of all heads together.
+struct SplitPart {
+  int width;  // elements of this part in one group
+  int out;    // index into outs
+};
+struct OpSplitGroups {
+  AnyBuf in;
+  std::vector<AnyBuf> outs;
+  int groups;
+  std::vector<SplitPart> parts;
+};
+struct OpSigmoidMul {  // in place: buf *= sigmoid(gate), same shape
+  AnyBuf buf, gate;
+};
+// Causal depthwise conv1d over time then SiLU: out[t, c] =
+// silu(sum_j weight[c, j] * x[t - (kernel-1) + j, c]), x before this step
+// coming from the state (the last kernel-1 input rows, zero at the start),
+// which the op then advances. Reads the first `channels` columns of `in`.
+struct OpCausalConv {
+  AnyBuf in, out;
+  const TensorRef* weight;  // [channels, 1, kernel] (or [channels, kernel])
+  int channels, kernel;
+  uint32_t state;
+  size_t state_offset;  // floats into the state: (kernel-1) * channels of history
+};
+// The gated delta rule, per value head h (key head h / (value_heads /
+// key_heads)), token by token: q, k L2-normalised (eps l2_eps), q scaled;
+// decay g = -exp(a_log[h]) * softplus(a + dt_bias[h]), beta = sigmoid(b);
+// S = exp(g) S; S += k (beta (v - S^T k))^T; out = S^T q. S [key_dim,
+// value_dim] per value head lives in the state.
+struct DeltaRuleParams {
+  int key_heads = 0, value_heads = 0, key_dim = 0, value_dim = 0;
+  float scale = 1.f;  // on q: 1 / sqrt(key_dim)
+  float l2_eps = 1e-6f;
+  // Steps of more than one token run the chunked form of the same
+  // recurrence over blocks of `chunk` tokens (0: token by token).
+  int chunk = 64;
+};
+struct OpGatedDeltaRule {
+  AnyBuf qkv;   // [T, 2 * key_heads * key_dim + value_heads * value_dim]: q, k, v
+  AnyBuf b, a;  // [T, value_heads]: beta and decay logits
+  AnyBuf out;   // [T, value_heads * value_dim]
+  const TensorRef *a_log, *dt_bias;  // [value_heads]
+  uint32_t state;
+  size_t state_offset;  // floats into the state: value_heads * key_dim * value_dim
+  DeltaRuleParams p;
+};
+// RMSNorm of each `group` elements scaled by weight, times silu(gate): the
+// DeltaNet output norm. gate has the width of in.
+struct OpGatedRmsNorm {
+  AnyBuf in, gate, out;
+  const TensorRef* weight;
+  int group;
+  float eps;
+};
+
 using Op = std::variant<OpEmbed, OpRmsNorm, OpLinear, OpClamp, OpRope, OpKvAppend, OpAttention, OpAdd, OpSwiGlu, OpMoe,
-                        OpSlice, OpLatentAppend, OpMlaAttention>;
+                        OpSlice, OpLatentAppend, OpMlaAttention,  // MLA (DeepSeek-V3)
+                        OpSplitGroups, OpSigmoidMul, OpCausalConv, OpGatedDeltaRule, OpGatedRmsNorm>;  // Gated DeltaNet
 
 const char* op_name(const Op& op);
 // Buffer indices an op reads and writes (an in-place op lists its buffer in

@@ -91,6 +91,19 @@ struct ArchDef {
   // rope_scaling type "yarn" is implemented (DeepSeek-V3): config_compat
   // keeps its parameters, checked, under the key "rope_yarn" for configure.
   bool rope_yarn = false;
+  // Reads 'partial_rotary_factor' (RoPE over part of each head; the RoPE
+  // dict's copy folded in by config_compat); others refuse a value below 1.
+  bool partial_rotary = false;
+  // Keys of the RoPE dict that transformers' class ignores (its
+  // ignore_keys_at_rope_validation): Qwen3.5's multimodal RoPE sections,
+  // which give plain RoPE when every position id is a text position.
+  std::span<const std::string_view> rope_ignored_keys = {};
+  // A multimodal checkpoint: config.json keeps the text model's keys under
+  // 'text_config' and its tensors under this prefix instead of "model."
+  // (e.g. "model.language_model."); tensors under skipped_prefixes (the
+  // vision tower) are known and not loaded.
+  std::string_view text_model_prefix = {};
+  std::span<const std::string_view> skipped_prefixes = {};
 };
 
 const ArchDef& arch_def(std::string_view model_type);  // throws naming the type and the supported ones

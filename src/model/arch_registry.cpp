@@ -13,10 +13,13 @@ extern const ArchDef kArchQwen2Moe;
 extern const ArchDef kArchMixtral;
 extern const ArchDef kArchOlmoe;
 extern const ArchDef kArchDeepseekV3;
+extern const ArchDef kArchQwen3Next;
+extern const ArchDef kArchQwen3_5Moe;
+extern const ArchDef kArchQwen3_5MoeText;
 
 namespace {
-const ArchDef* const kArchs[] = {&kArchQwen3Moe, &kArchQwen2Moe, &kArchMixtral, &kArchOlmoe,
-                                &kArchDeepseekV3};
+const ArchDef* const kArchs[] = {&kArchQwen3Moe,    &kArchQwen2Moe,   &kArchMixtral,         &kArchOlmoe,
+                                 &kArchDeepseekV3, &kArchQwen3Next, &kArchQwen3_5Moe, &kArchQwen3_5MoeText};
 }
 
 std::vector<std::string_view> supported_archs() {
@@ -27,7 +30,7 @@ std::vector<std::string_view> supported_archs() {
 
 const ArchDef* arch_by_gguf_name(std::string_view gguf_name) {
   for (const ArchDef* a : kArchs)
-    if (a->gguf.name == gguf_name) return a;
+    if (!a->gguf.name.empty() && a->gguf.name == gguf_name) return a;
   return nullptr;
 }
 

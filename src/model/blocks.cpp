@@ -108,7 +108,7 @@ Graph build_model_graph(const ModelSpec& s, const ModelWeights& w, int tokens, b
   auto x = g.embed(g.input(), w.embed, s.hidden);
   for (int l = 0; l < s.layers; ++l)
     x = arch.build_layer ? arch.build_layer(g, s, w, x, l, o) : build_decoder_layer(g, s, w, x, l, o);
-  x = g.rms_norm(x, w.final_norm, s.hidden, s.rms_eps, "final_norm");
+  x = g.rms_norm(x, w.final_norm, s.hidden, s.rms_eps, "final_norm", s.linear_attn.norm_weight_offset);
   g.set_output(g.linear<Role::Logits>(x, w.lm_head, nullptr, s.vocab, "logits", !all_logits));
   return g.finish();
 }

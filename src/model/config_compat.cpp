@@ -102,7 +102,7 @@ void fold_rope(json& j, const ArchDef& arch, const std::string& src) {
            type, arch.rope_yarn ? ", and yarn" : "");
     json yarn_params = json::object();
     for (auto& [k, v] : params->items()) {
-      if (k == "rope_type" || k == "type" || v.is_null()) continue;
+      if (k == "rope_type" || k == "type" || v.is_null() || listed(arch.rope_ignored_keys, k)) continue;
       const std::string name = where + "." + k;
       // YaRN's own parameters (transformers' _compute_yarn_parameters).
       static constexpr std::string_view kYarn[] = {"factor", "beta_fast", "beta_slow", "mscale", "mscale_all_dim",
@@ -130,16 +130,35 @@ void fold_rope(json& j, const ArchDef& arch, const std::string& src) {
     }
     if (yarn) j["rope_yarn"] = yarn_params;
   }
-  if (partial && *partial != 1.0)
+  if (partial && arch.partial_rotary) {
+    // Kept for the arch file, which reads it (the dict's copy folded in).
+    if (!(*partial > 0 && *partial <= 1)) fail("{}: 'partial_rotary_factor' = {} must be in (0, 1]", src, *partial);
+    j["partial_rotary_factor"] = *partial;
+  } else if (partial && *partial != 1.0)
     fail("{}: 'partial_rotary_factor' = {} is not implemented (supported: 1.0, RoPE over the whole head)", src,
          *partial);
   const double t = theta.value_or(arch.default_rope_theta);
   if (!(t > 0)) fail("{}: 'rope_theta' = {} must be positive", src, t);
-  for (const char* k : {"rope_parameters", "rope_scaling", "partial_rotary_factor"}) j.erase(k);
+  for (const char* k : {"rope_parameters", "rope_scaling"}) j.erase(k);
+  if (!arch.partial_rotary) j.erase("partial_rotary_factor");
   j["rope_theta"] = t;
 }
 
 }  // namespace
+
+Config lift_text_config(const Config& cfg) {
+  const json& top = cfg.raw();
+  if (!top.contains("text_config") || top["text_config"].is_null()) return cfg;
+  if (!top["text_config"].is_object())
+    fail("{}: 'text_config' must be an object, got {}", cfg.source(), top["text_config"].dump());
+  json j = top["text_config"];
+  // The top level's keys the text model lacks (dtype, tie_word_embeddings,
+  // quantization) hold for it too; its model_type names the whole model.
+  for (auto& [k, v] : top.items())
+    if (k != "text_config" && k != "vision_config" && !j.contains(k)) j[k] = v;
+  j["model_type"] = top["model_type"];
+  return Config(std::move(j), cfg.source());
+}
 
 Config normalize_config(const Config& cfg, const ArchDef& arch, std::vector<std::string>* unread) {
   json j = cfg.raw();

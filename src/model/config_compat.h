@@ -25,4 +25,9 @@ namespace moeflux {
 // class for this architecture defines (transformers ignores them too).
 Config normalize_config(const Config& cfg, const ArchDef& arch, std::vector<std::string>* unread);
 
+// A multimodal config (ArchDef::text_model_prefix set): the 'text_config'
+// object with the top level's other keys beside it (vision_config dropped);
+// a config without 'text_config' as it is.
+Config lift_text_config(const Config& cfg);
+
 }  // namespace moeflux

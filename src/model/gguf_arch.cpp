@@ -26,7 +26,8 @@ void put_u32(GgufMetadata& md, std::string k, int64_t v) {
 
 std::string gguf_arch_name(const ModelSpec& spec) {
   const ArchDef& arch = arch_def(spec.arch);
-  if (arch.gguf.name.empty()) fail("architecture '{}' has no GGUF name", spec.arch);
+  if (arch.gguf.name.empty())
+    fail("architecture '{}' has no GGUF name: moeflux does not read or write it as GGUF yet", spec.arch);
   return std::string(arch.gguf.name);
 }
 

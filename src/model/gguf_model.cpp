@@ -10,6 +10,7 @@
 #include "model/arch.h"
 #include "model/gguf_arch.h"
 #include "model/mlx_model.h"
+#include "model/text_model_view.h"
 #include "model/tensor_check.h"
 #include "model/tensor_list.h"
 
@@ -85,12 +86,20 @@ OpenedModel open_model(const std::string& path) {
   } else {
     m.spec = load_model_spec(path);
     auto files = std::make_unique<SafetensorsModel>(path);
-    // Before model_tensors() builds a name per layer and expert.
     const ArchDef& arch = arch_def(m.spec.arch);
-    check_spec_against_checkpoint(m.spec, arch, *files, path);
+    // A multimodal checkpoint: its text model under the text-only names.
+    std::unique_ptr<TextModelView> text;
+    if (!arch.text_model_prefix.empty()) {
+      if (is_mlx_layout(m.spec, *files))
+        fail("{}: an MLX checkpoint of the multimodal {}: not supported yet", path, m.spec.arch);
+      text = std::make_unique<TextModelView>(std::move(files), arch.text_model_prefix, arch.skipped_prefixes);
+    }
+    const TensorTable& table = text ? static_cast<const TensorTable&>(*text) : *files;
+    // Before model_tensors() builds a name per layer and expert.
+    check_spec_against_checkpoint(m.spec, arch, table, path);
     std::set<std::string, std::less<>> used;
     std::vector<std::string_view> names;
-    for (auto& [n, _] : files->tensors()) names.push_back(n);
+    for (auto& [n, _] : table.tensors()) names.push_back(n);
     for (const ModelTensor& t : model_tensors(m.spec, arch)) {
       used.insert(t.name);
       // MLX: a quantized module's scales and biases go with its weight.
@@ -117,7 +126,9 @@ OpenedModel open_model(const std::string& path) {
              "MLX-quantized; remove the block",
              path, m.spec.mlx_quant->describe());
     }
-    if (is_mlx_layout(m.spec, *files))
+    if (text)
+      m.tensors = std::move(text);
+    else if (is_mlx_layout(m.spec, *files))
       m.tensors = std::make_unique<MlxModel>(m.spec, std::move(files));
     else
       m.tensors = std::move(files);

@@ -65,7 +65,8 @@ ModelSpec model_spec_from_config(const Config& raw) {
   ModelSpec s;
   s.arch = raw.get_string("model_type");
   const ArchDef& arch = arch_def(s.arch);
-  const Config cfg = normalize_config(raw, arch, &s.unread_config_keys);
+  const Config cfg = normalize_config(arch.text_model_prefix.empty() ? raw : lift_text_config(raw), arch,
+                                      &s.unread_config_keys);
   refuse_unsupported(cfg);
   s.mlx_quant = parse_mlx_quantization(cfg);
 

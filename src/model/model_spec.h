@@ -36,6 +36,26 @@ struct MlaSpec {
   int qk_head_dim() const { return qk_nope_dim + qk_rope_dim; }
 };
 
+// Hybrid Gated DeltaNet models (qwen3_next, qwen3_5_moe): which layers are
+// linear attention and their sizes, and what the full-attention layers
+// between them add (output gate, partial RoPE, zero-centred norms).
+struct LinearAttnSpec {
+  std::vector<uint8_t> layer_is_linear;  // per layer; empty: none
+  int conv_kernel = 0, key_heads = 0, value_heads = 0, key_dim = 0, value_dim = 0;
+  bool fused_projections = false;  // in_proj_qkvz + in_proj_ba (Qwen3-Next), else four
+  bool gated_attention = false;    // q_proj doubled: a sigmoid gate on each head's output
+  int rotary_dims = 0;             // RoPE dims per head (partial_rotary_factor); 0: all
+  float norm_weight_offset = 0.f;  // 1: norms scale by 1 + w (zero-centred weights)
+  bool is_linear(int layer) const { return !layer_is_linear.empty() && layer_is_linear[size_t(layer)]; }
+  int key_width() const { return key_heads * key_dim; }
+  int value_width() const { return value_heads * value_dim; }
+  int conv_channels() const { return 2 * key_width() + value_width(); }
+  size_t conv_state_floats() const { return size_t(conv_kernel - 1) * size_t(conv_channels()); }
+  size_t state_floats() const {
+    return conv_state_floats() + size_t(value_heads) * size_t(key_dim) * size_t(value_dim);
+  }
+};
+
 struct ModelSpec {
   std::string arch;  // config.json model_type, e.g. "qwen3_moe"
   std::string source_dir;
@@ -62,6 +82,7 @@ struct ModelSpec {
   bool shared_expert_gate = false;  // sigmoid gate on the shared expert
   bool norm_topk = false;           // renormalise the top-k probabilities to sum to 1
   std::vector<uint8_t> layer_is_moe;
+  LinearAttnSpec linear_attn;  // qwen3_next, qwen3_5_moe
 
   std::optional<int32_t> bos_token, eos_token;
 

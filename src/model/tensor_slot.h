@@ -18,6 +18,10 @@ enum class TensorSlot : uint8_t {
   // DeepSeek-V2/V3 (arch_deepseek_v3.cpp): multi-head latent attention
   // (q_proj is Q when q_lora_rank is null), noaux_tc router bias.
   MlaQA, MlaQANorm, MlaQB, MlaKvA, MlaKvANorm, MlaKvB, RouterCorrectionBias,
+  // Gated DeltaNet layers (qwen3_next, qwen3_5_moe): the input projections
+  // (fused q/k/v/z and b/a as Qwen3-Next stores them, or separate), conv
+  // taps, decay parameters, output norm and projection.
+  DnQkvz, DnBa, DnQkv, DnZ, DnB, DnA, DnConv, DnDtBias, DnALog, DnNorm, DnOut,
   Count  // not a slot: the number of them
 };
 

@@ -17,6 +17,10 @@
 namespace moeflux {
 
 void check_tensor(const TensorRef& t, std::initializer_list<int64_t> shape, bool vector) {
+  check_tensor(t, std::span<const int64_t>(shape.begin(), shape.size()), vector);
+}
+
+void check_tensor(const TensorRef& t, std::span<const int64_t> shape, bool vector) {
   if (vector && !is_weight_float(t.dtype))
     fail("tensor '{}' in {} has dtype {}; norm weights and biases must be F32, F16 or BF16", t.name, t.file,
          dtype_name(t.dtype));
@@ -166,7 +170,7 @@ ModelWeights bind_weights(const ModelSpec& s, const ArchDef& arch, const TensorT
     const TensorRef& ref = st.get(t.name);
     const bool vector = t.kind == ParamKind::Norm || t.kind == ParamKind::Bias;
     if (vector)
-      check_tensor(ref, {t.shape[0]}, true);
+      check_tensor(ref, t.shape, true);  // a norm or bias, or small float taps (conv1d [C, 1, K])
     else
       check_tensor(ref, {t.shape[0], t.shape[1]});
     *slot = &ref;

@@ -17,6 +17,7 @@
 #pragma once
 #include <array>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "format/safetensors.h"
@@ -55,5 +56,6 @@ ModelWeights bind_weights(const ModelSpec& spec, const ArchDef& arch, const Tens
 // a float or block-quantized matrix, or (vector = true: norms, biases) a
 // float vector. Throws naming the tensor, its file and both shapes.
 void check_tensor(const TensorRef& t, std::initializer_list<int64_t> shape, bool vector = false);
+void check_tensor(const TensorRef& t, std::span<const int64_t> shape, bool vector = false);
 
 }  // namespace moeflux

@@ -57,6 +57,10 @@ struct Session::Impl {
   uint64_t serial = 0;
   int high_water = 0;
   std::vector<std::pair<uint64_t, int>> overwrites;
+  // A step failed after a micro-batch had advanced the recurrent state in
+  // place (models that cannot rewind): that state no longer matches the
+  // position, so the next step refuses until reset() or restore().
+  bool recurrent_state_lost = false;
   std::vector<float> logits;
   std::vector<int32_t> positions;
 

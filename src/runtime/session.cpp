@@ -26,7 +26,10 @@ std::string locate_non_finite(BackendSession& b, const Graph& g, const BufferPla
   std::string where;
   int layer = -1;
   b.set_observer([&](size_t i, const Op& op, const float* out, int rows, int width) {
-    if (std::holds_alternative<OpKvAppend>(op) || std::holds_alternative<OpLatentAppend>(op)) ++layer;
+    // Each layer's token mixer has one of these (attention, MLA, or a recurrent layer's conv).
+    if (std::holds_alternative<OpKvAppend>(op) || std::holds_alternative<OpLatentAppend>(op) ||
+        std::holds_alternative<OpCausalConv>(op))
+      ++layer;
     if (!where.empty() || all_finite({out, size_t(rows) * size_t(width)})) return;
     const auto writes = op_writes(op);
     const std::string buf = writes.empty() ? "" : g.buffers[writes[0]].name;
@@ -87,15 +90,23 @@ void Session::reset() {
   s.backend->clear_states();
   s.overwrites.push_back({s.serial, 0});  // every checkpoint above 0 is gone
   s.high_water = 0;
+  s.recurrent_state_lost = false;
 }
 
 SessionCheckpoint Session::checkpoint() const {
-  return SessionCheckpoint{impl_->position, impl_->id, impl_->serial};
+  if (impl_->recurrent_state_lost)
+    fail("no checkpoint can be taken: a failed step left the recurrent layer state behind the position; reset() or "
+         "restore() an earlier checkpoint");
+  SessionCheckpoint cp{impl_->position, impl_->id, impl_->serial, nullptr};
+  // Recurrent state is overwritten by every step: the checkpoint keeps a copy.
+  if (!can_rewind()) cp.states = impl_->backend->snapshot_states();
+  return cp;
 }
 
 bool Session::can_restore(const SessionCheckpoint& cp) const {
   const Impl& s = *impl_;
   if (cp.session_id != s.id || cp.position > s.high_water) return false;
+  if (!can_rewind() && !cp.states) return false;
   // Invalid once a step since the checkpoint wrote a position below it.
   return std::none_of(s.overwrites.begin(), s.overwrites.end(),
                       [&](const auto& o) { return o.first >= cp.serial && o.second < cp.position; });
@@ -106,7 +117,9 @@ void Session::restore(const SessionCheckpoint& cp) {
   if (!can_restore(cp))
     fail("checkpoint at position {} is no longer valid: the session has since rewritten positions below it",
          cp.position);
+  if (cp.states) impl_->backend->restore_states(*cp.states);
   impl_->position = cp.position;
+  impl_->recurrent_state_lost = false;
 }
 
 std::span<const float> Session::step(std::span<const int32_t> tokens, bool all_logits) {
@@ -114,6 +127,10 @@ std::span<const float> Session::step(std::span<const int32_t> tokens, bool all_l
   Engine::Impl& e = s.engine->impl();
   const int vocab = e.spec.vocab;
   if (tokens.empty()) fail("step needs at least one token");
+  if (s.recurrent_state_lost)
+    fail("an earlier step failed after changing the recurrent layer state, which no longer matches position {}: "
+         "reset() or restore() a checkpoint first",
+         s.position);
   for (size_t i = 0; i < tokens.size(); ++i)
     if (tokens[i] < 0 || tokens[i] >= vocab)
       fail("token id {} at index {} is outside the vocabulary [0, {})", tokens[i], i, vocab);
@@ -132,6 +149,7 @@ std::span<const float> Session::step(std::span<const int32_t> tokens, bool all_l
   if (position < s.high_water) s.overwrites.push_back({s.serial, position});
   ++s.serial;
   const auto turn = e.scheduler->turn();
+  const bool rewindable = can_rewind();
   s.logits.resize(size_t(all_logits ? n : 1) * size_t(vocab));
   for (int begin = 0; begin < n; begin += chunk) {
     const int T = std::min(chunk, n - begin);
@@ -141,21 +159,28 @@ std::span<const float> Session::step(std::span<const int32_t> tokens, bool all_l
     for (int t = 0; t < T; ++t) s.positions[size_t(t)] = position + t;
     s.high_water = std::max(s.high_water, position + T);
     const auto chunk_tokens = tokens.subspan(size_t(begin), size_t(T));
-    s.backend->run(p.graph, p.plan, chunk_tokens, s.positions);
-    std::span<float> out;
-    if (all_logits)
-      out = std::span<float>(&s.logits[size_t(begin) * vocab], size_t(T) * vocab);
-    else if (last_chunk)
-      out = std::span<float>(s.logits.data(), size_t(vocab));
-    if (!out.empty()) {
-      s.backend->read_output(p.graph, out);
-      // NaN logits would be sampled as garbage (or token 0) with no sign of
-      // trouble: refuse them, naming where they first appear.
-      if (!all_finite(out))
-        fail("the model computed non-finite logits at positions {}..{}: {}; its weights or config values "
-             "(eps, rope theta, scales) give NaN or infinity there",
-             position, position + T - 1,
-             locate_non_finite(*s.backend, p.graph, p.plan, chunk_tokens, s.positions));
+    // A recurrent state is advanced in place: a failure once a micro-batch
+    // has started leaves it ahead of the position.
+    try {
+      s.backend->run(p.graph, p.plan, chunk_tokens, s.positions);
+      std::span<float> out;
+      if (all_logits)
+        out = std::span<float>(&s.logits[size_t(begin) * vocab], size_t(T) * vocab);
+      else if (last_chunk)
+        out = std::span<float>(s.logits.data(), size_t(vocab));
+      if (!out.empty()) {
+        s.backend->read_output(p.graph, out);
+        // NaN logits would be sampled as garbage (or token 0) with no sign of
+        // trouble: refuse them, naming where they first appear.
+        if (!all_finite(out))
+          fail("the model computed non-finite logits at positions {}..{}: {}; its weights or config values "
+               "(eps, rope theta, scales) give NaN or infinity there",
+               position, position + T - 1,
+               locate_non_finite(*s.backend, p.graph, p.plan, chunk_tokens, s.positions));
+      }
+    } catch (...) {
+      if (!rewindable) s.recurrent_state_lost = true;
+      throw;
     }
     position += T;
   }

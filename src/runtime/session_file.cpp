@@ -3,7 +3,8 @@
 // File layout, integers little-endian:
 //   "MOEFLUXS"  u32 version  u32 meta_bytes  meta (JSON: fingerprint, arch,
 //   backend, positions, per-state widths, byte counts)
-//   u64 user_bytes  user_data   u64 state_bytes  state (BackendSession::export_states)
+//   u64 user_bytes  user_data   u64 state_bytes  state (BackendSession::export_states:
+//   the positional states, then the recurrent layers' fixed blocks)
 //   u32 CRC-32 of every byte before it
 // The checksum is checked before anything else is believed, the version
 // and fingerprint before the state is touched.
@@ -43,7 +44,12 @@ void put(std::string& out, T v) {
 
 nlohmann::json state_layout(const Engine::Impl& e) {
   nlohmann::json s = nlohmann::json::array();
-  for (const StateDesc& d : e.states) s.push_back({d.layer, d.key_width, d.value_width});
+  for (const StateDesc& d : e.states) {
+    if (d.positional())
+      s.push_back({d.layer, d.key_width, d.value_width});
+    else  // a recurrent layer: its fixed block, after every positional state
+      s.push_back({d.layer, "recurrent", d.fixed_floats});
+  }
   return s;
 }
 
@@ -79,6 +85,8 @@ std::string Engine::fingerprint() const {
 std::string Session::save_to_bytes(std::string_view user_data) const {
   const Impl& s = *impl_;
   const Engine::Impl& e = s.engine->impl();
+  if (s.recurrent_state_lost)
+    fail("cannot save the session: a failed step left its recurrent layer state behind the position");
   std::vector<uint8_t> state;
   try {
     s.backend->export_states(s.position, state);
@@ -170,6 +178,7 @@ std::string Session::load_from_bytes(std::string_view data, const std::string& p
   ++s.serial;
   s.position = positions;
   s.high_water = positions;
+  s.recurrent_state_lost = false;  // the loaded state matches the loaded position
   return user;
 }
 

@@ -179,13 +179,29 @@ TEST(Cli, BenchStreamingReportsTheStorageFloors) {
 TEST(Cli, SynthOutputLoadsInTransformersAndMatchesOurScores) {
   const char* py = std::getenv("MOEFLUX_PYTHON");
   if (!py || !*py) GTEST_SKIP() << "set MOEFLUX_PYTHON to a Python with transformers to run";
+  for (const std::string preset : {"tiny-moe", "tiny-qwen3-next"}) {
+    test::TempDir d;
+    auto r = test::run_cli("synth --preset " + preset + " -o " + d.file("m") + " --layers 4");
+    ASSERT_EQ(r.code, 0) << r.err;
+    const std::string cmd = std::string(py) + " " + MOEFLUX_SOURCE_DIR + "/scripts/check_hf_loads.py " + d.file("m") +
+                            " --moeflux " + MOEFLUX_CLI + " --tokens 1,5,9,200,7,3,11 > " + d.file("log") + " 2>&1";
+    const int rc = std::system(cmd.c_str());
+    EXPECT_EQ(rc, 0) << preset << ": " << test::read_file(d.file("log"));
+  }
+}
+
+// A hybrid linear-attention model from synth: generation, and inspect
+// naming its recurrent state per session.
+TEST(Cli, SynthQwen3NextGeneratesAndInspectShowsRecurrentState) {
   test::TempDir d;
-  auto r = test::run_cli("synth --preset tiny-moe -o " + d.file("m") + " --layers 2");
+  auto r = test::run_cli("synth --preset tiny-qwen3-next -o " + d.file("m") + " --experts 4");
   ASSERT_EQ(r.code, 0) << r.err;
-  const std::string cmd = std::string(py) + " " + MOEFLUX_SOURCE_DIR + "/scripts/check_hf_loads.py " + d.file("m") +
-                          " --moeflux " + MOEFLUX_CLI + " --tokens 1,5,9,200,7 > " + d.file("log") + " 2>&1";
-  const int rc = std::system(cmd.c_str());
-  EXPECT_EQ(rc, 0) << test::read_file(d.file("log"));
+  auto g = test::run_cli("generate " + d.file("m") + " --tokens 1,2,3 -n 4");
+  EXPECT_EQ(g.code, 0) << g.err;
+  auto i = test::run_cli("inspect " + d.file("m"));
+  ASSERT_EQ(i.code, 0) << i.err;
+  EXPECT_NE(i.out.find("3 layers of recurrent (linear attention): 57.00 KiB per session"), std::string::npos) << i.out;
+  EXPECT_NE(i.out.find("3 of 4 layers Gated DeltaNet"), std::string::npos) << i.out;
 }
 
 }  // namespace

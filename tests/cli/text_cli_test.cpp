@@ -70,6 +70,36 @@ TEST_F(TextCli, ChatKeepsTheConversationAndHandlesCommands) {
   EXPECT_LT(contexts[3], contexts[2] + 5);
 }
 
+// A model with recurrent layers cannot rewind: chat resumes each turn from
+// a checkpoint (which copies the recurrent state) where the last prompt
+// ended, so a later turn feeds only the answer and the new message, not
+// the whole conversation again, even when the answer re-tokenizes
+// differently (this random model's answers are bytes that do not).
+TEST(TextCliRecurrent, ChatOnAHybridModelResumesFromCheckpoints) {
+  test::TempDir d;
+  auto s = test::run_cli("synth --preset tiny-qwen3-next -o " + d.file("m") + " --experts 4 --seed 5");
+  ASSERT_EQ(s.code, 0) << s.err;
+  test::write_file(d.file("in"), "hello\nsecond turn\nthird turn\nfourth turn\n/exit\n");
+  auto r = test::run_cli("chat " + d.file("m") + " -n 6 --seed 2 < " + d.file("in"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::vector<int> prompts, contexts;
+  for (size_t pos = 0; (pos = r.err.find("prompt tokens", pos)) != std::string::npos; ++pos) {
+    const size_t open = r.err.rfind('[', pos);
+    prompts.push_back(std::stoi(r.err.substr(open + 1)));
+    contexts.push_back(std::stoi(r.err.substr(r.err.find("| context ", pos) + 10)));
+  }
+  ASSERT_EQ(prompts.size(), 4u) << r.err;
+  // Positions kept from before the turn: the context after it holds those,
+  // the prompt fed and the answer but its last token (6 - 1).
+  int last_kept = 0;
+  for (size_t t = 1; t < 4; ++t) {
+    const int kept = contexts[t] - prompts[t] - 5;
+    EXPECT_GE(kept, prompts[0] - 1) << "turn " << t << "\n" << r.err;  // at least the first prompt
+    EXPECT_GT(kept, last_kept) << "turn " << t << "\n" << r.err;       // and more each turn
+    last_kept = kept;
+  }
+}
+
 // Ctrl-C (SIGINT) ends the answer being generated; the program goes on to
 // the next line of input and exits normally.
 TEST_F(TextCli, InterruptStopsTheAnswerNotTheProgram) {

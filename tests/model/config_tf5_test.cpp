@@ -20,7 +20,8 @@ using nlohmann::json;
 namespace {
 
 const char* const kDirs[] = {"qwen3_moe_f32", "qwen3_moe_bf16", "qwen2_moe_f32", "qwen2_moe_bf16",
-                             "mixtral_f32",   "mixtral_bf16",   "olmoe_f32",     "olmoe_bf16"};
+                             "mixtral_f32",   "mixtral_bf16",   "olmoe_f32",     "olmoe_bf16",
+                             "qwen3_next_f32", "qwen3_next_bf16"};
 
 json load_json(const std::string& path) { return json::parse(test::read_file(path)); }
 json tf4(const std::string& dir) { return load_json(test::fixture("oracle/" + dir + "/config.json")); }
@@ -58,6 +59,9 @@ void expect_same_spec(const ModelSpec& a, const ModelSpec& b) {
   EXPECT_EQ(a.tie_embeddings, b.tie_embeddings);
   EXPECT_EQ(a.experts, b.experts);
   EXPECT_EQ(a.top_k, b.top_k);
+  EXPECT_EQ(a.linear_attn.layer_is_linear, b.linear_attn.layer_is_linear);
+  EXPECT_EQ(a.linear_attn.rotary_dims, b.linear_attn.rotary_dims);
+  EXPECT_EQ(a.linear_attn.value_heads, b.linear_attn.value_heads);
   EXPECT_EQ(a.expert_ffn, b.expert_ffn);
   EXPECT_EQ(a.dense_ffn, b.dense_ffn);
   EXPECT_EQ(a.shared_ffn, b.shared_ffn);

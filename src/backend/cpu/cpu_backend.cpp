@@ -10,10 +10,18 @@ namespace moeflux {
 
 namespace {
 
+class CpuSnapshot final : public StateSnapshot {
+ public:
+  CpuSnapshot(const void* owner, std::vector<float> floats) : owner(owner), floats(std::move(floats)) {}
+  uint64_t bytes() const override { return floats.size() * sizeof(float); }
+  const void* owner;  // the session whose states these are
+  std::vector<float> floats;
+};
+
 class CpuSession final : public BackendSession {
  public:
   CpuSession(const BackendContext& ctx, const std::vector<StateDesc>& states, int max_positions)
-      : kv_(states, max_positions, ctx.state_budget), exec_(ctx.experts, ctx.pool) {}
+      : kv_(states, max_positions, ctx.state_budget), rs_(states, ctx.state_budget), exec_(ctx.experts, ctx.pool) {}
 
   void run(const Graph& g, const BufferPlan& plan, std::span<const int32_t> tokens,
            std::span<const int32_t> positions) override {
@@ -24,7 +32,7 @@ class CpuSession final : public BackendSession {
       fail_as(ErrorKind::Internal, "cpu backend: graph has {} layer states, the session {}", g.states.size(),
               kv_.states());
     arena_.resize(std::max(arena_.size(), (plan.arena_bytes + sizeof(float) - 1) / sizeof(float)));
-    output_ = exec_.run(g, plan, arena_.data(), tokens.data(), positions.data(), kv_);
+    output_ = exec_.run(g, plan, arena_.data(), tokens.data(), positions.data(), kv_, rs_);
   }
 
   void read_output(const Graph& g, std::span<float> dst) override {
@@ -34,14 +42,42 @@ class CpuSession final : public BackendSession {
     std::memcpy(dst.data(), output_, n * sizeof(float));
   }
 
-  void clear_states() override { kv_.clear(); }
-  uint64_t state_bytes() const override { return kv_.bytes(); }
+  void clear_states() override {
+    kv_.clear();
+    rs_.clear();
+  }
+  uint64_t state_bytes() const override { return kv_.bytes() + rs_.bytes(); }
   void set_observer(OpObserver observer) override { exec_.set_observer(std::move(observer)); }
-  void export_states(int positions, std::vector<uint8_t>& out) const override { kv_.copy_out(positions, out); }
-  void import_states(int positions, std::span<const uint8_t> in) override { kv_.copy_in(positions, in); }
+  // The positional states, then the recurrent layers' blocks (fixed size).
+  void export_states(int positions, std::vector<uint8_t>& out) const override {
+    kv_.copy_out(positions, out);
+    const std::vector<float> fixed = rs_.snapshot();
+    const auto* b = reinterpret_cast<const uint8_t*>(fixed.data());
+    out.insert(out.end(), b, b + fixed.size() * sizeof(float));
+  }
+  void import_states(int positions, std::span<const uint8_t> in) override {
+    const size_t fixed = rs_.bytes();
+    if (in.size() < fixed)
+      fail("session state of {} bytes; this model's recurrent layers alone need {}", in.size(), fixed);
+    kv_.copy_in(positions, in.first(in.size() - fixed));  // checks its size; throws before changing anything
+    std::vector<float> block(fixed / sizeof(float));
+    std::memcpy(block.data(), in.data() + (in.size() - fixed), fixed);
+    rs_.restore(block);
+  }
+
+  std::shared_ptr<const StateSnapshot> snapshot_states() const override {
+    return std::make_shared<CpuSnapshot>(this, rs_.snapshot());
+  }
+  void restore_states(const StateSnapshot& snapshot) override {
+    const auto* s = dynamic_cast<const CpuSnapshot*>(&snapshot);
+    if (!s || s->owner != this)
+      fail_as(ErrorKind::Internal, "cpu backend: a state snapshot of another session or backend");
+    rs_.restore(s->floats);
+  }
 
  private:
   KvCache kv_;
+  RecurrentStates rs_;
   CpuExecutor exec_;
   std::vector<float> arena_;
   const float* output_ = nullptr;

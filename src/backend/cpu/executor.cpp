@@ -1,24 +1,17 @@
 #include "backend/cpu/executor.h"
 
+#include "backend/cpu/deltanet.h"
 #include "backend/cpu/mla_attention.h"
 #include "backend/cpu/ops.h"
 #include "core/error.h"
+#include "core/overload.h"
 
 namespace moeflux {
-
-namespace {
-template <class... Fs>
-struct Overload : Fs... {
-  using Fs::operator()...;
-};
-template <class... Fs>
-Overload(Fs...) -> Overload<Fs...>;
-}  // namespace
 
 CpuExecutor::CpuExecutor(ExpertSource& experts, ThreadPool& pool) : pool_(pool), moe_(experts, pool) {}
 
 const float* CpuExecutor::run(const Graph& g, const BufferPlan& plan, float* arena, const int32_t* tokens,
-                              const int32_t* positions, KvCache& kv) {
+                              const int32_t* positions, KvCache& kv, RecurrentStates& rs) {
   auto* base = reinterpret_cast<uint8_t*>(arena);
   auto buf = [&](uint32_t id) -> float* {
     const int32_t slot = plan.slot_of[id];
@@ -28,6 +21,11 @@ const float* CpuExecutor::run(const Graph& g, const BufferPlan& plan, float* are
   auto desc = [&](uint32_t id) -> const BufferDesc& { return g.buffers[id]; };
   const int T = g.tokens;
   kv.reserve(positions[T - 1] + 1);
+  auto state_fits = [&](uint32_t state, size_t offset, size_t floats, const char* op) {
+    if (offset + floats > rs.floats(state))
+      fail_as(ErrorKind::Internal, "graph: {} uses floats [{}, {}) of layer state {}, which holds {}", op, offset,
+              offset + floats, state, rs.floats(state));
+  };
 
   for (size_t i = 0; i < g.ops.size(); ++i) {
     const Op& op = g.ops[i];
@@ -40,7 +38,7 @@ const float* CpuExecutor::run(const Graph& g, const BufferPlan& plan, float* are
                    [&](const OpRmsNorm& o) {
                      const auto& d = desc(o.in.index);
                      cpu::rms_norm(buf(o.in.index), d.rows, d.width, o.group, WeightView::of(*o.weight), o.eps,
-                                   buf(o.out.index));
+                                   buf(o.out.index), o.weight_offset);
                      out_id = o.out.index;
                    },
                    [&](const OpLinear& o) {
@@ -102,6 +100,44 @@ const float* CpuExecutor::run(const Graph& g, const BufferPlan& plan, float* are
                    },
                    [&](const OpMlaAttention& o) {
                      cpu::mla_attention(pool_, o.mla, kv, o.state, positions, T, buf(o.q.index), buf(o.out.index));
+                     out_id = o.out.index;
+                   },
+                   // Gated DeltaNet and gated attention (qwen3_next, qwen3_5_moe)
+                   [&](const OpSplitGroups& o) {
+                     std::vector<float*> outs;
+                     std::vector<int> widths;
+                     for (const AnyBuf& b : o.outs) {
+                       outs.push_back(buf(b.index));
+                       widths.push_back(desc(b.index).width);
+                     }
+                     cpu::split_groups(buf(o.in.index), T, desc(o.in.index).width, o.groups, o.parts, outs, widths);
+                     out_id = o.outs.at(0).index;
+                   },
+                   [&](const OpSigmoidMul& o) {
+                     const auto& d = desc(o.buf.index);
+                     cpu::sigmoid_mul(buf(o.buf.index), buf(o.gate.index), size_t(d.rows) * size_t(d.width));
+                     out_id = o.buf.index;
+                   },
+                   [&](const OpCausalConv& o) {
+                     state_fits(o.state, o.state_offset, size_t(o.kernel - 1) * size_t(o.channels), "causal_conv");
+                     cpu::causal_conv(buf(o.in.index), desc(o.in.index).rows, desc(o.in.index).width,
+                                      WeightView::of(*o.weight), o.channels, o.kernel,
+                                      rs.data(o.state) + o.state_offset, buf(o.out.index));
+                     out_id = o.out.index;
+                   },
+                   [&](const OpGatedDeltaRule& o) {
+                     state_fits(o.state, o.state_offset,
+                                size_t(o.p.value_heads) * size_t(o.p.key_dim) * size_t(o.p.value_dim),
+                                "gated_delta_rule");
+                     cpu::gated_delta_rule(pool_, buf(o.qkv.index), buf(o.b.index), buf(o.a.index), T,
+                                           WeightView::of(*o.a_log), WeightView::of(*o.dt_bias), o.p,
+                                           rs.data(o.state) + o.state_offset, buf(o.out.index));
+                     out_id = o.out.index;
+                   },
+                   [&](const OpGatedRmsNorm& o) {
+                     const auto& d = desc(o.in.index);
+                     cpu::gated_rms_norm(buf(o.in.index), buf(o.gate.index), d.rows, d.width, o.group,
+                                         WeightView::of(*o.weight), o.eps, buf(o.out.index));
                      out_id = o.out.index;
                    },
                },

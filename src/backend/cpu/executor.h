@@ -6,6 +6,7 @@
 #include "backend/cpu/attention.h"
 #include "backend/cpu/kv_cache.h"
 #include "backend/cpu/moe.h"
+#include "backend/cpu/recurrent_state.h"
 #include "graph/ir.h"
 #include "graph/planner.h"
 
@@ -16,9 +17,10 @@ class CpuExecutor {
   CpuExecutor(ExpertSource& experts, ThreadPool& pool);
 
   // `arena` holds plan.arena_bytes; tokens and positions hold g.tokens
-  // entries. Returns the output buffer (logits) inside the arena.
+  // entries; kv and rs are the session's positional and fixed-size layer
+  // states. Returns the output buffer (logits) inside the arena.
   const float* run(const Graph& g, const BufferPlan& plan, float* arena, const int32_t* tokens,
-                   const int32_t* positions, KvCache& kv);
+                   const int32_t* positions, KvCache& kv, RecurrentStates& rs);
   void set_observer(OpObserver obs) { observer_ = std::move(obs); }
 
  private:

@@ -10,10 +10,10 @@ namespace moeflux {
 KvCache::KvCache(const std::vector<StateDesc>& states, int max_positions, StateBudget& budget, int block_tokens)
     : max_positions_(max_positions), block_tokens_(block_tokens), budget_(budget) {
   for (const StateDesc& s : states) {
-    if (!s.positional())
-      fail_as(ErrorKind::BadInput, "layer {}: the cpu backend keeps no {} state", s.layer, layer_kind_name(s.kind));
-    kw_.push_back(size_t(s.key_width));
-    vw_.push_back(size_t(s.value_width));
+    // Fixed-size (recurrent) states live beside the cache (RecurrentStates):
+    // no room per position here.
+    kw_.push_back(s.positional() ? size_t(s.key_width) : 0);
+    vw_.push_back(s.positional() ? size_t(s.value_width) : 0);
     key_off_.push_back(page_floats_);
     page_floats_ += size_t(block_tokens) * size_t(s.key_width);
     value_off_.push_back(page_floats_);

@@ -1,5 +1,6 @@
-// One session's layer states on the CPU: the keys and values of every
-// attention layer, each layer with its own widths, in pages of
+// One session's positional layer states on the CPU: the keys and values of
+// every attention layer (a recurrent layer's fixed state has no room here:
+// RecurrentStates), each layer with its own widths, in pages of
 // `block_tokens` positions so that memory grows with the conversation.
 // Pages are charged to the engine's StateBudget and returned to it when
 // the session forgets them.

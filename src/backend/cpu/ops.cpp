@@ -124,7 +124,8 @@ void embed(const int32_t* tokens, int T, const WeightView& table, float* y) {
   }
 }
 
-void rms_norm(const float* x, int T, int width, int group, const WeightView& weight, float eps, float* y) {
+void rms_norm(const float* x, int T, int width, int group, const WeightView& weight, float eps, float* y,
+              float weight_offset) {
   const int64_t wn = weight.rows * weight.cols;
   for (int t = 0; t < T; ++t)
     for (int g0 = 0; g0 < width; g0 += group) {
@@ -133,7 +134,7 @@ void rms_norm(const float* x, int T, int width, int group, const WeightView& wei
       double ss = 0;
       for (int i = 0; i < group; ++i) ss += double(xi[i]) * xi[i];
       const float inv = 1.0f / std::sqrt(float(ss / group) + eps);
-      for (int i = 0; i < group; ++i) yi[i] = load_weight_elem(weight, (g0 + i) % wn) * (xi[i] * inv);
+      for (int i = 0; i < group; ++i) yi[i] = (load_weight_elem(weight, (g0 + i) % wn) + weight_offset) * (xi[i] * inv);
     }
 }
 

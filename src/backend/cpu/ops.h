@@ -48,8 +48,9 @@ void linear(ThreadPool& pool, const float* x, int T, const WeightView& W, const 
             Activations act = Activations::Kernel);
 // y[t, i] = table[tokens[t], i]; throws for ids outside the table.
 void embed(const int32_t* tokens, int T, const WeightView& table, float* y);
-// Each run of `group` elements is scaled to unit RMS then by weight[i % weight.size].
-void rms_norm(const float* x, int T, int width, int group, const WeightView& weight, float eps, float* y);
+// Each run of `group` elements is scaled to unit RMS then by weight[i % weight.size] + weight_offset.
+void rms_norm(const float* x, int T, int width, int group, const WeightView& weight, float eps, float* y,
+              float weight_offset = 0.f);
 // RoPE on every head_dim-wide head of each row, in place (graph/ir.h: RopeParams).
 void rope(float* x, int T, int width, const RopeParams& p, const int32_t* positions);
 // The rot_dims / 2 inverse frequencies of p (theta powers, YaRN-blended when p.yarn says).

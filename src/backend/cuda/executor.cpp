@@ -10,18 +10,12 @@
 #include "backend/cuda/matmul.h"
 #include "backend/cuda/moe_kernels.h"
 #include "backend/cuda/ops.h"
+#include "core/overload.h"
 #include "format/tensor_table.h"
 
 namespace moeflux::cuda {
 
 namespace {
-
-template <class... Fs>
-struct Overload : Fs... {
-  using Fs::operator()...;
-};
-template <class... Fs>
-Overload(Fs...) -> Overload<Fs...>;
 
 // Steps of at least this many rows send f32 weights through cuBLAS; fewer
 // go to the matmul kernel, which reads each weight once.
