@@ -209,4 +209,20 @@ TEST(CudaDevice, AutoFallsBackToTheCpuAndCudaSaysWhyNot) {
   EXPECT_THROW(load(dir, "tpu"), Error);
 }
 
+// Architectures whose layers have no CUDA kernels yet (MLA, Gated
+// DeltaNet) are refused clearly, pointing at --device cpu, not run wrong.
+TEST(CudaDevice, LayersWithoutCudaKernelsAreRefusedByName) {
+  SKIP_WITHOUT_GPU();
+  for (const char* model : {"oracle/deepseek_v3_f32", "oracle/qwen3_next_f32"}) {
+    try {
+      auto e = load(fixture(model), "cuda");
+      Session s(e);
+      s.step(std::vector<int32_t>{1, 2, 3});
+      ADD_FAILURE() << model << " ran on CUDA";
+    } catch (const Error& err) {
+      EXPECT_NE(std::string(err.what()).find("--device cpu"), std::string::npos) << model << ": " << err.what();
+    }
+  }
+}
+
 }  // namespace

@@ -68,9 +68,13 @@ uint32_t observed_buffer(const Op& op) {
 }
 
 bool op_supported(const Op& op) {
-  return std::visit(Overload{[](const OpEmbed&) { return true; }, [](const OpRmsNorm&) { return true; },
+  // Fields the CUDA kernels do not read yet (zero-centred norm weights,
+  // RoPE at an offset or with YaRN) make the op unsupported, not wrong.
+  return std::visit(Overload{[](const OpEmbed&) { return true; },
+                             [](const OpRmsNorm& o) { return o.weight_offset == 0.f; },
                              [](const OpLinear&) { return true; }, [](const OpClamp&) { return true; },
-                             [](const OpRope&) { return true; }, [](const OpKvAppend&) { return true; },
+                             [](const OpRope& o) { return o.rope.offset == 0 && o.rope.yarn.factor == 1.0f; },
+                             [](const OpKvAppend&) { return true; },
                              [](const OpAttention&) { return true; }, [](const OpAdd&) { return true; },
                              [](const OpSwiGlu&) { return true; }, [](const OpMoe&) { return true; },
                              [](const auto&) { return false; }},

@@ -8,6 +8,9 @@ namespace moeflux::cuda {
 DevKvCache::DevKvCache(const std::vector<StateDesc>& states, int max_positions, StateBudget& budget, int block_tokens)
     : max_positions_(max_positions), block_tokens_(block_tokens), budget_(budget) {
   for (const StateDesc& s : states) {
+    if (s.kind != LayerKind::FullAttention && s.kind != LayerKind::SlidingAttention)
+      fail_as(ErrorKind::BadInput, "layer {}: the cuda backend keeps no {} state yet: run this model with --device cpu",
+              s.layer, layer_kind_name(s.kind));
     kw_.push_back(s.key_width);
     vw_.push_back(s.value_width);
     key_off_.push_back(int64_t(page_floats_));
