@@ -7,6 +7,7 @@
 // sigmoid gate, as Qwen2-MoE.
 #include "model/arch_qwen3_next.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -131,17 +132,22 @@ void configure_qwen3_next_layers(const Config& cfg, ModelSpec& s, bool fused_pro
   s.head_dim = cfg.get_dim("head_dim", 256);  // the config class's default
   s.qk_norm = QkNorm::PerHead;
   s.qkv_bias = s.o_bias = cfg.get_bool("attention_bias", false);
-  s.experts = cfg.get_int("num_experts", 0) == 0 ? 0 : cfg.get_dim("num_experts");
+  // Absent keys take the config class's defaults (512 experts, top-10,
+  // expert and shared-expert ffn 512); num_experts 0 makes every layer
+  // dense, as in transformers.
+  s.experts = cfg.get_int("num_experts", 512) == 0 ? 0 : cfg.get_dim("num_experts", 512);
   if (s.experts) {
-    s.top_k = cfg.get_dim("num_experts_per_tok");
-    s.expert_ffn = cfg.get_dim("moe_intermediate_size");
-    s.shared_ffn =
-        cfg.get_int("shared_expert_intermediate_size", 0) == 0 ? 0 : cfg.get_dim("shared_expert_intermediate_size");
+    s.top_k = cfg.get_dim("num_experts_per_tok", 10);
+    s.expert_ffn = cfg.get_dim("moe_intermediate_size", 512);
+    s.shared_ffn = cfg.get_int("shared_expert_intermediate_size", 512) == 0
+                       ? 0
+                       : cfg.get_dim("shared_expert_intermediate_size", 512);
     s.shared_expert_gate = s.shared_ffn > 0;
   }
   s.dense_ffn = cfg.get_int("intermediate_size", 0) == 0 ? 0 : cfg.get_dim("intermediate_size");
   s.norm_topk = cfg.get_bool("norm_topk_prob", true);
   set_sparse_layers(cfg, s);
+  if (s.experts == 0) std::fill(s.layer_is_moe.begin(), s.layer_is_moe.end(), uint8_t(0));
 
   la.fused_projections = fused_projections;
   // Published configs may say so; transformers' classes always gate (and

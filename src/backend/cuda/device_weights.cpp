@@ -157,7 +157,9 @@ void DeviceWeights::prepare(const Graph& g) {
       experts_.release(layer, ids);
     }
   };
-  for (auto& [layer, p] : todo.layers) {
+  for (auto& entry : todo.layers) {
+    const int layer = entry.first;  // a plain variable: lambdas may capture it (clang refuses bindings)
+    auto& p = entry.second;
     DType gd{}, ud{}, dd{};
     for_each_expert_chunk(layer, p->experts, [&](int e0, int n) {
       for (int i = 0; i < n; ++i) {
