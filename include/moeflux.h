@@ -84,7 +84,8 @@ moeflux_status moeflux_session_reset(moeflux_session* session);
 /* Forgets positions from `position` on (models whose state is all per position). */
 moeflux_status moeflux_session_rewind(moeflux_session* session, int32_t position);
 /* Saved sessions: a versioned file with the model's fingerprint and a
- * checksum, written atomically; load refuses another model's, another
+ * checksum, written atomically; save replaces only an earlier session
+ * file (any other existing file or a link is refused); load refuses another model's, another
  * version's or a corrupt file and then leaves the session as it was. */
 moeflux_status moeflux_session_save(const moeflux_session* session, const char* path);
 moeflux_status moeflux_session_load(moeflux_session* session, const char* path);

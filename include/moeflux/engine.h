@@ -141,8 +141,9 @@ class Session {
   // layer states and `user_data` (opaque bytes; the CLI and the server keep
   // the token history there) to `path`: a versioned header, the model's
   // fingerprint and a checksum, written to a temporary, fsynced and renamed,
-  // so that a crash leaves the previous file whole. An existing regular
-  // file is replaced. load() replaces this session's state with a file's
+  // so that a crash leaves the previous file whole. An earlier session file
+  // under that name is replaced; any other existing file, a symbolic link,
+  // a directory or a device is refused and left untouched. load() replaces this session's state with a file's
   // and returns its user_data; a file of another model, of another format
   // version, or a corrupt one is refused naming why, and the session is
   // then left as it was.
