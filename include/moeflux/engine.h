@@ -117,6 +117,17 @@ class Session {
   // as it was before the call. Steps of many sessions of one engine may be
   // called from many threads: the engine runs them one at a time.
   std::span<const float> step(std::span<const int32_t> tokens, bool all_logits = false);
+  // One decode step of several sessions of one engine at once: session i
+  // takes tokens[i] at its next position. The pass reads the weights, and
+  // each routed expert, once for all of them, and each session's logits
+  // (logits(), one row) equal those of its own step() within rounding (a
+  // GEMM over N rows sums in another order than a GEMV). On error the
+  // sessions of the failed pass keep their positions; more sessions than
+  // the micro-batch run as several passes, and backends that cannot batch
+  // (CUDA so far) step the sessions one after another.
+  static void step_batch(std::span<Session* const> sessions, std::span<const int32_t> tokens);
+  // The logits of the last step (the span step() returned).
+  std::span<const float> logits() const;
   int position() const;
   int max_positions() const;
   uint64_t state_bytes() const;  // layer state this session holds
