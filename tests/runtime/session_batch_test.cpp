@@ -4,9 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <thread>
 
 #include "core/error.h"
+#include "runtime/decode_batcher.h"
 #include "runtime/engine_impl.h"
 #include "test_util.h"
 
@@ -157,6 +160,94 @@ TEST(SessionBatchErrors, ABadBatchIsRefusedAndMovesNoSession) {
   Session::step_batch(good, std::vector<int32_t>{1, 2});
   EXPECT_EQ(a.position(), 4);
   EXPECT_EQ(b.position(), 6);
+}
+
+}  // namespace
+
+namespace {
+
+// DecodeBatcher: threads' steps submitted while a pass runs share the next
+// pass, and every thread gets its own session's logits.
+TEST(DecodeBatcher, StepsSubmittedTogetherShareAPassAndKeepTheirLogits) {
+  EngineOptions o;
+  o.threads = 2;
+  auto engine = Engine::load(test::fixture("oracle/qwen3_moe_f32"), o);
+  const int vocab = engine->spec().vocab;
+  constexpr int kThreads = 4, kRounds = 6;
+  std::vector<std::vector<std::vector<float>>> want(kThreads);
+  for (int i = 0; i < kThreads; ++i) {
+    Session s(engine);
+    s.step(ids(i, 2 + i, vocab));
+    for (int r = 0; r < kRounds; ++r) {
+      const int32_t t = next_id(i, r, vocab);
+      auto l = s.step(std::span<const int32_t>(&t, 1));
+      want[size_t(i)].emplace_back(l.begin(), l.end());
+    }
+  }
+  DecodeBatcher batcher;
+  std::vector<Session> sessions;
+  for (int i = 0; i < kThreads; ++i) {
+    sessions.emplace_back(engine);
+    sessions.back().step(ids(i, 2 + i, vocab));
+  }
+  std::vector<std::vector<std::vector<float>>> got(kThreads);
+  {
+    // Hold the engine while every thread submits its first step: the first
+    // leader's pass waits for the engine, the other steps queue behind it
+    // and run as one pass.
+    auto turn = engine->impl().scheduler->turn();
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kThreads; ++i)
+      threads.emplace_back([&, i] {
+        for (int r = 0; r < kRounds; ++r) {
+          auto l = batcher.step(sessions[size_t(i)], next_id(i, r, vocab));
+          got[size_t(i)].emplace_back(l.begin(), l.end());
+        }
+      });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    turn.unlock();
+    for (auto& t : threads) t.join();
+  }
+  for (int i = 0; i < kThreads; ++i)
+    for (int r = 0; r < kRounds; ++r)
+      expect_same_logits(got[size_t(i)][size_t(r)], want[size_t(i)][size_t(r)],
+                         "thread " + std::to_string(i) + " round " + std::to_string(r));
+  const auto st = batcher.stats();
+  EXPECT_EQ(st.steps, uint64_t(kThreads * kRounds));
+  EXPECT_GE(st.largest, kThreads - 1);
+  EXPECT_LT(st.batches, st.steps);
+}
+
+// A session whose context is full fails its own step; the others in the
+// same pass go on.
+TEST(DecodeBatcher, OneSessionsErrorIsOnlyItsOwn) {
+  EngineOptions o;
+  o.threads = 2;
+  auto engine = Engine::load(test::fixture("oracle/qwen3_moe_f32"), o);
+  const int vocab = engine->spec().vocab;
+  Session full(engine, 4), ok(engine);
+  full.step(ids(1, 4, vocab));
+  ok.step(ids(2, 4, vocab));
+  DecodeBatcher batcher;
+  std::string error;
+  {
+    auto turn = engine->impl().scheduler->turn();
+    std::thread a([&] {
+      try {
+        batcher.step(full, 1);
+      } catch (const Error& e) {
+        error = e.what();
+      }
+    });
+    std::thread b([&] { batcher.step(ok, 2); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    turn.unlock();
+    a.join();
+    b.join();
+  }
+  EXPECT_NE(error.find("exceed the context"), std::string::npos) << error;
+  EXPECT_EQ(ok.position(), 5);
+  EXPECT_EQ(full.position(), 4);
 }
 
 }  // namespace
