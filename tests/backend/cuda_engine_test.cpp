@@ -215,6 +215,18 @@ TEST(CudaSessionState, SavedStateContinuesExactlyInANewSession) {
   size_t differ = 0;
   for (size_t i = 0; i < want.size(); ++i) differ += lb[i] != want[i];
   EXPECT_EQ(differ, 0u) << "of " << want.size() << " logits";
+  // A state saved on the CPU continues on the GPU (the same layout), to the
+  // f32 bound of the oracle tests.
+  auto cpu = load(fixture("oracle/qwen3_moe_f32"), "cpu", true);
+  Session on_cpu(cpu);
+  on_cpu.step(prompt);
+  const std::string from_cpu = on_cpu.save_to_bytes();
+  const auto lcpu = on_cpu.step(next);
+  const std::vector<float> want_cpu(lcpu.begin(), lcpu.end());
+  Session d(e);
+  d.load_from_bytes(from_cpu);
+  auto cmp = test::compare_logits(d.step(next), want_cpu, 1, vocab);
+  EXPECT_LE(cmp.max_abs, 1e-3 * cmp.scale);
   // A truncated state is refused and leaves the session as it was.
   Session c(e);
   c.step(std::vector<int32_t>{1, 2});
