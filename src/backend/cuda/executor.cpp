@@ -113,6 +113,10 @@ CudaExecutor::CudaExecutor(DeviceWeights& weights) : weights_(weights) {
   sync_each_op_ = env && *env && std::strcmp(env, "0") != 0;
   const char* graph = std::getenv("MOEFLUX_CUDA_GRAPH");
   graphs_ = !(graph && std::strcmp(graph, "0") == 0);
+  const char* int8 = std::getenv("MOEFLUX_CUDA_INT8");
+  int8_ = !(int8 && std::strcmp(int8, "0") == 0);
+  const char* fuse = std::getenv("MOEFLUX_CUDA_FUSE");
+  fuse_ = !(fuse && std::strcmp(fuse, "0") == 0);
 }
 
 CudaExecutor::~CudaExecutor() {
@@ -357,7 +361,7 @@ void CudaExecutor::linear(const OpLinear& o, const float* in, int rows, float* o
     if (bias) add_bias(out, bias, rows, N, stream_);
     return;
   }
-  matmul(W, in, K, rows, out, N, bias, stream_);
+  matmul(W, in, K, rows, out, N, bias, stream_, int8_ && !o.f32_activations);
 }
 
 void CudaExecutor::moe(const MoeParams& p, const float* x, int T, int D, float* out) {
@@ -367,31 +371,40 @@ void CudaExecutor::moe(const MoeParams& p, const float* x, int T, int D, float* 
     fail_as(ErrorKind::Internal, "moe: layer {} has {} experts of {}x{} on the device, the op {} of {}x{}", p.layer,
             L.experts, L.ffn, L.hidden, E, F, D);
   const size_t rows = size_t(T) * k;
+  const bool int8 = int8_ && !p.f32_activations;
   // Router logits in f32, routing and grouping on the device.
   float* logits = logits_.need<float>(size_t(T) * E, "router logits");
   matmul(weights_.mat(p.router_weight), x, D, T, logits, E, p.router_bias ? weights_.vec(p.router_bias) : nullptr,
          stream_);
   int32_t* ids = ids_.need<int32_t>(rows, "routing");
   float* rw = route_w_.need<float>(rows, "routing weights");
-  route(p.router, logits, T, E, k, p.correction_bias ? weights_.vec(p.correction_bias) : nullptr, ids, rw, stream_);
   const int max_tiles = max_moe_tiles(T, E, k);
   int* row_token = row_token_.need<int>(rows, "expert rows");
   int* row_of = row_of_.need<int>(rows, "expert rows");
   auto* tiles = tiles_.need<MoeTile>(size_t(max_tiles), "expert tiles");
   int* ntiles = ntiles_.need<int>(1, "tile count");
-  group_rows(ids, T, E, k, row_token, row_of, tiles, ntiles, stream_);
+  // One token (decode): routing writes the tiles too, choice j = tile j.
+  const bool one = T == 1 && fuse_;
+  if (one) {
+    route_one_token(p.router, logits, E, k, p.correction_bias ? weights_.vec(p.correction_bias) : nullptr, ids, rw,
+                    row_token, row_of, tiles, ntiles, stream_);
+  } else {
+    route(p.router, logits, T, E, k, p.correction_bias ? weights_.vec(p.correction_bias) : nullptr, ids, rw, stream_);
+    group_rows(ids, T, E, k, row_token, row_of, tiles, ntiles, stream_);
+  }
   // The routed experts: gate and up (with SwiGLU) over the gathered rows, then down.
   float* h = h_.need<float>(rows * F, "expert activations");
   if (L.gate_dtype == L.up_dtype) {
-    matmul_grouped(L.gate_dtype, L.gate, L.up, tiles, ntiles, max_tiles, T == 1, x, D, row_token, h, F, F, D, stream_);
+    matmul_grouped(L.gate_dtype, L.gate, L.up, tiles, ntiles, max_tiles, T == 1, x, D, row_token, h, F, F, D, stream_,
+                   int8);
   } else {
     float* h2 = h2_.need<float>(rows * F, "expert activations");
-    matmul_grouped(L.gate_dtype, L.gate, nullptr, tiles, ntiles, max_tiles, T == 1, x, D, row_token, h, F, F, D, stream_);
-    matmul_grouped(L.up_dtype, L.up, nullptr, tiles, ntiles, max_tiles, T == 1, x, D, row_token, h2, F, F, D, stream_);
+    matmul_grouped(L.gate_dtype, L.gate, nullptr, tiles, ntiles, max_tiles, T == 1, x, D, row_token, h, F, F, D, stream_,
+                   int8);
+    matmul_grouped(L.up_dtype, L.up, nullptr, tiles, ntiles, max_tiles, T == 1, x, D, row_token, h2, F, F, D, stream_,
+                   int8);
     swiglu(h, h2, h, int64_t(rows) * F, stream_);
   }
-  float* dn = down_.need<float>(rows * D, "expert outputs");
-  matmul_grouped(L.down_dtype, L.down, nullptr, tiles, ntiles, max_tiles, T == 1, h, F, nullptr, dn, D, D, F, stream_);
   // The shared expert, gated.
   float *so = nullptr, *sg = nullptr;
   if (p.shared_ffn > 0) {
@@ -399,20 +412,25 @@ void CudaExecutor::moe(const MoeParams& p, const float* x, int T, int D, float* 
     const DevMat &G = weights_.mat(p.shared_gate), &U = weights_.mat(p.shared_up), &Dn = weights_.mat(p.shared_down);
     float* sh = sh_.need<float>(size_t(T) * SF, "shared expert activations");
     if (G.dtype == U.dtype) {
-      matmul_swiglu(G, U, x, D, T, sh, SF, stream_);
+      matmul_swiglu(G, U, x, D, T, sh, SF, stream_, int8);
     } else {
       float* sh2 = sh2_.need<float>(size_t(T) * SF, "shared expert activations");
-      matmul(G, x, D, T, sh, SF, nullptr, stream_);
-      matmul(U, x, D, T, sh2, SF, nullptr, stream_);
+      matmul(G, x, D, T, sh, SF, nullptr, stream_, int8);
+      matmul(U, x, D, T, sh2, SF, nullptr, stream_, int8);
       swiglu(sh, sh2, sh, int64_t(T) * SF, stream_);
     }
     so = shared_out_.need<float>(size_t(T) * D, "shared expert outputs");
-    matmul(Dn, sh, SF, T, so, D, nullptr, stream_);
+    matmul(Dn, sh, SF, T, so, D, nullptr, stream_, int8);
     if (p.shared_expert_gate) {
       sg = shared_gate_.need<float>(size_t(T), "shared expert gate");
       matmul(weights_.mat(p.shared_expert_gate), x, D, T, sg, 1, nullptr, stream_);
     }
   }
+  // One token: the down projection and the weighted combine in one launch.
+  if (one && int8 && moe_down_combine(L.down_dtype, L.down, tiles, k, h, F, rw, so, sg, out, D, F, stream_)) return;
+  float* dn = down_.need<float>(rows * D, "expert outputs");
+  matmul_grouped(L.down_dtype, L.down, nullptr, tiles, ntiles, max_tiles, T == 1, h, F, nullptr, dn, D, D, F, stream_,
+                 int8);
   moe_combine(dn, row_of, rw, T, k, D, so, sg, out, stream_);
 }
 

@@ -77,7 +77,13 @@ class CudaExecutor {
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   OpObserver observer_;
-  bool sync_each_op_ = false;  // MOEFLUX_CUDA_SYNC=1: find the op a kernel fault comes from
+  bool sync_each_op_ = false;
+  // Decode GEMVs round x to int8 for integer-coded formats (gemv_q8.h)
+  // unless the op asks for f32 activations; MOEFLUX_CUDA_INT8=0 turns it off.
+  bool int8_ = true;
+  // Decode fusions (routing + grouping, MoE down + combine, ...);
+  // MOEFLUX_CUDA_FUSE=0 runs the unfused kernels, for comparison.
+  bool fuse_ = true;  // MOEFLUX_CUDA_SYNC=1: find the op a kernel fault comes from
   const float* output_ = nullptr;
   int T_ = 0;
   int max_position_ = 0;

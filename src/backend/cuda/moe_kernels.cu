@@ -48,8 +48,10 @@ __device__ void warp_top_k(float* score, int E, int k, int* out) {
 }
 
 // One warp per token. Shared: scores [E], a working copy [E], ids [k].
+// With `tiles` set (one token), the grouping too: choice j is gathered row
+// j and tile j, in routing order, so no grouping kernel runs.
 __global__ void route_kernel(RouterSpec spec, const float* logits, int E, int k, const float* correction, int32_t* ids,
-                             float* weights) {
+                             float* weights, int* row_token, int* row_of, MoeTile* tiles, int* ntiles) {
   extern __shared__ float sh[];
   float* score = sh;
   float* work = sh + E;
@@ -133,6 +135,14 @@ __global__ void route_kernel(RouterSpec spec, const float* logits, int E, int k,
     }
     if (spec.scaling != 1.0f)
       for (int j = 0; j < k; ++j) ow[j] *= spec.scaling;
+    if (tiles) {
+      for (int j = 0; j < k; ++j) {
+        row_token[j] = 0;
+        row_of[j] = j;
+        tiles[j] = MoeTile{top[j], j, 1};
+      }
+      *ntiles = k;
+    }
   }
 }
 
@@ -186,7 +196,13 @@ void route(const RouterSpec& spec, const float* logits, int T, int E, int k, con
            float* weights, cudaStream_t s) {
   if (T == 0) return;
   const size_t shmem = size_t(2 * E + k) * sizeof(float);
-  route_kernel<<<T, 32, shmem, s>>>(spec, logits, E, k, correction, ids, weights);
+  route_kernel<<<T, 32, shmem, s>>>(spec, logits, E, k, correction, ids, weights, nullptr, nullptr, nullptr, nullptr);
+}
+
+void route_one_token(const RouterSpec& spec, const float* logits, int E, int k, const float* correction, int32_t* ids,
+                     float* weights, int* row_token, int* row_of, MoeTile* tiles, int* ntiles, cudaStream_t s) {
+  const size_t shmem = size_t(2 * E + k) * sizeof(float);
+  route_kernel<<<1, 32, shmem, s>>>(spec, logits, E, k, correction, ids, weights, row_token, row_of, tiles, ntiles);
 }
 
 int max_moe_tiles(int T, int E, int k) {
