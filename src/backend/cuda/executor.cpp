@@ -7,6 +7,7 @@
 
 #include "backend/cuda/attention.h"
 #include "backend/cuda/check.h"
+#include "backend/cuda/fused_decode.h"
 #include "backend/cuda/matmul.h"
 #include "backend/cuda/moe_kernels.h"
 #include "backend/cuda/ops.h"
@@ -177,8 +178,16 @@ void CudaExecutor::run(const Graph& g, const BufferPlan& plan, std::span<const i
 }
 
 void CudaExecutor::run_ops(const Graph& g, const BufferPlan& plan, DevKvCache& kv) {
-  for (size_t i = 0; i < g.ops.size(); ++i) {
+  // Fusions replace whole op sequences; with an observer (which sees every
+  // op's output) or per-op synchronization, every op runs alone.
+  const bool fuse = fuse_ && !observer_ && !sync_each_op_;
+  for (size_t i = 0; i < g.ops.size();) {
     try {
+      if (const size_t used = fuse ? run_fused(g, plan, i, kv) : 0) {
+        check_launch("fused ops");
+        i += used;
+        continue;
+      }
       run_op(g, plan, g.ops[i], kv);
       check_launch(op_name(g.ops[i]));
       if (sync_each_op_ || observer_) sync("running the op's kernels");
@@ -194,7 +203,74 @@ void CudaExecutor::run_ops(const Graph& g, const BufferPlan& plan, DevKvCache& k
             "copying an op's output for the observer");
       observer_(i, g.ops[i], host_out_.data(), d.rows, d.width);
     }
+    ++i;
   }
+}
+
+size_t CudaExecutor::run_fused(const Graph& g, const BufferPlan& plan, size_t i, DevKvCache& kv) {
+  const auto& ops = g.ops;
+  auto B = [&](uint32_t id) { return buf(g, plan, id); };
+  auto width = [&](uint32_t id) { return g.buffers[id].width; };
+  // The residual add and the RMSNorm of its sum (every layer's second and
+  // the next layer's first norm): one block per row.
+  if (i + 1 < ops.size()) {
+    const auto* add = std::get_if<OpAdd>(&ops[i]);
+    const auto* nm = std::get_if<OpRmsNorm>(&ops[i + 1]);
+    if (add && nm && nm->in.index == add->out.index && nm->weight_offset == 0.f && nm->group == width(add->out.index) &&
+        nm->group > 256 && width(nm->out.index) == nm->group) {
+      add_rms_norm(B(add->a.index), B(add->b.index), B(add->out.index), g.buffers[add->out.index].rows, nm->group,
+                   weights_.vec(nm->weight), nm->weight->numel(), nm->eps, B(nm->out.index), stream_);
+      return 2;
+    }
+  }
+  // One token's per-head q/k norms (optional), RoPE of q and k, KV append.
+  if (T_ != 1) return 0;
+  const OpRmsNorm *qn = nullptr, *kn = nullptr;
+  size_t j = i;
+  if (i + 1 < ops.size() && std::holds_alternative<OpRmsNorm>(ops[i]) && std::holds_alternative<OpRmsNorm>(ops[i + 1])) {
+    qn = &std::get<OpRmsNorm>(ops[i]);
+    kn = &std::get<OpRmsNorm>(ops[i + 1]);
+    j = i + 2;
+  }
+  if (j + 2 >= ops.size()) return 0;
+  const auto* rq = std::get_if<OpRope>(&ops[j]);
+  const auto* rk = std::get_if<OpRope>(&ops[j + 1]);
+  const auto* ap = std::get_if<OpKvAppend>(&ops[j + 2]);
+  if (!rq || !rk || !ap || ap->k.index != rk->buf.index || rq->buf.index == rk->buf.index) return 0;
+  const RopeParams& r = rq->rope;
+  const int hd = r.head_dim;
+  if (r.offset != 0 || r.yarn.factor != 1.0f || rk->rope.head_dim != hd || rk->rope.rot_dims != r.rot_dims ||
+      rk->rope.theta != r.theta || rk->rope.interleaved != r.interleaved || rk->rope.offset != 0 ||
+      rk->rope.yarn.factor != 1.0f || hd <= 0 || hd > 256 || r.rot_dims % 2 != 0 || r.rot_dims > hd)
+    return 0;
+  const int qw = width(rq->buf.index), kw = width(rk->buf.index);
+  if (qw % hd != 0 || kw % hd != 0) return 0;
+  if (qn && (qn->out.index != rq->buf.index || kn->out.index != rk->buf.index || qn->group != hd || kn->group != hd ||
+             qn->weight_offset != 0.f || kn->weight_offset != 0.f || width(qn->in.index) != qw ||
+             width(kn->in.index) != kw))
+    return 0;
+  const KvView v = kv.view(ap->state);
+  if (v.key_width != kw || v.value_width != width(ap->v.index)) return 0;
+  QkRopeAppend p{};
+  p.q_in = B(qn ? qn->in.index : rq->buf.index);
+  p.k_in = B(kn ? kn->in.index : rk->buf.index);
+  p.v = B(ap->v.index);
+  p.q_out = B(rq->buf.index);
+  p.k_out = B(rk->buf.index);
+  if (qn) {
+    p.qw = weights_.vec(qn->weight);
+    p.kw = weights_.vec(kn->weight);
+    p.qwn = qn->weight->numel();
+    p.kwn = kn->weight->numel();
+    p.q_eps = qn->eps;
+    p.k_eps = kn->eps;
+  }
+  p.heads = qw / hd;
+  p.kv_heads = kw / hd;
+  p.head_dim = hd;
+  p.rope = r;
+  qk_rope_append(p, v, static_cast<const int32_t*>(positions_.get()), stream_);
+  return j + 3 - i;
 }
 
 uint64_t CudaExecutor::step_key(const Graph& g, const BufferPlan& plan) const {

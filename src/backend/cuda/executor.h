@@ -65,6 +65,9 @@ class CudaExecutor {
   uint64_t step_key(const Graph& g, const BufferPlan& plan) const;
   bool run_captured(const Graph& g, const BufferPlan& plan, uint64_t key, DevKvCache& kv);
   void run_ops(const Graph& g, const BufferPlan& plan, DevKvCache& kv);
+  // Runs ops[i, i + n) as one fused launch where they match a known
+  // sequence (fused_decode.h) and returns n, else 0.
+  size_t run_fused(const Graph& g, const BufferPlan& plan, size_t i, DevKvCache& kv);
   struct Captured {
     uint64_t key = 0, epoch = 0;
     cudaGraphExec_t exec = nullptr;
