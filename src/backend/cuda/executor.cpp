@@ -223,8 +223,28 @@ size_t CudaExecutor::run_fused(const Graph& g, const BufferPlan& plan, size_t i,
       return 2;
     }
   }
-  // One token's per-head q/k norms (optional), RoPE of q and k, KV append.
   if (T_ != 1) return 0;
+  // One token through several projections of the same input (q, k, v):
+  // one launch of the int8 GEMV over all of them.
+  if (int8_) {
+    size_t n = 0;
+    const DevMat* W[4];
+    const float* bias[4];
+    float* y[4];
+    const auto* first = std::get_if<OpLinear>(&ops[i]);
+    while (first && n < 4 && i + n < ops.size()) {
+      const auto* o = std::get_if<OpLinear>(&ops[i + n]);
+      if (!o || o->in.index != first->in.index || o->last_row_only || o->f32_activations ||
+          g.buffers[o->in.index].rows != 1)
+        break;
+      W[n] = &weights_.mat(o->weight);
+      bias[n] = o->bias ? weights_.vec(o->bias) : nullptr;
+      y[n] = B(o->out.index);
+      ++n;
+    }
+    if (n >= 2 && matmul_q8_multi(int(n), W, bias, B(first->in.index), y, stream_)) return n;
+  }
+  // One token's per-head q/k norms (optional), RoPE of q and k, KV append.
   const OpRmsNorm *qn = nullptr, *kn = nullptr;
   size_t j = i;
   if (i + 1 < ops.size() && std::holds_alternative<OpRmsNorm>(ops[i]) && std::holds_alternative<OpRmsNorm>(ops[i + 1])) {
@@ -406,7 +426,8 @@ void CudaExecutor::run_op(const Graph& g, const BufferPlan& plan, const Op& op, 
                 partial = attn_partial_.need<float>(size_t(o.attn.heads) * splits * (o.attn.head_dim + 2),
                                                     "attention partial sums");
             }
-            attention(o.attn, kv.view(o.state), dpos, T, B(o.q.index), B(o.out.index), splits, partial, stream_);
+            attention(o.attn, kv.view(o.state), dpos, T, B(o.q.index), B(o.out.index), splits, partial, stream_,
+                      splits > 1 && fuse_ ? attn_done(o.attn.heads) : nullptr);
           },
           [&](const OpAdd& o) {
             const auto& d = desc(o.a.index);
@@ -440,6 +461,27 @@ void CudaExecutor::linear(const OpLinear& o, const float* in, int rows, float* o
   matmul(W, in, K, rows, out, N, bias, stream_, int8_ && !o.f32_activations);
 }
 
+unsigned* CudaExecutor::attn_done(int heads) {
+  // Zeroed when (re)allocated; the attention kernel leaves it zero. Grown
+  // only outside a capture in practice (the first decode step runs eagerly).
+  if (attn_done_n_ < heads) {
+    auto* d = attn_done_.need<unsigned>(size_t(heads), "attention completion counters");
+    check(cudaMemsetAsync(d, 0, size_t(heads) * sizeof(unsigned), stream_), "zeroing attention counters");
+    attn_done_n_ = heads;
+  }
+  return static_cast<unsigned*>(attn_done_.get());
+}
+
+unsigned* CudaExecutor::route_done() {
+  // Allocated (and zeroed) once, before any capture: the fused router
+  // kernel leaves it zero after each use.
+  if (!route_done_.get()) {
+    auto* d = route_done_.need<unsigned>(1, "router completion counter");
+    check(cudaMemsetAsync(d, 0, sizeof(unsigned), stream_), "zeroing the router completion counter");
+  }
+  return static_cast<unsigned*>(route_done_.get());
+}
+
 void CudaExecutor::moe(const MoeParams& p, const float* x, int T, int D, float* out) {
   const DevMoeLayer& L = weights_.moe(p.layer);
   const int E = p.experts, k = p.top_k, F = p.expert_ffn;
@@ -450,8 +492,6 @@ void CudaExecutor::moe(const MoeParams& p, const float* x, int T, int D, float* 
   const bool int8 = int8_ && !p.f32_activations;
   // Router logits in f32, routing and grouping on the device.
   float* logits = logits_.need<float>(size_t(T) * E, "router logits");
-  matmul(weights_.mat(p.router_weight), x, D, T, logits, E, p.router_bias ? weights_.vec(p.router_bias) : nullptr,
-         stream_);
   int32_t* ids = ids_.need<int32_t>(rows, "routing");
   float* rw = route_w_.need<float>(rows, "routing weights");
   const int max_tiles = max_moe_tiles(T, E, k);
@@ -459,14 +499,21 @@ void CudaExecutor::moe(const MoeParams& p, const float* x, int T, int D, float* 
   int* row_of = row_of_.need<int>(rows, "expert rows");
   auto* tiles = tiles_.need<MoeTile>(size_t(max_tiles), "expert tiles");
   int* ntiles = ntiles_.need<int>(1, "tile count");
-  // One token (decode): routing writes the tiles too, choice j = tile j.
+  const DevMat& router = weights_.mat(p.router_weight);
+  const float* router_bias = p.router_bias ? weights_.vec(p.router_bias) : nullptr;
+  const float* correction = p.correction_bias ? weights_.vec(p.correction_bias) : nullptr;
+  // One token (decode): routing writes the tiles too, choice j = tile j;
+  // with an f32 router, the router product and the routing are one launch.
   const bool one = T == 1 && fuse_;
-  if (one) {
-    route_one_token(p.router, logits, E, k, p.correction_bias ? weights_.vec(p.correction_bias) : nullptr, ids, rw,
-                    row_token, row_of, tiles, ntiles, stream_);
-  } else {
-    route(p.router, logits, T, E, k, p.correction_bias ? weights_.vec(p.correction_bias) : nullptr, ids, rw, stream_);
-    group_rows(ids, T, E, k, row_token, row_of, tiles, ntiles, stream_);
+  if (!one || !router_route_one_token(p.router, router, router_bias, x, logits, E, k, correction, ids, rw, row_token,
+                                      row_of, tiles, ntiles, route_done(), stream_)) {
+    matmul(router, x, D, T, logits, E, router_bias, stream_);
+    if (one) {
+      route_one_token(p.router, logits, E, k, correction, ids, rw, row_token, row_of, tiles, ntiles, stream_);
+    } else {
+      route(p.router, logits, T, E, k, correction, ids, rw, stream_);
+      group_rows(ids, T, E, k, row_token, row_of, tiles, ntiles, stream_);
+    }
   }
   // The routed experts: gate and up (with SwiGLU) over the gathered rows, then down.
   float* h = h_.need<float>(rows * F, "expert activations");

@@ -56,6 +56,9 @@ class CudaExecutor {
   void run_op(const Graph& g, const BufferPlan& plan, const Op& op, DevKvCache& kv);
   void linear(const OpLinear& o, const float* in, int rows, float* out);
   void moe(const MoeParams& p, const float* x, int T, int D, float* out);
+  unsigned* route_done();
+  unsigned* attn_done(int heads);
+  int attn_done_n_ = 0;
   void sync(const char* what);
   // Decode steps replay a captured CUDA graph of the whole step (one
   // launch instead of hundreds). A graph is keyed by the step's graph and
@@ -93,7 +96,7 @@ class CudaExecutor {
   DeviceBuffer arena_, tokens_, positions_, attn_partial_;
   // MoE scratch.
   DeviceBuffer logits_, ids_, route_w_, row_token_, row_of_, tiles_, ntiles_, h_, h2_, down_, sh_, sh2_,
-      shared_out_, shared_gate_;
+      shared_out_, shared_gate_, route_done_, attn_done_;
   std::vector<float> host_out_;
 };
 

@@ -20,6 +20,11 @@
 
 namespace moeflux::cuda {
 
+// The per-format code below is also host code (HD), so that it can be
+// checked on a machine without a GPU against the reference dequantizers
+// (scripts/check_gemv_q8_host.sh).
+#define HD __host__ __device__ __forceinline__
+
 namespace {
 
 int sm_count() {
@@ -42,18 +47,33 @@ struct XQ {
   const int8_t* q;
   const float* d;
   const int* s16;
-  __device__ __forceinline__ int4 q16(int e) const { return *reinterpret_cast<const int4*>(q + e); }
+  HD int4 q16(int e) const { return *reinterpret_cast<const int4*>(q + e); }
 };
 
-__device__ __forceinline__ float h2f(uint16_t h) { return __half2float(__ushort_as_half(h)); }
-__device__ __forceinline__ uint16_t ld16(const uint8_t* p) { return *reinterpret_cast<const uint16_t*>(p); }
-__device__ __forceinline__ uint32_t ld32(const uint8_t* p) { return *reinterpret_cast<const uint32_t*>(p); }
+HD float h2f(uint16_t h) { return __half2float(__ushort_as_half(h)); }
+HD uint16_t ld16(const uint8_t* p) { return *reinterpret_cast<const uint16_t*>(p); }
+HD uint32_t ld32(const uint8_t* p) { return *reinterpret_cast<const uint32_t*>(p); }
+HD int dp4a(int a, int b, int c) {
+#ifdef __CUDA_ARCH__
+  return __dp4a(a, b, c);
+#else
+  for (int i = 0; i < 4; ++i) c += int(int8_t(a >> (8 * i))) * int(int8_t(b >> (8 * i)));
+  return c;
+#endif
+}
+HD uint32_t funnel_r(uint32_t lo, uint32_t hi, uint32_t sh) {
+#ifdef __CUDA_ARCH__
+  return __funnelshift_r(lo, hi, sh);
+#else
+  return sh == 0 ? lo : uint32_t(((uint64_t(hi) << 32) | lo) >> sh);
+#endif
+}
 
 // N words from a 2-byte-aligned address: aligned word loads (one more when
 // the address is not 4-aligned) joined by a funnel shift. The extra word is
 // loaded only when needed, so no byte past p + 4N is read.
 template <int N>
-__device__ __forceinline__ void ld_words2(const uint8_t* p, uint32_t out[N]) {
+HD void ld_words2(const uint8_t* p, uint32_t out[N]) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
   const uint32_t* w = reinterpret_cast<const uint32_t*>(a & ~uintptr_t(3));
   const uint32_t sh = uint32_t(a & 2) * 8;
@@ -62,24 +82,24 @@ __device__ __forceinline__ void ld_words2(const uint8_t* p, uint32_t out[N]) {
   for (int i = 0; i < N; ++i) v[i] = w[i];
   v[N] = sh ? w[N] : 0u;
 #pragma unroll
-  for (int i = 0; i < N; ++i) out[i] = __funnelshift_r(v[i], v[i + 1], sh);
+  for (int i = 0; i < N; ++i) out[i] = funnel_r(v[i], v[i + 1], sh);
 }
 
-__device__ __forceinline__ int dot16(const uint32_t w[4], int4 x) {
-  int s = __dp4a(int(w[0]), x.x, 0);
-  s = __dp4a(int(w[1]), x.y, s);
-  s = __dp4a(int(w[2]), x.z, s);
-  return __dp4a(int(w[3]), x.w, s);
+HD int dot16(const uint32_t w[4], int4 x) {
+  int s = dp4a(int(w[0]), x.x, 0);
+  s = dp4a(int(w[1]), x.y, s);
+  s = dp4a(int(w[2]), x.z, s);
+  return dp4a(int(w[3]), x.w, s);
 }
 
 // Byte i of the 12 scale bytes of a K-quant block, held in three words
 // (selects, not an indexed array, so they stay in registers).
-__device__ __forceinline__ int sbyte(const uint32_t s[3], int i) {
+HD int sbyte(const uint32_t s[3], int i) {
   const uint32_t w = i < 4 ? s[0] : i < 8 ? s[1] : s[2];
   return int((w >> (8 * (i & 3))) & 0xFFu);
 }
 // Sub-block j's 6-bit scale and min (dequant.cpp's get_scale_min_k4).
-__device__ __forceinline__ void k4_sm(int j, const uint32_t s[3], int& sc, int& m) {
+HD void k4_sm(int j, const uint32_t s[3], int& sc, int& m) {
   if (j < 4) {
     sc = sbyte(s, j) & 63;
     m = sbyte(s, j + 4) & 63;
@@ -97,7 +117,7 @@ struct Q8Fmt;
 template <>
 struct Q8Fmt<DType::Q4_0> {
   static constexpr int kElems = 32, kBytes = 18, kUnits = 1;
-  __device__ __forceinline__ static float dot(const uint8_t* row, int b, int, const XQ& x) {
+  HD static float dot(const uint8_t* row, int b, int, const XQ& x) {
     const uint8_t* p = row + b * kBytes;
     uint32_t q[4], lo[4], hi[4];
     ld_words2<4>(p + 2, q);
@@ -115,7 +135,7 @@ struct Q8Fmt<DType::Q4_0> {
 template <>
 struct Q8Fmt<DType::Q4_1> {
   static constexpr int kElems = 32, kBytes = 20, kUnits = 1;
-  __device__ __forceinline__ static float dot(const uint8_t* row, int b, int, const XQ& x) {
+  HD static float dot(const uint8_t* row, int b, int, const XQ& x) {
     const uint8_t* p = row + b * kBytes;  // 4-aligned
     const uint32_t dm = ld32(p);
     uint32_t lo[4], hi[4];
@@ -134,14 +154,14 @@ struct Q8Fmt<DType::Q4_1> {
 
 // Q5_0/Q5_1: the fifth bit of element j is bit j of qh; spread four of them
 // to bit 4 of four bytes.
-__device__ __forceinline__ uint32_t spread4(uint32_t h) {
+HD uint32_t spread4(uint32_t h) {
   return ((h << 4) & 0x10u) | ((h << 11) & 0x1000u) | ((h << 18) & 0x100000u) | ((h << 25) & 0x10000000u);
 }
 
 template <>
 struct Q8Fmt<DType::Q5_0> {
   static constexpr int kElems = 32, kBytes = 22, kUnits = 1;
-  __device__ __forceinline__ static float dot(const uint8_t* row, int b, int, const XQ& x) {
+  HD static float dot(const uint8_t* row, int b, int, const XQ& x) {
     const uint8_t* p = row + b * kBytes;
     uint32_t w[5], lo[4], hi[4];
     ld_words2<5>(p + 2, w);  // qh, then the 16 code bytes
@@ -160,7 +180,7 @@ struct Q8Fmt<DType::Q5_0> {
 template <>
 struct Q8Fmt<DType::Q5_1> {
   static constexpr int kElems = 32, kBytes = 24, kUnits = 1;
-  __device__ __forceinline__ static float dot(const uint8_t* row, int b, int, const XQ& x) {
+  HD static float dot(const uint8_t* row, int b, int, const XQ& x) {
     const uint8_t* p = row + b * kBytes;  // 8-aligned
     const uint32_t dm = ld32(p), qh = ld32(p + 4);
     uint32_t lo[4], hi[4];
@@ -180,7 +200,7 @@ struct Q8Fmt<DType::Q5_1> {
 template <>
 struct Q8Fmt<DType::Q8_0> {
   static constexpr int kElems = 32, kBytes = 34, kUnits = 1;
-  __device__ __forceinline__ static float dot(const uint8_t* row, int b, int, const XQ& x) {
+  HD static float dot(const uint8_t* row, int b, int, const XQ& x) {
     const uint8_t* p = row + b * kBytes;
     uint32_t q[8];
     ld_words2<8>(p + 2, q);
@@ -198,7 +218,7 @@ template <DType DT>
 struct Q8FmtK45 {
   static constexpr bool k5 = DT == DType::Q5_K;
   static constexpr int kElems = 256, kBytes = k5 ? 176 : 144, kUnits = 8;
-  __device__ __forceinline__ static float dot(const uint8_t* row, int b, int u, const XQ& x) {
+  HD static float dot(const uint8_t* row, int b, int u, const XQ& x) {
     const uint8_t* p = row + b * kBytes;
     const int g = u >> 1, half = u & 1;
     const uint4 qv = *reinterpret_cast<const uint4*>(p + (k5 ? 48 : 16) + g * 32 + half * 16);
@@ -243,7 +263,7 @@ struct Q8Fmt<DType::Q5_K> : Q8FmtK45<DType::Q5_K> {};
 template <>
 struct Q8Fmt<DType::Q6_K> {
   static constexpr int kElems = 256, kBytes = 210, kUnits = 8;
-  __device__ __forceinline__ static float dot(const uint8_t* row, int b, int u, const XQ& x) {
+  HD static float dot(const uint8_t* row, int b, int u, const XQ& x) {
     const uint8_t* p = row + b * kBytes;
     const int h = u >> 2, part = u & 3;
     uint32_t ql[4], qh[4], lo[4], hi[4];
@@ -262,6 +282,10 @@ struct Q8Fmt<DType::Q6_K> {
     return h2f(ld16(p + 208)) * (x.d[e0 >> 5] * float(sc0 * s0) + x.d[e1 >> 5] * float(sc1 * s1));
   }
 };
+
+// Shared bytes of one int8 x row (codes, scales, sums), rounded up to 16 so
+// that rows laid one after another keep their codes 16-byte aligned.
+HD int xq_bytes(int K) { return (K + (K / 32) * 4 + (K / 16) * 4 + 15) & ~15; }
 
 // x row -> XQ in shared memory: 8 lanes per 32-element group, 4 elements
 // each; whole warps iterate (the shuffles need every lane), lanes past the
@@ -288,9 +312,48 @@ __device__ void quantize_x(const float* xr, int K, int8_t* q, float* d, int* s16
   }
 }
 
+// Rows [0, N) of W (with W2: silu(x W) * (x W2)) against the int8 x, warp
+// by warp: block `block` of `nblocks` takes rows of R per warp, striding.
+template <DType DT>
+__device__ __forceinline__ void gemv_rows(const DevMat& W, const DevMat& W2, bool pair, const float* bias, float* y,
+                                          int N, int K, int R, int block, int nblocks, const XQ& x) {
+  using F = Q8Fmt<DT>;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
+  const int upr = (K / F::kElems) * F::kUnits;  // units per row
+  const int rows_per_block = kQ8Warps * R;
+  for (int n0 = (block * kQ8Warps + warp) * R; n0 < N; n0 += nblocks * rows_per_block) {
+    const int nr = min(R, N - n0);
+    float acc[kQ8MaxRows] = {}, acc2[kQ8MaxRows] = {};
+    const int total = nr * upr;
+#pragma unroll 2
+    for (int i = lane; i < total; i += 32) {
+      const int r = i / upr, u = i - r * upr;
+      const int b = u / F::kUnits, uu = u % F::kUnits;
+      const float v = F::dot(W.data + int64_t(n0 + r) * int64_t(W.row_bytes), b, uu, x);
+      float v2 = 0.f;
+      if (pair) v2 = F::dot(W2.data + int64_t(n0 + r) * int64_t(W2.row_bytes), b, uu, x);
+#pragma unroll
+      for (int rr = 0; rr < kQ8MaxRows; ++rr)
+        if (rr == r) {
+          acc[rr] += v;
+          acc2[rr] += v2;
+        }
+    }
+#pragma unroll
+    for (int rr = 0; rr < kQ8MaxRows; ++rr) {
+      if (rr >= nr) break;
+      const float s = warp_sum(acc[rr]);
+      const float s2 = pair ? warp_sum(acc2[rr]) : 0.f;
+      if (lane == 0) {
+        const int n = n0 + rr;
+        y[n] = pair ? s / (1.0f + expf(-s)) * s2 : s + (bias ? bias[n] : 0.f);
+      }
+    }
+  }
+}
+
 template <DType DT>
 __global__ void __launch_bounds__(kQ8Warps * 32) gemv_q8_kernel(MmArgs a, int R) {
-  using F = Q8Fmt<DT>;
   extern __shared__ __align__(16) uint8_t sm[];
   const int K = a.K;
   int8_t* xq = reinterpret_cast<int8_t*>(sm);
@@ -315,56 +378,58 @@ __global__ void __launch_bounds__(kQ8Warps * 32) gemv_q8_kernel(MmArgs a, int R)
   }
   quantize_x(a.x + xrow * a.ldx, K, xq, xd, xs);
   __syncthreads();
-  const XQ x{xq, xd, xs};
-  const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
-  const int upr = (K / F::kElems) * F::kUnits;  // units per row
-  const int rows_per_block = kQ8Warps * R;
-  for (int n0 = (int(blockIdx.x) * kQ8Warps + warp) * R; n0 < a.N; n0 += int(gridDim.x) * rows_per_block) {
-    const int nr = min(R, a.N - n0);
-    float acc[kQ8MaxRows] = {}, acc2[kQ8MaxRows] = {};
-    const int total = nr * upr;
-#pragma unroll 2
-    for (int i = lane; i < total; i += 32) {
-      const int r = i / upr, u = i - r * upr;
-      const int b = u / F::kUnits, uu = u % F::kUnits;
-      const float v = F::dot(W.data + int64_t(n0 + r) * int64_t(W.row_bytes), b, uu, x);
-      float v2 = 0.f;
-      if (pair) v2 = F::dot(W2.data + int64_t(n0 + r) * int64_t(W2.row_bytes), b, uu, x);
-#pragma unroll
-      for (int rr = 0; rr < kQ8MaxRows; ++rr)
-        if (rr == r) {
-          acc[rr] += v;
-          acc2[rr] += v2;
-        }
-    }
-#pragma unroll
-    for (int rr = 0; rr < kQ8MaxRows; ++rr) {
-      if (rr >= nr) break;
-      const float s = warp_sum(acc[rr]);
-      const float s2 = pair ? warp_sum(acc2[rr]) : 0.f;
-      if (lane == 0) {
-        const int n = n0 + rr;
-        a.y[yrow * a.ldy + n] = pair ? s / (1.0f + expf(-s)) * s2 : s + (a.bias ? a.bias[n] : 0.f);
-      }
-    }
+  gemv_rows<DT>(W, W2, pair, a.bias, a.y + yrow * a.ldy, a.N, K, R, int(blockIdx.x), int(gridDim.x), XQ{xq, xd, xs});
+}
+
+// Several matrices of one format and width over the same x (a layer's q,
+// k and v): blocks [first[j], first[j + 1]) compute matrix j.
+template <DType DT>
+__global__ void __launch_bounds__(kQ8Warps * 32) gemv_q8_multi_kernel(Q8Multi m, const float* xr, int K) {
+  extern __shared__ __align__(16) uint8_t sm[];
+  int8_t* xq = reinterpret_cast<int8_t*>(sm);
+  float* xd = reinterpret_cast<float*>(sm + K);
+  int* xs = reinterpret_cast<int*>(sm + K + (K / 32) * 4);
+  quantize_x(xr, K, xq, xd, xs);
+  __syncthreads();
+  int j = 0;
+  while (j + 1 < m.count && int(blockIdx.x) >= m.first[j + 1]) ++j;
+  gemv_rows<DT>(m.w[j], m.w[j], false, m.bias[j], m.y[j], int(m.w[j].rows), K, m.R[j], int(blockIdx.x) - m.first[j],
+                m.first[j + 1] - m.first[j], XQ{xq, xd, xs});
+}
+
+// Rows per warp for rows of `upr` units: enough that the warp's lanes are
+// busy on every step (32 / gcd(upr, 32), at most 4).
+int rows_per_warp(int upr) {
+  int R = 1;
+  while (R < kQ8MaxRows && (upr * R) % 32 != 0) R *= 2;
+  return R;
+}
+
+template <DType DT>
+void launch_q8_multi(Q8Multi m, const float* x, int K, cudaStream_t s) {
+  using F = Q8Fmt<DT>;
+  const int upr = (K / F::kElems) * F::kUnits;
+  m.first[0] = 0;
+  for (int j = 0; j < m.count; ++j) {
+    m.R[j] = rows_per_warp(upr);
+    const int64_t rows = kQ8Warps * m.R[j];
+    m.first[j + 1] = m.first[j] + int(std::min<int64_t>((m.w[j].rows + rows - 1) / rows, sm_count() * 8));
   }
+  gemv_q8_multi_kernel<DT><<<unsigned(m.first[m.count]), kQ8Warps * 32, size_t(xq_bytes(K)), s>>>(m, x, K);
 }
 
 template <DType DT>
 void launch_q8(const MmArgs& a, unsigned tiles, cudaStream_t s) {
   using F = Q8Fmt<DT>;
   const int upr = (a.K / F::kElems) * F::kUnits;
-  // Rows per warp: enough units that the warp's lanes are busy on every
-  // step (32 / gcd(units per row, 32), at most 4).
-  int R = 1;
-  while (R < kQ8MaxRows && (upr * R) % 32 != 0) R *= 2;
+  const int R = rows_per_warp(upr);
   const int rows_per_block = kQ8Warps * R;
   // One pass over the rows when that is at most ~8 blocks per SM; beyond
   // it (the lm_head) blocks loop over rows, so x is quantized fewer times.
   unsigned gx = unsigned((a.N + rows_per_block - 1) / rows_per_block);
   const unsigned cap = std::max(1u, unsigned(sm_count()) * 8 / tiles);
   if (gx > cap) gx = cap;
-  const size_t smem = size_t(a.K) + size_t(a.K / 32) * 4 + size_t(a.K / 16) * 4;
+  const size_t smem = size_t(xq_bytes(a.K));
   gemv_q8_kernel<DT><<<dim3(gx, tiles), kQ8Warps * 32, smem, s>>>(a, R);
 }
 
@@ -380,7 +445,7 @@ __global__ void __launch_bounds__(kQ8Warps * 32)
   using F = Q8Fmt<DT>;
   extern __shared__ __align__(16) uint8_t sm[];
   const int K = a.K;
-  const int xbytes = K + (K / 32) * 4 + (K / 16) * 4;
+  const int xbytes = xq_bytes(K);
   __shared__ const uint8_t* base[kMaxCombineExperts];
   __shared__ uint64_t rbytes[kMaxCombineExperts];
   __shared__ float wj[kMaxCombineExperts];
@@ -420,7 +485,7 @@ void launch_down_combine(const MmArgs& a, int k, const float* w, const float* sh
                          cudaStream_t s) {
   unsigned gx = unsigned((a.N + kQ8Warps - 1) / kQ8Warps);
   gx = std::min(gx, unsigned(sm_count()) * 4);
-  const size_t smem = size_t(k) * (size_t(a.K) + size_t(a.K / 32) * 4 + size_t(a.K / 16) * 4);
+  const size_t smem = size_t(k) * size_t(xq_bytes(a.K));
   down_combine_kernel<DT><<<gx, kQ8Warps * 32, smem, s>>>(a, k, w, shared, shared_gate);
 }
 
@@ -428,7 +493,7 @@ void launch_down_combine(const MmArgs& a, int k, const float* w, const float* sh
 
 bool down_combine_supports(DType dt, int K, int k) {
   return k > 0 && k <= kMaxCombineExperts && gemv_q8_supports(dt, K) &&
-         int64_t(k) * (K + K / 8 + K / 4) <= 40 * 1024;
+         int64_t(k) * xq_bytes(K) <= 40 * 1024;
 }
 
 void launch_down_combine(DType dt, const MmArgs& a, int k, const float* w, const float* shared,
@@ -446,6 +511,24 @@ void launch_down_combine(DType dt, const MmArgs& a, int k, const float* w, const
     MOEFLUX_DOWN(Q5_K)
     MOEFLUX_DOWN(Q6_K)
 #undef MOEFLUX_DOWN
+    default: break;
+  }
+}
+
+void launch_gemv_q8_multi(DType dt, const Q8Multi& m, const float* x, int K, cudaStream_t s) {
+  if (m.count <= 0) return;
+  switch (dt) {
+#define MOEFLUX_MULTI(T) \
+  case DType::T: launch_q8_multi<DType::T>(m, x, K, s); break;
+    MOEFLUX_MULTI(Q4_0)
+    MOEFLUX_MULTI(Q4_1)
+    MOEFLUX_MULTI(Q5_0)
+    MOEFLUX_MULTI(Q5_1)
+    MOEFLUX_MULTI(Q8_0)
+    MOEFLUX_MULTI(Q4_K)
+    MOEFLUX_MULTI(Q5_K)
+    MOEFLUX_MULTI(Q6_K)
+#undef MOEFLUX_MULTI
     default: break;
   }
 }

@@ -205,4 +205,20 @@ bool moe_down_combine(DType dt, const DevMat* experts, const MoeTile* tiles, int
   return true;
 }
 
+bool matmul_q8_multi(int count, const DevMat* const* W, const float* const* bias, const float* x, float* const* y,
+                     cudaStream_t s) {
+  if (count < 1 || count > kMaxMulti || reinterpret_cast<uintptr_t>(x) % 16 != 0) return false;
+  Q8Multi m{};
+  m.count = count;
+  for (int j = 0; j < count; ++j) {
+    if (W[j]->dtype != W[0]->dtype || W[j]->cols != W[0]->cols) return false;
+    m.w[j] = *W[j];
+    m.y[j] = y[j];
+    m.bias[j] = bias[j];
+  }
+  if (!gemv_q8_supports(W[0]->dtype, int(W[0]->cols))) return false;
+  launch_gemv_q8_multi(W[0]->dtype, m, x, int(W[0]->cols), s);
+  return true;
+}
+
 }  // namespace moeflux::cuda
