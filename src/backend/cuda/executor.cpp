@@ -211,6 +211,15 @@ size_t CudaExecutor::run_fused(const Graph& g, const BufferPlan& plan, size_t i,
   const auto& ops = g.ops;
   auto B = [&](uint32_t id) { return buf(g, plan, id); };
   auto width = [&](uint32_t id) { return g.buffers[id].width; };
+  // Whether two buffers share memory (the plan reuses slots of dead
+  // buffers): a fused kernel's blocks run in any order, so an output may
+  // not overlap another op's input the way it could between separate ops.
+  auto overlap = [&](uint32_t a, uint32_t b) {
+    const auto* pa = reinterpret_cast<const uint8_t*>(B(a));
+    const auto* pb = reinterpret_cast<const uint8_t*>(B(b));
+    const size_t na = size_t(g.buffers[a].rows) * size_t(width(a)) * 4, nb = size_t(g.buffers[b].rows) * size_t(width(b)) * 4;
+    return pa < pb + nb && pb < pa + na;
+  };
   // The residual add and the RMSNorm of its sum (every layer's second and
   // the next layer's first norm): one block per row.
   if (i + 1 < ops.size()) {
@@ -235,7 +244,7 @@ size_t CudaExecutor::run_fused(const Graph& g, const BufferPlan& plan, size_t i,
     while (first && n < 4 && i + n < ops.size()) {
       const auto* o = std::get_if<OpLinear>(&ops[i + n]);
       if (!o || o->in.index != first->in.index || o->last_row_only || o->f32_activations ||
-          g.buffers[o->in.index].rows != 1)
+          g.buffers[o->in.index].rows != 1 || overlap(o->out.index, o->in.index))
         break;
       W[n] = &weights_.mat(o->weight);
       bias[n] = o->bias ? weights_.vec(o->bias) : nullptr;
@@ -271,9 +280,13 @@ size_t CudaExecutor::run_fused(const Graph& g, const BufferPlan& plan, size_t i,
     return 0;
   const KvView v = kv.view(ap->state);
   if (v.key_width != kw || v.value_width != width(ap->v.index)) return 0;
+  const uint32_t q_in = qn ? qn->in.index : rq->buf.index, k_in = kn ? kn->in.index : rk->buf.index;
+  if (overlap(rq->buf.index, k_in) || overlap(rq->buf.index, ap->v.index) || overlap(rk->buf.index, q_in) ||
+      overlap(rk->buf.index, ap->v.index) || overlap(rq->buf.index, rk->buf.index))
+    return 0;
   QkRopeAppend p{};
-  p.q_in = B(qn ? qn->in.index : rq->buf.index);
-  p.k_in = B(kn ? kn->in.index : rk->buf.index);
+  p.q_in = B(q_in);
+  p.k_in = B(k_in);
   p.v = B(ap->v.index);
   p.q_out = B(rq->buf.index);
   p.k_out = B(rk->buf.index);
