@@ -247,6 +247,7 @@ size_t CudaExecutor::run_fused(const Graph& g, const BufferPlan& plan, size_t i,
           g.buffers[o->in.index].rows != 1 || overlap(o->out.index, o->in.index))
         break;
       W[n] = &weights_.mat(o->weight);
+      if (n > 0 && W[n]->cols != W[0]->cols) break;
       bias[n] = o->bias ? weights_.vec(o->bias) : nullptr;
       y[n] = B(o->out.index);
       ++n;

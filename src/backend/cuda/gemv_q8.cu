@@ -381,9 +381,9 @@ __global__ void __launch_bounds__(kQ8Warps * 32) gemv_q8_kernel(MmArgs a, int R)
   gemv_rows<DT>(W, W2, pair, a.bias, a.y + yrow * a.ldy, a.N, K, R, int(blockIdx.x), int(gridDim.x), XQ{xq, xd, xs});
 }
 
-// Several matrices of one format and width over the same x (a layer's q,
-// k and v): blocks [first[j], first[j + 1]) compute matrix j.
-template <DType DT>
+// Several matrices of one width over the same x (a layer's q, k and v;
+// each in its own integer-coded format): blocks [first[j], first[j + 1])
+// compute matrix j.
 __global__ void __launch_bounds__(kQ8Warps * 32) gemv_q8_multi_kernel(Q8Multi m, const float* xr, int K) {
   extern __shared__ __align__(16) uint8_t sm[];
   int8_t* xq = reinterpret_cast<int8_t*>(sm);
@@ -393,8 +393,25 @@ __global__ void __launch_bounds__(kQ8Warps * 32) gemv_q8_multi_kernel(Q8Multi m,
   __syncthreads();
   int j = 0;
   while (j + 1 < m.count && int(blockIdx.x) >= m.first[j + 1]) ++j;
-  gemv_rows<DT>(m.w[j], m.w[j], false, m.bias[j], m.y[j], int(m.w[j].rows), K, m.R[j], int(blockIdx.x) - m.first[j],
-                m.first[j + 1] - m.first[j], XQ{xq, xd, xs});
+  const XQ x{xq, xd, xs};
+  const DevMat& W = m.w[j];
+  const int block = int(blockIdx.x) - m.first[j], nblocks = m.first[j + 1] - m.first[j];
+  switch (W.dtype) {
+#define MOEFLUX_ROWS(T)                                                                                       \
+  case DType::T:                                                                                              \
+    gemv_rows<DType::T>(W, W, false, m.bias[j], m.y[j], int(W.rows), K, m.R[j], block, nblocks, x);          \
+    break;
+    MOEFLUX_ROWS(Q4_0)
+    MOEFLUX_ROWS(Q4_1)
+    MOEFLUX_ROWS(Q5_0)
+    MOEFLUX_ROWS(Q5_1)
+    MOEFLUX_ROWS(Q8_0)
+    MOEFLUX_ROWS(Q4_K)
+    MOEFLUX_ROWS(Q5_K)
+    MOEFLUX_ROWS(Q6_K)
+#undef MOEFLUX_ROWS
+    default: break;
+  }
 }
 
 // Rows per warp for rows of `upr` units: enough that the warp's lanes are
@@ -405,17 +422,13 @@ int rows_per_warp(int upr) {
   return R;
 }
 
-template <DType DT>
-void launch_q8_multi(Q8Multi m, const float* x, int K, cudaStream_t s) {
-  using F = Q8Fmt<DT>;
-  const int upr = (K / F::kElems) * F::kUnits;
-  m.first[0] = 0;
-  for (int j = 0; j < m.count; ++j) {
-    m.R[j] = rows_per_warp(upr);
-    const int64_t rows = kQ8Warps * m.R[j];
-    m.first[j + 1] = m.first[j] + int(std::min<int64_t>((m.w[j].rows + rows - 1) / rows, sm_count() * 8));
+int units_per_row(DType dt, int K) {
+  switch (dt) {
+    case DType::Q4_K: case DType::Q5_K: case DType::Q6_K:
+      return K / 256 * 8;
+    default:
+      return K / 32;
   }
-  gemv_q8_multi_kernel<DT><<<unsigned(m.first[m.count]), kQ8Warps * 32, size_t(xq_bytes(K)), s>>>(m, x, K);
 }
 
 template <DType DT>
@@ -515,22 +528,16 @@ void launch_down_combine(DType dt, const MmArgs& a, int k, const float* w, const
   }
 }
 
-void launch_gemv_q8_multi(DType dt, const Q8Multi& m, const float* x, int K, cudaStream_t s) {
-  if (m.count <= 0) return;
-  switch (dt) {
-#define MOEFLUX_MULTI(T) \
-  case DType::T: launch_q8_multi<DType::T>(m, x, K, s); break;
-    MOEFLUX_MULTI(Q4_0)
-    MOEFLUX_MULTI(Q4_1)
-    MOEFLUX_MULTI(Q5_0)
-    MOEFLUX_MULTI(Q5_1)
-    MOEFLUX_MULTI(Q8_0)
-    MOEFLUX_MULTI(Q4_K)
-    MOEFLUX_MULTI(Q5_K)
-    MOEFLUX_MULTI(Q6_K)
-#undef MOEFLUX_MULTI
-    default: break;
+void launch_gemv_q8_multi(const Q8Multi& mm, const float* x, int K, cudaStream_t s) {
+  if (mm.count <= 0) return;
+  Q8Multi m = mm;
+  m.first[0] = 0;
+  for (int j = 0; j < m.count; ++j) {
+    m.R[j] = rows_per_warp(units_per_row(m.w[j].dtype, K));
+    const int64_t rows = kQ8Warps * m.R[j];
+    m.first[j + 1] = m.first[j] + int(std::min<int64_t>((m.w[j].rows + rows - 1) / rows, sm_count() * 8));
   }
+  gemv_q8_multi_kernel<<<unsigned(m.first[m.count]), kQ8Warps * 32, size_t(xq_bytes(K)), s>>>(m, x, K);
 }
 
 bool gemv_q8_supports(DType dt, int K) {

@@ -20,9 +20,9 @@ bool gemv_q8_supports(DType dt, int K);
 // the MoE tiles' grid; x rows must be 16-byte aligned (ldx a multiple of 4).
 void launch_gemv_q8(DType dt, const MmArgs& a, unsigned tiles, cudaStream_t s);
 
-// Up to kMaxMulti matrices of one format and width K times the same x row
-// in one launch (a layer's q, k and v): y[j] = x W[j]^T (+ bias[j]).
-// R and first are filled in by the launcher.
+// Up to kMaxMulti matrices of width K, each in a format gemv_q8_supports,
+// times the same x row in one launch (a layer's q, k and v): y[j] = x W[j]^T
+// (+ bias[j]). R and first are filled in by the launcher.
 inline constexpr int kMaxMulti = 4;
 struct Q8Multi {
   DevMat w[kMaxMulti];
@@ -32,7 +32,7 @@ struct Q8Multi {
   int first[kMaxMulti + 1];
   int count;
 };
-void launch_gemv_q8_multi(DType dt, const Q8Multi& m, const float* x, int K, cudaStream_t s);
+void launch_gemv_q8_multi(const Q8Multi& m, const float* x, int K, cudaStream_t s);
 
 // One token's MoE down projection fused with the weighted combine: a.ex the
 // experts' down matrices, a.tiles[j] (j < k) tile j = choice j as

@@ -211,13 +211,12 @@ bool matmul_q8_multi(int count, const DevMat* const* W, const float* const* bias
   Q8Multi m{};
   m.count = count;
   for (int j = 0; j < count; ++j) {
-    if (W[j]->dtype != W[0]->dtype || W[j]->cols != W[0]->cols) return false;
+    if (W[j]->cols != W[0]->cols || !gemv_q8_supports(W[j]->dtype, int(W[j]->cols))) return false;
     m.w[j] = *W[j];
     m.y[j] = y[j];
     m.bias[j] = bias[j];
   }
-  if (!gemv_q8_supports(W[0]->dtype, int(W[0]->cols))) return false;
-  launch_gemv_q8_multi(W[0]->dtype, m, x, int(W[0]->cols), s);
+  launch_gemv_q8_multi(m, x, int(W[0]->cols), s);
   return true;
 }
 

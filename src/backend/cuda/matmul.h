@@ -45,9 +45,9 @@ bool moe_down_combine(DType dt, const DevMat* experts, const MoeTile* tiles, int
                       const float* w, const float* shared, const float* shared_gate, float* out, int N, int K,
                       cudaStream_t s);
 // y[j] = x W[j]^T (+ bias[j]) for `count` (at most 4) matrices of one
-// integer-coded format and width over one row of x, in one launch, with x
-// rounded to int8 (gemv_q8.h). False, launching nothing, where they differ
-// in format or width or the format has no int8 kernel.
+// width, each in an integer-coded format, over one row of x in one launch,
+// with x rounded to int8 (gemv_q8.h). False, launching nothing, where the
+// widths differ or a format has no int8 kernel.
 bool matmul_q8_multi(int count, const DevMat* const* W, const float* const* bias, const float* x, float* const* y,
                      cudaStream_t s);
 // Whether the kernels read matrices of this format.
