@@ -282,15 +282,22 @@ size_t CudaExecutor::run_fused(const Graph& g, const BufferPlan& plan, size_t i,
   const KvView v = kv.view(ap->state);
   if (v.key_width != kw || v.value_width != width(ap->v.index)) return 0;
   const uint32_t q_in = qn ? qn->in.index : rq->buf.index, k_in = kn ? kn->in.index : rk->buf.index;
-  if (overlap(rq->buf.index, k_in) || overlap(rq->buf.index, ap->v.index) || overlap(rk->buf.index, q_in) ||
-      overlap(rk->buf.index, ap->v.index) || overlap(rq->buf.index, rk->buf.index))
+  // The rotated k is written only if an op after the append reads it (the
+  // plan may give it the slot of q_in, dead after the q norm: then the
+  // fused kernel could not write it while other warps read q_in).
+  bool k_read_later = false;
+  for (size_t o = j + 3; o < ops.size() && !k_read_later; ++o)
+    for (uint32_t b : op_reads(ops[o])) k_read_later |= b == rk->buf.index;
+  if (overlap(rq->buf.index, k_in) || overlap(rq->buf.index, ap->v.index) ||
+      (k_read_later && (overlap(rk->buf.index, q_in) || overlap(rk->buf.index, ap->v.index) ||
+                        overlap(rq->buf.index, rk->buf.index))))
     return 0;
   QkRopeAppend p{};
   p.q_in = B(q_in);
   p.k_in = B(k_in);
   p.v = B(ap->v.index);
   p.q_out = B(rq->buf.index);
-  p.k_out = B(rk->buf.index);
+  p.k_out = k_read_later ? B(rk->buf.index) : nullptr;
   if (qn) {
     p.qw = weights_.vec(qn->weight);
     p.kw = weights_.vec(kn->weight);

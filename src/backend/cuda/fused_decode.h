@@ -16,7 +16,9 @@ namespace moeflux::cuda {
 // One token's q/k per-head RMSNorm (qw/kw null: none), RoPE and KV append:
 // q_out = rope(norm(q_in)), k_out = rope(norm(k_in)); k_out and v go to
 // position positions[0] of kv. Heads of head_dim <= 256 elements; RoPE at
-// offset 0 without YaRN. q_in may be q_out (in place), k_in k_out.
+// offset 0 without YaRN. q_in may be q_out (in place), k_in k_out; k_out
+// may be null (no op reads the rotated k but the KV append: the executor
+// then lets its slot be another buffer's, e.g. q_in's).
 struct QkRopeAppend {
   const float *q_in, *k_in, *v;
   float *q_out, *k_out;

@@ -287,30 +287,48 @@ struct Q8Fmt<DType::Q6_K> {
 // that rows laid one after another keep their codes 16-byte aligned.
 HD int xq_bytes(int K) { return (K + (K / 32) * 4 + (K / 16) * 4 + 15) & ~15; }
 
-// x row -> XQ in shared memory: 8 lanes per 32-element group, 4 elements
-// each; whole warps iterate (the shuffles need every lane), lanes past the
-// row hold zeros and write nothing.
-__device__ void quantize_x(const float* xr, int K, int8_t* q, float* d, int* s16) {
-  const int n = (K / 32) * 8, lane = threadIdx.x & 31;
-  for (int base = int(threadIdx.x) - lane; base < n; base += blockDim.x) {
-    const int i = base + lane, g = i >> 3, sub = i & 7;
-    const bool on = i < n;
-    const float4 v = on ? *reinterpret_cast<const float4*>(xr + g * 32 + sub * 4) : make_float4(0.f, 0.f, 0.f, 0.f);
-    float amax = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
+// x rows -> XQ in shared memory (row j at sm + j * xq_bytes(K)): 8 lanes
+// per 32-element group, 4 elements each. Whole warps iterate (the shuffles
+// need every lane; lanes past the end hold zeros and write nothing), and
+// each thread issues the loads of kBatch steps before it uses any, so the
+// block waits for about one L2 round trip, not one per step (a block of
+// the MoE down projection quantizes 8 rows).
+constexpr int kBatch = 4;
+__device__ void quantize_rows(const float* x, int64_t ldx, int rows, int K, uint8_t* sm) {
+  const int per_row = (K / 32) * 8, n = rows * per_row, lane = threadIdx.x & 31;
+  const int xb = xq_bytes(K);
+  const int stride = int(blockDim.x);
+  for (int base = int(threadIdx.x) - lane; base < n; base += kBatch * stride) {
+    float4 v[kBatch];
 #pragma unroll
-    for (int o = 4; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-    const float id = amax > 0.f ? 127.f / amax : 0.f;
-    const int a = __float2int_rn(v.x * id), b = __float2int_rn(v.y * id), c = __float2int_rn(v.z * id),
-              e = __float2int_rn(v.w * id);
-    int s = a + b + c + e;
+    for (int u = 0; u < kBatch; ++u) {
+      const int i = base + u * stride + lane;
+      const int row = i / per_row, rem = i - row * per_row;
+      v[u] = i < n ? *reinterpret_cast<const float4*>(x + row * ldx + rem * 4) : make_float4(0.f, 0.f, 0.f, 0.f);
+    }
 #pragma unroll
-    for (int o = 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-    if (!on) continue;
-    *reinterpret_cast<char4*>(q + g * 32 + sub * 4) = make_char4(char(a), char(b), char(c), char(e));
-    if ((sub & 3) == 0) s16[g * 2 + (sub >> 2)] = s;
-    if (sub == 0) d[g] = amax / 127.f;
+    for (int u = 0; u < kBatch; ++u) {
+      if (base + u * stride >= n) break;  // warp-uniform
+      const int i = base + u * stride + lane;
+      const int row = i / per_row, rem = i - row * per_row, g = rem >> 3, sub = rem & 7;
+      float amax = fmaxf(fmaxf(fabsf(v[u].x), fabsf(v[u].y)), fmaxf(fabsf(v[u].z), fabsf(v[u].w)));
+#pragma unroll
+      for (int o = 4; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+      const float id = amax > 0.f ? 127.f / amax : 0.f;
+      const int a = __float2int_rn(v[u].x * id), b = __float2int_rn(v[u].y * id), c = __float2int_rn(v[u].z * id),
+                e = __float2int_rn(v[u].w * id);
+      int s = a + b + c + e;
+#pragma unroll
+      for (int o = 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+      if (i >= n) continue;
+      uint8_t* o8 = sm + row * xb;
+      *reinterpret_cast<char4*>(o8 + g * 32 + sub * 4) = make_char4(char(a), char(b), char(c), char(e));
+      if ((sub & 3) == 0) reinterpret_cast<int*>(o8 + K + (K / 32) * 4)[g * 2 + (sub >> 2)] = s;
+      if (sub == 0) reinterpret_cast<float*>(o8 + K)[g] = amax / 127.f;
+    }
   }
 }
+__device__ __forceinline__ void quantize_x(const float* xr, int K, uint8_t* sm) { quantize_rows(xr, 0, 1, K, sm); }
 
 // Rows [0, N) of W (with W2: silu(x W) * (x W2)) against the int8 x, warp
 // by warp: block `block` of `nblocks` takes rows of R per warp, striding.
@@ -376,7 +394,7 @@ __global__ void __launch_bounds__(kQ8Warps * 32) gemv_q8_kernel(MmArgs a, int R)
     pair = a.w2.data != nullptr;
     xrow = yrow = 0;
   }
-  quantize_x(a.x + xrow * a.ldx, K, xq, xd, xs);
+  quantize_x(a.x + xrow * a.ldx, K, sm);
   __syncthreads();
   gemv_rows<DT>(W, W2, pair, a.bias, a.y + yrow * a.ldy, a.N, K, R, int(blockIdx.x), int(gridDim.x), XQ{xq, xd, xs});
 }
@@ -389,7 +407,7 @@ __global__ void __launch_bounds__(kQ8Warps * 32) gemv_q8_multi_kernel(Q8Multi m,
   int8_t* xq = reinterpret_cast<int8_t*>(sm);
   float* xd = reinterpret_cast<float*>(sm + K);
   int* xs = reinterpret_cast<int*>(sm + K + (K / 32) * 4);
-  quantize_x(xr, K, xq, xd, xs);
+  quantize_x(xr, K, sm);
   __syncthreads();
   int j = 0;
   while (j + 1 < m.count && int(blockIdx.x) >= m.first[j + 1]) ++j;
@@ -468,11 +486,7 @@ __global__ void __launch_bounds__(kQ8Warps * 32)
     rbytes[j] = m.row_bytes;
     wj[j] = w[j];
   }
-  for (int j = 0; j < k; ++j) {
-    uint8_t* o = sm + j * xbytes;
-    quantize_x(a.x + int64_t(j) * a.ldx, K, reinterpret_cast<int8_t*>(o), reinterpret_cast<float*>(o + K),
-               reinterpret_cast<int*>(o + K + (K / 32) * 4));
-  }
+  quantize_rows(a.x, a.ldx, k, K, sm);
   __syncthreads();
   const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
   const int upr = (K / F::kElems) * F::kUnits;
