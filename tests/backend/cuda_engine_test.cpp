@@ -210,6 +210,45 @@ TEST(CudaGraph, DecodeReplayEqualsEagerAcrossSplitBoundaries) {
   EXPECT_LE(c.max_abs, 1e-3 * c.scale);
 }
 
+// ------------------------------------------------------- decode fusions
+
+// The decode step's fused kernels (q/k/v in one launch, q/k norm + RoPE +
+// KV append, add + RMSNorm, router + routing, MoE down + combine,
+// attention merge) against the same model with MOEFLUX_CUDA_FUSE=0, on a
+// Q4_K_M file (so the int8 GEMVs run in both): the same values up to the
+// order of the down projection's sums.
+TEST(CudaFusion, FusedDecodeMatchesUnfusedOps) {
+  SKIP_WITHOUT_GPU();
+  test::TempDir tmp;
+  SynthOptions so;
+  so.preset = "tiny-moe";
+  so.out_dir = tmp.file("hf");
+  so.layers = 2;
+  so.experts = 40;
+  so.seed = 3;
+  so.progress = false;
+  synth_model(so);
+  ConvertOptions co;
+  co.hf_dir = so.out_dir;
+  co.out_path = tmp.file("q.gguf");
+  co.type = ConvertType::Q4_K_M;
+  co.progress = false;
+  convert_hf_to_gguf(co);
+  std::vector<int32_t> prompt;
+  for (int i = 0; i < 300; ++i) prompt.push_back((i * 211 + 5) % 2048);  // attention splits > 1 when decoding
+  ::unsetenv("MOEFLUX_CUDA_FUSE");
+  auto engine = load(co.out_path, "cuda");
+  const int vocab = engine->spec().vocab;
+  const auto fused = test::run_tokens(engine, prompt, 12);
+  ::setenv("MOEFLUX_CUDA_FUSE", "0", 1);  // read when a session's executor is made
+  const auto plain = test::run_tokens(engine, prompt, 12);
+  ::unsetenv("MOEFLUX_CUDA_FUSE");
+  ASSERT_EQ(fused.size(), plain.size());
+  auto c = test::compare_logits(fused, plain, int(plain.size() / size_t(vocab)), vocab);
+  EXPECT_LE(c.max_abs, 1e-4 * c.scale) << "scale " << c.scale;
+  EXPECT_EQ(c.top1_mismatches, 0);
+}
+
 // ------------------------------------------------------ device choice
 
 TEST(CudaDevice, AutoFallsBackToTheCpuAndCudaSaysWhyNot) {
