@@ -121,14 +121,14 @@ inline std::vector<float> randn(size_t n, std::mt19937& rng, float sd = 1.0f) {
 
 // ------------------------------------------------------------- experts
 
-// Routed experts in memory, F32: the MoE op's source for harness cases.
+// Routed experts in memory (F32 unless told): the MoE op's source for harness cases.
 class MemoryExperts final : public ExpertSource {
  public:
-  MemoryExperts(int experts, int hidden, int ffn, std::mt19937& rng) {
+  MemoryExperts(int experts, int hidden, int ffn, std::mt19937& rng, DType dt = DType::F32) {
     for (int e = 0; e < experts; ++e) {
-      gate_.push_back(make_tensor(DType::F32, {ffn, hidden}, randn(size_t(ffn * hidden), rng, 0.2f)));
-      up_.push_back(make_tensor(DType::F32, {ffn, hidden}, randn(size_t(ffn * hidden), rng, 0.2f)));
-      down_.push_back(make_tensor(DType::F32, {hidden, ffn}, randn(size_t(ffn * hidden), rng, 0.2f)));
+      gate_.push_back(make_tensor(dt, {ffn, hidden}, randn(size_t(ffn * hidden), rng, 0.2f)));
+      up_.push_back(make_tensor(dt, {ffn, hidden}, randn(size_t(ffn * hidden), rng, 0.2f)));
+      down_.push_back(make_tensor(dt, {hidden, ffn}, randn(size_t(ffn * hidden), rng, 0.2f)));
     }
   }
   void acquire(int, std::span<const int32_t> ids, std::span<ExpertWeights> out) override {

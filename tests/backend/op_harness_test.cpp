@@ -458,6 +458,84 @@ TEST_P(OpHarness, SliceColumns) {
 }
 
 
+// One token through quantized experts (and a quantized shared expert):
+// the decode path, where a backend may round activations to int8 (CUDA:
+// gate/up in one launch, down and the combine in another). Tolerance 1/32
+// of sum_j |w_j| sum_i |down_oi act_i|, as the linear case's 1/64 per
+// rounded product, twice over (x into gate/up, act into down).
+TEST_P(OpHarness, MoeDecodeWithQuantizedExperts) {
+  const int D = 256, F = 256, E = 8, k = 3, SF = 256;
+  for (DType dt : {DType::Q4_K, DType::Q6_K, DType::Q5_K, DType::Q8_0, DType::Q4_0, DType::Q5_1})
+    for (bool shared : {false, true}) {
+      MemoryExperts experts(E, D, F, h.rng, dt);
+      const auto x = randn(size_t(D), h.rng);
+      MoeParams p;
+      p.layer = 0;
+      p.experts = E;
+      p.top_k = k;
+      p.expert_ffn = F;
+      p.router.scoring = RouterScoring::Softmax;
+      p.router.renormalize = true;
+      p.router_weight = h.own(make_tensor(DType::F32, {E, D}, randn(size_t(E * D), h.rng)));
+      if (shared) {
+        p.shared_ffn = SF;
+        p.shared_gate = h.own(make_tensor(dt, {SF, D}, randn(size_t(SF * D), h.rng, 0.2f)));
+        p.shared_up = h.own(make_tensor(dt, {SF, D}, randn(size_t(SF * D), h.rng, 0.2f)));
+        p.shared_down = h.own(make_tensor(dt, {D, SF}, randn(size_t(SF * D), h.rng, 0.2f)));
+        p.shared_expert_gate = h.own(make_tensor(DType::F32, {1, D}, randn(size_t(D), h.rng)));
+      }
+      GraphBuilder g(1);
+      auto in = g.embed(g.input(), h.table(1, D, x), D);
+      auto y = g.moe(in, p);
+      g.set_output(g.linear<Role::Logits>(y, h.identity(D), nullptr, D, "out"));
+      const auto got = h.run(g.finish(), 1, &experts);
+
+      // out[o] += wt * sum_i down[o, i] act_i, and |.| of each term into scale.
+      auto mlp = [&](const TensorRef* gw, const TensorRef* uw, const TensorRef* dw, int f, double wt,
+                     std::vector<double>& out, std::vector<double>& scale) {
+        const auto G = weight_values(*gw), U = weight_values(*uw), Dn = weight_values(*dw);
+        std::vector<double> act(static_cast<size_t>(f));
+        for (int i = 0; i < f; ++i) {
+          double a = 0, b = 0;
+          for (int j = 0; j < D; ++j) {
+            a += double(G[size_t(i * D + j)]) * x[size_t(j)];
+            b += double(U[size_t(i * D + j)]) * x[size_t(j)];
+          }
+          act[size_t(i)] = a / (1 + std::exp(-a)) * b;
+        }
+        for (int o = 0; o < D; ++o)
+          for (int i = 0; i < f; ++i) {
+            out[size_t(o)] += wt * double(Dn[size_t(o * f + i)]) * act[size_t(i)];
+            scale[size_t(o)] += std::fabs(wt * double(Dn[size_t(o * f + i)]) * act[size_t(i)]);
+          }
+      };
+      const auto R = weight_values(*p.router_weight);
+      std::vector<float> logits(static_cast<size_t>(E));
+      for (int e = 0; e < E; ++e) {
+        double s = 0;
+        for (int j = 0; j < D; ++j) s += double(R[size_t(e * D + j)]) * x[size_t(j)];
+        logits[size_t(e)] = float(s);
+      }
+      Routing r;
+      RouterScratch sc;
+      route(p.router, logits.data(), 1, E, k, std::vector<float>{}, r, sc);
+      std::vector<double> want(size_t(D), 0.0), scale(size_t(D), 0.0);
+      for (int j = 0; j < k; ++j) {
+        const int32_t e = r.experts[size_t(j)];
+        mlp(&experts.gate_[size_t(e)]->ref, &experts.up_[size_t(e)]->ref, &experts.down_[size_t(e)]->ref, F,
+            r.weights[size_t(j)], want, scale);
+      }
+      if (shared) {
+        double gl = 0;
+        const auto SG = weight_values(*p.shared_expert_gate);
+        for (int j = 0; j < D; ++j) gl += double(SG[size_t(j)]) * x[size_t(j)];
+        mlp(p.shared_gate, p.shared_up, p.shared_down, SF, 1 / (1 + std::exp(-gl)), want, scale);
+      }
+      expect_close(got, want, scale, 1.0 / 32, 1e-5,
+                   std::string("moe decode ") + std::string(dtype_name(dt)) + (shared ? " shared" : ""));
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, OpHarness, ::testing::ValuesIn(backends_under_test()),
                          [](const auto& info) { return info.param; });
 
