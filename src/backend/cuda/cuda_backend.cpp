@@ -9,6 +9,7 @@
 #include "backend/cuda/device_weights.h"
 #include "backend/cuda/executor.h"
 #include "backend/cuda/kv_cache.h"
+#include "backend/cuda/recurrent_state.h"
 
 namespace moeflux {
 
@@ -22,7 +23,9 @@ class CudaSession final : public BackendSession {
  public:
   CudaSession(DeviceWeights& weights, const BackendContext& ctx, const std::vector<StateDesc>& states,
               int max_positions)
-      : kv_(states, max_positions, ctx.state_budget), exec_(weights) {}
+      : kv_(states, max_positions, ctx.state_budget), rs_(states, ctx.state_budget), exec_(weights) {
+    exec_.set_recurrent_states(&rs_);
+  }
 
   void run(const Graph& g, const BufferPlan& plan, std::span<const int32_t> tokens,
            std::span<const int32_t> positions) override {
@@ -45,12 +48,19 @@ class CudaSession final : public BackendSession {
     exec_.read_output(g, dst.data(), n);
   }
 
-  void clear_states() override { kv_.clear(); }
-  uint64_t state_bytes() const override { return kv_.bytes(); }
+  void clear_states() override {
+    kv_.clear();
+    rs_.clear();
+  }
+  uint64_t state_bytes() const override { return kv_.bytes() + rs_.bytes(); }
+  // Checkpoints of recurrent layers: device-to-device copies of the blocks.
+  std::shared_ptr<const StateSnapshot> snapshot_states() const override { return rs_.snapshot(this); }
+  void restore_states(const StateSnapshot& snapshot) override { rs_.restore(snapshot, this); }
   void set_observer(OpObserver observer) override { exec_.set_observer(std::move(observer)); }
 
  private:
   DevKvCache kv_;
+  DevRecurrentStates rs_;
   CudaExecutor exec_;
   bool output_ready_ = false;
 };

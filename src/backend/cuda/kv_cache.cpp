@@ -8,15 +8,14 @@ namespace moeflux::cuda {
 DevKvCache::DevKvCache(const std::vector<StateDesc>& states, int max_positions, StateBudget& budget, int block_tokens)
     : max_positions_(max_positions), block_tokens_(block_tokens), budget_(budget) {
   for (const StateDesc& s : states) {
-    if (s.kind != LayerKind::FullAttention && s.kind != LayerKind::SlidingAttention)
-      fail_as(ErrorKind::BadInput, "layer {}: the cuda backend keeps no {} state yet: run this model with --device cpu",
-              s.layer, layer_kind_name(s.kind));
-    kw_.push_back(s.key_width);
-    vw_.push_back(s.value_width);
+    // Recurrent layers keep no rows per position (DevRecurrentStates holds
+    // their fixed blocks); a latent state is rows of key_width, no value.
+    kw_.push_back(s.positional() ? s.key_width : 0);
+    vw_.push_back(s.positional() ? s.value_width : 0);
     key_off_.push_back(int64_t(page_floats_));
-    page_floats_ += uint64_t(block_tokens) * uint64_t(s.key_width);
+    page_floats_ += uint64_t(block_tokens) * uint64_t(kw_.back());
     value_off_.push_back(int64_t(page_floats_));
-    page_floats_ += uint64_t(block_tokens) * uint64_t(s.value_width);
+    page_floats_ += uint64_t(block_tokens) * uint64_t(vw_.back());
   }
   const size_t max_pages = size_t(std::max(1, (max_positions + block_tokens - 1) / block_tokens));
   check(cudaMalloc(&table_, max_pages * sizeof(float*)), "allocating the KV page table");
@@ -31,6 +30,7 @@ void DevKvCache::reserve(int n) {
   if (n > max_positions_)
     fail_as(ErrorKind::Capacity, "context of {} tokens exceeds the session's limit of {} positions", n,
             max_positions_);
+  if (page_floats_ == 0) return;  // only recurrent layers: nothing per position
   const size_t before = pages_.size();
   while (int(pages_.size()) * block_tokens_ < n) {
     if (!budget_.try_take(page_bytes()))
