@@ -120,11 +120,14 @@ TEST_P(DeltaNetOpHarness, CausalConvCarriesItsHistoryAcrossSteps) {
   }
 }
 
-TEST_P(DeltaNetOpHarness, GatedDeltaRuleCarriesItsStateAcrossSteps) {
+// The gated delta rule of Hv value heads over Hk key heads (dk x dv state
+// each) over L tokens, run in each of `step_lists` as successive steps of
+// one session, against a double reference of the step form.
+void check_gated_delta_rule(Harness& h, int Hk, int Hv, int dk, int dv, int L,
+                            const std::vector<std::vector<int>>& step_lists) {
   DeltaRuleParams p;
-  p.key_heads = 2, p.value_heads = 6, p.key_dim = 7, p.value_dim = 5;  // 3 value heads per key head
-  p.scale = 1.0f / std::sqrt(7.0f);
-  const int Hk = 2, Hv = 6, dk = 7, dv = 5, L = 8;
+  p.key_heads = Hk, p.value_heads = Hv, p.key_dim = dk, p.value_dim = dv;
+  p.scale = 1.0f / std::sqrt(float(dk));
   const int QKV = 2 * Hk * dk + Hv * dv, W = QKV + 2 * Hv;  // q, k, v, then b and a
   const auto in = randn(size_t(L * W), h.rng);
   const TensorRef* a_log = h.own(make_tensor(DType::F32, {Hv}, randn(size_t(Hv), h.rng, 0.5f)));
@@ -138,7 +141,7 @@ TEST_P(DeltaNetOpHarness, GatedDeltaRuleCarriesItsStateAcrossSteps) {
   for (int t = 0; t < L; ++t) {
     const float* row = &in[size_t(t * W)];
     for (int hv = 0; hv < Hv; ++hv) {
-      const int kh = hv / 3;
+      const int kh = hv / (Hv / Hk);
       std::vector<double> q(static_cast<size_t>(dk)), k(static_cast<size_t>(dk));
       double qq = 0, kk = 0;
       for (int i = 0; i < dk; ++i) {
@@ -173,7 +176,7 @@ TEST_P(DeltaNetOpHarness, GatedDeltaRuleCarriesItsStateAcrossSteps) {
   // The rule (op 3) over one step, several, and token by token; steps of
   // several tokens in the step form and in chunks of 3 (a partial last one).
   for (int chunk : {0, 3, 64})
-  for (const std::vector<int>& steps : {std::vector<int>{8}, {3, 5}, {1, 1, 1, 1, 1, 1, 1, 1}, {7, 1}}) {
+  for (const std::vector<int>& steps : step_lists) {
     p.chunk = chunk;
     MemoryExperts none(0, 0, 0, h.rng);
     auto backend = make_backend(h.backend_name, BackendContext{none, h.pool, h.budget});
@@ -199,6 +202,17 @@ TEST_P(DeltaNetOpHarness, GatedDeltaRuleCarriesItsStateAcrossSteps) {
     expect_close(got, want, scale, 1e-5, 1e-5,
                  "gated_delta_rule in " + std::to_string(steps.size()) + " steps, chunk " + std::to_string(chunk));
   }
+}
+
+TEST_P(DeltaNetOpHarness, GatedDeltaRuleCarriesItsStateAcrossSteps) {
+  // 3 value heads per key head; one step, several, token by token.
+  check_gated_delta_rule(h, 2, 6, 7, 5, 8, {{8}, {3, 5}, {1, 1, 1, 1, 1, 1, 1, 1}, {7, 1}});
+}
+
+// Wider heads than a warp of value columns (the CUDA kernel's blocks of 32
+// columns, a partial last one) and key_dim not a multiple of 32.
+TEST_P(DeltaNetOpHarness, GatedDeltaRuleWideHeads) {
+  check_gated_delta_rule(h, 1, 2, 37, 45, 6, {{6}, {4, 1, 1}});
 }
 
 TEST_P(DeltaNetOpHarness, GatedRmsNorm) {
