@@ -53,9 +53,9 @@ void CudaExecutor::run_arch_op(const Graph& g, const BufferPlan& plan, const Op&
                 desc(o.out.index).width != m.heads * m.v_dim)
               fail_as(ErrorKind::Internal, "mla attention: q of {} and out of {} for {} heads", desc(o.q.index).width,
                       desc(o.out.index).width, m.heads);
-            if (size_t(m.kv_lora_rank) * 5 * sizeof(float) > 40 * 1024)
-              fail("mla attention: kv_lora_rank {} is more than the CUDA kernel's shared memory holds",
-                   m.kv_lora_rank);
+            if (m.kv_lora_rank > kMaxMlaLatent || m.rope_dim > 1024)
+              fail("mla attention: kv_lora_rank {} and rope dims {} (the CUDA kernels take up to {} and 1024)",
+                   m.kv_lora_rank, m.rope_dim, kMaxMlaLatent);
             // Every path is the absorbed form here (the same function as the
             // naive one, which decompresses K and V; MlaPath picks only
             // between those two on the CPU).

@@ -61,27 +61,36 @@ __global__ void latent_append_kernel(KvView kv, const int32_t* positions, const 
 }
 
 // q_lat[t, h] = Wk_h^T q_nope[t, h] (Wk_h: kv_b rows [h(n+v), h(n+v)+n)):
-// one thread per (t, h, 32 latent elements), summing over the nope dims in
-// order.
-__global__ void absorb_query_kernel(DevMat W, const float* q, int T, int H, int n, int r, int v, int L,
-                                    float* q_lat) {
-  const int chunks = (L + 31) / 32;
-  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= int64_t(T) * H * chunks) return;
-  const int c = int(i % chunks), h = int((i / chunks) % H), t = int(i / (int64_t(chunks) * H));
+// block (head, token); warp w sums the nope dims w, w + kAbsorbWarps, ...
+// (lanes take 32-element chunks of the latent, so a warp reads a row of
+// kv_b at once), then the warps' partial sums are added in order.
+constexpr int kAbsorbWarps = 8;
+__global__ void __launch_bounds__(kAbsorbWarps * 32)
+    absorb_query_kernel(DevMat W, const float* q, int H, int n, int r, int v, int L, float* q_lat) {
+  extern __shared__ float part[];  // [kAbsorbWarps][L]
+  const int h = blockIdx.x, t = blockIdx.y;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
   const float* qh = q + (int64_t(t) * H + h) * (n + r);
+  const int chunks = (L + 31) / 32;
   float acc[32], w[32];
+  for (int c = lane; c < chunks; c += 32) {
 #pragma unroll
-  for (int j = 0; j < 32; ++j) acc[j] = 0.f;
-  for (int d = 0; d < n; ++d) {
-    deq_any(W, int64_t(h) * (n + v) + d, c, w);
-    const float x = qh[d];
+    for (int j = 0; j < 32; ++j) acc[j] = 0.f;
+    for (int d = warp; d < n; d += kAbsorbWarps) {
+      deq_any(W, int64_t(h) * (n + v) + d, c, w);
+      const float x = qh[d];
 #pragma unroll
-    for (int j = 0; j < 32; ++j) acc[j] += x * w[j];
+      for (int j = 0; j < 32; ++j) acc[j] += x * w[j];
+    }
+    const int m = min(32, L - c * 32);
+    for (int j = 0; j < m; ++j) part[warp * L + c * 32 + j] = acc[j];
   }
-  float* o = q_lat + (int64_t(t) * H + h) * L + int64_t(c) * 32;
-  const int m = min(32, L - c * 32);
-  for (int j = 0; j < m; ++j) o[j] = acc[j];
+  __syncthreads();
+  for (int i = threadIdx.x; i < L; i += blockDim.x) {
+    float s = 0.f;
+    for (int k = 0; k < kAbsorbWarps; ++k) s += part[k * L + i];
+    q_lat[(int64_t(t) * H + h) * L + i] = s;
+  }
 }
 
 // Block (head, token): each warp runs an online softmax over every
@@ -176,8 +185,8 @@ void mla_attention(const MlaParams& m, const DevMat& kv_b, const KvView& kv, con
                    const float* q, float* q_lat, float* o_lat, float* out, cudaStream_t s) {
   if (T == 0) return;
   const int H = m.heads, n = m.nope_dim, r = m.rope_dim, v = m.v_dim, L = m.kv_lora_rank;
-  const int64_t qn = int64_t(T) * H * ((L + 31) / 32);
-  absorb_query_kernel<<<blocks_for(qn, 64), 64, 0, s>>>(kv_b, q, T, H, n, r, v, L, q_lat);
+  absorb_query_kernel<<<dim3(unsigned(H), unsigned(T)), kAbsorbWarps * 32, size_t(kAbsorbWarps) * L * sizeof(float),
+                        s>>>(kv_b, q, H, n, r, v, L, q_lat);
   const size_t shared = (size_t(L) * (1 + kMlaWarps) + size_t(r) + 2 * kMlaWarps) * sizeof(float);
   latent_attention_kernel<<<dim3(unsigned(H), unsigned(T)), kMlaWarps * 32, shared, s>>>(kv, positions, q, q_lat, H,
                                                                                          n, r, L, m.scale, o_lat);

@@ -24,7 +24,9 @@ void latent_append(const KvView& kv, const int32_t* positions, int T, const floa
 // out [T, heads * v_dim] from q [T, heads * (nope_dim + rope_dim)] over the
 // cached positions <= positions[t] (read on the device: a decode step is
 // capturable at any context length). q_lat and o_lat are scratch of
-// T * heads * kv_lora_rank floats each.
+// T * heads * kv_lora_rank floats each; kv_lora_rank <= kMaxMlaLatent
+// (the kernels keep a few rows of it per block in shared memory).
+inline constexpr int kMaxMlaLatent = 1024;
 void mla_attention(const MlaParams& m, const DevMat& kv_b, const KvView& kv, const int32_t* positions, int T,
                    const float* q, float* q_lat, float* o_lat, float* out, cudaStream_t s);
 
