@@ -62,57 +62,97 @@ __global__ void causal_conv_kernel(const float* in, int T, int in_width, const f
   for (int r = 0; r < H; ++r) hist[int64_t(r) * C + c] = x(T - H + r);
 }
 
-// Block (value head, 32 value columns); thread j owns column j of the
-// head's state S [key_dim, value_dim] (read and written in place, column
-// reads coalesced across the warp). Per token the block loads q and k
-// into shared memory and every thread normalises them (the same sums, in
-// the CPU's order), then runs the step form:
+// Block (value head, 32 value columns): one warp, thread j owning column j
+// of the head's state S [key_dim, value_dim], in registers across the
+// step's tokens when R >= key_dim (R = 0: read and written in place in
+// device memory, column reads coalesced across the warp). Per token the
+// warp loads q and k into shared memory and L2-normalises them (q also
+// scaled), then runs the step form:
 // S = exp(g) S; S += k (beta (v - S^T k))^T; out = S^T q.
 constexpr int kRuleThreads = 32;
+constexpr int kRuleRegisters = 128;  // key_dim of Qwen3-Next and Qwen3.5
+template <int R>
 __global__ void __launch_bounds__(kRuleThreads)
     gated_delta_rule_kernel(const float* qkv, const float* b, const float* a, int T, const float* a_log,
                             const float* dt_bias, DeltaRuleParams p, float* S, float* out) {
   extern __shared__ float sh[];  // q [dk], k [dk]
   const int Hk = p.key_heads, Hv = p.value_heads, dk = p.key_dim, dv = p.value_dim;
-  const int h = blockIdx.x;
-  const int j = int(blockIdx.y) * kRuleThreads + threadIdx.x;
+  const int h = blockIdx.x, lane = threadIdx.x;
+  const int j = int(blockIdx.y) * kRuleThreads + lane;
+  const bool live = j < dv;
   const int kh = h / (Hv / Hk);
   const int64_t width = int64_t(2 * Hk * dk + Hv * dv);
   float* q = sh;
   float* k = sh + dk;
   float* s = S + int64_t(h) * dk * dv;
   const float neg_a = -expf(a_log[h]), bias = dt_bias[h];
+  float reg[R > 0 ? R : 1];
+  if constexpr (R > 0) {
+#pragma unroll
+    for (int i = 0; i < R; ++i) reg[i] = live && i < dk ? s[int64_t(i) * dv + j] : 0.f;
+  }
   for (int t = 0; t < T; ++t) {
     const float* row = qkv + int64_t(t) * width;
-    __syncthreads();  // the previous token's q and k are read
-    for (int i = threadIdx.x; i < dk; i += kRuleThreads) {
-      q[i] = row[int64_t(kh) * dk + i];
-      k[i] = row[int64_t(Hk + kh) * dk + i];
-    }
-    __syncthreads();
+    __syncwarp();  // the previous token's q and k are read
     float qq = 0.f, kk = 0.f;
-    for (int i = 0; i < dk; ++i) {
-      qq += q[i] * q[i];
-      kk += k[i] * k[i];
+    for (int i = lane; i < dk; i += kRuleThreads) {
+      const float x = row[int64_t(kh) * dk + i], y = row[int64_t(Hk + kh) * dk + i];
+      q[i] = x;
+      k[i] = y;
+      qq += x * x;
+      kk += y * y;
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      qq += __shfl_xor_sync(0xffffffffu, qq, o);
+      kk += __shfl_xor_sync(0xffffffffu, kk, o);
     }
     const float qs = 1.0f / sqrtf(qq + p.l2_eps), ks = 1.0f / sqrtf(kk + p.l2_eps);
-    if (j >= dv) continue;
+    for (int i = lane; i < dk; i += kRuleThreads) {
+      q[i] = q[i] * qs * p.scale;
+      k[i] = k[i] * ks;
+    }
+    __syncwarp();
+    if (!live) continue;
     const float decay = expf(neg_a * softplus(a[int64_t(t) * Hv + h] + bias));
     const float beta = sigmoid(b[int64_t(t) * Hv + h]);
-    float kv = 0.f;
-    for (int i = 0; i < dk; ++i) {
-      const float si = s[int64_t(i) * dv + j] * decay;
-      s[int64_t(i) * dv + j] = si;
-      kv += si * (k[i] * ks);
-    }
-    const float delta = (row[int64_t(2 * Hk * dk) + int64_t(h) * dv + j] - kv) * beta;
-    float o = 0.f;
-    for (int i = 0; i < dk; ++i) {
-      const float si = s[int64_t(i) * dv + j] + (k[i] * ks) * delta;
-      s[int64_t(i) * dv + j] = si;
-      o += si * ((q[i] * qs) * p.scale);
+    const float vj = row[int64_t(2 * Hk * dk) + int64_t(h) * dv + j];
+    float kv = 0.f, o = 0.f;
+    if constexpr (R > 0) {
+#pragma unroll
+      for (int i = 0; i < R; ++i)
+        if (i < dk) {
+          reg[i] *= decay;
+          kv += reg[i] * k[i];
+        }
+      const float delta = (vj - kv) * beta;
+#pragma unroll
+      for (int i = 0; i < R; ++i)
+        if (i < dk) {
+          reg[i] += k[i] * delta;
+          o += reg[i] * q[i];
+        }
+    } else {
+      for (int i = 0; i < dk; ++i) {
+        const float si = s[int64_t(i) * dv + j] * decay;
+        s[int64_t(i) * dv + j] = si;
+        kv += si * k[i];
+      }
+      const float delta = (vj - kv) * beta;
+      for (int i = 0; i < dk; ++i) {
+        const float si = s[int64_t(i) * dv + j] + k[i] * delta;
+        s[int64_t(i) * dv + j] = si;
+        o += si * q[i];
+      }
     }
     out[int64_t(t) * Hv * dv + int64_t(h) * dv + j] = o;
+  }
+  if constexpr (R > 0) {
+    if (live) {
+#pragma unroll
+      for (int i = 0; i < R; ++i)
+        if (i < dk) s[int64_t(i) * dv + j] = reg[i];
+    }
   }
 }
 
@@ -176,7 +216,10 @@ void gated_delta_rule(const float* qkv, const float* b, const float* a, int T, c
   if (T == 0) return;
   const size_t shared = size_t(2 * p.key_dim) * sizeof(float);
   const dim3 grid(unsigned(p.value_heads), blocks_for(p.value_dim, kRuleThreads));
-  gated_delta_rule_kernel<<<grid, kRuleThreads, shared, s>>>(qkv, b, a, T, a_log, dt_bias, p, S, out);
+  if (p.key_dim <= kRuleRegisters)
+    gated_delta_rule_kernel<kRuleRegisters><<<grid, kRuleThreads, shared, s>>>(qkv, b, a, T, a_log, dt_bias, p, S, out);
+  else
+    gated_delta_rule_kernel<0><<<grid, kRuleThreads, shared, s>>>(qkv, b, a, T, a_log, dt_bias, p, S, out);
 }
 
 void gated_rms_norm(const float* x, const float* gate, int T, int width, int group, const float* weight, int64_t wn,
