@@ -47,6 +47,7 @@ typedef struct moeflux_options {
   int prefetch;            /* nonzero: read the next layer's likely experts ahead */
   uint64_t state_budget;   /* bytes of KV state all sessions may hold; 0: no limit */
   int f32_activations;     /* nonzero: keep matrix-product activations in f32 */
+  const char* device;      /* NULL or "cpu" (default), "cuda", "auto" (CUDA when a GPU is present) */
 } moeflux_options;
 
 void moeflux_options_init(moeflux_options* options);

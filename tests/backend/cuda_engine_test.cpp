@@ -196,6 +196,51 @@ TEST(CudaGraph, DecodeReplayEqualsEagerAcrossSplitBoundaries) {
   EXPECT_LE(c.max_abs, 1e-3 * c.scale);
 }
 
+// ------------------------------------------------------ saved sessions
+
+// A session's state copied out of the device and into a new session (saved
+// sessions, the server's prefix cache) continues exactly: 300 positions,
+// so the copy spans two KV pages of 256.
+TEST(CudaSessionState, SavedStateContinuesExactlyInANewSession) {
+  SKIP_WITHOUT_GPU();
+  auto e = load(fixture("oracle/qwen3_moe_f32"), "cuda");
+  const int vocab = e->spec().vocab;
+  std::vector<int32_t> prompt;
+  for (int i = 0; i < 300; ++i) prompt.push_back((i * 131 + 7) % vocab);
+  Session a(e);
+  a.step(prompt);
+  const std::string bytes = a.save_to_bytes("history");
+  const std::vector<int32_t> next{5};
+  const auto la = a.step(next);
+  const std::vector<float> want(la.begin(), la.end());
+  Session b(e);
+  b.step(std::vector<int32_t>{1, 2, 3});
+  EXPECT_EQ(b.load_from_bytes(bytes), "history");
+  EXPECT_EQ(b.position(), 300);
+  const auto lb = b.step(next);
+  ASSERT_EQ(lb.size(), want.size());
+  size_t differ = 0;
+  for (size_t i = 0; i < want.size(); ++i) differ += lb[i] != want[i];
+  EXPECT_EQ(differ, 0u) << "of " << want.size() << " logits";
+  // A state saved on the CPU continues on the GPU (the same layout), to the
+  // f32 bound of the oracle tests.
+  auto cpu = load(fixture("oracle/qwen3_moe_f32"), "cpu", true);
+  Session on_cpu(cpu);
+  on_cpu.step(prompt);
+  const std::string from_cpu = on_cpu.save_to_bytes();
+  const auto lcpu = on_cpu.step(next);
+  const std::vector<float> want_cpu(lcpu.begin(), lcpu.end());
+  Session d(e);
+  d.load_from_bytes(from_cpu);
+  auto cmp = test::compare_logits(d.step(next), want_cpu, 1, vocab);
+  EXPECT_LE(cmp.max_abs, 1e-3 * cmp.scale);
+  // A truncated state is refused and leaves the session as it was.
+  Session c(e);
+  c.step(std::vector<int32_t>{1, 2});
+  EXPECT_THROW(c.load_from_bytes(bytes.substr(0, bytes.size() / 2)), Error);
+  EXPECT_EQ(c.position(), 2);
+}
+
 // ------------------------------------------------------ device choice
 
 TEST(CudaDevice, AutoFallsBackToTheCpuAndCudaSaysWhyNot) {

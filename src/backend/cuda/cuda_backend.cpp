@@ -57,6 +57,10 @@ class CudaSession final : public BackendSession {
   std::shared_ptr<const StateSnapshot> snapshot_states() const override { return rs_.snapshot(this); }
   void restore_states(const StateSnapshot& snapshot) override { rs_.restore(snapshot, this); }
   void set_observer(OpObserver observer) override { exec_.set_observer(std::move(observer)); }
+  // Saved sessions and the server's prefix cache: the same bytes as the CPU
+  // backend's (positional states only: no recurrent state on CUDA yet).
+  void export_states(int positions, std::vector<uint8_t>& out) const override { kv_.copy_out(positions, out); }
+  void import_states(int positions, std::span<const uint8_t> in) override { kv_.copy_in(positions, in); }
 
  private:
   DevKvCache kv_;

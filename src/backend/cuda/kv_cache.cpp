@@ -1,5 +1,8 @@
 #include "backend/cuda/kv_cache.h"
 
+#include <algorithm>
+#include <cstring>
+
 #include "backend/cuda/check.h"
 #include "core/progress.h"
 
@@ -64,6 +67,63 @@ void DevKvCache::clear() {
   for (float* p : pages_) cudaFree(p);
   budget_.give_back(pages_.size() * page_bytes());
   pages_.clear();
+}
+
+void DevKvCache::copy_out(int n, std::vector<uint8_t>& out) const {
+  if (n < 0 || n > int(pages_.size()) * block_tokens_)
+    fail_as(ErrorKind::Internal, "DevKvCache::copy_out: {} positions, {} held", n, int(pages_.size()) * block_tokens_);
+  // The session's kernels run on a non-blocking stream: wait for them.
+  check(cudaDeviceSynchronize(), "waiting for the device before copying session state out");
+  std::vector<float> keys, values;
+  for (size_t s = 0; s < kw_.size(); ++s)
+    for (int p0 = 0; p0 < n; p0 += block_tokens_) {
+      const int rows = std::min(block_tokens_, n - p0);
+      const float* page = pages_[size_t(p0 / block_tokens_)];
+      keys.resize(size_t(rows) * size_t(kw_[s]));
+      values.resize(size_t(rows) * size_t(vw_[s]));
+      if (!keys.empty())
+        check(cudaMemcpy(keys.data(), page + key_off_[s], keys.size() * sizeof(float), cudaMemcpyDeviceToHost),
+              "copying keys of a saved session out");
+      if (!values.empty())
+        check(cudaMemcpy(values.data(), page + value_off_[s], values.size() * sizeof(float), cudaMemcpyDeviceToHost),
+              "copying values of a saved session out");
+      for (int r = 0; r < rows; ++r) {
+        const auto* k = reinterpret_cast<const uint8_t*>(keys.data() + size_t(r) * size_t(kw_[s]));
+        const auto* v = reinterpret_cast<const uint8_t*>(values.data() + size_t(r) * size_t(vw_[s]));
+        out.insert(out.end(), k, k + size_t(kw_[s]) * sizeof(float));
+        out.insert(out.end(), v, v + size_t(vw_[s]) * sizeof(float));
+      }
+    }
+}
+
+void DevKvCache::copy_in(int n, std::span<const uint8_t> in) {
+  size_t need = 0;
+  for (size_t s = 0; s < kw_.size(); ++s) need += size_t(n) * size_t(kw_[s] + vw_[s]) * sizeof(float);
+  if (n < 0 || in.size() != need)
+    fail("session state of {} bytes for {} positions; this model's layers need {}", in.size(), n, need);
+  reserve(n);  // before anything is overwritten: a budget refusal leaves the cache as it was
+  check(cudaDeviceSynchronize(), "waiting for the device before copying session state in");
+  const uint8_t* src = in.data();
+  std::vector<float> keys, values;
+  for (size_t s = 0; s < kw_.size(); ++s)
+    for (int p0 = 0; p0 < n; p0 += block_tokens_) {
+      const int rows = std::min(block_tokens_, n - p0);
+      keys.resize(size_t(rows) * size_t(kw_[s]));
+      values.resize(size_t(rows) * size_t(vw_[s]));
+      for (int r = 0; r < rows; ++r) {
+        std::memcpy(keys.data() + size_t(r) * size_t(kw_[s]), src, size_t(kw_[s]) * sizeof(float));
+        src += size_t(kw_[s]) * sizeof(float);
+        std::memcpy(values.data() + size_t(r) * size_t(vw_[s]), src, size_t(vw_[s]) * sizeof(float));
+        src += size_t(vw_[s]) * sizeof(float);
+      }
+      float* page = pages_[size_t(p0 / block_tokens_)];
+      if (!keys.empty())
+        check(cudaMemcpy(page + key_off_[s], keys.data(), keys.size() * sizeof(float), cudaMemcpyHostToDevice),
+              "copying keys of a saved session in");
+      if (!values.empty())
+        check(cudaMemcpy(page + value_off_[s], values.data(), values.size() * sizeof(float), cudaMemcpyHostToDevice),
+              "copying values of a saved session in");
+    }
 }
 
 }  // namespace moeflux::cuda

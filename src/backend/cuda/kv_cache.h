@@ -7,6 +7,7 @@
 // layers take no room here (recurrent_state.h).
 #pragma once
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "backend/state_budget.h"
@@ -36,6 +37,12 @@ class DevKvCache {
   size_t states() const { return kw_.size(); }
   uint64_t bytes() const { return uint64_t(pages_.size()) * page_bytes(); }
   void clear();
+  // Saved sessions: positions [0, n) of every state, state by state, keys
+  // then values of each position, f32 (the CPU cache's layout, so the bytes
+  // mean the same on either backend). copy_in checks the size and reserves
+  // first, so a refusal changes nothing.
+  void copy_out(int n, std::vector<uint8_t>& out) const;
+  void copy_in(int n, std::span<const uint8_t> in);
 
  private:
   uint64_t page_bytes() const { return page_floats_ * sizeof(float); }
