@@ -200,10 +200,14 @@ TEST(CudaGraph, DecodeReplayEqualsEagerAcrossSplitBoundaries) {
 
 // A session's state copied out of the device and into a new session (saved
 // sessions, the server's prefix cache) continues exactly: 300 positions,
-// so the copy spans two KV pages of 256.
-TEST(CudaSessionState, SavedStateContinuesExactlyInANewSession) {
+// so the copy spans two KV pages of 256; for the recurrent (qwen3_next)
+// and latent (deepseek_v3) layers too.
+class CudaSessionState : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CudaSessionState, SavedStateContinuesExactlyInANewSession) {
   SKIP_WITHOUT_GPU();
-  auto e = load(fixture("oracle/qwen3_moe_f32"), "cuda");
+  const std::string model = "oracle/" + GetParam();
+  auto e = load(fixture(model), "cuda");
   const int vocab = e->spec().vocab;
   std::vector<int32_t> prompt;
   for (int i = 0; i < 300; ++i) prompt.push_back((i * 131 + 7) % vocab);
@@ -224,7 +228,7 @@ TEST(CudaSessionState, SavedStateContinuesExactlyInANewSession) {
   EXPECT_EQ(differ, 0u) << "of " << want.size() << " logits";
   // A state saved on the CPU continues on the GPU (the same layout), to the
   // f32 bound of the oracle tests.
-  auto cpu = load(fixture("oracle/qwen3_moe_f32"), "cpu", true);
+  auto cpu = load(fixture(model), "cpu", true);
   Session on_cpu(cpu);
   on_cpu.step(prompt);
   const std::string from_cpu = on_cpu.save_to_bytes();
@@ -240,6 +244,10 @@ TEST(CudaSessionState, SavedStateContinuesExactlyInANewSession) {
   EXPECT_THROW(c.load_from_bytes(bytes.substr(0, bytes.size() / 2)), Error);
   EXPECT_EQ(c.position(), 2);
 }
+
+INSTANTIATE_TEST_SUITE_P(Archs, CudaSessionState,
+                         ::testing::Values("qwen3_moe_f32", "qwen3_next_f32", "deepseek_v3_f32"),
+                         [](const auto& info) { return info.param; });
 
 // ------------------------------------------------------ device choice
 

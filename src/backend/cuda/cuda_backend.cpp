@@ -58,9 +58,18 @@ class CudaSession final : public BackendSession {
   void restore_states(const StateSnapshot& snapshot) override { rs_.restore(snapshot, this); }
   void set_observer(OpObserver observer) override { exec_.set_observer(std::move(observer)); }
   // Saved sessions and the server's prefix cache: the same bytes as the CPU
-  // backend's (positional states only: no recurrent state on CUDA yet).
-  void export_states(int positions, std::vector<uint8_t>& out) const override { kv_.copy_out(positions, out); }
-  void import_states(int positions, std::span<const uint8_t> in) override { kv_.copy_in(positions, in); }
+  // backend's (the positional states, then the recurrent layers' blocks).
+  void export_states(int positions, std::vector<uint8_t>& out) const override {
+    kv_.copy_out(positions, out);
+    rs_.copy_out(out);
+  }
+  void import_states(int positions, std::span<const uint8_t> in) override {
+    const size_t fixed = rs_.bytes();
+    if (in.size() < fixed)
+      fail("session state of {} bytes; this model's recurrent layers alone need {}", in.size(), fixed);
+    kv_.copy_in(positions, in.first(in.size() - fixed));  // checks its size; throws before changing anything
+    rs_.copy_in(in.last(fixed));
+  }
 
  private:
   DevKvCache kv_;

@@ -70,13 +70,13 @@ void DevKvCache::clear() {
 }
 
 void DevKvCache::copy_out(int n, std::vector<uint8_t>& out) const {
-  if (n < 0 || n > int(pages_.size()) * block_tokens_)
+  if (n < 0 || (page_floats_ > 0 && n > int(pages_.size()) * block_tokens_))
     fail_as(ErrorKind::Internal, "DevKvCache::copy_out: {} positions, {} held", n, int(pages_.size()) * block_tokens_);
   // The session's kernels run on a non-blocking stream: wait for them.
   check(cudaDeviceSynchronize(), "waiting for the device before copying session state out");
   std::vector<float> keys, values;
   for (size_t s = 0; s < kw_.size(); ++s)
-    for (int p0 = 0; p0 < n; p0 += block_tokens_) {
+    for (int p0 = 0; kw_[s] + vw_[s] > 0 && p0 < n; p0 += block_tokens_) {  // recurrent states: no rows
       const int rows = std::min(block_tokens_, n - p0);
       const float* page = pages_[size_t(p0 / block_tokens_)];
       keys.resize(size_t(rows) * size_t(kw_[s]));
@@ -106,7 +106,7 @@ void DevKvCache::copy_in(int n, std::span<const uint8_t> in) {
   const uint8_t* src = in.data();
   std::vector<float> keys, values;
   for (size_t s = 0; s < kw_.size(); ++s)
-    for (int p0 = 0; p0 < n; p0 += block_tokens_) {
+    for (int p0 = 0; kw_[s] + vw_[s] > 0 && p0 < n; p0 += block_tokens_) {  // recurrent states: no rows
       const int rows = std::min(block_tokens_, n - p0);
       keys.resize(size_t(rows) * size_t(kw_[s]));
       values.resize(size_t(rows) * size_t(vw_[s]));

@@ -92,4 +92,20 @@ void DevRecurrentStates::restore(const StateSnapshot& snapshot, const void* owne
   check(cudaDeviceSynchronize(), "restoring the recurrent states");
 }
 
+void DevRecurrentStates::copy_out(std::vector<uint8_t>& out) const {
+  if (!total_) return;
+  check(cudaDeviceSynchronize(), "waiting for the device before copying the recurrent states out");
+  const size_t at = out.size();
+  out.resize(at + bytes());
+  check(cudaMemcpy(out.data() + at, buf_, bytes(), cudaMemcpyDeviceToHost), "copying the recurrent states out");
+}
+
+void DevRecurrentStates::copy_in(std::span<const uint8_t> in) {
+  if (in.size() != bytes())
+    fail_as(ErrorKind::Internal, "cuda backend: {} bytes of recurrent state for a session of {}", in.size(), bytes());
+  if (!total_) return;
+  check(cudaDeviceSynchronize(), "waiting for the device before copying the recurrent states in");
+  check(cudaMemcpy(buf_, in.data(), bytes(), cudaMemcpyHostToDevice), "copying the recurrent states in");
+}
+
 }  // namespace moeflux::cuda

@@ -8,6 +8,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "backend/backend.h"
@@ -50,6 +51,11 @@ class DevRecurrentStates {
   void clear();  // zeroes every block (a new conversation)
   std::shared_ptr<const StateSnapshot> snapshot(const void* owner) const;
   void restore(const StateSnapshot& s, const void* owner);
+  // Saved sessions: every block, in state order, as f32 bytes appended to
+  // `out` (the CPU's layout after the positional states), and back from
+  // exactly bytes() bytes.
+  void copy_out(std::vector<uint8_t>& out) const;
+  void copy_in(std::span<const uint8_t> in);
 
  private:
   std::vector<size_t> offset_, size_;  // per state; size 0 for positional ones
