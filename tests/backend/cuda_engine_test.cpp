@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "backend/backend.h"
 #include "convert/convert_hf.h"
@@ -93,7 +94,13 @@ TEST_P(CudaOracle, MicroBatchedPrefillEqualsOneBatch) {
 
 INSTANTIATE_TEST_SUITE_P(Archs, CudaOracle,
                          ::testing::Values("qwen3_moe_f32", "qwen3_moe_bf16", "qwen2_moe_f32", "qwen2_moe_bf16",
-                                           "mixtral_f32", "mixtral_bf16", "olmoe_f32", "olmoe_bf16"),
+                                           "mixtral_f32", "mixtral_bf16", "olmoe_f32", "olmoe_bf16",
+                                           // MLA (absorbed on CUDA, prefill and decode)
+                                           "deepseek_v3_f32", "deepseek_v3_bf16", "deepseek_v3_qproj_f32",
+                                           "deepseek_v3_qproj_bf16",
+                                           // Gated DeltaNet + gated attention
+                                           "qwen3_next_f32", "qwen3_next_bf16", "qwen3_5_moe_f32",
+                                           "qwen3_5_moe_bf16"),
                          [](const auto& info) { return info.param; });
 
 // ------------------------------------------------- quantized formats
@@ -214,10 +221,14 @@ TEST(CudaGraph, DecodeReplayEqualsEagerAcrossSplitBoundaries) {
 
 // A session's state copied out of the device and into a new session (saved
 // sessions, the server's prefix cache) continues exactly: 300 positions,
-// so the copy spans two KV pages of 256.
-TEST(CudaSessionState, SavedStateContinuesExactlyInANewSession) {
+// so the copy spans two KV pages of 256; for the recurrent (qwen3_next)
+// and latent (deepseek_v3) layers too.
+class CudaSessionState : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CudaSessionState, SavedStateContinuesExactlyInANewSession) {
   SKIP_WITHOUT_GPU();
-  auto e = load(fixture("oracle/qwen3_moe_f32"), "cuda");
+  const std::string model = "oracle/" + GetParam();
+  auto e = load(fixture(model), "cuda");
   const int vocab = e->spec().vocab;
   std::vector<int32_t> prompt;
   for (int i = 0; i < 300; ++i) prompt.push_back((i * 131 + 7) % vocab);
@@ -238,7 +249,7 @@ TEST(CudaSessionState, SavedStateContinuesExactlyInANewSession) {
   EXPECT_EQ(differ, 0u) << "of " << want.size() << " logits";
   // A state saved on the CPU continues on the GPU (the same layout), to the
   // f32 bound of the oracle tests.
-  auto cpu = load(fixture("oracle/qwen3_moe_f32"), "cpu", true);
+  auto cpu = load(fixture(model), "cpu", true);
   Session on_cpu(cpu);
   on_cpu.step(prompt);
   const std::string from_cpu = on_cpu.save_to_bytes();
@@ -254,6 +265,10 @@ TEST(CudaSessionState, SavedStateContinuesExactlyInANewSession) {
   EXPECT_THROW(c.load_from_bytes(bytes.substr(0, bytes.size() / 2)), Error);
   EXPECT_EQ(c.position(), 2);
 }
+
+INSTANTIATE_TEST_SUITE_P(Archs, CudaSessionState,
+                         ::testing::Values("qwen3_moe_f32", "qwen3_next_f32", "deepseek_v3_f32"),
+                         [](const auto& info) { return info.param; });
 
 // ------------------------------------------------------- decode fusions
 
@@ -314,20 +329,79 @@ TEST(CudaDevice, AutoFallsBackToTheCpuAndCudaSaysWhyNot) {
   EXPECT_THROW(load(dir, "tpu"), Error);
 }
 
-// Architectures whose layers have no CUDA kernels yet (MLA, Gated
-// DeltaNet) are refused clearly, pointing at --device cpu, not run wrong.
-TEST(CudaDevice, LayersWithoutCudaKernelsAreRefusedByName) {
+// ------------------------------------- recurrent states, MLA decode graphs
+
+// A recurrent (Gated DeltaNet) session on CUDA: a checkpoint copies the
+// device blocks, and restoring it after another continuation resumes
+// exactly (bit for bit), matching the reference continuation.
+TEST(CudaRecurrent, RestoringACheckpointMidSequenceResumesExactly) {
   SKIP_WITHOUT_GPU();
-  for (const char* model : {"oracle/deepseek_v3_f32", "oracle/qwen3_next_f32"}) {
-    try {
-      auto e = load(fixture(model), "cuda");
-      Session s(e);
-      s.step(std::vector<int32_t>{1, 2, 3});
-      ADD_FAILURE() << model << " ran on CUDA";
-    } catch (const Error& err) {
-      EXPECT_NE(std::string(err.what()).find("--device cpu"), std::string::npos) << model << ": " << err.what();
-    }
-  }
+  const std::string dir = fixture("oracle/qwen3_next_f32");
+  auto e = load(dir, "cuda");
+  const int vocab = e->spec().vocab;
+  SafetensorsFile ref(dir + "/reference.safetensors");
+  const auto tokens = test::tensor_values<int32_t>(ref.tensors().at("tokens.70"));
+  const std::vector<int32_t> head(tokens.begin(), tokens.begin() + 29), tail(tokens.begin() + 29, tokens.end());
+  Session s(e);
+  s.step(head);
+  const SessionCheckpoint cp = s.checkpoint();
+  ASSERT_TRUE(cp.states);
+  EXPECT_GT(cp.states->bytes(), 0u);
+  auto first = s.step(tail, true);
+  const std::vector<float> want(first.begin(), first.end());
+  s.restore(cp);
+  s.step(std::vector<int32_t>{5, 6, 7, 8, 9, 10, 11});
+  s.step(std::vector<int32_t>{12});
+  ASSERT_TRUE(s.can_restore(cp));
+  s.restore(cp);
+  EXPECT_EQ(s.position(), 29);
+  auto again = s.step(tail, true);
+  ASSERT_EQ(again.size(), want.size());
+  size_t differ = 0;
+  for (size_t i = 0; i < want.size(); ++i) differ += again[i] != want[i];
+  EXPECT_EQ(differ, 0u) << "of " << want.size() << " logits after the restore";
+  const auto all = test::tensor_values<float>(ref.tensors().at("logits.70"));
+  const std::vector<float> ref_tail(all.begin() + 29 * vocab, all.end());
+  auto c = test::compare_logits(again, ref_tail, int(tail.size()), vocab);
+  EXPECT_LE(c.max_abs, 1e-4 * c.scale);
+  EXPECT_EQ(c.top1_mismatches, 0);
+  // A new conversation starts from zeroed blocks: the same logits as a fresh session.
+  s.reset();
+  auto fresh = s.step(head, true);
+  Session other(e);
+  auto other_logits = other.step(head, true);
+  ASSERT_EQ(fresh.size(), other_logits.size());
+  EXPECT_EQ(0, std::memcmp(fresh.data(), other_logits.data(), sizeof(float) * fresh.size()));
 }
+
+// Decode steps of the recurrent and MLA layers replay captured graphs
+// (states and positions are read on the device): exactly the logits of
+// eager launches, and the CPU's to the f32 bound.
+class CudaGraphArch : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CudaGraphArch, DecodeReplayEqualsEager) {
+  SKIP_WITHOUT_GPU();
+  const std::string dir = fixture("oracle/" + GetParam());
+  SafetensorsFile ref(dir + "/reference.safetensors");
+  const auto prompt = test::tensor_values<int32_t>(ref.tensors().at("tokens.17"));
+  ::unsetenv("MOEFLUX_CUDA_GRAPH");
+  const auto graphed = test::run_tokens(load(dir, "cuda"), prompt, 40);
+  ::setenv("MOEFLUX_CUDA_GRAPH", "0", 1);
+  const auto eager = test::run_tokens(load(dir, "cuda"), prompt, 40);
+  ::unsetenv("MOEFLUX_CUDA_GRAPH");
+  ASSERT_EQ(graphed.size(), eager.size());
+  size_t differ = 0;
+  for (size_t i = 0; i < graphed.size(); ++i) differ += graphed[i] != eager[i];
+  EXPECT_EQ(differ, 0u) << "of " << graphed.size() << " logits";
+  auto cpu = load(dir, "cpu", true);
+  const int vocab = cpu->spec().vocab;
+  const auto want = test::run_tokens(cpu, prompt, 40);
+  auto c = test::compare_logits(graphed, want, int(want.size() / size_t(vocab)), vocab);
+  EXPECT_LE(c.max_abs, 1e-4 * c.scale);
+}
+
+INSTANTIATE_TEST_SUITE_P(Archs, CudaGraphArch,
+                         ::testing::Values("qwen3_next_f32", "qwen3_5_moe_f32", "deepseek_v3_f32"),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace

@@ -411,7 +411,6 @@ double yarn_inv_freq(const RopeParams& p, int i) {
 }
 
 TEST_P(OpHarness, RopeAtAnOffsetWithYarn) {
-  if (h.backend_name != "cpu") GTEST_SKIP() << "RoPE offset/YaRN, slice and MLA are CPU-only so far (issue 15)";
   const int T = 5, hd = 18, heads = 3, W = hd * heads, rot = 8, off = 10;
   const auto a = randn(size_t(T * W), h.rng);
   const TensorRef* ta = h.table(T, W, a);
@@ -443,7 +442,6 @@ TEST_P(OpHarness, RopeAtAnOffsetWithYarn) {
 }
 
 TEST_P(OpHarness, SliceColumns) {
-  if (h.backend_name != "cpu") GTEST_SKIP() << "RoPE offset/YaRN, slice and MLA are CPU-only so far (issue 15)";
   const int T = 3, W = 13;
   const auto a = randn(size_t(T * W), h.rng);
   GraphBuilder g(T);

@@ -68,20 +68,6 @@ uint32_t observed_buffer(const Op& op) {
   return w.empty() ? op_reads(op).at(0) : w[0];
 }
 
-bool op_supported(const Op& op) {
-  // Fields the CUDA kernels do not read yet (zero-centred norm weights,
-  // RoPE at an offset or with YaRN) make the op unsupported, not wrong.
-  return std::visit(Overload{[](const OpEmbed&) { return true; },
-                             [](const OpRmsNorm& o) { return o.weight_offset == 0.f; },
-                             [](const OpLinear&) { return true; }, [](const OpClamp&) { return true; },
-                             [](const OpRope& o) { return o.rope.offset == 0 && o.rope.yarn.factor == 1.0f; },
-                             [](const OpKvAppend&) { return true; },
-                             [](const OpAttention&) { return true; }, [](const OpAdd&) { return true; },
-                             [](const OpSwiGlu&) { return true; }, [](const OpMoe&) { return true; },
-                             [](const auto&) { return false; }},
-                    op);
-}
-
 }  // namespace
 
 std::atomic<uint64_t> g_buffer_epoch{1};
@@ -143,9 +129,6 @@ void CudaExecutor::sync(const char* what) {
 void CudaExecutor::run(const Graph& g, const BufferPlan& plan, std::span<const int32_t> tokens,
                        std::span<const int32_t> positions, DevKvCache& kv) {
   const int T = g.tokens;
-  for (size_t i = 0; i < g.ops.size(); ++i)
-    if (!op_supported(g.ops[i]))
-      fail("op {} ({}) is not implemented on CUDA: run this model with --device cpu", i, op_name(g.ops[i]));
   // Token ids are checked here, as the CPU embedding does, so a kernel never reads outside a table.
   for (const Op& op : g.ops)
     if (auto* o = std::get_if<OpEmbed>(&op))
@@ -334,6 +317,10 @@ uint64_t CudaExecutor::step_key(const Graph& g, const BufferPlan& plan) const {
                         [&](const OpLinear& o) { mix(reinterpret_cast<uintptr_t>(o.weight)); },
                         [&](const OpAttention& o) { mix(o.state); },
                         [&](const OpKvAppend& o) { mix(o.state); },
+                        [&](const OpLatentAppend& o) { mix(o.state); },
+                        [&](const OpMlaAttention& o) { mix(o.state); },
+                        [&](const OpCausalConv& o) { mix(o.state); },
+                        [&](const OpGatedDeltaRule& o) { mix(o.state); },
                         [&](const OpMoe& o) {
                           mix(uint64_t(o.moe.layer));
                           mix(reinterpret_cast<uintptr_t>(o.moe.router_weight));
@@ -408,7 +395,7 @@ void CudaExecutor::run_op(const Graph& g, const BufferPlan& plan, const Op& op, 
           [&](const OpRmsNorm& o) {
             const auto& d = desc(o.in.index);
             rms_norm(B(o.in.index), d.rows, d.width, o.group, weights_.vec(o.weight), o.weight->numel(), o.eps,
-                     B(o.out.index), stream_);
+                     B(o.out.index), stream_, o.weight_offset);
           },
           [&](const OpLinear& o) {
             const auto& d = desc(o.in.index);
@@ -459,7 +446,7 @@ void CudaExecutor::run_op(const Graph& g, const BufferPlan& plan, const Op& op, 
             swiglu(B(o.gate.index), B(o.up.index), B(o.out.index), int64_t(d.rows) * d.width, stream_);
           },
           [&](const OpMoe& o) { moe(o.moe, B(o.in.index), T, desc(o.in.index).width, B(o.out.index)); },
-          [&](const auto&) { fail("op {} is not implemented on CUDA", op_name(op)); },
+          [&](const auto&) { run_arch_op(g, plan, op, kv); },
       },
       op);
 }

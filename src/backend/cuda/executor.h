@@ -14,6 +14,7 @@
 #include "backend/backend.h"
 #include "backend/cuda/device_weights.h"
 #include "backend/cuda/kv_cache.h"
+#include "backend/cuda/recurrent_state.h"
 
 namespace moeflux::cuda {
 
@@ -50,11 +51,15 @@ class CudaExecutor {
            DevKvCache& kv);
   void read_output(const Graph& g, float* dst, size_t n);
   void set_observer(OpObserver obs) { observer_ = std::move(obs); }
+  // The session's recurrent layer blocks (Gated DeltaNet), if it has any.
+  void set_recurrent_states(DevRecurrentStates* rs) { recurrent_ = rs; }
 
  private:
   float* buf(const Graph& g, const BufferPlan& plan, uint32_t id) const;
   void run_op(const Graph& g, const BufferPlan& plan, const Op& op, DevKvCache& kv);
   void linear(const OpLinear& o, const float* in, int rows, float* out);
+  // The ops of MLA and Gated DeltaNet (executor_arch.cpp).
+  void run_arch_op(const Graph& g, const BufferPlan& plan, const Op& op, DevKvCache& kv);
   void moe(const MoeParams& p, const float* x, int T, int D, float* out);
   unsigned* route_done();
   unsigned* attn_done(int heads);
@@ -98,6 +103,8 @@ class CudaExecutor {
   DeviceBuffer logits_, ids_, route_w_, row_token_, row_of_, tiles_, ntiles_, h_, h2_, down_, sh_, sh2_,
       shared_out_, shared_gate_, route_done_, attn_done_;
   std::vector<float> host_out_;
+  DevRecurrentStates* recurrent_ = nullptr;
+  DeviceBuffer mla_q_lat_, mla_o_lat_;  // MLA scratch: the absorbed query and output latents
 };
 
 }  // namespace moeflux::cuda

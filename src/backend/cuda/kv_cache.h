@@ -1,8 +1,10 @@
-// One session's layer states on the device: keys and values of every
-// attention layer in pages of `block_tokens` positions (each page holds
-// those positions for every layer, as the CPU cache does), allocated as the
+// One session's positional layer states on the device: keys and values of
+// every attention layer (an MLA layer's latent + RoPE row as its key, no
+// value) in pages of `block_tokens` positions (each page holds those
+// positions for every layer, as the CPU cache does), allocated as the
 // conversation grows and charged to the engine's StateBudget. The kernels
-// find a position through a device table of page pointers.
+// find a position through a device table of page pointers. Recurrent
+// layers take no room here (recurrent_state.h).
 #pragma once
 #include <cstdint>
 #include <span>
