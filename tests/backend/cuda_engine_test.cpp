@@ -227,18 +227,21 @@ class CudaSessionState : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(CudaSessionState, SavedStateContinuesExactlyInANewSession) {
   SKIP_WITHOUT_GPU();
+  // Past the fixtures' 256 positions (the layers do not mind), so that the
+  // copy spans two KV pages.
+  constexpr int kPositions = 400;
   const std::string model = "oracle/" + GetParam();
   auto e = load(fixture(model), "cuda");
   const int vocab = e->spec().vocab;
   std::vector<int32_t> prompt;
   for (int i = 0; i < 300; ++i) prompt.push_back((i * 131 + 7) % vocab);
-  Session a(e);
+  Session a(e, kPositions);
   a.step(prompt);
   const std::string bytes = a.save_to_bytes("history");
   const std::vector<int32_t> next{5};
   const auto la = a.step(next);
   const std::vector<float> want(la.begin(), la.end());
-  Session b(e);
+  Session b(e, kPositions);
   b.step(std::vector<int32_t>{1, 2, 3});
   EXPECT_EQ(b.load_from_bytes(bytes), "history");
   EXPECT_EQ(b.position(), 300);
@@ -250,17 +253,17 @@ TEST_P(CudaSessionState, SavedStateContinuesExactlyInANewSession) {
   // A state saved on the CPU continues on the GPU (the same layout), to the
   // f32 bound of the oracle tests.
   auto cpu = load(fixture(model), "cpu", true);
-  Session on_cpu(cpu);
+  Session on_cpu(cpu, kPositions);
   on_cpu.step(prompt);
   const std::string from_cpu = on_cpu.save_to_bytes();
   const auto lcpu = on_cpu.step(next);
   const std::vector<float> want_cpu(lcpu.begin(), lcpu.end());
-  Session d(e);
+  Session d(e, kPositions);
   d.load_from_bytes(from_cpu);
   auto cmp = test::compare_logits(d.step(next), want_cpu, 1, vocab);
   EXPECT_LE(cmp.max_abs, 1e-3 * cmp.scale);
   // A truncated state is refused and leaves the session as it was.
-  Session c(e);
+  Session c(e, kPositions);
   c.step(std::vector<int32_t>{1, 2});
   EXPECT_THROW(c.load_from_bytes(bytes.substr(0, bytes.size() / 2)), Error);
   EXPECT_EQ(c.position(), 2);
