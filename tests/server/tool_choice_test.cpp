@@ -91,7 +91,9 @@ void expect_calls_valid(ToolCallFormat format, const std::string& only) {
     ASSERT_EQ(out.tool_calls.size(), 1u) << *text;
     EXPECT_EQ(out.content, "") << *text;
     const ToolCall& call = out.tool_calls[0];
-    if (!only.empty()) EXPECT_EQ(call.name, only) << *text;
+    if (!only.empty()) {
+      EXPECT_EQ(call.name, only) << *text;
+    }
     const ojson* tool = tool_named(call.name);
     ASSERT_NE(tool, nullptr) << *text;
     names.insert(call.name);
@@ -101,7 +103,9 @@ void expect_calls_valid(ToolCallFormat format, const std::string& only) {
     EXPECT_TRUE(test::valid(params, args, params)) << *text;
   }
   EXPECT_GT(finished, 40) << "too few walks ended";
-  if (only.empty()) EXPECT_GE(names.size(), 3u) << "the walks reach most of the functions";
+  if (only.empty()) {
+    EXPECT_GE(names.size(), 3u) << "the walks reach most of the functions";
+  }
 }
 
 TEST(ToolChoice, RequiredHermesCallsAlwaysParseAndValidate) { expect_calls_valid(ToolCallFormat::Hermes, ""); }
