@@ -189,6 +189,30 @@ def run(args, work):
               "a message after Stop gets its answer and speed line")
         errors = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#log .msg.error")]
         check(errors == [], "no error shown")
+
+        # 4. "new chat" during an answer: the answer ends, and the new
+        # conversation starts empty (the first question again makes the
+        # same prompt as at first).
+        cancelled = metric(base, "moeflux_requests_cancelled_total")
+        set_field(driver, "max", 2000)
+        send_message(driver, "Another long story.")
+        WebDriverWait(driver, 30).until(lambda d: len(answers(d)) == 5 and len(answers(d)[4].text) >= 4)
+        driver.find_element(By.ID, "clear").click()
+        wait_idle(driver, 10)
+        check(driver.find_elements(By.CSS_SELECTOR, "#log > *") == [], "new chat empties the conversation")
+        deadline = time.time() + 10
+        while metric(base, "moeflux_requests_cancelled_total") <= cancelled and time.time() < deadline:
+            time.sleep(0.2)
+        check(metric(base, "moeflux_requests_cancelled_total") == cancelled + 1, "new chat cancelled the answer")
+        time.sleep(0.5)
+        check(driver.find_elements(By.CSS_SELECTOR, "#log > *") == [], "nothing of the old answer comes back")
+        set_field(driver, "max", 4)
+        send_message(driver, "Tell me about experts.")
+        wait_idle(driver, 30)
+        stats = driver.find_elements(By.CSS_SELECTOR, "#log .stats")
+        check(len(stats) == 1 and len(answers(driver)) == 1, "the new chat holds one turn")
+        prompt = int(re.match(r"(\d+) prompt tokens", stats[0].text).group(1))
+        check(prompt == prompt1, "its prompt is a fresh conversation's (%d tokens, first was %d)" % (prompt, prompt1))
     finally:
         if driver is not None:
             driver.quit()
@@ -208,8 +232,8 @@ def main():
     t0 = time.time()
     try:
         run(args, work)
-    except AssertionError as e:
-        print("FAILED:", e)
+    except Exception as e:  # a failed check, or a wait that timed out
+        print("FAILED: %s: %s" % (type(e).__name__, e))
         serve_log = os.path.join(work, "serve.log")
         if os.path.exists(serve_log):
             print(open(serve_log).read()[-4000:])
