@@ -129,7 +129,7 @@ def run(args, work):
         # are pieces of a character held back until it is whole: greedy
         # decoding can stay on those, sampling gives text in more steps.
         set_field(driver, "temp", 1)
-        set_field(driver, "max", 24)
+        set_field(driver, "max", 48)
 
         # 1. The first message: streamed, then its speed line.
         send_message(driver, "Tell me about experts.")
@@ -144,7 +144,7 @@ def run(args, work):
                          stats[0].text)
         check(m is not None, "the speed line reads as expected: %r" % stats[0].text)
         prompt1, completion1 = int(m.group(1)), int(m.group(3))
-        check(1 <= completion1 <= 24 and float(m.group(5)) > 0, "tokens (%d) and tok/s (%s) are sane" % (completion1, m.group(5)))
+        check(1 <= completion1 <= 48 and float(m.group(5)) > 0, "tokens (%d) and tok/s (%s) are sane" % (completion1, m.group(5)))
         check(m.group(6) in ("length", "stop"), "the finish reason is shown (%s)" % m.group(6))
 
         # 2. A second message: both turns on screen, the history sent.
