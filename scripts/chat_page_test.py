@@ -80,6 +80,13 @@ def answers(driver):
     return driver.find_elements(By.CSS_SELECTOR, "#log .msg.assistant")
 
 
+def answer_text(driver, i):
+    # The text as the page set it (WebDriver's .text is the rendered text,
+    # whitespace trimmed and normalized, which noise from a random model
+    # has plenty of).
+    return answers(driver)[i].get_property("textContent")
+
+
 def wait_idle(driver, seconds):
     # The page enables Send again once an answer has ended.
     WebDriverWait(driver, seconds).until(lambda d: d.find_element(By.ID, "send").is_enabled())
@@ -136,7 +143,7 @@ def run(args, work):
         WebDriverWait(driver, 5).until(lambda d: not d.find_element(By.ID, "send").is_enabled())
         check(driver.find_element(By.ID, "stop").is_enabled(), "Stop is enabled while an answer streams")
         wait_idle(driver, 60)
-        first = answers(driver)[0].text
+        first = answer_text(driver, 0)
         check_growth(driver.execute_script("return window.__answers"), first, "first answer")
         stats = driver.find_elements(By.CSS_SELECTOR, "#log .stats")
         check(len(stats) == 1, "one speed line after the first answer")
@@ -153,8 +160,8 @@ def run(args, work):
         wait_idle(driver, 60)
         users = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#log .msg.user")]
         check(users == ["Tell me about experts.", "And the router?"], "both user turns are shown: %r" % users)
-        check(len(answers(driver)) == 2 and answers(driver)[0].text == first, "both answers are shown, the first unchanged")
-        check_growth(driver.execute_script("return window.__answers"), answers(driver)[1].text, "second answer")
+        check(len(answers(driver)) == 2 and answer_text(driver, 0) == first, "both answers are shown, the first unchanged")
+        check_growth(driver.execute_script("return window.__answers"), answer_text(driver, 1), "second answer")
         stats = driver.find_elements(By.CSS_SELECTOR, "#log .stats")
         check(len(stats) == 2, "a speed line per answer")
         prompt2 = int(re.match(r"(\d+) prompt tokens", stats[1].text).group(1))
@@ -168,13 +175,13 @@ def run(args, work):
         cancelled = metric(base, "moeflux_requests_cancelled_total")
         set_field(driver, "max", 2000)
         send_message(driver, "Now a long story, please.")
-        WebDriverWait(driver, 30).until(lambda d: len(answers(d)) == 3 and len(answers(d)[2].text) >= 8)
+        WebDriverWait(driver, 30).until(lambda d: len(answers(d)) == 3 and len(answers(d)[2].get_property("textContent")) >= 8)
         driver.find_element(By.ID, "stop").click()
         wait_idle(driver, 10)
-        stopped = answers(driver)[2].text
+        stopped = answer_text(driver, 2)
         check(stopped.endswith("[stopped]"), "the stopped answer says so: %r" % stopped[-40:])
         time.sleep(1.5)
-        check(answers(driver)[2].text == stopped, "the answer stops growing after Stop")
+        check(answer_text(driver, 2) == stopped, "the answer stops growing after Stop")
         deadline = time.time() + 10
         while metric(base, "moeflux_requests_cancelled_total") <= cancelled and time.time() < deadline:
             time.sleep(0.2)
@@ -196,7 +203,7 @@ def run(args, work):
         cancelled = metric(base, "moeflux_requests_cancelled_total")
         set_field(driver, "max", 2000)
         send_message(driver, "Another long story.")
-        WebDriverWait(driver, 30).until(lambda d: len(answers(d)) == 5 and len(answers(d)[4].text) >= 4)
+        WebDriverWait(driver, 30).until(lambda d: len(answers(d)) == 5 and len(answers(d)[4].get_property("textContent")) >= 4)
         driver.find_element(By.ID, "clear").click()
         wait_idle(driver, 10)
         check(driver.find_elements(By.CSS_SELECTOR, "#log > *") == [], "new chat empties the conversation")
