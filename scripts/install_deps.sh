@@ -8,6 +8,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libpcre2-dev libutf8proc-dev zlib1g-dev libreadline-dev liburing-dev libcpp-httplib-dev
   clang libclang-rt-14-dev
+  # The chat page's test in headless Chromium (scripts/chat_page_test.sh).
+  python3 chromium chromium-driver python3-selenium
 )
 missing=()
 for p in "${packages[@]}"; do

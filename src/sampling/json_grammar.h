@@ -62,6 +62,17 @@ class Grammar {
   // Any JSON object (response_format json_object).
   static Grammar any_object();
 
+  // Literal text around the document (a tool call's markers, as in
+  // "<tool_call>\n" ... "</tool_call>"): the output is then the prefix,
+  // optional whitespace, the document, and, when there is a suffix,
+  // optional whitespace and the suffix. Nothing follows the last byte.
+  void set_literals(std::string prefix, std::string suffix) {
+    prefix_ = std::move(prefix);
+    suffix_ = std::move(suffix);
+  }
+  const std::string& prefix() const { return prefix_; }
+  const std::string& suffix() const { return suffix_; }
+
   const Node& node(NodeId id) const { return nodes_[id]; }
   NodeId root() const { return root_; }
   size_t size() const { return nodes_.size(); }
@@ -70,6 +81,7 @@ class Grammar {
   friend class SchemaCompiler;
   std::vector<Node> nodes_;
   NodeId root_ = 0;
+  std::string prefix_, suffix_;
 };
 
 }  // namespace moeflux::json_constraint

@@ -16,8 +16,9 @@ bool is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
 // schema needs this many).
 constexpr size_t kMaxStack = 128;
 
-// Document frame states.
-enum : uint8_t { kDocExpect = 0, kDocIn = 1, kDocDone = 2 };
+// Document frame states: the grammar's literal prefix (n: bytes read),
+// the value, then its literal suffix (whitespace first, n: bytes read).
+enum : uint8_t { kDocExpect = 0, kDocIn = 1, kDocDone = 2, kDocPrefix = 3, kDocSuffix = 4 };
 // Object frame states.
 enum : uint8_t {
   kObjOpen = 0, kObjAfterBrace = 1, kObjInKey = 2, kObjAfterKey = 3, kObjAfterColon = 4, kObjInValue = 5,
@@ -47,7 +48,11 @@ bool none_required_from(const Node& n, size_t first) {
 
 Matcher::Matcher(const Grammar& g) : g_(g) {}
 
-State Matcher::start() const { return {Thread{Frame{kDocument}}}; }
+State Matcher::start() const {
+  Frame doc{kDocument};
+  if (!g_.prefix().empty()) doc.state = kDocPrefix;
+  return {Thread{doc}};
+}
 
 bool Matcher::accepting(const Frame& f) const {
   if (f.node == kDocument) return f.state == kDocDone;
@@ -66,7 +71,8 @@ bool Matcher::accepting(const Frame& f) const {
 void Matcher::child_done(Frame& p) const {
   p.ws = 0;
   if (p.node == kDocument) {
-    p.state = kDocDone;
+    p.state = g_.suffix().empty() ? kDocDone : kDocSuffix;
+    p.n = 0;
     return;
   }
   const Node& n = g_.node(p.node);
@@ -95,6 +101,24 @@ void Matcher::feed(Thread t, uint8_t c, State& out, int depth) const {
   if (--budget_ < 0) return;
   Frame& f = t.back();
   if (f.node == kDocument) {
+    if (f.state == kDocPrefix || f.state == kDocSuffix) {
+      const std::string& text = f.state == kDocPrefix ? g_.prefix() : g_.suffix();
+      // Whitespace between the document and its suffix (a suffix that
+      // starts with whitespace may take the byte as well).
+      if (f.state == kDocSuffix && f.n == 0) {
+        Thread w = t;
+        bool ws;
+        if (take_ws(w.back(), c, ws)) out.push_back(std::move(w));
+      }
+      if (f.n >= text.size() || uint8_t(text[f.n]) != c) return;
+      if (++f.n == text.size()) {
+        f.state = f.state == kDocPrefix ? kDocExpect : kDocDone;
+        f.n = 0;
+        f.ws = 0;
+      }
+      out.push_back(std::move(t));
+      return;
+    }
     if (f.state != kDocExpect) return;
     bool ws;
     if (take_ws(f, c, ws)) out.push_back(t);
@@ -365,7 +389,9 @@ std::optional<uint32_t> Matcher::plain_string_room(const State& s) const {
 bool Matcher::complete(const State& s) const {
   for (const Thread& t : s) {
     if (t.size() == 1 && accepting(t[0])) return true;
-    if (t.size() == 2 && accepting(t[1])) return true;
+    // A value that may still go on (a number) ends the output only
+    // when no suffix has to follow it.
+    if (t.size() == 2 && accepting(t[1]) && g_.suffix().empty()) return true;
   }
   return false;
 }

@@ -96,22 +96,36 @@ json parse_messages(const json& m) {
 }
 
 // tools: [{"type": "function", "function": {"name", "description"?,
-// "parameters"?}}]; tool_choice "none" or "auto" ("required" and a named
-// function would need the output constrained to a call: refused for now).
+// "parameters"?}}]; tool_choice "none", "auto", "required" or
+// {"type": "function", "function": {"name": N}} (N one of the tools).
 void parse_tools(const json& body, bool chat, CompletionRequest& r) {
   const json* tools = field(body, "tools");
   std::string choice = "auto";
   if (const json* v = field(body, "tool_choice")) {
-    if (!v->is_string())
-      bad("tool_choice", "'tool_choice' as a named function is not supported yet (\"none\" or \"auto\")");
-    choice = v->get<std::string>();
-    if (choice == "required") bad("tool_choice", "'tool_choice' \"required\" is not supported yet (\"none\" or \"auto\")");
-    if (choice != "none" && choice != "auto")
-      bad("tool_choice", fmt::format("'tool_choice' is '{}'; expected \"none\" or \"auto\"", choice));
+    if (v->is_object()) {
+      const json* type = field(*v, "type");
+      const json* fn = field(*v, "function");
+      const json* name = fn && fn->is_object() ? field(*fn, "name") : nullptr;
+      if (!type || !type->is_string() || type->get<std::string>() != "function" || !name)
+        bad("tool_choice", "'tool_choice' as an object must be {\"type\": \"function\", \"function\": {\"name\": ...}}");
+      r.forced_tool = string(*name, "tool_choice.function.name");
+      if (r.forced_tool.empty()) bad("tool_choice.function.name", "'tool_choice.function.name' is empty");
+      choice = "named";
+    } else {
+      choice = string(*v, "tool_choice");
+      if (choice != "none" && choice != "auto" && choice != "required")
+        bad("tool_choice", fmt::format("'tool_choice' is '{}'; expected \"none\", \"auto\", \"required\" or a "
+                                       "named function", choice));
+    }
   }
-  if (!tools || (tools->is_array() && tools->empty())) return;
+  if (!tools || (tools->is_array() && tools->empty())) {
+    if (choice == "required" || choice == "named")
+      bad("tool_choice", "'tool_choice' asks for a tool call, but no 'tools' are given");
+    return;
+  }
   if (!chat) bad("tools", "'tools' is for /v1/chat/completions");
   if (!tools->is_array() || tools->size() > 128) bad("tools", "'tools' must be a list of at most 128 tools");
+  bool named_found = false;
   for (size_t i = 0; i < tools->size(); ++i) {
     const std::string at = fmt::format("tools[{}]", i);
     const json& t = (*tools)[i];
@@ -126,9 +140,14 @@ void parse_tools(const json& body, bool chat, CompletionRequest& r) {
       bad(at + ".function.name", fmt::format("'{}.function.name' must be a non-empty string", at));
     if (const json* p = field(*fn, "parameters"); p && !p->is_object())
       bad(at + ".function.parameters", fmt::format("'{}.function.parameters' must be a JSON schema object", at));
+    named_found = named_found || name->get<std::string>() == r.forced_tool;
   }
+  if (choice == "named" && !named_found)
+    bad("tool_choice.function.name",
+        fmt::format("'tool_choice' names the function '{}', which is not one of the 'tools'", r.forced_tool));
   r.tools = *tools;
-  r.parse_tool_calls = choice == "auto";
+  r.parse_tool_calls = choice != "none";
+  r.force_tool_call = choice == "required" || choice == "named";
 }
 
 // {"type": "text"} | {"type": "json_object"} |
@@ -270,6 +289,8 @@ CompletionRequest parse_completion_request(const std::string& text, bool chat, i
   }
   parse_tools(body, chat, r);
   if (const json* v = field(body, "response_format")) r.json_grammar = parse_response_format(*v);
+  if (r.force_tool_call && r.json_grammar)
+    bad("response_format", "'response_format' and a 'tool_choice' that forces a call cannot be combined");
   if (const json* v = field(body, "load_session")) check_session_name(r.load_session = string(*v, "load_session"), "load_session");
   if (const json* v = field(body, "save_session")) check_session_name(r.save_session = string(*v, "save_session"), "save_session");
   try {

@@ -32,9 +32,14 @@ struct CompletionRequest {
   // response_format json_object / json_schema, compiled (null: free text).
   std::shared_ptr<const json_constraint::Grammar> json_grammar;
   // Chat with tools: the list the chat template renders (null: none), and
-  // whether calls in the answer are parsed out (tool_choice "auto").
+  // whether calls in the answer are parsed out (tool_choice "auto",
+  // "required" or a named function).
   nlohmann::ordered_json tools = nullptr;
   bool parse_tool_calls = false;
+  // tool_choice "required" (any of the tools) or a named function: the
+  // answer is constrained to one call (server/tool_choice.h).
+  bool force_tool_call = false;
+  std::string forced_tool;  // the named function; empty: any
 };
 
 // Throws ApiError (400) naming the field. `vocab` bounds logit_bias ids and

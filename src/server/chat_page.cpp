@@ -49,7 +49,9 @@ function add(cls, text) {
   log.scrollTop = log.scrollHeight;
   return d;
 }
-document.getElementById('clear').onclick = () => { messages = []; log.textContent = ''; };
+// A new chat ends the answer in progress; that answer's ending then goes
+// to the conversation it belonged to, not to the new one.
+document.getElementById('clear').onclick = () => { if (controller) controller.abort(); messages = []; log.textContent = ''; };
 stop.onclick = () => { if (controller) controller.abort(); };
 input.addEventListener('keydown', e => {
   if (e.key === 'Enter' && !e.shiftKey) { e.preventDefault(); document.getElementById('form').requestSubmit(); }
@@ -60,10 +62,11 @@ document.getElementById('form').onsubmit = async e => {
   if (!text || controller) return;
   input.value = '';
   add('user', text);
-  messages.push({role: 'user', content: text});
+  const conversation = messages;
+  conversation.push({role: 'user', content: text});
   const sys = document.getElementById('system').value.trim();
   const body = {
-    messages: sys ? [{role: 'system', content: sys}, ...messages] : messages,
+    messages: sys ? [{role: 'system', content: sys}, ...conversation] : conversation,
     stream: true, stream_options: {include_usage: true},
     temperature: parseFloat(document.getElementById('temp').value),
     max_tokens: parseInt(document.getElementById('max').value, 10),
@@ -103,12 +106,12 @@ document.getElementById('form').onsubmit = async e => {
     stats.textContent = usage ? `${usage.prompt_tokens} prompt tokens (${usage.prompt_tokens_details.cached_tokens} cached), ` +
       `${usage.completion_tokens} tokens, first after ${((first || t0) - t0).toFixed(0)} ms, ` +
       `${s > 0 ? (Math.max(usage.completion_tokens - 1, 0) / s).toFixed(1) : '-'} tok/s, ${finish}` : '';
-    log.appendChild(stats);
+    if (out.isConnected) log.appendChild(stats);
   } catch (err) {
     if (err.name === 'AbortError') { out.textContent = answer + ' [stopped]'; }
     else { out.className = 'msg error'; out.textContent = (answer ? answer + '\n' : '') + 'error: ' + err.message; }
   }
-  messages.push({role: 'assistant', content: answer});
+  conversation.push({role: 'assistant', content: answer});
   controller = null;
   send.disabled = false; stop.disabled = true;
   input.focus();

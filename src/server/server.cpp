@@ -20,6 +20,7 @@
 #include "server/metrics.h"
 #include "server/prefix_cache.h"
 #include "server/slot_pool.h"
+#include "server/tool_choice.h"
 
 namespace moeflux::server {
 
@@ -155,6 +156,9 @@ struct Server::Impl {
         throw ApiError(400, fmt::format("the chat template refused the messages: {}", e.what()), "messages");
       }
       p.prompt = model.tokenizer.encode(text, false);
+      // tool_choice "required" or named: the answer is one call, as a
+      // grammar in the template's call syntax.
+      if (r.force_tool_call) p.req.json_grammar = forced_tool_call_grammar(tool_format, r.tools, r.forced_tool);
     } else {
       p.prompt = r.prompt_tokens ? *r.prompt_tokens : model.tokenizer.encode(r.prompt, true);
     }
@@ -187,7 +191,10 @@ struct Server::Impl {
   std::unique_ptr<LogitConstraint> constraint_for(const Prepared& p) {
     if (!p.req.json_grammar) return nullptr;
     if (model.stop_tokens.empty())
-      throw ApiError(400, "'response_format' needs the model to have an end-of-sequence token", "response_format");
+      throw ApiError(400,
+                     fmt::format("'{}' needs the model to have an end-of-sequence token",
+                                 p.req.force_tool_call ? "tool_choice" : "response_format"),
+                     p.req.force_tool_call ? "tool_choice" : "response_format");
     std::shared_ptr<const json_constraint::MaskVocab> v;
     {
       std::lock_guard<std::mutex> lock(json_vocab_mutex);

@@ -32,6 +32,18 @@ TEST(ToolCalls, Hermes) {
   EXPECT_EQ(out.tool_calls[1].arguments, R"({"tz":"CET"})");  // arguments written as a JSON string
 }
 
+TEST(ToolCalls, HermesMarkerInsideAnArgumentIsText) {
+  // Found by the random walks of tool_choice "required": a string argument
+  // may hold the close marker (or braces); the call ends after its JSON.
+  const auto out = parse_assistant_output(
+      ToolCallFormat::Hermes,
+      "<tool_call>\n{\"name\": \"echo\", \"arguments\": {\"s\": \"a}</tool_call>b\\\"{\"}}\n</tool_call> after");
+  ASSERT_EQ(out.tool_calls.size(), 1u) << out.content;
+  EXPECT_EQ(out.tool_calls[0].name, "echo");
+  EXPECT_EQ(out.tool_calls[0].arguments, R"({"s":"a}</tool_call>b\"{"})");
+  EXPECT_EQ(out.content, "after");
+}
+
 TEST(ToolCalls, MalformedCallsStayContent) {
   const auto out = parse_assistant_output(ToolCallFormat::Hermes, "Use <tool_call>{not json}</tool_call> like so");
   EXPECT_TRUE(out.tool_calls.empty());

@@ -12,11 +12,13 @@
 #include "sampling/json_grammar.h"
 #include "sampling/json_matcher.h"
 #include "sampling/json_token_mask.h"
+#include "schema_validator.h"
 
 namespace moeflux::json_constraint {
 namespace {
 
 using json = nlohmann::json;
+using test::valid;
 
 bool accepts(const nlohmann::ordered_json& schema, std::string_view doc) {
   Grammar g = Grammar::from_schema(schema);
@@ -24,75 +26,6 @@ bool accepts(const nlohmann::ordered_json& schema, std::string_view doc) {
   return p.feed(doc) && p.complete();
 }
 
-// The JSON Schema rules for the supported keywords, on a parsed document.
-bool valid(const json& s, const json& v, const json& root) {
-  if (s.is_boolean()) return s.get<bool>();
-  if (s.contains("$ref")) {
-    const std::string r = s["$ref"];
-    const std::string name = r.substr(r.rfind('/') + 1);
-    return valid(root.contains("$defs") ? root["$defs"][name] : root["definitions"][name], v, root);
-  }
-  if (s.contains("const") && v != s["const"]) return false;
-  if (s.contains("enum")) {
-    bool any = false;
-    for (const json& e : s["enum"]) any = any || e == v;
-    if (!any) return false;
-  }
-  if (s.contains("anyOf")) {
-    bool any = false;
-    for (const json& a : s["anyOf"]) any = any || valid(a, v, root);
-    if (!any) return false;
-  }
-  if (s.contains("oneOf")) {
-    int n = 0;
-    for (const json& a : s["oneOf"]) n += valid(a, v, root);
-    if (n != 1) return false;
-  }
-  if (s.contains("type")) {
-    auto is = [&](const std::string& t) {
-      if (t == "object") return v.is_object();
-      if (t == "array") return v.is_array();
-      if (t == "string") return v.is_string();
-      if (t == "integer") return v.is_number_integer() || (v.is_number_float() && v.get<double>() == std::floor(v.get<double>()));
-      if (t == "number") return v.is_number();
-      if (t == "boolean") return v.is_boolean();
-      if (t == "null") return v.is_null();
-      return false;
-    };
-    bool ok = false;
-    if (s["type"].is_array())
-      for (const json& t : s["type"]) ok = ok || is(t);
-    else
-      ok = is(s["type"]);
-    if (!ok) return false;
-  }
-  if (v.is_object()) {
-    if (s.contains("required"))
-      for (const json& r : s["required"])
-        if (!v.contains(r.get<std::string>())) return false;
-    for (const auto& [k, x] : v.items()) {
-      if (s.contains("properties") && s["properties"].contains(k)) {
-        if (!valid(s["properties"][k], x, root)) return false;
-      } else if (s.contains("additionalProperties")) {
-        if (!valid(s["additionalProperties"], x, root)) return false;
-      }
-    }
-  }
-  if (v.is_array()) {
-    if (s.contains("minItems") && v.size() < s["minItems"].get<size_t>()) return false;
-    if (s.contains("maxItems") && v.size() > s["maxItems"].get<size_t>()) return false;
-    if (s.contains("items"))
-      for (const json& x : v)
-        if (!valid(s["items"], x, root)) return false;
-  }
-  if (v.is_string()) {
-    size_t cps = 0;
-    for (unsigned char c : v.get<std::string>()) cps += (c & 0xC0) != 0x80;
-    if (s.contains("minLength") && cps < s["minLength"].get<size_t>()) return false;
-    if (s.contains("maxLength") && cps > s["maxLength"].get<size_t>()) return false;
-  }
-  return true;
-}
 
 const nlohmann::ordered_json kPerson = nlohmann::ordered_json::parse(R"({
   "type": "object",
@@ -189,8 +122,7 @@ std::vector<std::string> toy_vocab() {
 
 // Draws tokens under the mask until an end token; closing tokens are
 // favoured so that walks end. Returns the text, or nullopt past max_steps.
-std::optional<std::string> generate(const nlohmann::ordered_json& schema, std::mt19937& rng, int max_steps = 400) {
-  auto grammar = std::make_shared<const Grammar>(Grammar::from_schema(schema));
+std::optional<std::string> generate(std::shared_ptr<const Grammar> grammar, std::mt19937& rng, int max_steps = 400) {
   const std::vector<std::string> vocab = toy_vocab();
   auto trie = std::make_shared<const MaskVocab>(vocab);
   JsonTokenMask mask(grammar, trie, {0});
@@ -217,6 +149,10 @@ std::optional<std::string> generate(const nlohmann::ordered_json& schema, std::m
     out += vocab[size_t(t)];
   }
   return std::nullopt;
+}
+
+std::optional<std::string> generate(const nlohmann::ordered_json& schema, std::mt19937& rng, int max_steps = 400) {
+  return generate(std::make_shared<const Grammar>(Grammar::from_schema(schema)), rng, max_steps);
 }
 
 TEST(JsonTokenMask, RandomGenerationAlwaysValidates) {
@@ -269,6 +205,69 @@ TEST(JsonTokenMask, EndOnlyWhenCompleteAndNothingAfterIt) {
   EXPECT_TRUE(std::isinf(logits[1]));
   mask.accept(0, "");
   EXPECT_TRUE(mask.ended());
+}
+
+}  // namespace
+}  // namespace moeflux::json_constraint
+
+namespace moeflux::json_constraint {
+namespace {
+
+TEST(JsonGrammar, LiteralPrefixAndSuffixAroundTheDocument) {
+  Grammar g = Grammar::from_schema_text(R"({"type": "integer"})");
+  g.set_literals("<a>\n", "</a>");
+  const auto full = [&](std::string_view text) {
+    JsonPrefix p(g);
+    return p.feed(text) && p.complete();
+  };
+  EXPECT_TRUE(full("<a>\n12</a>"));
+  EXPECT_TRUE(full("<a>\n 12 \n</a>"));  // whitespace around the document
+  EXPECT_FALSE(full("12"));
+  EXPECT_FALSE(full("<a>12</a>"));         // the prefix is exact, its newline too
+  EXPECT_FALSE(full("<a>\n12"));          // a number that could end is not the end: the suffix is due
+  EXPECT_FALSE(full("<a>\n12</a"));
+  EXPECT_FALSE(full("<a>\n12</a> "));     // nothing after the suffix
+  EXPECT_FALSE(full("<a>\n\"x\"</a>"));
+  JsonPrefix p(g);
+  EXPECT_FALSE(p.feed("<b"));
+  EXPECT_TRUE(p.feed("<a>\n7</a>"));
+  EXPECT_FALSE(p.can_continue());
+
+  Grammar only_prefix = Grammar::from_schema_text(R"({"type": "object"})");
+  only_prefix.set_literals("<|python_tag|>", "");
+  JsonPrefix q(only_prefix);
+  EXPECT_TRUE(q.feed("<|python_tag|>{}"));
+  EXPECT_TRUE(q.complete());
+  EXPECT_FALSE(q.can_continue());
+}
+
+TEST(JsonTokenMask, RandomGenerationWithLiteralsAlwaysWrapsAValidDocument) {
+  using ojson = nlohmann::ordered_json;
+  const std::vector<std::pair<std::string, std::string>> literals = {
+      {"<tool_call>\n", "</tool_call>"}, {"", "\n}"}, {"call: ", ""}, {"\"", "\""}};
+  const std::vector<ojson> schemas = {kPerson, ojson::parse(R"({"type":"integer"})"),
+                                      ojson::parse(R"({"type":"array","items":{"type":"number"},"maxItems":3})")};
+  std::mt19937 rng(99);
+  for (const auto& [prefix, suffix] : literals)
+    for (size_t si = 0; si < schemas.size(); ++si) {
+      auto g = std::make_shared<Grammar>(Grammar::from_schema(schemas[si]));
+      g->set_literals(prefix, suffix);
+      int finished = 0;
+      for (int trial = 0; trial < 25; ++trial) {
+        auto text = generate(g, rng);
+        if (!text) continue;
+        ++finished;
+        ASSERT_TRUE(text->starts_with(prefix) && text->ends_with(suffix) &&
+                    text->size() >= prefix.size() + suffix.size())
+            << "'" << prefix << "' ... '" << suffix << "': " << *text;
+        const std::string doc_text = text->substr(prefix.size(), text->size() - prefix.size() - suffix.size());
+        json doc;
+        ASSERT_NO_THROW(doc = json::parse(doc_text)) << *text;
+        const json schema = json::parse(schemas[si].dump());
+        EXPECT_TRUE(valid(schema, doc, schema)) << *text;
+      }
+      EXPECT_GT(finished, 12) << "'" << prefix << "' schema " << si << ": too few walks ended";
+    }
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "core/output_file.h"
@@ -15,6 +16,7 @@
 #include "model/model_spec.h"
 #include "model/synth.h"
 #include "server/server.h"
+#include "text/chat/tool_calls.h"
 #include "test_util.h"
 
 using namespace moeflux;
@@ -563,4 +565,128 @@ TEST_F(ServerTest, ToolsReachTheTemplateOfAModelThatHasThem) {
                                                   {"function", {{"name", "get_weather"}, {"arguments", R"({"city": "Paris"})"}}}}})}});
   history.push_back({{"role", "tool"}, {"tool_call_id", "call_1"}, {"content", "20 C"}});
   post_ok("/v1/chat/completions", {{"messages", history}, {"max_tokens", 2}, {"tools", tools}});
+}
+
+namespace {
+
+// The tools of the tool_choice tests: bounded arguments, so that a random
+// model's call always ends within max_tokens.
+const json kForcedTools = json::parse(R"([
+  {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object",
+    "properties": {"city": {"type": "string", "maxLength": 10}, "unit": {"enum": ["c", "f"]}},
+    "required": ["city", "unit"]}}},
+  {"type": "function", "function": {"name": "add", "parameters": {"type": "object",
+    "properties": {"a": {"type": "integer"}, "b": {"type": "boolean"}}, "required": ["a", "b"]}}}])");
+
+bool valid_forced_call(const json& call) {
+  const json args = json::parse(call["function"]["arguments"].get<std::string>(), nullptr, false);
+  if (!args.is_object()) return false;
+  const std::string name = call["function"]["name"];
+  if (name == "get_weather")
+    return args.size() == 2 && args["city"].is_string() && args["city"].get<std::string>().size() <= 40 &&
+           (args["unit"] == "c" || args["unit"] == "f");
+  if (name == "add") return args.size() == 2 && args["a"].is_number_integer() && args["b"].is_boolean();
+  return false;
+}
+
+}  // namespace
+
+// A random model, so without the constraint it writes no call (see the
+// test above): every answer here is a call because the output is masked.
+// A template in the manner of Llama 3.1's: a call is the whole message,
+// {"name": N, "parameters": {...}} (the llama3 folder of shared/ has
+// Llama 3's, which renders no tools).
+const char* kLlama31StyleTemplate = R"jinja({{- bos_token }}
+{%- if tools %}<|start_header_id|>system<|end_header_id|>
+
+Answer with a JSON function call {"name": function name, "parameters": arguments} to one of:
+{% for t in tools %}{{ t | tojson }}
+{% endfor %}<|eot_id|>{%- endif %}
+{%- for m in messages %}<|start_header_id|>{{ m.role }}<|end_header_id|>
+
+{% if m.tool_calls %}{% for c in m.tool_calls %}{{ '{"name": "' + c.function.name + '", "parameters": ' + c.function.arguments + '}' }}{% endfor %}{% else %}{{ m.content }}{% endif %}<|eot_id|>
+{%- endfor %}
+{%- if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>
+
+{% endif %})jinja";
+
+TEST_F(ServerTest, ToolChoiceRequiredAndNamedAlwaysCall) {
+  const std::string qwen3 = std::string(MOEFLUX_SHARED_DIR) + "/tokenizers/qwen3/tokenizer_config.json";
+  if (!std::filesystem::exists(qwen3)) GTEST_SKIP() << qwen3 << " is absent";
+  for (const char* family : {"qwen3", "llama3.1-style"}) {
+    SCOPED_TRACE(family);
+    server::ServerModel m = model();
+    m.chat_template = family == std::string("qwen3") ? *ChatTemplate::from_tokenizer_config(qwen3)
+                                                     : ChatTemplate::parse(kLlama31StyleTemplate);
+    ASSERT_EQ(detect_tool_call_format(m.chat_template),
+              family == std::string("qwen3") ? ToolCallFormat::Hermes : ToolCallFormat::Llama3Json);
+    server::ServerOptions o;
+    o.port = 0;
+    server_.reset();
+    server_ = std::make_unique<server::Server>(std::move(m), o);
+    port_ = server_->start();
+    std::set<std::string> names;
+    for (int seed = 1; seed <= 4; ++seed) {
+      const json r = post_ok("/v1/chat/completions", {{"messages", kHello}, {"max_tokens", 300}, {"seed", seed},
+                                                      {"tools", kForcedTools}, {"tool_choice", "required"}});
+      const json& c = r["choices"][0];
+      ASSERT_EQ(c["finish_reason"], "tool_calls") << r.dump();
+      ASSERT_EQ(c["message"]["tool_calls"].size(), 1u) << r.dump();
+      EXPECT_TRUE(valid_forced_call(c["message"]["tool_calls"][0])) << r.dump();
+      names.insert(c["message"]["tool_calls"][0]["function"]["name"].get<std::string>());
+    }
+    // A named function: that one, streamed too.
+    const json named = {{"type", "function"}, {"function", {{"name", "add"}}}};
+    for (int seed = 1; seed <= 2; ++seed) {
+      const json r = post_ok("/v1/chat/completions", {{"messages", kHello}, {"max_tokens", 300}, {"seed", seed},
+                                                      {"tools", kForcedTools}, {"tool_choice", named}});
+      const json& c = r["choices"][0];
+      ASSERT_EQ(c["finish_reason"], "tool_calls") << r.dump();
+      EXPECT_EQ(c["message"]["tool_calls"][0]["function"]["name"], "add") << r.dump();
+      EXPECT_TRUE(valid_forced_call(c["message"]["tool_calls"][0])) << r.dump();
+    }
+    auto s = post("/v1/chat/completions", {{"messages", kHello}, {"max_tokens", 300}, {"seed", 3}, {"stream", true},
+                                          {"tools", kForcedTools}, {"tool_choice", named}});
+    ASSERT_TRUE(s);
+    std::string finish;
+    json call;
+    for (const std::string& e : events(s->body)) {
+      if (e == "[DONE]") continue;
+      const json j = json::parse(e);
+      for (const json& ch : j["choices"]) {
+        if (ch["delta"].contains("tool_calls")) call = ch["delta"]["tool_calls"][0];
+        if (!ch["finish_reason"].is_null()) finish = ch["finish_reason"];
+      }
+    }
+    EXPECT_EQ(finish, "tool_calls") << s->body;
+    EXPECT_EQ(call["function"]["name"], "add") << s->body;
+    EXPECT_TRUE(valid_forced_call(call)) << s->body;
+  }
+}
+
+TEST_F(ServerTest, ToolChoiceThatCannotBeMetIsRefused) {
+  start();
+  const json named = {{"type", "function"}, {"function", {{"name", "nope"}}}};
+  auto r = post("/v1/chat/completions", {{"messages", kHello}, {"tools", kForcedTools}, {"tool_choice", named}});
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_NE(r->body.find("not one of the 'tools'"), std::string::npos) << r->body;
+  r = post("/v1/chat/completions", {{"messages", kHello}, {"tool_choice", {{"type", "function"}}}});
+  EXPECT_EQ(r->status, 400) << r->body;
+  r = post("/v1/chat/completions", {{"messages", kHello}, {"tools", kForcedTools}, {"tool_choice", "required"},
+                                    {"response_format", {{"type", "json_object"}}}});
+  EXPECT_EQ(r->status, 400) << r->body;
+  const std::string deepseek = std::string(MOEFLUX_SHARED_DIR) + "/tokenizers/deepseek_v3/tokenizer_config.json";
+  if (!std::filesystem::exists(deepseek)) GTEST_SKIP() << deepseek << " is absent";
+  server::ServerModel m = model();
+  m.chat_template = *ChatTemplate::from_tokenizer_config(deepseek);
+  server::ServerOptions o;
+  o.port = 0;
+  server_.reset();
+  server_ = std::make_unique<server::Server>(std::move(m), o);
+  port_ = server_->start();
+  r = post("/v1/chat/completions", {{"messages", kHello}, {"tools", kForcedTools}, {"tool_choice", "required"}});
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_NE(r->body.find("deepseek"), std::string::npos) << r->body;
+  // "auto" still works there.
+  post_ok("/v1/chat/completions", {{"messages", kHello}, {"max_tokens", 2}, {"tools", kForcedTools}});
 }

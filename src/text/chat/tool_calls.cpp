@@ -63,14 +63,45 @@ std::string_view take_reasoning(std::string_view text, std::string& reasoning) {
   return text.substr(close + kThinkClose.size());
 }
 
+// Where the JSON object that s starts with (after whitespace) ends, or
+// npos: strings are skipped whole, so a brace or a marker such as
+// "</tool_call>" inside an argument does not end the call.
+size_t object_end(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\n' || s[i] == '\t' || s[i] == '\r')) ++i;
+  if (i >= s.size() || s[i] != '{') return std::string_view::npos;
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (; i < s.size(); ++i) {
+    const char c = s[i];
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if ((c == '}' || c == ']') && --depth == 0) {
+      return i + 1;
+    }
+  }
+  return std::string_view::npos;
+}
+
 void parse_hermes(std::string_view text, AssistantOutput& out) {
   std::string content;
   size_t at = 0;
   while (true) {
     const size_t open = text.find(kHermesOpen, at);
     if (open == std::string_view::npos) break;
-    const size_t close = text.find(kHermesClose, open);
     const size_t body = open + kHermesOpen.size();
+    // The call ends at the close marker after its JSON (one inside an
+    // argument string is text), or at the first one when that is not JSON.
+    size_t close = std::string_view::npos;
+    if (const size_t end = object_end(text.substr(body)); end != std::string_view::npos)
+      close = text.find(kHermesClose, body + end);
+    if (close == std::string_view::npos) close = text.find(kHermesClose, body);
     const std::string_view inner = text.substr(body, close == std::string_view::npos ? std::string_view::npos : close - body);
     auto call = named_call(inner, "arguments");
     if (!call) break;  // not a call after all: the rest stays content
