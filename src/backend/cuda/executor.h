@@ -12,7 +12,10 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include <memory>
+
 #include "backend/cuda/device_weights.h"
+#include "backend/cuda/expert_pipeline.h"
 #include "backend/cuda/kv_cache.h"
 
 namespace moeflux::cuda {
@@ -86,6 +89,10 @@ class CudaExecutor {
   DeviceBuffer logits_, ids_, route_w_, row_token_, row_of_, tiles_, ntiles_, h_, h2_, down_, sh_, sh2_,
       shared_out_, shared_gate_;
   std::vector<float> host_out_;
+  // The tiered MoE path (--expert-vram), made on first use.
+  std::unique_ptr<ExpertPipeline> pipeline_;
+  void run_step(const Graph& g, const BufferPlan& plan, std::span<const int32_t> tokens,
+                std::span<const int32_t> positions, DevKvCache& kv);
 };
 
 }  // namespace moeflux::cuda
