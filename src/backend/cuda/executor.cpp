@@ -116,6 +116,7 @@ CudaExecutor::CudaExecutor(DeviceWeights& weights) : weights_(weights) {
 }
 
 CudaExecutor::~CudaExecutor() {
+  pipeline_.reset();  // it queues on stream_
   for (auto& c : captured_) cudaGraphExecDestroy(c.exec);
   if (cublas_) cublasDestroy(cublas_);
   if (stream_) {

@@ -41,6 +41,12 @@ void ExpertPipeline::ensure(int max_tiles, int experts) {
   // Every subset of one layer has its own place (a subset per expert at
   // most), so nothing staged is overwritten before its copy ran.
   const size_t need = size_t(experts) + subset_ints(size_t(max_tiles));
+  const size_t rb = 1 + subset_ints(size_t(max_tiles));
+  if (need > stage_cap_ || rb > readback_cap_ || size_t(3 * experts) > mats_cap_) {
+    // Copies queued from the old buffers may not have run yet.
+    check(cudaStreamSynchronize(compute_), "waiting before growing the pipeline's buffers");
+    check(cudaStreamSynchronize(copy_), "waiting before growing the pipeline's buffers");
+  }
   if (need > stage_cap_) {
     cudaFreeHost(stage_);
     stage_ = nullptr;
@@ -50,7 +56,6 @@ void ExpertPipeline::ensure(int max_tiles, int experts) {
     check(cudaMalloc(&dev_subsets_, need * sizeof(int)), "allocating device memory for expert tiles");
     stage_cap_ = need;
   }
-  const size_t rb = 1 + subset_ints(size_t(max_tiles));
   if (rb > readback_cap_) {
     cudaFreeHost(readback_);
     readback_ = nullptr;

@@ -1,6 +1,6 @@
 #include "backend/cuda/expert_vram.h"
 
-#include <atomic>
+#include <mutex>
 #include <cstdlib>
 
 #include "backend/cuda/check.h"
@@ -14,7 +14,9 @@ namespace {
 // Left free beside the slots for activations, KV pages and cuBLAS.
 constexpr uint64_t kHeadroom = uint64_t(1) << 30;
 
-std::atomic<uint64_t> g_copies{0};
+std::mutex g_fault_mu;
+std::string g_fault_spec;  // the value of MOEFLUX_CUDA_COPY_FAULT the count started at
+uint64_t g_copies = 0;     // expert copies since then
 
 uint64_t mlx_scale_bytes(const WeightView& w) {
   return uint64_t(w.rows) * uint64_t(w.cols / std::max<int>(1, w.group_size)) * dtype_size(w.scale_dtype);
@@ -24,12 +26,16 @@ uint64_t mlx_scale_bytes(const WeightView& w) {
 
 bool injected_copy_fault() {
   const char* env = std::getenv("MOEFLUX_CUDA_COPY_FAULT");
-  if (!env || !*env) {
-    g_copies.fetch_add(1, std::memory_order_relaxed);
-    return false;
+  const std::string spec = env ? env : "";
+  std::lock_guard lk(g_fault_mu);
+  if (spec != g_fault_spec) {
+    g_fault_spec = spec;
+    g_copies = 0;
   }
-  const uint64_t n = g_copies.fetch_add(1, std::memory_order_relaxed) + 1;
-  return n == std::strtoull(env, nullptr, 10);
+  ++g_copies;
+  if (spec.empty()) return false;
+  if (spec == "all") return true;
+  return g_copies == std::strtoull(spec.c_str(), nullptr, 10);
 }
 
 ExpertVram::ExpertVram(const VramTierOptions& o, ExpertSource& source)

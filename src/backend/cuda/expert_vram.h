@@ -49,8 +49,7 @@ class ExpertVram {
   // stay untouched until the copy ran), then records filled[s]. Returns
   // the bytes copied. Throws naming `what` when the expert does not fit a
   // slot, a copy cannot be queued, or a fault is injected
-  // (MOEFLUX_CUDA_COPY_FAULT=N fails the Nth expert copy of the process,
-  // for tests of the error path).
+  // (MOEFLUX_CUDA_COPY_FAULT, see injected_copy_fault).
   uint64_t fill(size_t s, const ExpertWeights& w, DevMat* stage, cudaStream_t copy, const std::string& what);
 
   // Counters (under mutex()).
@@ -71,8 +70,9 @@ class ExpertVram {
   ExpertStats stats_;
 };
 
-// The number of the next expert copy that fails, from MOEFLUX_CUDA_COPY_FAULT
-// (0: none); counted over the process, so a test can fail exactly one.
+// Whether this expert copy is to fail, for tests of the error path:
+// MOEFLUX_CUDA_COPY_FAULT=N fails the Nth copy counted from when the
+// variable took its current value, "all" every copy while it is set.
 bool injected_copy_fault();
 
 }  // namespace moeflux::cuda
