@@ -118,7 +118,9 @@ void expect_tiered_equals_resident(const std::string& path, const std::vector<Ti
     const ExpertStats s = e->expert_stats();
     EXPECT_GT(s.vram_slots, 0u) << what;
     EXPECT_GT(s.vram_misses, 0u) << what;
-    EXPECT_GT(s.vram_hits, 0u) << what;
+    // At the minimum (top-k slots for all layers) a layer finds nothing of
+    // its own left from the last token; larger budgets must hit.
+    if (s.vram_slots >= 2 * size_t(e->spec().top_k) * size_t(e->spec().moe_layers())) EXPECT_GT(s.vram_hits, 0u) << what;
     EXPECT_GT(s.vram_evictions, 0u) << what;
     EXPECT_GT(s.bytes_h2d, 0u) << what;
     EXPECT_GT(s.h2d_s, 0.0) << what;
