@@ -114,7 +114,7 @@ void print_gpu_plan(Engine& engine, const ModelArgs& args) {
       tiers += fmt::format("  expected     VRAM miss rate {:.1f}% under uniform routing; a miss moves {} over PCIe\n",
                            100.0 * (1.0 - double(slots) / double(vp.experts)), human_bytes(s.expert_bytes()));
     }
-    refuse = [=] { check_vram_plan(vp, budget, s.top_k, pinned); };  // after the plan is printed
+    refuse = [vp, budget, top_k = s.top_k, pinned] { check_vram_plan(vp, budget, top_k, pinned); };  // after the plan is printed
   }
   const uint64_t fixed = dense + on_gpu + planned + scratch;
   fmt::print("gpu plan       {}: {} total, {} free\n", gpu.name, human_bytes(gpu.total_bytes), human_bytes(gpu.free_bytes));
