@@ -65,9 +65,16 @@ ExpertVram::ExpertVram(const VramTierOptions& o, ExpertSource& source)
     // Page-lock the host tier so copies from it are asynchronous. A source
     // without one (memory-mapped experts) is copied from pageable memory:
     // correct, but the copy is staged by the driver and not overlapped.
+    // Where page-locking is refused (a locked-memory limit), copies still
+    // work from pageable memory, only slower: said once, not fatal.
     for (const auto& r : source.host_regions()) {
       const cudaError_t e = cudaHostRegister(r.base, r.bytes, cudaHostRegisterDefault);
-      if (e != cudaSuccess) throw_cuda(e, fmt::format("page-locking the {} host tier of experts", human_bytes(r.bytes)));
+      if (e != cudaSuccess) {
+        cudaGetLastError();
+        fmt::print(stderr, "moeflux: warning: page-locking the {} host tier of experts failed ({}); copies to the GPU "
+                   "run from pageable memory\n", human_bytes(r.bytes), cudaGetErrorString(e));
+        continue;
+      }
       registered_.push_back(r.base);
     }
   } catch (...) {
