@@ -17,6 +17,18 @@ uint64_t expert_vram_bytes(const ExpertExtents& x) {
   return n;
 }
 
+uint64_t expert_vram_bytes(const ExpertWeights& w) {
+  uint64_t n = 0;
+  for (const WeightView* v : {&w.gate, &w.up, &w.down}) {
+    n += vram_aligned(uint64_t(v->rows) * v->row_bytes());
+    if (v->dtype == DType::MLX) {
+      const uint64_t s = uint64_t(v->rows) * uint64_t(v->cols / std::max<int>(1, v->group_size)) * dtype_size(v->scale_dtype);
+      n += 2 * vram_aligned(s);
+    }
+  }
+  return n;
+}
+
 VramPlan plan_vram(const ExpertIndex& index, const ModelSpec& spec, uint64_t budget, size_t pinned) {
   VramPlan p;
   for (int l = 0; l < index.layers(); ++l) {

@@ -16,6 +16,7 @@
 
 #include "experts/cache_policy.h"
 #include "experts/expert_index.h"
+#include "experts/expert_source.h"
 #include "model/model_spec.h"
 
 namespace moeflux {
@@ -25,6 +26,8 @@ namespace moeflux {
 inline constexpr uint64_t kVramAlign = 256;
 inline uint64_t vram_aligned(uint64_t n) { return (n + kVramAlign - 1) & ~(kVramAlign - 1); }
 uint64_t expert_vram_bytes(const ExpertExtents& x);
+// The same from the views a source hands over (what a slot copy moves).
+uint64_t expert_vram_bytes(const ExpertWeights& w);
 
 struct VramPlan {
   uint64_t slot_bytes = 0;   // the largest expert, aligned per matrix

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "convert/convert_hf.h"
 #include "core/error.h"
 #include "experts/vram_slots.h"
 #include "model/synth.h"
@@ -146,6 +147,42 @@ TEST(SlotCache, LfuKeepsTheFrequentlyUsed) {
   c.find(2);  // the most recent, but used less
   c.take(none, ev);
   EXPECT_EQ(ev, 2u);
+}
+
+}  // namespace
+
+namespace {
+
+// Every expert's bytes as a source hands them over fit the slot the plan
+// sized from the index, for float, GGUF-quantized and MLX experts.
+TEST(VramPlan, EveryExpertFitsItsSlotInEveryFormat) {
+  Tiny t;
+  ConvertOptions co;
+  co.hf_dir = t.dir;
+  co.out_path = t.tmp.file("q4km.gguf");
+  co.type = ConvertType::Q4_K_M;
+  co.progress = false;
+  convert_hf_to_gguf(co);
+  std::vector<std::string> paths = {t.dir, co.out_path, test::fixture("mlx/qwen3_moe_q4"),
+                                    test::fixture("mlx/qwen3_moe_q3g32_f32")};
+  for (const std::string& path : paths) {
+    EngineOptions o;
+    o.threads = 1;
+    auto e = Engine::load(path, o);
+    const Engine::Impl& m = e->impl();
+    const ExpertIndex index(m.spec, *m.arch, *m.files);
+    const VramPlan p = plan_vram(index, m.spec, 1, 0);
+    MmapExpertSource src(m.spec, *m.arch, *m.files);
+    for (int l = 0; l < m.spec.layers; ++l) {
+      if (!m.spec.layer_is_moe[size_t(l)]) continue;
+      for (int32_t x = 0; x < m.spec.experts; ++x) {
+        ExpertWeights w;
+        src.acquire(l, std::span<const int32_t>(&x, 1), std::span<ExpertWeights>(&w, 1));
+        EXPECT_LE(expert_vram_bytes(w), p.slot_bytes) << path << " layer " << l << " expert " << x;
+        EXPECT_EQ(expert_vram_bytes(w), expert_vram_bytes(index.at(l, x))) << path << " layer " << l << " expert " << x;
+      }
+    }
+  }
 }
 
 }  // namespace
