@@ -67,9 +67,10 @@ Models& models() {
   return m;
 }
 
-std::vector<int32_t> prompt() {
+// 37 tokens of the model's vocabulary (the MLX fixtures have 160).
+std::vector<int32_t> prompt(const std::shared_ptr<Engine>& e) {
   std::vector<int32_t> p;
-  for (int i = 0; i < 37; ++i) p.push_back((i * 389 + 17) % 2048);
+  for (int i = 0; i < 37; ++i) p.push_back((i * 389 + 17) % e->spec().vocab);
   return p;
 }
 
@@ -109,12 +110,13 @@ void expect_same(const std::vector<float>& a, const std::vector<float>& b, const
 }
 
 void expect_tiered_equals_resident(const std::string& path, const std::vector<Tier>& tiers, int decode = 10) {
-  const auto want = test::run_tokens(load(path, {}), prompt(), decode);
+  auto resident = load(path, {});
+  const auto want = test::run_tokens(resident, prompt(resident), decode);
   for (const Tier& t : tiers) {
     const std::string what =
         fmt::format("vram={} ram={} io={} prefetch={}", t.vram, t.ram.empty() ? "mmap" : t.ram, t.io, t.prefetch_with);
     auto e = load(path, t);
-    expect_same(test::run_tokens(e, prompt(), decode), want, what);
+    expect_same(test::run_tokens(e, prompt(e), decode), want, what);
     const ExpertStats s = e->expert_stats();
     EXPECT_GT(s.vram_slots, 0u) << what;
     EXPECT_GT(s.vram_misses, 0u) << what;
@@ -155,14 +157,15 @@ TEST(CudaTiers, MlxBitIdentical) {
 TEST(CudaTiers, AFullBudgetKeepsEveryExpertResident) {
   SKIP_WITHOUT_GPU();
   auto e = load(models().hf, {"100%", ""});
-  test::run_tokens(e, prompt(), 2);
+  test::run_tokens(e, prompt(e), 2);
   EXPECT_EQ(e->expert_stats().vram_slots, 0u);
 }
 
 TEST(CudaTiers, ReadFaultFailsTheRequestAndTheEngineServesOn) {
   SKIP_WITHOUT_GPU();
   const std::string path = models().hf;
-  const auto want = test::run_tokens(load(path, {}), prompt(), 4);
+  auto resident = load(path, {});
+  const auto want = test::run_tokens(resident, prompt(resident), 4);
   auto e = load(path, {min_vram(path), min_ram(path), "pread"});
   Engine::Impl& m = e->impl();
   FaultyIo* faulty = nullptr;
@@ -179,7 +182,7 @@ TEST(CudaTiers, ReadFaultFailsTheRequestAndTheEngineServesOn) {
   ASSERT_NE(faulty, nullptr);
   faulty->fail_every(3);
   try {
-    test::run_tokens(e, prompt(), 4);
+    test::run_tokens(e, prompt(e), 4);
     ADD_FAILURE() << "a failed read did not fail the request";
   } catch (const Error& err) {
     const std::string msg = err.what();
@@ -187,19 +190,20 @@ TEST(CudaTiers, ReadFaultFailsTheRequestAndTheEngineServesOn) {
     EXPECT_NE(msg.find("expert"), std::string::npos) << msg;
   }
   faulty->clear();
-  expect_same(test::run_tokens(e, prompt(), 4), want, "after a read fault");
+  expect_same(test::run_tokens(e, prompt(e), 4), want, "after a read fault");
 }
 
 TEST(CudaTiers, CopyFaultFailsTheRequestAndTheEngineServesOn) {
   SKIP_WITHOUT_GPU();
   const std::string path = models().hf;
-  const auto want = test::run_tokens(load(path, {}), prompt(), 4);
+  auto resident = load(path, {});
+  const auto want = test::run_tokens(resident, prompt(resident), 4);
   for (const char* ram : {"", "min"}) {
     auto e = load(path, {min_vram(path), std::string(ram) == "min" ? min_ram(path) : ""});
     for (const char* fault : {"5", "all"}) {
       ::setenv("MOEFLUX_CUDA_COPY_FAULT", fault, 1);
       try {
-        test::run_tokens(e, prompt(), 4);
+        test::run_tokens(e, prompt(e), 4);
         ADD_FAILURE() << "an injected copy fault did not fail the request";
       } catch (const Error& err) {
         const std::string msg = err.what();
@@ -207,7 +211,7 @@ TEST(CudaTiers, CopyFaultFailsTheRequestAndTheEngineServesOn) {
         EXPECT_NE(msg.find("layer"), std::string::npos) << msg;
       }
       ::unsetenv("MOEFLUX_CUDA_COPY_FAULT");
-      expect_same(test::run_tokens(e, prompt(), 4), want, std::string("after copy fault ") + fault);
+      expect_same(test::run_tokens(e, prompt(e), 4), want, std::string("after copy fault ") + fault);
     }
   }
 }
