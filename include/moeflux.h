@@ -47,6 +47,7 @@ typedef struct moeflux_options {
   int prefetch;            /* nonzero: read the next layer's likely experts ahead */
   uint64_t state_budget;   /* bytes of KV state all sessions may hold; 0: no limit */
   int f32_activations;     /* nonzero: keep matrix-product activations in f32 */
+  const char* device;      /* NULL or "cpu" (default), "cuda", "auto" (CUDA when a GPU is present) */
 } moeflux_options;
 
 void moeflux_options_init(moeflux_options* options);
@@ -84,7 +85,8 @@ moeflux_status moeflux_session_reset(moeflux_session* session);
 /* Forgets positions from `position` on (models whose state is all per position). */
 moeflux_status moeflux_session_rewind(moeflux_session* session, int32_t position);
 /* Saved sessions: a versioned file with the model's fingerprint and a
- * checksum, written atomically; load refuses another model's, another
+ * checksum, written atomically; save replaces only an earlier session
+ * file (any other existing file or a link is refused); load refuses another model's, another
  * version's or a corrupt file and then leaves the session as it was. */
 moeflux_status moeflux_session_save(const moeflux_session* session, const char* path);
 moeflux_status moeflux_session_load(moeflux_session* session, const char* path);

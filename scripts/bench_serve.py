@@ -5,7 +5,10 @@
                prompt with an earlier one after another conversation took
                the slot (run against a server with and without --prefix-cache)
   concurrency: N clients streaming at once for a fixed time: requests,
-               generated tok/s and time-to-first-token / latency percentiles
+               generated tok/s and time-to-first-token / latency percentiles;
+               with --rss-pid, the server's resident memory after a warm-up
+               and at the end, and a non-zero exit on any error or on growth
+               beyond --rss-growth (the load test)
 
     moeflux serve MODEL --port 8080 --parallel 4 [--prefix-cache 2G] &
     python3 scripts/bench_serve.py --url http://127.0.0.1:8080 ttft --system-tokens 2000
@@ -29,7 +32,7 @@ def stream(url, body):
     resp = conn.getresponse()
     if resp.status != 200:
         raise RuntimeError(f"{resp.status}: {resp.read()[:200]}")
-    ttft, tokens = None, 0
+    ttft, tokens, usage_tokens = None, 0, None
     for line in resp:
         line = line.strip()
         if not line.startswith(b"data: ") or line == b"data: [DONE]":
@@ -38,9 +41,11 @@ def stream(url, body):
         if ttft is None:
             ttft = time.monotonic() - t0
         if chunk.get("usage"):
-            tokens = chunk["usage"]["completion_tokens"]
+            usage_tokens = chunk["usage"]["completion_tokens"]
+        elif chunk.get("choices"):
+            tokens += 1  # servers that send no usage (llama-server): one token per chunk
     conn.close()
-    return ttft, time.monotonic() - t0, tokens
+    return ttft, time.monotonic() - t0, usage_tokens if usage_tokens is not None else tokens
 
 
 def ids(n, seed):
@@ -60,8 +65,26 @@ def ttft(args):
     print(f"ttft: first {first * 1e3:.0f} ms, shared prefix after another conversation {again * 1e3:.0f} ms")
 
 
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
 def concurrency(args):
     stop_at = time.monotonic() + args.seconds
+    rss = {}
+    if args.rss_pid:
+        def sample():
+            warm_at = time.monotonic() + args.seconds * 0.25
+            while time.monotonic() < stop_at:
+                if "warm" not in rss and time.monotonic() >= warm_at:
+                    rss["warm"] = rss_kib(args.rss_pid)
+                rss["peak"] = max(rss.get("peak", 0), rss_kib(args.rss_pid))
+                time.sleep(0.2)
+        threading.Thread(target=sample, daemon=True).start()
     ttfts, latencies, tokens, errors = [], [], [0], [0]
     lock = threading.Lock()
 
@@ -94,6 +117,15 @@ def concurrency(args):
     print(f"clients {args.clients}: {len(latencies)} requests, {errors[0]} errors, {tokens[0] / wall:.1f} tok/s generated; "
           f"ttft p50 {pct(ttfts, 50):.0f} p90 {pct(ttfts, 90):.0f} ms; latency p50 {pct(latencies, 50):.0f} "
           f"p90 {pct(latencies, 90):.0f} p99 {pct(latencies, 99):.0f} ms")
+    if args.rss_pid:
+        end = rss_kib(args.rss_pid)
+        warm = rss.get("warm", end)
+        growth = (end - warm) / warm if warm else 0
+        print(f"server RSS: {warm / 1024:.1f} MiB after warm-up, {end / 1024:.1f} MiB at the end "
+              f"({growth * 100:+.1f}%), peak {rss.get('peak', end) / 1024:.1f} MiB")
+        if errors[0] or not latencies or growth > args.rss_growth:
+            raise SystemExit(f"load test failed: {errors[0]} errors, {len(latencies)} requests, RSS growth "
+                             f"{growth * 100:+.1f}% (limit {args.rss_growth * 100:.0f}%)")
 
 
 def main():
@@ -107,6 +139,8 @@ def main():
     b.add_argument("--seconds", type=float, default=30)
     b.add_argument("--prompt-tokens", type=int, default=64)
     b.add_argument("--max-tokens", type=int, default=64)
+    b.add_argument("--rss-pid", type=int, default=0, help="server process to watch (the load test)")
+    b.add_argument("--rss-growth", type=float, default=0.10, help="RSS growth after warm-up that fails it")
     args = ap.parse_args()
     {"ttft": ttft, "concurrency": concurrency}[args.cmd](args)
 

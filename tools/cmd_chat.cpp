@@ -73,7 +73,7 @@ bool read_line(bool tty, std::string* line) {
 const char* kHelp =
     "/reset          forget the conversation\n"
     "/system TEXT    set the system message (and reset)\n"
-    "/save FILE      save the conversation and its state (replaces FILE)\n"
+    "/save FILE      save the conversation and its state (replaces only an earlier save)\n"
     "/load FILE      continue a conversation saved with /save (same model)\n"
     "/exit           leave (Ctrl-D too); Ctrl-C stops an answer\n";
 

@@ -88,6 +88,8 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--prefix-cache-min-tokens", a->server.prefix_cache_min_tokens,
                   "shortest token sequence the prefix cache keeps (default 64)")
       ->check(int_range(1, INT32_MAX));
+  cmd->add_flag("!--no-batch-decode", a->server.batch_decode,
+               "run each request's decode steps alone instead of in shared passes (for comparison)");
   cmd->add_option("--session-dir", a->server.session_dir,
                   "directory of saved sessions for the load_session / save_session request fields");
   cmd->add_option("--chat-template", a->chat_template, "Jinja chat template file to use instead of the model's");

@@ -122,6 +122,17 @@ class Session {
   // as it was before the call. Steps of many sessions of one engine may be
   // called from many threads: the engine runs them one at a time.
   std::span<const float> step(std::span<const int32_t> tokens, bool all_logits = false);
+  // One decode step of several sessions of one engine at once: session i
+  // takes tokens[i] at its next position. The pass reads the weights, and
+  // each routed expert, once for all of them, and each session's logits
+  // (logits(), one row) equal those of its own step() within rounding (a
+  // GEMM over N rows sums in another order than a GEMV). On error the
+  // sessions of the failed pass keep their positions; more sessions than
+  // the micro-batch run as several passes, and backends that cannot batch
+  // (CUDA so far) step the sessions one after another.
+  static void step_batch(std::span<Session* const> sessions, std::span<const int32_t> tokens);
+  // The logits of the last step (the span step() returned).
+  std::span<const float> logits() const;
   int position() const;
   int max_positions() const;
   uint64_t state_bytes() const;  // layer state this session holds
@@ -146,8 +157,9 @@ class Session {
   // layer states and `user_data` (opaque bytes; the CLI and the server keep
   // the token history there) to `path`: a versioned header, the model's
   // fingerprint and a checksum, written to a temporary, fsynced and renamed,
-  // so that a crash leaves the previous file whole. An existing regular
-  // file is replaced. load() replaces this session's state with a file's
+  // so that a crash leaves the previous file whole. An earlier session file
+  // under that name is replaced; any other existing file, a symbolic link,
+  // a directory or a device is refused and left untouched. load() replaces this session's state with a file's
   // and returns its user_data; a file of another model, of another format
   // version, or a corrupt one is refused naming why, and the session is
   // then left as it was.

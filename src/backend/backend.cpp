@@ -28,6 +28,11 @@ void BackendSession::import_states(int, std::span<const uint8_t>) {
   fail("loading session state is not supported by this backend");
 }
 
+void Backend::run_batch(const Graph&, const BufferPlan&, std::span<BackendSession* const>, std::span<const int32_t>,
+                        std::span<const int32_t>, std::span<float>) {
+  fail_as(ErrorKind::Internal, "backend '{}' does not batch the steps of several sessions", name());
+}
+
 std::vector<std::string> backend_names() {
 #if MOEFLUX_HAVE_CUDA
   return {"cpu", "cuda"};

@@ -81,6 +81,18 @@ class Backend {
   // Adds the counters of tiers the backend owns (a GPU's expert slots) to
   // the expert source's.
   virtual void add_tier_stats(ExpertStats& stats) const {}
+
+  // Batched decode: one token for each of `sessions` (made by this backend
+  // for the same states) in one pass of g (g.tokens == sessions.size(),
+  // planned with logits for every row): row t is sessions[t]'s token
+  // tokens[t] at positions[t]. The weights, and each routed expert, are
+  // read once for all of them; each row's logits equal those of its
+  // session's own one-token step. Row t's logits go to logits[t * vocab..].
+  // A backend that cannot returns false from batches_sessions(), and the
+  // engine steps the sessions one after another instead.
+  virtual bool batches_sessions() const { return false; }
+  virtual void run_batch(const Graph& g, const BufferPlan& plan, std::span<BackendSession* const> sessions,
+                         std::span<const int32_t> tokens, std::span<const int32_t> positions, std::span<float> logits);
 };
 
 // What a backend gets from the engine: the expert source (routed experts by

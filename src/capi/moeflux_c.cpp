@@ -115,6 +115,7 @@ moeflux_status moeflux_model_open(const char* path, const moeflux_options* optio
       o.prefetch = options->prefetch != 0;
       o.state_budget = options->state_budget;
       o.f32_activations = options->f32_activations != 0;
+      if (options->device) o.device = options->device;
     }
     auto m = std::make_unique<moeflux_model>();
     m->engine = moeflux::Engine::load(path, o);

@@ -66,6 +66,9 @@ struct Session::Impl {
   std::vector<int32_t> positions;
 
   Impl(std::shared_ptr<Engine> e, int max_positions);
+  // Refuses a step of `tokens` (ids outside the vocabulary, beyond the
+  // context, after a failure that lost the recurrent state), naming why.
+  void check_step(std::span<const int32_t> tokens) const;
 };
 
 }  // namespace moeflux

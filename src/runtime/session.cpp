@@ -122,21 +122,28 @@ void Session::restore(const SessionCheckpoint& cp) {
   impl_->recurrent_state_lost = false;
 }
 
+void Session::Impl::check_step(std::span<const int32_t> tokens) const {
+  const int vocab = engine->spec().vocab;
+  if (tokens.empty()) fail("step needs at least one token");
+  if (recurrent_state_lost)
+    fail("an earlier step failed after changing the recurrent layer state, which no longer matches position {}: "
+         "reset() or restore() a checkpoint first",
+         position);
+  for (size_t i = 0; i < tokens.size(); ++i)
+    if (tokens[i] < 0 || tokens[i] >= vocab)
+      fail("token id {} at index {} is outside the vocabulary [0, {})", tokens[i], i, vocab);
+  if (position + int64_t(tokens.size()) > max_positions)
+    fail_as(ErrorKind::Capacity, "{} tokens at position {} exceed the context of {} positions", tokens.size(),
+            position, max_positions);
+}
+
+std::span<const float> Session::logits() const { return impl_->logits; }
+
 std::span<const float> Session::step(std::span<const int32_t> tokens, bool all_logits) {
   Impl& s = *impl_;
   Engine::Impl& e = s.engine->impl();
   const int vocab = e.spec.vocab;
-  if (tokens.empty()) fail("step needs at least one token");
-  if (s.recurrent_state_lost)
-    fail("an earlier step failed after changing the recurrent layer state, which no longer matches position {}: "
-         "reset() or restore() a checkpoint first",
-         s.position);
-  for (size_t i = 0; i < tokens.size(); ++i)
-    if (tokens[i] < 0 || tokens[i] >= vocab)
-      fail("token id {} at index {} is outside the vocabulary [0, {})", tokens[i], i, vocab);
-  if (s.position + int64_t(tokens.size()) > s.max_positions)
-    fail_as(ErrorKind::Capacity, "{} tokens at position {} exceed the context of {} positions", tokens.size(),
-            s.position, s.max_positions);
+  s.check_step(tokens);
 
   const int n = int(tokens.size());
   const int chunk = e.options.max_micro_batch;

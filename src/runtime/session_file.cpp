@@ -8,6 +8,7 @@
 //   u32 CRC-32 of every byte before it
 // The checksum is checked before anything else is believed, the version
 // and fingerprint before the state is touched.
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include <cstring>
@@ -112,7 +113,26 @@ std::string Session::save_to_bytes(std::string_view user_data) const {
   return out;
 }
 
+namespace {
+
+// save() may replace an earlier session file (saving a conversation again
+// under its name is the point of /save), but never a file that is not one:
+// a user's notes.txt typed as the target must survive the typo. Links,
+// directories and devices are refused by OutputFile itself.
+void refuse_replacing_a_foreign_file(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return;
+  std::ifstream in(path, std::ios::binary);
+  char head[sizeof kMagic] = {};
+  in.read(head, sizeof head);
+  if (in.gcount() != std::streamsize(sizeof head) || std::memcmp(head, kMagic, sizeof kMagic) != 0)
+    fail("{}: exists and is not a moeflux session file; not replacing it (choose another name)", path);
+}
+
+}  // namespace
+
 void Session::save(const std::string& path, std::string_view user_data) const {
+  refuse_replacing_a_foreign_file(path);
   const std::string bytes = save_to_bytes(user_data);
   OutputFile f(path, Replace::Yes);
   f.write(bytes);

@@ -85,7 +85,7 @@ GenerationStats generate(Session& session, const Tokenizer& tok, std::span<const
       st.stop_reason = "context_full";
       break;
     }
-    logits = session.step(std::span<const int32_t>(&next, 1));
+    logits = hooks.decode_step ? hooks.decode_step(session, next) : session.step(std::span<const int32_t>(&next, 1));
   }
   if (st.stop_reason != "stop_token" && st.stop_reason != "stop_string" && st.stop_reason != "max_tokens")
     emit(checker.finish() + detok.flush());  // what the stop checker and the detokenizer still held

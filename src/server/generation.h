@@ -44,6 +44,9 @@ struct GenerationHooks {
   // Masks the logits before each draw (logprobs still report the model's
   // own distribution); null: free text.
   LogitConstraint* constraint = nullptr;
+  // Runs each decode step (one token); null: session.step. The server
+  // passes its DecodeBatcher's, so concurrent requests share passes.
+  std::function<std::span<const float>(Session&, int32_t)> decode_step;
 };
 
 struct GenerationStats {

@@ -20,7 +20,8 @@ void Metrics::generation_done(int prompt_tokens, int cached_tokens, int generate
   if (decode_s > 0 && generated_tokens > 1) last_decode_tok_s_ = (generated_tokens - 1) / decode_s;
 }
 
-std::string Metrics::render(const Engine& engine, int waiting, int busy, int slots) const {
+std::string Metrics::render(const Engine& engine, int waiting, int busy, int slots,
+                            const DecodeBatcher::Stats& batching) const {
   std::string out;
   auto metric = [&](const char* name, const char* type, const char* help) {
     out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
@@ -64,6 +65,12 @@ std::string Metrics::render(const Engine& engine, int waiting, int busy, int slo
   out += fmt::format("moeflux_expert_read_wait_seconds_total {:.6f}\n", s.read_wait_s);
   metric("moeflux_expert_evictions_total", "counter", "experts evicted from host RAM");
   out += fmt::format("moeflux_expert_evictions_total {}\n", s.evictions);
+  metric("moeflux_decode_passes_total", "counter", "decode passes run (each serves one or more requests' steps)");
+  out += fmt::format("moeflux_decode_passes_total {}\n", batching.batches);
+  metric("moeflux_decode_batched_steps_total", "counter", "request decode steps run in those passes");
+  out += fmt::format("moeflux_decode_batched_steps_total {}\n", batching.steps);
+  metric("moeflux_decode_batch_largest", "gauge", "most requests served by one decode pass");
+  out += fmt::format("moeflux_decode_batch_largest {}\n", batching.largest);
   return out;
 }
 

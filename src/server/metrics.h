@@ -7,6 +7,7 @@
 #include <string>
 
 #include "moeflux/engine.h"
+#include "runtime/decode_batcher.h"
 
 namespace moeflux::server {
 
@@ -17,7 +18,8 @@ class Metrics {
   void cancelled() { ++cancelled_; }
   // The exposition text; the gauges (queue, slots, state bytes, experts)
   // are read from the engine and the pool now.
-  std::string render(const Engine& engine, int waiting, int busy, int slots) const;
+  std::string render(const Engine& engine, int waiting, int busy, int slots,
+                     const DecodeBatcher::Stats& batching) const;
 
  private:
   mutable std::mutex mu_;

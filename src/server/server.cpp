@@ -68,6 +68,7 @@ struct Server::Impl {
   std::unique_ptr<SlotPool> pool;
   Metrics metrics;
   std::unique_ptr<PrefixCache> prefix;
+  DecodeBatcher batcher;
   httplib::Server http;
   std::thread thread;
   std::atomic<uint64_t> next_id{1};
@@ -228,6 +229,8 @@ struct Server::Impl {
         produced = true;
         if (hooks.on_token) hooks.on_token(lp);
       };
+      if (opt.batch_decode && opt.slots > 1)
+        h.decode_step = [this](Session& session, int32_t token) { return batcher.step(session, token); };
       if (r.load_session.empty()) {
         // Resume from the prefix cache when it shares more than the slot.
         try {
@@ -477,7 +480,7 @@ struct Server::Impl {
       metrics.request_done("/health", 200);
     });
     http.Get("/metrics", [this](const httplib::Request&, httplib::Response& r) {
-      std::string text = metrics.render(*model.engine, pool->waiting(), pool->busy(), pool->size());
+      std::string text = metrics.render(*model.engine, pool->waiting(), pool->busy(), pool->size(), batcher.stats());
       const PrefixCache::Stats pc = prefix->stats();
       text += fmt::format(
           "# HELP moeflux_prefix_cache_bytes states of earlier requests kept to resume shared prefixes\n"

@@ -38,6 +38,8 @@ struct ServerOptions {
   // are not kept.
   uint64_t prefix_cache_bytes = 0;
   size_t prefix_cache_min_tokens = 64;
+  // Decode steps of concurrent requests run as one pass (runtime/decode_batcher.h).
+  bool batch_decode = true;
 };
 
 class Server {

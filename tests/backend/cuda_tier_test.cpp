@@ -109,7 +109,18 @@ void expect_same(const std::vector<float>& a, const std::vector<float>& b, const
   EXPECT_EQ(differ, 0u) << what << ": of " << a.size() << " logits";
 }
 
+// Full residency sums a decode token's routed experts in one fused
+// down + combine kernel (integer-coded formats); the tiered path computes
+// each expert's down projection as it lands and combines after, the
+// unfused path of full residency. Both sides run unfused here (a session
+// reads MOEFLUX_CUDA_FUSE when it is made), so that the comparison is exact.
+struct Unfused {
+  Unfused() { ::setenv("MOEFLUX_CUDA_FUSE", "0", 1); }
+  ~Unfused() { ::unsetenv("MOEFLUX_CUDA_FUSE"); }
+};
+
 void expect_tiered_equals_resident(const std::string& path, const std::vector<Tier>& tiers, int decode = 10) {
+  Unfused unfused;
   auto resident = load(path, {});
   const auto want = test::run_tokens(resident, prompt(resident), decode);
   for (const Tier& t : tiers) {
@@ -163,6 +174,7 @@ TEST(CudaTiers, AFullBudgetKeepsEveryExpertResident) {
 
 TEST(CudaTiers, ReadFaultFailsTheRequestAndTheEngineServesOn) {
   SKIP_WITHOUT_GPU();
+  Unfused unfused;
   const std::string path = models().hf;
   auto resident = load(path, {});
   const auto want = test::run_tokens(resident, prompt(resident), 4);
@@ -195,6 +207,7 @@ TEST(CudaTiers, ReadFaultFailsTheRequestAndTheEngineServesOn) {
 
 TEST(CudaTiers, CopyFaultFailsTheRequestAndTheEngineServesOn) {
   SKIP_WITHOUT_GPU();
+  Unfused unfused;
   const std::string path = models().hf;
   auto resident = load(path, {});
   const auto want = test::run_tokens(resident, prompt(resident), 4);

@@ -5,6 +5,7 @@
 # libraries this build machine links that the GPU machine may lack (the
 # C++ runtime and the CUDA libraries are taken from the GPU machine).
 # Logs go to OUT_DIR. Fixtures are read from this checkout's tests/fixtures.
+# SANITIZE=1 reruns a few tests under compute-sanitizer (SANITIZE_FILTER: which).
 set -u -o pipefail
 BIN=${1:?bin dir}
 OUT=${2:?out dir}
@@ -24,7 +25,7 @@ tail -5 "$OUT/test_backend.log"
 grep -q "FAILED" "$OUT/test_backend.log" && rc=1
 if [ "${SANITIZE:-0}" = 1 ] && command -v compute-sanitizer > /dev/null; then
   compute-sanitizer --tool memcheck --leak-check no --error-exitcode 9 "$BIN/test_backend" \
-    --gtest_filter='Backends/OpHarness.*/cuda:CudaOracle.PrefillAndDecodeMatchTransformers/qwen2_moe_f32:CudaGguf.*/Q4_K_M' \
+    --gtest_filter="${SANITIZE_FILTER:-Backends/OpHarness.*/cuda:CudaOracle.PrefillAndDecodeMatchTransformers/qwen2_moe_f32:CudaGguf.*/Q4_K_M}" \
     > "$OUT/memcheck.log" 2>&1
   echo "memcheck exit $?"; grep -E "ERROR SUMMARY|PASSED|FAILED" "$OUT/memcheck.log" | tail -5
 fi

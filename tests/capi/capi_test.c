@@ -42,6 +42,12 @@ int main(int argc, char** argv) {
   CHECK(moeflux_model_open("/nonexistent/model", &opts, &model) != MOEFLUX_OK);
   CHECK(model == NULL);
   CHECK(strlen(moeflux_last_error()) > 0);
+  /* A device that does not exist is refused, naming it. */
+  opts.device = "tpu";
+  CHECK(moeflux_model_open(argv[1], &opts, &model) == MOEFLUX_ERR_BAD_INPUT);
+  CHECK(model == NULL);
+  CHECK(strstr(moeflux_last_error(), "tpu") != NULL);
+  opts.device = "cpu";
   CHECK(moeflux_model_open(argv[1], &opts, &model) == MOEFLUX_OK);
   if (!model) return 1;
   const int32_t vocab = moeflux_model_vocab(model);

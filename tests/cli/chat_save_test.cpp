@@ -1,4 +1,5 @@
 // chat's /save and /load: a conversation continues from a file.
+#include <fstream>
 #include <gtest/gtest.h>
 
 #include "test_util.h"
@@ -59,6 +60,19 @@ TEST_F(ChatSave, AFileOfAnotherModelOrNoSessionIsRefusedAndChatGoesOn) {
   EXPECT_NE(r.err.find("saved from another model"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("not a moeflux session file"), std::string::npos) << r.err;
   EXPECT_EQ(contexts(r.err).size(), 1u) << r.err;  // and it still answered
+}
+
+TEST_F(ChatSave, SaveRefusesToReplaceAUsersFileAndChatGoesOn) {
+  test::TempDir d;
+  test::write_file(d.file("notes.txt"), "keep me");
+  test::write_file(d.file("in"), "hi\n/save " + d.file("notes.txt") + "\nagain\n/exit\n");
+  auto r = test::run_cli("chat " + dir_->file("m") + " -n 3 < " + d.file("in"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("not a moeflux session file; not replacing it"), std::string::npos) << r.err;
+  EXPECT_EQ(contexts(r.err).size(), 2u) << r.err;  // both turns answered
+  std::ifstream in(d.file("notes.txt"));
+  std::string kept((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(kept, "keep me");
 }
 
 }  // namespace

@@ -86,6 +86,33 @@ TEST_F(SessionFile, SavingAgainReplacesTheFileAtomically) {
   EXPECT_EQ(files, 1);
 }
 
+TEST_F(SessionFile, SavingNeverReplacesAFileThatIsNotASession) {
+  const int vocab = engine_->spec().vocab;
+  Session a(engine_);
+  a.step(prompt(4, vocab));
+  // A user's own file typed as the target: refused, bytes unchanged.
+  write_all(dir_.file("notes.txt"), "my notes");
+  EXPECT_NE(error_of([&] { a.save(dir_.file("notes.txt")); }).find("not a moeflux session file"),
+            std::string::npos);
+  EXPECT_EQ(read_all(dir_.file("notes.txt")), "my notes");
+  // A short file (shorter than the magic) too.
+  write_all(dir_.file("short"), "MOE");
+  EXPECT_FALSE(error_of([&] { a.save(dir_.file("short")); }).empty());
+  EXPECT_EQ(read_all(dir_.file("short")), "MOE");
+  // A symbolic link to a session file: the link stays a link, its target unchanged.
+  a.save(dir_.file("real"));
+  const std::string real = read_all(dir_.file("real"));
+  std::filesystem::create_symlink(dir_.file("real"), dir_.file("link"));
+  a.step(prompt(2, vocab));
+  EXPECT_FALSE(error_of([&] { a.save(dir_.file("link")); }).empty());
+  EXPECT_TRUE(std::filesystem::is_symlink(dir_.file("link")));
+  EXPECT_EQ(read_all(dir_.file("real")), real);
+  // A directory under the name is left alone.
+  std::filesystem::create_directory(dir_.file("dir"));
+  EXPECT_FALSE(error_of([&] { a.save(dir_.file("dir")); }).empty());
+  EXPECT_TRUE(std::filesystem::is_directory(dir_.file("dir")));
+}
+
 TEST_F(SessionFile, AFileOfAnotherModelIsRefused) {
   auto other = Engine::load(kOther, EngineOptions{.threads = 2});
   Session a(other);

@@ -65,6 +65,9 @@ class CpuSession final : public BackendSession {
     rs_.restore(block);
   }
 
+  CpuExecutor::RowStates row_states() { return {&kv_, &rs_}; }
+  size_t states() const { return kv_.states(); }
+
   std::shared_ptr<const StateSnapshot> snapshot_states() const override {
     return std::make_shared<CpuSnapshot>(this, rs_.snapshot());
   }
@@ -92,8 +95,40 @@ class CpuBackend final : public Backend {
   }
   void synchronize() override {}
 
+  bool batches_sessions() const override { return true; }
+  void run_batch(const Graph& g, const BufferPlan& plan, std::span<BackendSession* const> sessions,
+                 std::span<const int32_t> tokens, std::span<const int32_t> positions,
+                 std::span<float> logits) override {
+    const size_t n = sessions.size();
+    if (n == 0 || n != size_t(g.tokens) || tokens.size() != n || positions.size() != n)
+      fail_as(ErrorKind::Internal, "cpu backend: a batch of {} sessions, {} tokens, {} positions for a graph of {}",
+              n, tokens.size(), positions.size(), g.tokens);
+    std::vector<CpuExecutor::RowStates> rows;
+    rows.reserve(n);
+    for (BackendSession* b : sessions) {
+      auto* s = dynamic_cast<CpuSession*>(b);
+      if (!s) fail_as(ErrorKind::Internal, "cpu backend: a batch with a session of another backend");
+      if (s->states() != g.states.size())
+        fail_as(ErrorKind::Internal, "cpu backend: graph has {} layer states, a session {}", g.states.size(),
+                s->states());
+      rows.push_back(s->row_states());
+    }
+    const BufferDesc& out = g.buffers[g.output.index];
+    const size_t out_floats = size_t(out.rows) * size_t(out.width);
+    if (out.rows != g.tokens || logits.size() < out_floats)
+      fail_as(ErrorKind::Internal, "cpu backend: a batched graph must give logits for each of its {} rows",
+              g.tokens);
+    arena_.resize(std::max(arena_.size(), (plan.arena_bytes + sizeof(float) - 1) / sizeof(float)));
+    const float* o = batch_exec_.run_rows(g, plan, arena_.data(), tokens.data(), positions.data(), rows);
+    std::memcpy(logits.data(), o, out_floats * sizeof(float));
+  }
+
  private:
   BackendContext ctx_;
+  // The batched step's own executor (MoE scratch) and arena: a batch is one
+  // pass over the rows of many sessions, owned by none of them.
+  CpuExecutor batch_exec_{ctx_.experts, ctx_.pool};
+  std::vector<float> arena_;
 };
 
 }  // namespace

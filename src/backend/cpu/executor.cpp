@@ -12,6 +12,19 @@ CpuExecutor::CpuExecutor(ExpertSource& experts, ThreadPool& pool) : pool_(pool),
 
 const float* CpuExecutor::run(const Graph& g, const BufferPlan& plan, float* arena, const int32_t* tokens,
                               const int32_t* positions, KvCache& kv, RecurrentStates& rs) {
+  const RowStates one{&kv, &rs};
+  return run_impl(g, plan, arena, tokens, positions, {&one, 1});
+}
+
+const float* CpuExecutor::run_rows(const Graph& g, const BufferPlan& plan, float* arena, const int32_t* tokens,
+                                   const int32_t* positions, std::span<const RowStates> rows) {
+  if (rows.size() != size_t(g.tokens))
+    fail_as(ErrorKind::Internal, "cpu backend: {} sessions for a batched graph of {} tokens", rows.size(), g.tokens);
+  return run_impl(g, plan, arena, tokens, positions, rows);
+}
+
+const float* CpuExecutor::run_impl(const Graph& g, const BufferPlan& plan, float* arena, const int32_t* tokens,
+                                   const int32_t* positions, std::span<const RowStates> rows) {
   auto* base = reinterpret_cast<uint8_t*>(arena);
   auto buf = [&](uint32_t id) -> float* {
     const int32_t slot = plan.slot_of[id];
@@ -20,8 +33,20 @@ const float* CpuExecutor::run(const Graph& g, const BufferPlan& plan, float* are
   };
   auto desc = [&](uint32_t id) -> const BufferDesc& { return g.buffers[id]; };
   const int T = g.tokens;
-  kv.reserve(positions[T - 1] + 1);
-  auto state_fits = [&](uint32_t state, size_t offset, size_t floats, const char* op) {
+  // One session owns every row (a step), or row t is session t's (a batch).
+  const bool per_row = rows.size() > 1;
+  if (per_row)
+    for (int t = 0; t < T; ++t) rows[size_t(t)].kv->reserve(positions[t] + 1);
+  else
+    rows[0].kv->reserve(positions[T - 1] + 1);
+  // Runs a stateful op once over all rows, or once per row with that row's
+  // session states, its position and its rows of the buffers (T = 1).
+  auto stateful = [&](auto&& fn) {
+    if (!per_row) return fn(*rows[0].kv, *rows[0].rs, 0, T);
+    for (int t = 0; t < T; ++t) fn(*rows[size_t(t)].kv, *rows[size_t(t)].rs, t, 1);
+  };
+  auto row = [&](uint32_t id, int t) { return buf(id) + size_t(t) * size_t(desc(id).width); };
+  auto state_fits = [&](const RecurrentStates& rs, uint32_t state, size_t offset, size_t floats, const char* op) {
     if (offset + floats > rs.floats(state))
       fail_as(ErrorKind::Internal, "graph: {} uses floats [{}, {}) of layer state {}, which holds {}", op, offset,
               offset + floats, state, rs.floats(state));
@@ -65,11 +90,16 @@ const float* CpuExecutor::run(const Graph& g, const BufferPlan& plan, float* are
                      out_id = o.buf.index;
                    },
                    [&](const OpKvAppend& o) {
-                     cpu::kv_append(kv, o.state, positions, T, buf(o.k.index), buf(o.v.index));
+                     stateful([&](KvCache& kv, RecurrentStates&, int t, int n) {
+                       cpu::kv_append(kv, o.state, positions + t, n, row(o.k.index, t), row(o.v.index, t));
+                     });
                      out_id = o.k.index;
                    },
                    [&](const OpAttention& o) {
-                     cpu::attention(pool_, o.attn, kv, o.state, positions, T, buf(o.q.index), buf(o.out.index));
+                     stateful([&](KvCache& kv, RecurrentStates&, int t, int n) {
+                       cpu::attention(pool_, o.attn, kv, o.state, positions + t, n, row(o.q.index, t),
+                                      row(o.out.index, t));
+                     });
                      out_id = o.out.index;
                    },
                    [&](const OpAdd& o) {
@@ -94,12 +124,17 @@ const float* CpuExecutor::run(const Graph& g, const BufferPlan& plan, float* are
                      out_id = o.out.index;
                    },
                    [&](const OpLatentAppend& o) {
-                     cpu::latent_append(kv, o.state, positions, T, buf(o.latent.index), desc(o.latent.index).width,
-                                        buf(o.rope.index), desc(o.rope.index).width);
+                     stateful([&](KvCache& kv, RecurrentStates&, int t, int n) {
+                       cpu::latent_append(kv, o.state, positions + t, n, row(o.latent.index, t),
+                                          desc(o.latent.index).width, row(o.rope.index, t), desc(o.rope.index).width);
+                     });
                      out_id = o.latent.index;
                    },
                    [&](const OpMlaAttention& o) {
-                     cpu::mla_attention(pool_, o.mla, kv, o.state, positions, T, buf(o.q.index), buf(o.out.index));
+                     stateful([&](KvCache& kv, RecurrentStates&, int t, int n) {
+                       cpu::mla_attention(pool_, o.mla, kv, o.state, positions + t, n, row(o.q.index, t),
+                                          row(o.out.index, t));
+                     });
                      out_id = o.out.index;
                    },
                    // Gated DeltaNet and gated attention (qwen3_next, qwen3_5_moe)
@@ -119,19 +154,25 @@ const float* CpuExecutor::run(const Graph& g, const BufferPlan& plan, float* are
                      out_id = o.buf.index;
                    },
                    [&](const OpCausalConv& o) {
-                     state_fits(o.state, o.state_offset, size_t(o.kernel - 1) * size_t(o.channels), "causal_conv");
-                     cpu::causal_conv(buf(o.in.index), desc(o.in.index).rows, desc(o.in.index).width,
-                                      WeightView::of(*o.weight), o.channels, o.kernel,
-                                      rs.data(o.state) + o.state_offset, buf(o.out.index));
+                     stateful([&](KvCache&, RecurrentStates& rs, int t, int n) {
+                       state_fits(rs, o.state, o.state_offset, size_t(o.kernel - 1) * size_t(o.channels),
+                                  "causal_conv");
+                       cpu::causal_conv(row(o.in.index, t), per_row ? 1 : desc(o.in.index).rows,
+                                        desc(o.in.index).width, WeightView::of(*o.weight), o.channels, o.kernel,
+                                        rs.data(o.state) + o.state_offset, row(o.out.index, t));
+                       (void)n;
+                     });
                      out_id = o.out.index;
                    },
                    [&](const OpGatedDeltaRule& o) {
-                     state_fits(o.state, o.state_offset,
-                                size_t(o.p.value_heads) * size_t(o.p.key_dim) * size_t(o.p.value_dim),
-                                "gated_delta_rule");
-                     cpu::gated_delta_rule(pool_, buf(o.qkv.index), buf(o.b.index), buf(o.a.index), T,
-                                           WeightView::of(*o.a_log), WeightView::of(*o.dt_bias), o.p,
-                                           rs.data(o.state) + o.state_offset, buf(o.out.index));
+                     stateful([&](KvCache&, RecurrentStates& rs, int t, int n) {
+                       state_fits(rs, o.state, o.state_offset,
+                                  size_t(o.p.value_heads) * size_t(o.p.key_dim) * size_t(o.p.value_dim),
+                                  "gated_delta_rule");
+                       cpu::gated_delta_rule(pool_, row(o.qkv.index, t), row(o.b.index, t), row(o.a.index, t), n,
+                                             WeightView::of(*o.a_log), WeightView::of(*o.dt_bias), o.p,
+                                             rs.data(o.state) + o.state_offset, row(o.out.index, t));
+                     });
                      out_id = o.out.index;
                    },
                    [&](const OpGatedRmsNorm& o) {

@@ -21,9 +21,26 @@ class CpuExecutor {
   // states. Returns the output buffer (logits) inside the arena.
   const float* run(const Graph& g, const BufferPlan& plan, float* arena, const int32_t* tokens,
                    const int32_t* positions, KvCache& kv, RecurrentStates& rs);
+
+  // A batched decode step: row t of g is one token of its own session, whose
+  // states are rows[t] (rows.size() == g.tokens). Every op but the stateful
+  // ones (KV/latent append, attention, conv, delta rule) runs over all rows
+  // at once, so the MoE op fetches each routed expert once for every
+  // session that routes to it; the stateful ops run row by row on each
+  // session's own states, giving each row the logits of its session's own
+  // one-token step.
+  struct RowStates {
+    KvCache* kv;
+    RecurrentStates* rs;
+  };
+  const float* run_rows(const Graph& g, const BufferPlan& plan, float* arena, const int32_t* tokens,
+                        const int32_t* positions, std::span<const RowStates> rows);
   void set_observer(OpObserver obs) { observer_ = std::move(obs); }
 
  private:
+  const float* run_impl(const Graph& g, const BufferPlan& plan, float* arena, const int32_t* tokens,
+                        const int32_t* positions, std::span<const RowStates> rows);
+
   ThreadPool& pool_;
   cpu::MoeOp moe_;
   OpObserver observer_;

@@ -26,12 +26,32 @@ __global__ void kv_append_kernel(KvView kv, const int32_t* positions, int T, con
   for (int i = threadIdx.x; i < kv.value_width; i += blockDim.x) vd[i] = v[int64_t(t) * kv.value_width + i];
 }
 
+// Merges the splits' partial sums of (head h, token t), one thread per
+// element. Reads through L2 (__ldcg): other blocks of the same launch may
+// have written them.
+__device__ void merge_head(const float* partial, float* out, int h, int t, int heads, int head_dim, int splits) {
+  const float* pp = partial + (int64_t(t) * heads + h) * splits * (head_dim + 2);
+  float M = -INFINITY;
+  for (int s = 0; s < splits; ++s) M = fmaxf(M, __ldcg(pp + s * (head_dim + 2)));
+  for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+    float L = 0.f, a = 0.f;
+    for (int s = 0; s < splits; ++s) {
+      const float* ps = pp + s * (head_dim + 2);
+      const float m = __ldcg(ps);
+      const float f = m == -INFINITY ? 0.f : expf(m - M);
+      L += __ldcg(ps + 1) * f;
+      a += __ldcg(ps + 2 + d) * f;
+    }
+    out[int64_t(t) * heads * head_dim + int64_t(h) * head_dim + d] = a / L;
+  }
+}
+
 // Block (head, token, split); each warp runs an online softmax over every
 // kWarps-th position of the split's range, one position at a time (lanes
 // split the head's elements), then the warps' sums are merged.
 __global__ void __launch_bounds__(kWarps * 32)
     attention_kernel(KvView kv, const int32_t* positions, const float* q, float* out, int heads, int kv_heads,
-                     int head_dim, float scale, int window, int splits, float* partial) {
+                     int head_dim, float scale, int window, int splits, float* partial, unsigned* done) {
   const int h = blockIdx.x, t = blockIdx.y, split = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
   const int kh = h / (heads / kv_heads);
@@ -106,24 +126,26 @@ __global__ void __launch_bounds__(kWarps * 32)
       pp[2 + d] = a;
     }
   }
+  // With `done` (a counter per (token, head), zero, left zero), the last
+  // split block to finish merges, instead of a second kernel.
+  if (splits == 1 || !done) return;
+  __shared__ bool merger;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    unsigned* c = done + int64_t(t) * heads + h;
+    merger = atomicAdd(c, 1u) == unsigned(splits) - 1;
+    if (merger) *c = 0;
+  }
+  __syncthreads();
+  if (!merger) return;
+  __threadfence();
+  merge_head(partial, out, h, t, heads, head_dim, splits);
 }
 
-// Merges the splits' partial sums: block (head, token), one thread per element.
+// Merges the splits' partial sums: block (head, token).
 __global__ void attention_merge_kernel(const float* partial, float* out, int heads, int head_dim, int splits) {
-  const int h = blockIdx.x, t = blockIdx.y;
-  const float* pp = partial + (int64_t(t) * heads + h) * splits * (head_dim + 2);
-  float M = -INFINITY;
-  for (int s = 0; s < splits; ++s) M = fmaxf(M, pp[s * (head_dim + 2)]);
-  for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
-    float L = 0.f, a = 0.f;
-    for (int s = 0; s < splits; ++s) {
-      const float* ps = pp + s * (head_dim + 2);
-      const float f = ps[0] == -INFINITY ? 0.f : expf(ps[0] - M);
-      L += ps[1] * f;
-      a += ps[2 + d] * f;
-    }
-    out[int64_t(t) * heads * head_dim + int64_t(h) * head_dim + d] = a / L;
-  }
+  merge_head(partial, out, int(blockIdx.x), int(blockIdx.y), heads, head_dim, splits);
 }
 
 }  // namespace
@@ -134,12 +156,12 @@ void kv_append(const KvView& kv, const int32_t* positions, int T, const float* k
 }
 
 void attention(const AttentionParams& p, const KvView& kv, const int32_t* positions, int T, const float* q, float* out,
-               int splits, float* partial, cudaStream_t s) {
+               int splits, float* partial, cudaStream_t s, unsigned* done) {
   if (T == 0) return;
   const int window = p.window ? *p.window : 0;
   attention_kernel<<<dim3(unsigned(p.heads), unsigned(T), unsigned(splits)), kWarps * 32, 0, s>>>(
-      kv, positions, q, out, p.heads, p.kv_heads, p.head_dim, p.scale, window, splits, partial);
-  if (splits > 1) {
+      kv, positions, q, out, p.heads, p.kv_heads, p.head_dim, p.scale, window, splits, partial, done);
+  if (splits > 1 && !done) {
     attention_merge_kernel<<<dim3(unsigned(p.heads), unsigned(T)), 128, 0, s>>>(partial, out, p.heads, p.head_dim,
                                                                                splits);
   }

@@ -18,7 +18,9 @@ void kv_append(const KvView& kv, const int32_t* positions, int T, const float* k
 // sums go through `partial` (T * heads * splits * (head_dim + 2) floats)
 // and are merged by a second kernel. head_dim is at most kMaxHeadDim.
 inline constexpr int kMaxHeadDim = 256;
+// done: null, or T * heads counters (zero; left zero) with which the last
+// split of each row merges in the same launch instead of a second kernel.
 void attention(const AttentionParams& p, const KvView& kv, const int32_t* positions, int T, const float* q, float* out,
-               int splits, float* partial, cudaStream_t s);
+               int splits, float* partial, cudaStream_t s, unsigned* done = nullptr);
 
 }  // namespace moeflux::cuda

@@ -10,6 +10,7 @@
 #include "backend/cuda/device_weights.h"
 #include "backend/cuda/executor.h"
 #include "backend/cuda/kv_cache.h"
+#include "backend/cuda/recurrent_state.h"
 
 namespace moeflux {
 
@@ -23,7 +24,9 @@ class CudaSession final : public BackendSession {
  public:
   CudaSession(DeviceWeights& weights, const BackendContext& ctx, const std::vector<StateDesc>& states,
               int max_positions)
-      : kv_(states, max_positions, ctx.state_budget), exec_(weights) {}
+      : kv_(states, max_positions, ctx.state_budget), rs_(states, ctx.state_budget), exec_(weights) {
+    exec_.set_recurrent_states(&rs_);
+  }
 
   void run(const Graph& g, const BufferPlan& plan, std::span<const int32_t> tokens,
            std::span<const int32_t> positions) override {
@@ -46,12 +49,32 @@ class CudaSession final : public BackendSession {
     exec_.read_output(g, dst.data(), n);
   }
 
-  void clear_states() override { kv_.clear(); }
-  uint64_t state_bytes() const override { return kv_.bytes(); }
+  void clear_states() override {
+    kv_.clear();
+    rs_.clear();
+  }
+  uint64_t state_bytes() const override { return kv_.bytes() + rs_.bytes(); }
+  // Checkpoints of recurrent layers: device-to-device copies of the blocks.
+  std::shared_ptr<const StateSnapshot> snapshot_states() const override { return rs_.snapshot(this); }
+  void restore_states(const StateSnapshot& snapshot) override { rs_.restore(snapshot, this); }
   void set_observer(OpObserver observer) override { exec_.set_observer(std::move(observer)); }
+  // Saved sessions and the server's prefix cache: the same bytes as the CPU
+  // backend's (the positional states, then the recurrent layers' blocks).
+  void export_states(int positions, std::vector<uint8_t>& out) const override {
+    kv_.copy_out(positions, out);
+    rs_.copy_out(out);
+  }
+  void import_states(int positions, std::span<const uint8_t> in) override {
+    const size_t fixed = rs_.bytes();
+    if (in.size() < fixed)
+      fail("session state of {} bytes; this model's recurrent layers alone need {}", in.size(), fixed);
+    kv_.copy_in(positions, in.first(in.size() - fixed));  // checks its size; throws before changing anything
+    rs_.copy_in(in.last(fixed));
+  }
 
  private:
   DevKvCache kv_;
+  DevRecurrentStates rs_;
   CudaExecutor exec_;
   bool output_ready_ = false;
 };

@@ -116,6 +116,15 @@ void DeviceWeights::prepare(const Graph& g) {
       want_vec(o->bias);
     }
     if (auto* o = std::get_if<OpRmsNorm>(&op)) want_vec(o->weight);
+    // MLA and Gated DeltaNet (executor_arch.cpp): kv_b_proj in its format,
+    // the small per-channel and per-head weights as f32 vectors.
+    if (auto* o = std::get_if<OpMlaAttention>(&op)) want_mat(o->mla.kv_b);
+    if (auto* o = std::get_if<OpCausalConv>(&op)) want_vec(o->weight);
+    if (auto* o = std::get_if<OpGatedDeltaRule>(&op)) {
+      want_vec(o->a_log);
+      want_vec(o->dt_bias);
+    }
+    if (auto* o = std::get_if<OpGatedRmsNorm>(&op)) want_vec(o->weight);
     if (auto* o = std::get_if<OpMoe>(&op)) {
       const MoeParams& p = o->moe;
       want_mat(p.router_weight);

@@ -7,6 +7,7 @@
 
 #include "backend/cuda/attention.h"
 #include "backend/cuda/check.h"
+#include "backend/cuda/fused_decode.h"
 #include "backend/cuda/matmul.h"
 #include "backend/cuda/moe_kernels.h"
 #include "backend/cuda/ops.h"
@@ -67,20 +68,6 @@ uint32_t observed_buffer(const Op& op) {
   return w.empty() ? op_reads(op).at(0) : w[0];
 }
 
-bool op_supported(const Op& op) {
-  // Fields the CUDA kernels do not read yet (zero-centred norm weights,
-  // RoPE at an offset or with YaRN) make the op unsupported, not wrong.
-  return std::visit(Overload{[](const OpEmbed&) { return true; },
-                             [](const OpRmsNorm& o) { return o.weight_offset == 0.f; },
-                             [](const OpLinear&) { return true; }, [](const OpClamp&) { return true; },
-                             [](const OpRope& o) { return o.rope.offset == 0 && o.rope.yarn.factor == 1.0f; },
-                             [](const OpKvAppend&) { return true; },
-                             [](const OpAttention&) { return true; }, [](const OpAdd&) { return true; },
-                             [](const OpSwiGlu&) { return true; }, [](const OpMoe&) { return true; },
-                             [](const auto&) { return false; }},
-                    op);
-}
-
 }  // namespace
 
 std::atomic<uint64_t> g_buffer_epoch{1};
@@ -113,6 +100,10 @@ CudaExecutor::CudaExecutor(DeviceWeights& weights) : weights_(weights) {
   sync_each_op_ = env && *env && std::strcmp(env, "0") != 0;
   const char* graph = std::getenv("MOEFLUX_CUDA_GRAPH");
   graphs_ = !(graph && std::strcmp(graph, "0") == 0);
+  const char* int8 = std::getenv("MOEFLUX_CUDA_INT8");
+  int8_ = !(int8 && std::strcmp(int8, "0") == 0);
+  const char* fuse = std::getenv("MOEFLUX_CUDA_FUSE");
+  fuse_ = !(fuse && std::strcmp(fuse, "0") == 0);
 }
 
 CudaExecutor::~CudaExecutor() {
@@ -152,9 +143,6 @@ void CudaExecutor::run(const Graph& g, const BufferPlan& plan, std::span<const i
 void CudaExecutor::run_step(const Graph& g, const BufferPlan& plan, std::span<const int32_t> tokens,
                             std::span<const int32_t> positions, DevKvCache& kv) {
   const int T = g.tokens;
-  for (size_t i = 0; i < g.ops.size(); ++i)
-    if (!op_supported(g.ops[i]))
-      fail("op {} ({}) is not implemented on CUDA: run this model with --device cpu", i, op_name(g.ops[i]));
   // Token ids are checked here, as the CPU embedding does, so a kernel never reads outside a table.
   for (const Op& op : g.ops)
     if (auto* o = std::get_if<OpEmbed>(&op))
@@ -189,8 +177,16 @@ void CudaExecutor::run_step(const Graph& g, const BufferPlan& plan, std::span<co
 }
 
 void CudaExecutor::run_ops(const Graph& g, const BufferPlan& plan, DevKvCache& kv) {
-  for (size_t i = 0; i < g.ops.size(); ++i) {
+  // Fusions replace whole op sequences; with an observer (which sees every
+  // op's output) or per-op synchronization, every op runs alone.
+  const bool fuse = fuse_ && !observer_ && !sync_each_op_;
+  for (size_t i = 0; i < g.ops.size();) {
     try {
+      if (const size_t used = fuse ? run_fused(g, plan, i, kv) : 0) {
+        check_launch("fused ops");
+        i += used;
+        continue;
+      }
       run_op(g, plan, g.ops[i], kv);
       check_launch(op_name(g.ops[i]));
       if (sync_each_op_ || observer_) sync("running the op's kernels");
@@ -206,7 +202,115 @@ void CudaExecutor::run_ops(const Graph& g, const BufferPlan& plan, DevKvCache& k
             "copying an op's output for the observer");
       observer_(i, g.ops[i], host_out_.data(), d.rows, d.width);
     }
+    ++i;
   }
+}
+
+size_t CudaExecutor::run_fused(const Graph& g, const BufferPlan& plan, size_t i, DevKvCache& kv) {
+  const auto& ops = g.ops;
+  auto B = [&](uint32_t id) { return buf(g, plan, id); };
+  auto width = [&](uint32_t id) { return g.buffers[id].width; };
+  // Whether two buffers share memory (the plan reuses slots of dead
+  // buffers): a fused kernel's blocks run in any order, so an output may
+  // not overlap another op's input the way it could between separate ops.
+  auto overlap = [&](uint32_t a, uint32_t b) {
+    const auto* pa = reinterpret_cast<const uint8_t*>(B(a));
+    const auto* pb = reinterpret_cast<const uint8_t*>(B(b));
+    const size_t na = size_t(g.buffers[a].rows) * size_t(width(a)) * 4, nb = size_t(g.buffers[b].rows) * size_t(width(b)) * 4;
+    return pa < pb + nb && pb < pa + na;
+  };
+  // The residual add and the RMSNorm of its sum (every layer's second and
+  // the next layer's first norm): one block per row.
+  if (i + 1 < ops.size()) {
+    const auto* add = std::get_if<OpAdd>(&ops[i]);
+    const auto* nm = std::get_if<OpRmsNorm>(&ops[i + 1]);
+    if (add && nm && nm->in.index == add->out.index && nm->weight_offset == 0.f && nm->group == width(add->out.index) &&
+        nm->group > 256 && width(nm->out.index) == nm->group) {
+      add_rms_norm(B(add->a.index), B(add->b.index), B(add->out.index), g.buffers[add->out.index].rows, nm->group,
+                   weights_.vec(nm->weight), nm->weight->numel(), nm->eps, B(nm->out.index), stream_);
+      return 2;
+    }
+  }
+  if (T_ != 1) return 0;
+  // One token through several projections of the same input (q, k, v):
+  // one launch of the int8 GEMV over all of them.
+  if (int8_) {
+    size_t n = 0;
+    const DevMat* W[4];
+    const float* bias[4];
+    float* y[4];
+    const auto* first = std::get_if<OpLinear>(&ops[i]);
+    while (first && n < 4 && i + n < ops.size()) {
+      const auto* o = std::get_if<OpLinear>(&ops[i + n]);
+      if (!o || o->in.index != first->in.index || o->last_row_only || o->f32_activations ||
+          g.buffers[o->in.index].rows != 1 || overlap(o->out.index, o->in.index))
+        break;
+      W[n] = &weights_.mat(o->weight);
+      if (n > 0 && W[n]->cols != W[0]->cols) break;
+      bias[n] = o->bias ? weights_.vec(o->bias) : nullptr;
+      y[n] = B(o->out.index);
+      ++n;
+    }
+    if (n >= 2 && matmul_q8_multi(int(n), W, bias, B(first->in.index), y, stream_)) return n;
+  }
+  // One token's per-head q/k norms (optional), RoPE of q and k, KV append.
+  const OpRmsNorm *qn = nullptr, *kn = nullptr;
+  size_t j = i;
+  if (i + 1 < ops.size() && std::holds_alternative<OpRmsNorm>(ops[i]) && std::holds_alternative<OpRmsNorm>(ops[i + 1])) {
+    qn = &std::get<OpRmsNorm>(ops[i]);
+    kn = &std::get<OpRmsNorm>(ops[i + 1]);
+    j = i + 2;
+  }
+  if (j + 2 >= ops.size()) return 0;
+  const auto* rq = std::get_if<OpRope>(&ops[j]);
+  const auto* rk = std::get_if<OpRope>(&ops[j + 1]);
+  const auto* ap = std::get_if<OpKvAppend>(&ops[j + 2]);
+  if (!rq || !rk || !ap || ap->k.index != rk->buf.index || rq->buf.index == rk->buf.index) return 0;
+  const RopeParams& r = rq->rope;
+  const int hd = r.head_dim;
+  if (r.offset != 0 || r.yarn.factor != 1.0f || rk->rope.head_dim != hd || rk->rope.rot_dims != r.rot_dims ||
+      rk->rope.theta != r.theta || rk->rope.interleaved != r.interleaved || rk->rope.offset != 0 ||
+      rk->rope.yarn.factor != 1.0f || hd <= 0 || hd > 256 || r.rot_dims % 2 != 0 || r.rot_dims > hd)
+    return 0;
+  const int qw = width(rq->buf.index), kw = width(rk->buf.index);
+  if (qw % hd != 0 || kw % hd != 0) return 0;
+  if (qn && (qn->out.index != rq->buf.index || kn->out.index != rk->buf.index || qn->group != hd || kn->group != hd ||
+             qn->weight_offset != 0.f || kn->weight_offset != 0.f || width(qn->in.index) != qw ||
+             width(kn->in.index) != kw))
+    return 0;
+  const KvView v = kv.view(ap->state);
+  if (v.key_width != kw || v.value_width != width(ap->v.index)) return 0;
+  const uint32_t q_in = qn ? qn->in.index : rq->buf.index, k_in = kn ? kn->in.index : rk->buf.index;
+  // The rotated k is written only if an op after the append reads it (the
+  // plan may give it the slot of q_in, dead after the q norm: then the
+  // fused kernel could not write it while other warps read q_in).
+  bool k_read_later = false;
+  for (size_t o = j + 3; o < ops.size() && !k_read_later; ++o)
+    for (uint32_t b : op_reads(ops[o])) k_read_later |= b == rk->buf.index;
+  if (overlap(rq->buf.index, k_in) || overlap(rq->buf.index, ap->v.index) ||
+      (k_read_later && (overlap(rk->buf.index, q_in) || overlap(rk->buf.index, ap->v.index) ||
+                        overlap(rq->buf.index, rk->buf.index))))
+    return 0;
+  QkRopeAppend p{};
+  p.q_in = B(q_in);
+  p.k_in = B(k_in);
+  p.v = B(ap->v.index);
+  p.q_out = B(rq->buf.index);
+  p.k_out = k_read_later ? B(rk->buf.index) : nullptr;
+  if (qn) {
+    p.qw = weights_.vec(qn->weight);
+    p.kw = weights_.vec(kn->weight);
+    p.qwn = qn->weight->numel();
+    p.kwn = kn->weight->numel();
+    p.q_eps = qn->eps;
+    p.k_eps = kn->eps;
+  }
+  p.heads = qw / hd;
+  p.kv_heads = kw / hd;
+  p.head_dim = hd;
+  p.rope = r;
+  qk_rope_append(p, v, static_cast<const int32_t*>(positions_.get()), stream_);
+  return j + 3 - i;
 }
 
 uint64_t CudaExecutor::step_key(const Graph& g, const BufferPlan& plan) const {
@@ -229,6 +333,10 @@ uint64_t CudaExecutor::step_key(const Graph& g, const BufferPlan& plan) const {
                         [&](const OpLinear& o) { mix(reinterpret_cast<uintptr_t>(o.weight)); },
                         [&](const OpAttention& o) { mix(o.state); },
                         [&](const OpKvAppend& o) { mix(o.state); },
+                        [&](const OpLatentAppend& o) { mix(o.state); },
+                        [&](const OpMlaAttention& o) { mix(o.state); },
+                        [&](const OpCausalConv& o) { mix(o.state); },
+                        [&](const OpGatedDeltaRule& o) { mix(o.state); },
                         [&](const OpMoe& o) {
                           mix(uint64_t(o.moe.layer));
                           mix(reinterpret_cast<uintptr_t>(o.moe.router_weight));
@@ -303,7 +411,7 @@ void CudaExecutor::run_op(const Graph& g, const BufferPlan& plan, const Op& op, 
           [&](const OpRmsNorm& o) {
             const auto& d = desc(o.in.index);
             rms_norm(B(o.in.index), d.rows, d.width, o.group, weights_.vec(o.weight), o.weight->numel(), o.eps,
-                     B(o.out.index), stream_);
+                     B(o.out.index), stream_, o.weight_offset);
           },
           [&](const OpLinear& o) {
             const auto& d = desc(o.in.index);
@@ -342,7 +450,8 @@ void CudaExecutor::run_op(const Graph& g, const BufferPlan& plan, const Op& op, 
                 partial = attn_partial_.need<float>(size_t(o.attn.heads) * splits * (o.attn.head_dim + 2),
                                                     "attention partial sums");
             }
-            attention(o.attn, kv.view(o.state), dpos, T, B(o.q.index), B(o.out.index), splits, partial, stream_);
+            attention(o.attn, kv.view(o.state), dpos, T, B(o.q.index), B(o.out.index), splits, partial, stream_,
+                      splits > 1 && fuse_ ? attn_done(o.attn.heads) : nullptr);
           },
           [&](const OpAdd& o) {
             const auto& d = desc(o.a.index);
@@ -353,7 +462,7 @@ void CudaExecutor::run_op(const Graph& g, const BufferPlan& plan, const Op& op, 
             swiglu(B(o.gate.index), B(o.up.index), B(o.out.index), int64_t(d.rows) * d.width, stream_);
           },
           [&](const OpMoe& o) { moe(o.moe, B(o.in.index), T, desc(o.in.index).width, B(o.out.index)); },
-          [&](const auto&) { fail("op {} is not implemented on CUDA", op_name(op)); },
+          [&](const auto&) { run_arch_op(g, plan, op, kv); },
       },
       op);
 }
@@ -373,7 +482,28 @@ void CudaExecutor::linear(const OpLinear& o, const float* in, int rows, float* o
     if (bias) add_bias(out, bias, rows, N, stream_);
     return;
   }
-  matmul(W, in, K, rows, out, N, bias, stream_);
+  matmul(W, in, K, rows, out, N, bias, stream_, int8_ && !o.f32_activations);
+}
+
+unsigned* CudaExecutor::attn_done(int heads) {
+  // Zeroed when (re)allocated; the attention kernel leaves it zero. Grown
+  // only outside a capture in practice (the first decode step runs eagerly).
+  if (attn_done_n_ < heads) {
+    auto* d = attn_done_.need<unsigned>(size_t(heads), "attention completion counters");
+    check(cudaMemsetAsync(d, 0, size_t(heads) * sizeof(unsigned), stream_), "zeroing attention counters");
+    attn_done_n_ = heads;
+  }
+  return static_cast<unsigned*>(attn_done_.get());
+}
+
+unsigned* CudaExecutor::route_done() {
+  // Allocated (and zeroed) once, before any capture: the fused router
+  // kernel leaves it zero after each use.
+  if (!route_done_.get()) {
+    auto* d = route_done_.need<unsigned>(1, "router completion counter");
+    check(cudaMemsetAsync(d, 0, sizeof(unsigned), stream_), "zeroing the router completion counter");
+  }
+  return static_cast<unsigned*>(route_done_.get());
 }
 
 void CudaExecutor::moe(const MoeParams& p, const float* x, int T, int D, float* out) {
@@ -383,23 +513,38 @@ void CudaExecutor::moe(const MoeParams& p, const float* x, int T, int D, float* 
     fail_as(ErrorKind::Internal, "moe: layer {} has {} experts of {}x{} on the device, the op {} of {}x{}", p.layer,
             L.experts, L.ffn, L.hidden, E, F, D);
   const size_t rows = size_t(T) * k;
+  const bool int8 = int8_ && !p.f32_activations;
   // Router logits in f32, routing and grouping on the device.
   float* logits = logits_.need<float>(size_t(T) * E, "router logits");
-  matmul(weights_.mat(p.router_weight), x, D, T, logits, E, p.router_bias ? weights_.vec(p.router_bias) : nullptr,
-         stream_);
   int32_t* ids = ids_.need<int32_t>(rows, "routing");
   float* rw = route_w_.need<float>(rows, "routing weights");
-  route(p.router, logits, T, E, k, p.correction_bias ? weights_.vec(p.correction_bias) : nullptr, ids, rw, stream_);
   const int max_tiles = max_moe_tiles(T, E, k);
   int* row_token = row_token_.need<int>(rows, "expert rows");
   int* row_of = row_of_.need<int>(rows, "expert rows");
   auto* tiles = tiles_.need<MoeTile>(size_t(max_tiles), "expert tiles");
   int* ntiles = ntiles_.need<int>(1, "tile count");
-  group_rows(ids, T, E, k, row_token, row_of, tiles, ntiles, stream_);
+  const DevMat& router = weights_.mat(p.router_weight);
+  const float* router_bias = p.router_bias ? weights_.vec(p.router_bias) : nullptr;
+  const float* correction = p.correction_bias ? weights_.vec(p.correction_bias) : nullptr;
+  // One token (decode): routing writes the tiles too, choice j = tile j;
+  // with an f32 router, the router product and the routing are one launch.
+  const bool one = T == 1 && fuse_;
+  if (!one || !router_route_one_token(p.router, router, router_bias, x, logits, E, k, correction, ids, rw, row_token,
+                                      row_of, tiles, ntiles, route_done(), stream_)) {
+    matmul(router, x, D, T, logits, E, router_bias, stream_);
+    if (one) {
+      route_one_token(p.router, logits, E, k, correction, ids, rw, row_token, row_of, tiles, ntiles, stream_);
+    } else {
+      route(p.router, logits, T, E, k, correction, ids, rw, stream_);
+      group_rows(ids, T, E, k, row_token, row_of, tiles, ntiles, stream_);
+    }
+  }
   // The routed experts: gate and up (with SwiGLU) over the gathered rows, then down.
   float* h = h_.need<float>(rows * F, "expert activations");
-  float* dn = down_.need<float>(rows * D, "expert outputs");
   if (L.tiered) {
+    // The device tier: gate/up and down per subset of experts as they land
+    // (expert_pipeline.h), then the plain combine below. The fused one-token
+    // down + combine reads every expert in one launch and is not used here.
     if (!pipeline_) pipeline_ = std::make_unique<ExpertPipeline>(*weights_.vram(), weights_.experts(), stream_);
     TieredMoeLayer t;
     t.layer = p.layer;
@@ -410,6 +555,7 @@ void CudaExecutor::moe(const MoeParams& p, const float* x, int T, int D, float* 
     t.up_dtype = L.up_dtype;
     t.down_dtype = L.down_dtype;
     t.one_row_tiles = T == 1;
+    t.int8 = int8;
     t.tiles = tiles;
     t.ntiles = ntiles;
     t.max_tiles = max_tiles;
@@ -417,18 +563,19 @@ void CudaExecutor::moe(const MoeParams& p, const float* x, int T, int D, float* 
     t.row_token = row_token;
     t.h = h;
     t.h2 = L.gate_dtype == L.up_dtype ? nullptr : h2_.need<float>(rows * F, "expert activations");
-    t.down = dn;
+    t.down = down_.need<float>(rows * D, "expert outputs");
     pipeline_->run(t);
   } else if (L.gate_dtype == L.up_dtype) {
-    matmul_grouped(L.gate_dtype, L.gate, L.up, tiles, ntiles, max_tiles, T == 1, x, D, row_token, h, F, F, D, stream_);
+    matmul_grouped(L.gate_dtype, L.gate, L.up, tiles, ntiles, max_tiles, T == 1, x, D, row_token, h, F, F, D, stream_,
+                   int8);
   } else {
     float* h2 = h2_.need<float>(rows * F, "expert activations");
-    matmul_grouped(L.gate_dtype, L.gate, nullptr, tiles, ntiles, max_tiles, T == 1, x, D, row_token, h, F, F, D, stream_);
-    matmul_grouped(L.up_dtype, L.up, nullptr, tiles, ntiles, max_tiles, T == 1, x, D, row_token, h2, F, F, D, stream_);
+    matmul_grouped(L.gate_dtype, L.gate, nullptr, tiles, ntiles, max_tiles, T == 1, x, D, row_token, h, F, F, D, stream_,
+                   int8);
+    matmul_grouped(L.up_dtype, L.up, nullptr, tiles, ntiles, max_tiles, T == 1, x, D, row_token, h2, F, F, D, stream_,
+                   int8);
     swiglu(h, h2, h, int64_t(rows) * F, stream_);
   }
-  if (!L.tiered)
-    matmul_grouped(L.down_dtype, L.down, nullptr, tiles, ntiles, max_tiles, T == 1, h, F, nullptr, dn, D, D, F, stream_);
   // The shared expert, gated.
   float *so = nullptr, *sg = nullptr;
   if (p.shared_ffn > 0) {
@@ -436,20 +583,28 @@ void CudaExecutor::moe(const MoeParams& p, const float* x, int T, int D, float* 
     const DevMat &G = weights_.mat(p.shared_gate), &U = weights_.mat(p.shared_up), &Dn = weights_.mat(p.shared_down);
     float* sh = sh_.need<float>(size_t(T) * SF, "shared expert activations");
     if (G.dtype == U.dtype) {
-      matmul_swiglu(G, U, x, D, T, sh, SF, stream_);
+      matmul_swiglu(G, U, x, D, T, sh, SF, stream_, int8);
     } else {
       float* sh2 = sh2_.need<float>(size_t(T) * SF, "shared expert activations");
-      matmul(G, x, D, T, sh, SF, nullptr, stream_);
-      matmul(U, x, D, T, sh2, SF, nullptr, stream_);
+      matmul(G, x, D, T, sh, SF, nullptr, stream_, int8);
+      matmul(U, x, D, T, sh2, SF, nullptr, stream_, int8);
       swiglu(sh, sh2, sh, int64_t(T) * SF, stream_);
     }
     so = shared_out_.need<float>(size_t(T) * D, "shared expert outputs");
-    matmul(Dn, sh, SF, T, so, D, nullptr, stream_);
+    matmul(Dn, sh, SF, T, so, D, nullptr, stream_, int8);
     if (p.shared_expert_gate) {
       sg = shared_gate_.need<float>(size_t(T), "shared expert gate");
       matmul(weights_.mat(p.shared_expert_gate), x, D, T, sg, 1, nullptr, stream_);
     }
   }
+  // One token: the down projection and the weighted combine in one launch.
+  if (!L.tiered && one && int8 &&
+      moe_down_combine(L.down_dtype, L.down, tiles, k, h, F, rw, so, sg, out, D, F, stream_))
+    return;
+  float* dn = down_.need<float>(rows * D, "expert outputs");
+  if (!L.tiered)
+    matmul_grouped(L.down_dtype, L.down, nullptr, tiles, ntiles, max_tiles, T == 1, h, F, nullptr, dn, D, D, F, stream_,
+                   int8);
   moe_combine(dn, row_of, rw, T, k, D, so, sg, out, stream_);
 }
 

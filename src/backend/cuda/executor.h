@@ -17,6 +17,7 @@
 #include "backend/cuda/device_weights.h"
 #include "backend/cuda/expert_pipeline.h"
 #include "backend/cuda/kv_cache.h"
+#include "backend/cuda/recurrent_state.h"
 
 namespace moeflux::cuda {
 
@@ -53,12 +54,19 @@ class CudaExecutor {
            DevKvCache& kv);
   void read_output(const Graph& g, float* dst, size_t n);
   void set_observer(OpObserver obs) { observer_ = std::move(obs); }
+  // The session's recurrent layer blocks (Gated DeltaNet), if it has any.
+  void set_recurrent_states(DevRecurrentStates* rs) { recurrent_ = rs; }
 
  private:
   float* buf(const Graph& g, const BufferPlan& plan, uint32_t id) const;
   void run_op(const Graph& g, const BufferPlan& plan, const Op& op, DevKvCache& kv);
   void linear(const OpLinear& o, const float* in, int rows, float* out);
+  // The ops of MLA and Gated DeltaNet (executor_arch.cpp).
+  void run_arch_op(const Graph& g, const BufferPlan& plan, const Op& op, DevKvCache& kv);
   void moe(const MoeParams& p, const float* x, int T, int D, float* out);
+  unsigned* route_done();
+  unsigned* attn_done(int heads);
+  int attn_done_n_ = 0;
   void sync(const char* what);
   // Decode steps replay a captured CUDA graph of the whole step (one
   // launch instead of hundreds). A graph is keyed by the step's graph and
@@ -68,6 +76,9 @@ class CudaExecutor {
   uint64_t step_key(const Graph& g, const BufferPlan& plan) const;
   bool run_captured(const Graph& g, const BufferPlan& plan, uint64_t key, DevKvCache& kv);
   void run_ops(const Graph& g, const BufferPlan& plan, DevKvCache& kv);
+  // Runs ops[i, i + n) as one fused launch where they match a known
+  // sequence (fused_decode.h) and returns n, else 0.
+  size_t run_fused(const Graph& g, const BufferPlan& plan, size_t i, DevKvCache& kv);
   struct Captured {
     uint64_t key = 0, epoch = 0;
     cudaGraphExec_t exec = nullptr;
@@ -80,15 +91,23 @@ class CudaExecutor {
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   OpObserver observer_;
-  bool sync_each_op_ = false;  // MOEFLUX_CUDA_SYNC=1: find the op a kernel fault comes from
+  bool sync_each_op_ = false;
+  // Decode GEMVs round x to int8 for integer-coded formats (gemv_q8.h)
+  // unless the op asks for f32 activations; MOEFLUX_CUDA_INT8=0 turns it off.
+  bool int8_ = true;
+  // Decode fusions (routing + grouping, MoE down + combine, ...);
+  // MOEFLUX_CUDA_FUSE=0 runs the unfused kernels, for comparison.
+  bool fuse_ = true;  // MOEFLUX_CUDA_SYNC=1: find the op a kernel fault comes from
   const float* output_ = nullptr;
   int T_ = 0;
   int max_position_ = 0;
   DeviceBuffer arena_, tokens_, positions_, attn_partial_;
   // MoE scratch.
   DeviceBuffer logits_, ids_, route_w_, row_token_, row_of_, tiles_, ntiles_, h_, h2_, down_, sh_, sh2_,
-      shared_out_, shared_gate_;
+      shared_out_, shared_gate_, route_done_, attn_done_;
   std::vector<float> host_out_;
+  DevRecurrentStates* recurrent_ = nullptr;
+  DeviceBuffer mla_q_lat_, mla_o_lat_;  // MLA scratch: the absorbed query and output latents
   // The tiered MoE path (--expert-vram), made on first use.
   std::unique_ptr<ExpertPipeline> pipeline_;
   void run_step(const Graph& g, const BufferPlan& plan, std::span<const int32_t> tokens,

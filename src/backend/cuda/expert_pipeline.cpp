@@ -100,12 +100,12 @@ void ExpertPipeline::compute(const TieredMoeLayer& L, const std::vector<const Gr
   const int F = L.ffn, D = L.hidden;
   if (L.gate_dtype == L.up_dtype) {
     matmul_grouped(L.gate_dtype, vram_.gate(), vram_.up(), tiles, cnt, int(n), L.one_row_tiles, L.x, D, L.row_token,
-                   L.h, F, F, D, compute_);
+                   L.h, F, F, D, compute_, L.int8);
   } else {
     matmul_grouped(L.gate_dtype, vram_.gate(), nullptr, tiles, cnt, int(n), L.one_row_tiles, L.x, D, L.row_token, L.h,
-                   F, F, D, compute_);
+                   F, F, D, compute_, L.int8);
     matmul_grouped(L.up_dtype, vram_.up(), nullptr, tiles, cnt, int(n), L.one_row_tiles, L.x, D, L.row_token, L.h2, F,
-                   F, D, compute_);
+                   F, D, compute_, L.int8);
     // An expert's rows are contiguous: SwiGLU over each expert's range.
     for (const Group* g : groups) {
       const int r0 = g->tiles.front().row0, r1 = g->tiles.back().row0 + g->tiles.back().rows;
@@ -114,7 +114,7 @@ void ExpertPipeline::compute(const TieredMoeLayer& L, const std::vector<const Gr
     }
   }
   matmul_grouped(L.down_dtype, vram_.down(), nullptr, tiles, cnt, int(n), L.one_row_tiles, L.h, F, nullptr, L.down, D,
-                 D, F, compute_);
+                 D, F, compute_, L.int8);
   check_launch("grouped expert products (tiered)");
   for (const Group* g : groups) check(cudaEventRecord(vram_.used(g->slot), compute_), "recording a slot's use");
 }

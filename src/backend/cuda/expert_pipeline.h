@@ -42,6 +42,7 @@ struct TieredMoeLayer {
   int layer = 0, experts = 0, ffn = 0, hidden = 0;
   DType gate_dtype{}, up_dtype{}, down_dtype{};
   bool one_row_tiles = false;
+  bool int8 = false;  // decode products may round x to int8, as the resident path's
   const MoeTile* tiles = nullptr;
   const int* ntiles = nullptr;
   int max_tiles = 0;

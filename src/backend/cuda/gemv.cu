@@ -58,7 +58,42 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(MmArgs a) {
   }
 }
 
+// F32 weights, one row of x: a block per output feature, its warps
+// splitting K and its lanes reading 16 bytes each, coalesced (the router:
+// few rows, where one warp per row leaves most of the GPU idle).
+constexpr int kF32Warps = 4;
+__global__ void __launch_bounds__(kF32Warps * 32) gemv_f32_kernel(MmArgs a) {
+  const int n = blockIdx.x;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
+  const float4* w = reinterpret_cast<const float4*>(a.w.data + int64_t(n) * int64_t(a.w.row_bytes));
+  const float4* x = reinterpret_cast<const float4*>(a.x);
+  const int k4 = a.K / 4;
+  float acc = 0.f;
+#pragma unroll 4
+  for (int i = threadIdx.x; i < k4; i += kF32Warps * 32) {
+    const float4 wv = w[i], xv = x[i];
+    acc += wv.x * xv.x + wv.y * xv.y + wv.z * xv.z + wv.w * xv.w;
+  }
+  acc = warp_sum(acc);
+  __shared__ float part[kF32Warps];
+  if (lane == 0) part[warp] = acc;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float s = 0.f;
+    for (int i = 0; i < kF32Warps; ++i) s += part[i];
+    a.y[n] = s + (a.bias ? a.bias[n] : 0.f);
+  }
+}
+
 }  // namespace
+
+bool launch_gemv_f32(const MmArgs& a, cudaStream_t s) {
+  if (a.w.dtype != DType::F32 || a.w2.data || a.ex || a.K % 4 != 0 || a.w.row_bytes % 16 != 0 ||
+      reinterpret_cast<uintptr_t>(a.x) % 16 != 0 || reinterpret_cast<uintptr_t>(a.w.data) % 16 != 0)
+    return false;
+  if (a.N > 0) gemv_f32_kernel<<<unsigned(a.N), kF32Warps * 32, 0, s>>>(a);
+  return true;
+}
 
 void launch_gemv(DType dt, const MmArgs& args, unsigned tiles, cudaStream_t s) {
   // The most features per warp that still gives about 4 blocks per SM of an

@@ -1,10 +1,13 @@
-// One session's layer states on the device: keys and values of every
-// attention layer in pages of `block_tokens` positions (each page holds
-// those positions for every layer, as the CPU cache does), allocated as the
+// One session's positional layer states on the device: keys and values of
+// every attention layer (an MLA layer's latent + RoPE row as its key, no
+// value) in pages of `block_tokens` positions (each page holds those
+// positions for every layer, as the CPU cache does), allocated as the
 // conversation grows and charged to the engine's StateBudget. The kernels
-// find a position through a device table of page pointers.
+// find a position through a device table of page pointers. Recurrent
+// layers take no room here (recurrent_state.h).
 #pragma once
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "backend/state_budget.h"
@@ -34,6 +37,12 @@ class DevKvCache {
   size_t states() const { return kw_.size(); }
   uint64_t bytes() const { return uint64_t(pages_.size()) * page_bytes(); }
   void clear();
+  // Saved sessions: positions [0, n) of every state, state by state, keys
+  // then values of each position, f32 (the CPU cache's layout, so the bytes
+  // mean the same on either backend). copy_in checks the size and reserves
+  // first, so a refusal changes nothing.
+  void copy_out(int n, std::vector<uint8_t>& out) const;
+  void copy_in(int n, std::span<const uint8_t> in);
 
  private:
   uint64_t page_bytes() const { return page_floats_ * sizeof(float); }

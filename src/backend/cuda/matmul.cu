@@ -1,6 +1,7 @@
 #include "backend/cuda/matmul.h"
 
 #include "backend/cuda/formats.cuh"
+#include "backend/cuda/gemv_q8.h"
 #include "backend/cuda/matmul_internal.cuh"
 
 namespace moeflux::cuda {
@@ -124,6 +125,15 @@ void launch(DType dt, const MmArgs& a, dim3 grid, cudaStream_t s) {
   }
 }
 
+// F32 matrices up to this many rows (routers, small projections) take the
+// block-per-row GEMV; larger ones fill the GPU with the warp-per-row one.
+constexpr int64_t kGemvF32MaxRows = 4096;
+
+// The int8-activation GEMV applies: asked for, a format it reads, x rows 16-byte aligned.
+bool use_q8(bool int8_x, DType dt, const MmArgs& a) {
+  return int8_x && gemv_q8_supports(dt, a.K) && reinterpret_cast<uintptr_t>(a.x) % 16 == 0 && a.ldx % 4 == 0;
+}
+
 MmArgs base_args(const float* x, int64_t ldx, float* y, int64_t ldy, int T, int N, int K) {
   MmArgs a{};
   a.x = x;
@@ -150,34 +160,64 @@ bool matmul_supports(DType dt) {
 }
 
 void matmul(const DevMat& W, const float* x, int64_t ldx, int T, float* y, int64_t ldy, const float* bias,
-            cudaStream_t s) {
+            cudaStream_t s, bool int8_x) {
   MmArgs a = base_args(x, ldx, y, ldy, T, int(W.rows), int(W.cols));
   a.w = W;
   a.bias = bias;
+  if (T == 1 && use_q8(int8_x, W.dtype, a)) return launch_gemv_q8(W.dtype, a, 1, s);
+  if (T == 1 && W.rows <= kGemvF32MaxRows && launch_gemv_f32(a, s)) return;
   if (T == 1 && W.cols <= kGemvMaxK) return launch_gemv(W.dtype, a, 1, s);
   launch(W.dtype, a, dim3(unsigned((W.rows + kTileFeatures - 1) / kTileFeatures), unsigned((T + kMoeTile - 1) / kMoeTile)), s);
 }
 
 void matmul_swiglu(const DevMat& Wg, const DevMat& Wu, const float* x, int64_t ldx, int T, float* y, int64_t ldy,
-                   cudaStream_t s) {
+                   cudaStream_t s, bool int8_x) {
   MmArgs a = base_args(x, ldx, y, ldy, T, int(Wg.rows), int(Wg.cols));
   a.w = Wg;
   a.w2 = Wu;
+  if (T == 1 && use_q8(int8_x, Wg.dtype, a)) return launch_gemv_q8(Wg.dtype, a, 1, s);
   if (T == 1 && Wg.cols <= kGemvMaxK) return launch_gemv(Wg.dtype, a, 1, s);
   launch(Wg.dtype, a, dim3(unsigned((Wg.rows + kTileFeatures - 1) / kTileFeatures), unsigned((T + kMoeTile - 1) / kMoeTile)), s);
 }
 
 void matmul_grouped(DType dt, const DevMat* experts, const DevMat* experts2, const MoeTile* tiles, const int* ntiles,
                     int max_tiles, bool one_row_tiles, const float* x, int64_t ldx, const int* x_rows, float* y,
-                    int64_t ldy, int N, int K, cudaStream_t s) {
+                    int64_t ldy, int N, int K, cudaStream_t s, bool int8_x) {
   MmArgs a = base_args(x, ldx, y, ldy, 0, N, K);
   a.ex = experts;
   a.ex2 = experts2;
   a.tiles = tiles;
   a.ntiles = ntiles;
   a.x_rows = x_rows;
+  if (one_row_tiles && use_q8(int8_x, dt, a)) return launch_gemv_q8(dt, a, unsigned(max_tiles), s);
   if (one_row_tiles && K <= kGemvMaxK) return launch_gemv(dt, a, unsigned(max_tiles), s);
   launch(dt, a, dim3(unsigned((N + kTileFeatures - 1) / kTileFeatures), unsigned(max_tiles)), s);
+}
+
+bool moe_down_combine(DType dt, const DevMat* experts, const MoeTile* tiles, int k, const float* x, int64_t ldx,
+                      const float* w, const float* shared, const float* shared_gate, float* out, int N, int K,
+                      cudaStream_t s) {
+  MmArgs a = base_args(x, ldx, out, N, 1, N, K);
+  a.ex = experts;
+  a.tiles = tiles;
+  if (!down_combine_supports(dt, K, k) || reinterpret_cast<uintptr_t>(x) % 16 != 0 || ldx % 4 != 0) return false;
+  launch_down_combine(dt, a, k, w, shared, shared_gate, s);
+  return true;
+}
+
+bool matmul_q8_multi(int count, const DevMat* const* W, const float* const* bias, const float* x, float* const* y,
+                     cudaStream_t s) {
+  if (count < 1 || count > kMaxMulti || reinterpret_cast<uintptr_t>(x) % 16 != 0) return false;
+  Q8Multi m{};
+  m.count = count;
+  for (int j = 0; j < count; ++j) {
+    if (W[j]->cols != W[0]->cols || !gemv_q8_supports(W[j]->dtype, int(W[j]->cols))) return false;
+    m.w[j] = *W[j];
+    m.y[j] = y[j];
+    m.bias[j] = bias[j];
+  }
+  launch_gemv_q8_multi(m, x, int(W[0]->cols), s);
+  return true;
 }
 
 }  // namespace moeflux::cuda

@@ -52,6 +52,9 @@ __device__ __forceinline__ void accumulate(const float* xs, const float v[32], f
 
 // The decode kernel for one row of x per launch (tiles = 1) or per MoE tile.
 void launch_gemv(DType dt, const MmArgs& a, unsigned tiles, cudaStream_t s);
+// An F32 matrix times one row of x, a block per feature; false (nothing
+// launched) for other formats, the SwiGLU pair, MoE tiles or unaligned rows.
+bool launch_gemv_f32(const MmArgs& a, cudaStream_t s);
 // K up to which launch_gemv applies (the padded x row fits in shared memory).
 constexpr int kGemvMaxK = (48 * 1024 / (kStride * 4)) * 32;
 

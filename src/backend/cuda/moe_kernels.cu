@@ -48,15 +48,18 @@ __device__ void warp_top_k(float* score, int E, int k, int* out) {
 }
 
 // One warp per token. Shared: scores [E], a working copy [E], ids [k].
-__global__ void route_kernel(RouterSpec spec, const float* logits, int E, int k, const float* correction, int32_t* ids,
-                             float* weights) {
-  extern __shared__ float sh[];
+// With `tiles` set (one token), the grouping too: choice j is gathered row
+// j and tile j, in routing order, so no grouping kernel runs.
+// The body, for token t, run by one warp with sh = 2E + k floats of shared memory.
+__device__ void route_token(RouterSpec spec, const float* logits, int E, int k, const float* correction, int32_t* ids,
+                            float* weights, int* row_token, int* row_of, MoeTile* tiles, int* ntiles, int t,
+                            float* sh) {
   float* score = sh;
   float* work = sh + E;
   int* top = reinterpret_cast<int*>(sh + 2 * E);
-  const int t = blockIdx.x, lane = threadIdx.x;
+  const int lane = threadIdx.x & 31;
   const float* row = logits + int64_t(t) * E;
-  for (int e = lane; e < E; e += 32) score[e] = row[e];
+  for (int e = lane; e < E; e += 32) score[e] = __ldcg(row + e);  // L2: another block may have written it
   __syncwarp();
   if (spec.scoring == RouterScoring::Softmax) {
     float m = -INFINITY;
@@ -133,7 +136,60 @@ __global__ void route_kernel(RouterSpec spec, const float* logits, int E, int k,
     }
     if (spec.scaling != 1.0f)
       for (int j = 0; j < k; ++j) ow[j] *= spec.scaling;
+    if (tiles) {
+      for (int j = 0; j < k; ++j) {
+        row_token[j] = 0;
+        row_of[j] = j;
+        tiles[j] = MoeTile{top[j], j, 1};
+      }
+      *ntiles = k;
+    }
   }
+}
+
+__global__ void route_kernel(RouterSpec spec, const float* logits, int E, int k, const float* correction, int32_t* ids,
+                             float* weights, int* row_token, int* row_of, MoeTile* tiles, int* ntiles) {
+  extern __shared__ float sh[];
+  route_token(spec, logits, E, k, correction, ids, weights, row_token, row_of, tiles, ntiles, int(blockIdx.x), sh);
+}
+
+// One token: the router's f32 logits (a block per expert, its warps
+// splitting D) and, in the block that finishes last, the routing with the
+// tiles. `done` counts finished blocks; the last one resets it to 0.
+constexpr int kRouterWarps = 4;
+__global__ void __launch_bounds__(kRouterWarps * 32)
+    router_route_kernel(RouterSpec spec, const float* w, const float* bias, const float* x, int D, float* logits, int E,
+                        int k, const float* correction, int32_t* ids, float* weights, int* row_token, int* row_of,
+                        MoeTile* tiles, int* ntiles, unsigned* done) {
+  extern __shared__ float sh[];
+  __shared__ float part[kRouterWarps];
+  __shared__ bool last;
+  const int e = blockIdx.x, warp = threadIdx.x / 32, lane = threadIdx.x & 31;
+  const float4* w4 = reinterpret_cast<const float4*>(w + int64_t(e) * D);
+  const float4* x4 = reinterpret_cast<const float4*>(x);
+  float acc = 0.f;
+#pragma unroll 4
+  for (int i = threadIdx.x; i < D / 4; i += kRouterWarps * 32) {
+    const float4 a = w4[i], b = x4[i];
+    acc += a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+  if (lane == 0) part[warp] = acc;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float s = 0.f;
+    for (int i = 0; i < kRouterWarps; ++i) s += part[i];
+    logits[e] = s + (bias ? bias[e] : 0.f);
+    __threadfence();
+    const unsigned ticket = atomicAdd(done, 1u);
+    last = ticket == unsigned(E) - 1;
+    if (last) *done = 0;
+  }
+  __syncthreads();
+  if (!last || warp != 0) return;
+  __threadfence();
+  route_token(spec, logits, E, k, correction, ids, weights, row_token, row_of, tiles, ntiles, 0, sh);
 }
 
 // One block: counts per expert, then (thread 0) offsets and tiles, then
@@ -186,7 +242,27 @@ void route(const RouterSpec& spec, const float* logits, int T, int E, int k, con
            float* weights, cudaStream_t s) {
   if (T == 0) return;
   const size_t shmem = size_t(2 * E + k) * sizeof(float);
-  route_kernel<<<T, 32, shmem, s>>>(spec, logits, E, k, correction, ids, weights);
+  route_kernel<<<T, 32, shmem, s>>>(spec, logits, E, k, correction, ids, weights, nullptr, nullptr, nullptr, nullptr);
+}
+
+bool router_route_one_token(const RouterSpec& spec, const DevMat& router, const float* bias, const float* x,
+                            float* logits, int E, int k, const float* correction, int32_t* ids, float* weights,
+                            int* row_token, int* row_of, MoeTile* tiles, int* ntiles, unsigned* done, cudaStream_t s) {
+  const int D = int(router.cols);
+  if (router.dtype != DType::F32 || router.rows != E || D % 4 != 0 || reinterpret_cast<uintptr_t>(x) % 16 != 0 ||
+      reinterpret_cast<uintptr_t>(router.data) % 16 != 0)
+    return false;
+  const size_t shmem = size_t(2 * E + k) * sizeof(float);
+  router_route_kernel<<<E, kRouterWarps * 32, shmem, s>>>(spec, reinterpret_cast<const float*>(router.data), bias, x, D,
+                                                          logits, E, k, correction, ids, weights, row_token, row_of,
+                                                          tiles, ntiles, done);
+  return true;
+}
+
+void route_one_token(const RouterSpec& spec, const float* logits, int E, int k, const float* correction, int32_t* ids,
+                     float* weights, int* row_token, int* row_of, MoeTile* tiles, int* ntiles, cudaStream_t s) {
+  const size_t shmem = size_t(2 * E + k) * sizeof(float);
+  route_kernel<<<1, 32, shmem, s>>>(spec, logits, E, k, correction, ids, weights, row_token, row_of, tiles, ntiles);
 }
 
 int max_moe_tiles(int T, int E, int k) {

@@ -20,6 +20,20 @@ inline constexpr int kMaxRouterExperts = 1024;
 void route(const RouterSpec& spec, const float* logits, int T, int E, int k, const float* correction, int32_t* ids,
            float* weights, cudaStream_t s);
 
+// route() and group_rows() for one token (decode) in one launch: choice j
+// is gathered row j and tile j (routing order, not expert order).
+void route_one_token(const RouterSpec& spec, const float* logits, int E, int k, const float* correction, int32_t* ids,
+                     float* weights, int* row_token, int* row_of, MoeTile* tiles, int* ntiles, cudaStream_t s);
+
+// One token's router product (f32 router weights [E, D]) and
+// route_one_token in one launch: a block per expert, the last block to
+// finish routes. `done` is a device counter, zero before the call (it is
+// left zero). False, launching nothing, for other router formats or
+// unaligned rows.
+bool router_route_one_token(const RouterSpec& spec, const DevMat& router, const float* bias, const float* x,
+                            float* logits, int E, int k, const float* correction, int32_t* ids, float* weights,
+                            int* row_token, int* row_of, MoeTile* tiles, int* ntiles, unsigned* done, cudaStream_t s);
+
 // The most tiles grouping T*k rows over E experts can give (the grid size
 // of the grouped products).
 int max_moe_tiles(int T, int E, int k);

@@ -49,7 +49,7 @@ __global__ void embed_kernel(DevMat table, const int32_t* tokens, int T, float* 
 constexpr int kNormThreads = 256;
 template <bool kBlock>
 __global__ void rms_norm_kernel(const float* x, int groups, int group, const float* w, int64_t wn, float eps,
-                                int width, float* y) {
+                                int width, float w_off, float* y) {
   const int g = kBlock ? int(blockIdx.x) : int(blockIdx.x) * (blockDim.x / 32) + int(threadIdx.x / 32);
   const int lane = threadIdx.x & 31;
   if (g >= groups) return;
@@ -69,24 +69,39 @@ __global__ void rms_norm_kernel(const float* x, int groups, int group, const flo
     for (int i = 0; i < kNormThreads / 32; ++i) ss += part[i];
   }
   const float inv = 1.0f / sqrtf(ss / float(group) + eps);
-  for (int i = tid; i < group; i += nt) y[base + i] = w[(g0 + i) % wn] * (x[base + i] * inv);
+  for (int i = tid; i < group; i += nt) y[base + i] = (w[(g0 + i) % wn] + w_off) * (x[base + i] * inv);
 }
 
-// One thread per rotated pair.
-__global__ void rope_kernel(float* x, int T, int width, int head_dim, int half, float theta, bool interleaved,
-                            const int32_t* positions) {
+// One thread per rotated pair. The rotated dims start at `offset` of each
+// head; YaRN blends each frequency between its interpolated and
+// extrapolated values and scales cos and sin (graph/ir.h: RopeYarn).
+__global__ void rope_kernel(float* x, int T, int width, int head_dim, int half, int offset, float theta,
+                            bool interleaved, RopeYarn yarn, const int32_t* positions) {
   const int heads = width / head_dim;
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= int64_t(T) * heads * half) return;
   const int p = int(i % half);
   const int h = int((i / half) % heads);
   const int t = int(i / (int64_t(half) * heads));
-  // As transformers computes it: f32 inverse frequency, f32 angle.
-  const float inv_freq = 1.0f / powf(theta, float(2 * p) / float(2 * half));
+  // As transformers computes it: f32 inverse frequency (and YaRN's blend,
+  // in its order), f32 angle.
+  const float pos_freq = powf(theta, float(2 * p) / float(2 * half));
+  float inv_freq = 1.0f / pos_freq;
+  if (yarn.factor != 1.0f) {
+    const float interpolated = 1.0f / (yarn.factor * pos_freq);
+    const float high = yarn.high == yarn.low ? yarn.high + 0.001f : yarn.high;
+    const float ramp = fminf(fmaxf((float(p) - yarn.low) / (high - yarn.low), 0.0f), 1.0f);
+    const float extra = 1.0f - ramp;
+    inv_freq = interpolated * (1.0f - extra) + inv_freq * extra;
+  }
   const float ang = float(positions[t]) * inv_freq;
   float sn, cs;
   sincosf(ang, &sn, &cs);
-  float* v = x + int64_t(t) * width + int64_t(h) * head_dim;
+  if (yarn.attention_factor != 1.0f) {
+    sn *= yarn.attention_factor;
+    cs *= yarn.attention_factor;
+  }
+  float* v = x + int64_t(t) * width + int64_t(h) * head_dim + offset;
   const int ia = interleaved ? 2 * p : p, ib = interleaved ? 2 * p + 1 : p + half;
   const float a = v[ia], b = v[ib];
   v[ia] = a * cs - b * sn;
@@ -118,20 +133,21 @@ void embed(const DevMat& table, const int32_t* tokens, int T, float* y, cudaStre
 }
 
 void rms_norm(const float* x, int T, int width, int group, const float* weight, int64_t wn, float eps, float* y,
-              cudaStream_t s) {
+              cudaStream_t s, float weight_offset) {
   const int groups = T * (width / group);
   if (groups == 0) return;
   if (group > 256)
-    rms_norm_kernel<true><<<groups, kNormThreads, 0, s>>>(x, groups, group, weight, wn, eps, width, y);
+    rms_norm_kernel<true><<<groups, kNormThreads, 0, s>>>(x, groups, group, weight, wn, eps, width, weight_offset, y);
   else
-    rms_norm_kernel<false><<<blocks_for(groups, 4), 128, 0, s>>>(x, groups, group, weight, wn, eps, width, y);
+    rms_norm_kernel<false><<<blocks_for(groups, 4), 128, 0, s>>>(x, groups, group, weight, wn, eps, width, weight_offset, y);
 }
 
 void rope(float* x, int T, int width, const RopeParams& p, const int32_t* positions, cudaStream_t s) {
   const int half = p.rot_dims / 2;
   const int64_t n = int64_t(T) * (width / p.head_dim) * half;
   if (n == 0) return;
-  rope_kernel<<<blocks_for(n, 256), 256, 0, s>>>(x, T, width, p.head_dim, half, p.theta, p.interleaved, positions);
+  rope_kernel<<<blocks_for(n, 256), 256, 0, s>>>(x, T, width, p.head_dim, half, p.offset, p.theta, p.interleaved, p.yarn,
+                                                    positions);
 }
 
 void clamp(float* x, int64_t n, float limit, cudaStream_t s) {

@@ -13,9 +13,10 @@ namespace moeflux::cuda {
 // y[t] = row tokens[t] of `table` (any weight format), as f32. Token ids
 // were checked against the table on the host.
 void embed(const DevMat& table, const int32_t* tokens, int T, float* y, cudaStream_t s);
-// Each run of `group` elements of the [T, width] rows scaled to unit RMS, then by weight[i % wn] (f32).
+// Each run of `group` elements of the [T, width] rows scaled to unit RMS,
+// then by weight[i % wn] + weight_offset (f32; 1 for zero-centred weights).
 void rms_norm(const float* x, int T, int width, int group, const float* weight, int64_t wn, float eps, float* y,
-              cudaStream_t s);
+              cudaStream_t s, float weight_offset = 0.f);
 // RoPE in place on [T, width] rows at positions[t] (graph/ir.h: RopeParams).
 void rope(float* x, int T, int width, const RopeParams& p, const int32_t* positions, cudaStream_t s);
 void clamp(float* x, int64_t n, float limit, cudaStream_t s);
