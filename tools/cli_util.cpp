@@ -86,6 +86,9 @@ void ModelArgs::add_to(CLI::App* cmd) {
   cmd->add_option("--expert-ram", expert_ram,
                   "host RAM for routed experts: 8G, 512M, 25% (of expert bytes) or auto; "
                   "the rest is streamed from storage (default: all memory-mapped)");
+  cmd->add_option("--expert-vram", expert_vram,
+                  "--device cuda: GPU memory for a slot cache of routed experts: 20G, 512M or 25% (of expert "
+                  "bytes), above the host tier (--expert-ram, pinned) and storage (default: every expert resident)");
   cmd->add_option("--io", io, "how experts are read: direct (io_uring+O_DIRECT), pread, buffered, mmap");
   cmd->add_option("--io-qd", io_queue_depth, "reads in flight")->check(int_range(1, 4096));
   cmd->add_option("--cache", cache, "expert cache policy: lru or lfu (frequency with aging)");
@@ -107,6 +110,7 @@ EngineOptions ModelArgs::options() const {
   EngineOptions o;
   o.threads = threads;
   o.expert_ram_text = expert_ram;  // resolved by Engine::load, which opens the model anyway
+  o.expert_vram_text = expert_vram;
   o.io = io;
   o.io_queue_depth = io_queue_depth;
   o.cache_policy = cache;
@@ -157,9 +161,15 @@ std::shared_ptr<Engine> ModelArgs::load() const {
 }
 
 std::string expert_stats_line(const Engine& engine, int tokens) {
-  if (engine.options().expert_ram == 0) return "";
   const ExpertStats s = engine.expert_stats();
-  return fmt::format(
+  std::string vram;
+  if (s.vram_slots > 0)
+    vram = fmt::format("[vram: {} slots, hit rate {:.1f}% ({} hits, {} misses, {} evictions), copied {} in {:.1f} ms "
+                       "({:.1f} GB/s)]",
+                       s.vram_slots, 100 * s.vram_hit_rate(), s.vram_hits, s.vram_misses, s.vram_evictions,
+                       human_bytes(s.bytes_h2d), 1e3 * s.h2d_s, s.h2d_gbs());
+  if (engine.options().expert_ram == 0) return vram;
+  return vram + (vram.empty() ? "" : " ") + fmt::format(
       "[experts: hit rate {:.1f}% ({} hits, {} prefetch hits, {} misses), read {} , stall {:.1f} ms/token, "
       "prefetch precision {:.0f}% recall {:.0f}%]",
       100 * s.hit_rate(), s.hits, s.prefetch_hits, s.misses, human_bytes(s.bytes_read),

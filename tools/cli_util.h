@@ -37,6 +37,7 @@ struct ModelArgs {
   std::string path;
   int threads = 0;
   std::string expert_ram;  // empty: all experts memory-mapped
+  std::string expert_vram;  // empty: every expert resident on the GPU
   std::string io = "direct", cache = "lru", pin;
   int io_queue_depth = 32;
   bool prefetch = false, f32_activations = false;

@@ -18,6 +18,7 @@
 #include "runtime/engine_impl.h"
 #if MOEFLUX_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/link_probe.h"
 #endif
 
 #include <fstream>
@@ -368,6 +369,35 @@ nlohmann::ordered_json run_bench(const BenchArgs& a) {
     j["device_copy_bandwidth_gb_s"] = device_gbs;
     j["device_memory_floor_tok_s"] = device_gbs * 1e9 / active_bytes;
     j["decode_vs_device_floor"] = decode_tps / (device_gbs * 1e9 / active_bytes);
+    if (after.vram_slots > 0) {
+      // The device tier (--expert-vram): what crossed PCIe, and the floor
+      // the link sets, from the page-locked H2D bandwidth measured now.
+      const double n = a.decode_tokens;
+      const double h2d_gbs = cuda_h2d_bandwidth_gbs();
+      const uint64_t vh = after.vram_hits - before_decode.vram_hits, vm = after.vram_misses - before_decode.vram_misses;
+      const double h2d_per_token = double(after.bytes_h2d - before_decode.bytes_h2d) / n;
+      j["vram_slots"] = after.vram_slots;
+      j["vram_bytes"] = double(after.vram_slots) * double(impl.vram.plan.slot_bytes);
+      j["decode_vram_hits"] = vh;
+      j["decode_vram_misses"] = vm;
+      j["decode_vram_hit_rate"] = vh + vm ? double(vh) / double(vh + vm) : 0.0;
+      j["decode_vram_evictions"] = after.vram_evictions - before_decode.vram_evictions;
+      j["decode_h2d_bytes_per_token"] = h2d_per_token;
+      j["decode_h2d_link_ms_per_token"] = 1e3 * (after.h2d_s - before_decode.h2d_s) / n;
+      j["prefill_vram_misses"] = before_decode.vram_misses - before_prefill.vram_misses;
+      j["prefill_h2d_bytes"] = double(before_decode.bytes_h2d - before_prefill.bytes_h2d);
+      j["h2d_bandwidth_gb_s"] = h2d_gbs;
+      // The links overlap: a token takes at least the longest of its PCIe
+      // time, its device-memory time and (with a host tier below the
+      // model) its storage time.
+      double token_s = std::max(h2d_per_token / (h2d_gbs * 1e9), active_bytes / (device_gbs * 1e9));
+      j["pcie_floor_tok_s"] = h2d_per_token > 0 ? h2d_gbs * 1e9 / h2d_per_token : 0.0;
+      if (j.contains("storage_read_gb_s") && j["decode_missed_expert_bytes_per_token"].get<double>() > 0)
+        token_s = std::max(token_s, j["decode_missed_expert_bytes_per_token"].get<double>() /
+                                        (j["storage_read_gb_s"].get<double>() * 1e9));
+      j["link_floor_tok_s"] = 1.0 / token_s;
+      j["decode_vs_link_floor"] = decode_tps * token_s;
+    }
   }
 #endif
   return j;
@@ -388,6 +418,20 @@ void print_bench(const nlohmann::ordered_json& j) {
     fmt::print("floor     {:8.2f} tok/s  device memory: {:.0f} GB/s measured copy bandwidth (read + write)\n",
                j["device_memory_floor_tok_s"].get<double>(), j["device_copy_bandwidth_gb_s"].get<double>());
     fmt::print("ratio     {:8.1f} %  of the device-memory floor\n", 100 * j["decode_vs_device_floor"].get<double>());
+  }
+  if (j.contains("vram_slots")) {
+    fmt::print("vram      {} slots ({}), decode hit rate {:.1f}% ({} hits, {} misses, {} evictions), {} per token "
+               "host -> device in {:.2f} ms of link time; prefill copied {}\n",
+               j["vram_slots"].get<uint64_t>(), human_bytes(uint64_t(j["vram_bytes"].get<double>())),
+               100 * j["decode_vram_hit_rate"].get<double>(), j["decode_vram_hits"].get<uint64_t>(),
+               j["decode_vram_misses"].get<uint64_t>(), j["decode_vram_evictions"].get<uint64_t>(),
+               human_bytes(uint64_t(j["decode_h2d_bytes_per_token"].get<double>())),
+               j["decode_h2d_link_ms_per_token"].get<double>(), human_bytes(uint64_t(j["prefill_h2d_bytes"].get<double>())));
+    fmt::print("floor     {:8.2f} tok/s  PCIe: {:.2f} GB/s host -> device (page-locked) measured now\n",
+               j["pcie_floor_tok_s"].get<double>(), j["h2d_bandwidth_gb_s"].get<double>());
+    fmt::print("floor     {:8.2f} tok/s  links: the slowest of PCIe, device memory{} (they overlap); decode at {:.1f}%\n",
+               j["link_floor_tok_s"].get<double>(), j.contains("storage_read_gb_s") ? " and storage" : "",
+               100 * j["decode_vs_link_floor"].get<double>());
   }
   fmt::print("peak RSS  {}\n", human_bytes(j["peak_rss_bytes"].get<uint64_t>()));
   fmt::print("experts   {}\n", j["experts"].get<std::string>());

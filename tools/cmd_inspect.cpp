@@ -2,6 +2,7 @@
 // anything is computed.
 #include <fmt/format.h>
 
+#include <functional>
 #include <map>
 
 #include "cli_util.h"
@@ -62,7 +63,7 @@ void print_expert_plan(Engine& engine, const ModelArgs& args) {
 #if MOEFLUX_HAVE_CUDA
 // The GPU memory plan of --device cuda: everything resident, so weights,
 // a step's activations and the MoE op's scratch, and what is left for KV.
-void print_gpu_plan(Engine& engine) {
+void print_gpu_plan(Engine& engine, const ModelArgs& args) {
   const ModelSpec& s = engine.spec();
   const CudaDeviceInfo gpu = cuda_device_info();
   const int T = engine.options().max_micro_batch;
@@ -75,25 +76,72 @@ void print_gpu_plan(Engine& engine) {
                                 uint64_t(T) * uint64_t(2 * s.shared_ffn + s.hidden + 1));
   uint64_t kv_per_token = 0;
   for (const StateDesc& st : engine.impl().states) kv_per_token += st.bytes_per_position();
-  const uint64_t fixed = dense + experts + planned + scratch;
+  // The three tiers of routed experts: VRAM slots, the host tier, storage.
+  uint64_t on_gpu = experts;
+  std::string tiers;
+  std::function<void()> refuse;
+  if (!args.expert_vram.empty()) {
+    Engine::Impl& m = engine.impl();
+    if (args.expert_vram == "auto")
+      fail("--expert-vram auto is not supported: give a size (20G) or a share of the expert bytes (25%)");
+    const uint64_t budget = expert_budget_for(args.expert_vram, s);
+    const ExpertIndex index(s, *m.arch, *m.files);
+    const size_t pinned = args.options().pinned_experts.size();
+    const VramPlan vp = plan_vram(index, s, budget, pinned);
+    const size_t slots = std::min(vp.slots, vp.experts);
+    on_gpu = vp.all_resident ? experts : uint64_t(slots) * vp.slot_bytes;
+    tiers += fmt::format("  vram tier    --expert-vram {} = {}: ", args.expert_vram, human_bytes(budget));
+    if (vp.all_resident) {
+      tiers += fmt::format("holds every routed expert ({}): no tiering, decode as a CUDA graph\n", human_bytes(experts));
+    } else {
+      tiers += fmt::format("{} slots of {} = {} of {} routed experts ({:.1f}%), policy {}; minimum {} ({} slots: "
+                           "one token's top-{}{})\n",
+                           slots, human_bytes(vp.slot_bytes), slots, vp.experts, 100.0 * double(slots) / double(vp.experts),
+                           args.cache, human_bytes(vp.min_budget), vp.min_budget / std::max<uint64_t>(1, vp.slot_bytes),
+                           s.top_k, pinned ? fmt::format(" + {} pinned", pinned) : std::string());
+      if (!args.expert_ram.empty()) {
+        const uint64_t ram = expert_budget_for(args.expert_ram, s);
+        const StorePlan hp = plan_store(index, s, ram, pinned);
+        const size_t hslots = std::min(hp.slots, vp.experts);
+        tiers += fmt::format("  host tier    --expert-ram {}: {} slots ({} of the experts), page-locked for DMA; "
+                             "copies overlap compute\n",
+                             args.expert_ram, hslots, human_bytes(uint64_t(hslots) * hp.slot_bytes));
+        tiers += fmt::format("  storage      {} experts read on demand with --io {}\n", vp.experts - hslots, args.io);
+      } else {
+        tiers += fmt::format("  host tier    every expert memory-mapped (pageable: copies are staged by the driver "
+                             "and do not overlap; give --expert-ram for a page-locked host tier)\n");
+      }
+      tiers += fmt::format("  expected     VRAM miss rate {:.1f}% under uniform routing; a miss moves {} over PCIe\n",
+                           100.0 * (1.0 - double(slots) / double(vp.experts)), human_bytes(s.expert_bytes()));
+    }
+    refuse = [vp, budget, top_k = s.top_k, pinned] { check_vram_plan(vp, budget, top_k, pinned); };  // after the plan is printed
+  }
+  const uint64_t fixed = dense + on_gpu + planned + scratch;
   fmt::print("gpu plan       {}: {} total, {} free\n", gpu.name, human_bytes(gpu.total_bytes), human_bytes(gpu.free_bytes));
   fmt::print("  dense        {} resident in their stored formats\n", human_bytes(dense));
-  fmt::print("  experts      {} (every routed expert resident)\n", human_bytes(experts));
+  if (tiers.empty())
+    fmt::print("  experts      {} (every routed expert resident; --expert-vram keeps only part of them)\n",
+               human_bytes(experts));
+  else
+    fmt::print("{}", tiers);
   fmt::print("  activations  {} planned for a step of {} tokens + {} MoE scratch\n", human_bytes(planned), T,
              human_bytes(scratch));
   fmt::print("  kv cache     {} per token, in pages of 256 positions\n", human_bytes(kv_per_token));
   if (fixed + (uint64_t(1) << 30) > gpu.free_bytes)
-    fmt::print("  total        {} before KV: does NOT fit in the {} free (the first step is refused); use --device cpu\n",
+    fmt::print("  total        {} before KV: does NOT fit in the {} free (the first step is refused); give "
+               "--expert-vram a smaller budget, or use --device cpu\n",
                human_bytes(fixed), human_bytes(gpu.free_bytes));
   else
     fmt::print("  total        {} before KV; the rest holds about {} tokens of context\n", human_bytes(fixed),
                (gpu.free_bytes - fixed - (uint64_t(1) << 30)) / std::max<uint64_t>(1, kv_per_token));
+  if (refuse) refuse();
 }
 #endif
 
 void run_inspect(const ModelArgs& args_in) {
   ModelArgs args = args_in;
   args.expert_ram.clear();  // inspect plans the store; it does not allocate it
+  args.expert_vram.clear();  // nor the GPU's expert slots
   auto engine = args.load();
   const ModelSpec& s = engine->spec();
   fmt::print("model          {}\n", args.path);
@@ -165,7 +213,7 @@ void run_inspect(const ModelArgs& args_in) {
   fmt::print("\n");
   if (!args_in.expert_ram.empty()) print_expert_plan(*engine, args_in);
 #if MOEFLUX_HAVE_CUDA
-  if (engine->backend_name() == "cuda") print_gpu_plan(*engine);
+  if (engine->backend_name() == "cuda") print_gpu_plan(*engine, args_in);
 #endif
 }
 

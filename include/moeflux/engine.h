@@ -31,6 +31,11 @@ struct EngineOptions {
   // The same as text ("8G", "512M", "25%" of the expert bytes, "auto"),
   // resolved at load against the model's stored sizes; overrides expert_ram.
   std::string expert_ram_text;
+  // --device cuda: bytes of GPU memory for a slot cache of routed experts
+  // ("20G", "25%" of the expert bytes, or plain bytes), above the host tier
+  // (expert_ram, pinned) and storage. Empty: every expert resident in VRAM
+  // (the model must fit). A budget that holds every expert is the same.
+  std::string expert_vram_text;
   std::string io = "direct";         // direct (io_uring + O_DIRECT) | pread | buffered | mmap
   int io_queue_depth = 32;
   std::string cache_policy = "lru";  // lru | lfu (frequency with aging)

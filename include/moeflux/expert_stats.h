@@ -15,6 +15,17 @@ struct ExpertStats {
   uint64_t bytes_read = 0;      // from storage, alignment padding included
   double read_wait_s = 0;       // time spent waiting for reads that compute did not hide (stall)
   uint64_t evictions = 0;
+  // The device tier (--expert-vram on CUDA); all zero without one.
+  uint64_t vram_slots = 0;      // experts the device tier holds at once
+  uint64_t vram_hits = 0;       // routed experts found in VRAM
+  uint64_t vram_misses = 0;     // routed experts copied host -> device
+  uint64_t vram_evictions = 0;
+  uint64_t bytes_h2d = 0;       // expert bytes copied host -> device
+  double h2d_s = 0;             // time the copy engine spent on them (link time)
+  double vram_hit_rate() const {
+    return vram_hits + vram_misses ? double(vram_hits) / double(vram_hits + vram_misses) : 0;
+  }
+  double h2d_gbs() const { return h2d_s > 0 ? double(bytes_h2d) / h2d_s / 1e9 : 0; }
   double prefetch_precision() const { return prefetch_issued ? double(prefetch_used) / double(prefetch_issued) : 0; }
   // Of the experts that were not resident from earlier use, the share a
   // prefetch had brought in.

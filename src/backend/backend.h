@@ -17,8 +17,10 @@
 #include <string>
 #include <vector>
 
+#include "experts/vram_slots.h"
 #include "graph/ir.h"
 #include "graph/planner.h"
+#include "moeflux/expert_stats.h"
 
 namespace moeflux {
 
@@ -76,6 +78,9 @@ class Backend {
   virtual std::unique_ptr<BackendSession> new_session(const std::vector<StateDesc>& states, int max_positions) = 0;
   // Waits until all work issued is done (a no-op where calls are synchronous).
   virtual void synchronize() = 0;
+  // Adds the counters of tiers the backend owns (a GPU's expert slots) to
+  // the expert source's.
+  virtual void add_tier_stats(ExpertStats& stats) const {}
 
   // Batched decode: one token for each of `sessions` (made by this backend
   // for the same states) in one pass of g (g.tokens == sessions.size(),
@@ -96,6 +101,8 @@ struct BackendContext {
   ExpertSource& experts;
   ThreadPool& pool;
   StateBudget& state_budget;
+  // The device tier of routed experts (--expert-vram); off: every expert resident.
+  VramTierOptions vram = {};
 };
 
 // "cpu" or "cuda" (when built with CUDA); throws naming the backends built

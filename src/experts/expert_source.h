@@ -97,6 +97,14 @@ class ExpertSource {
   virtual int max_acquire() const { return INT32_MAX; }
   virtual ExpertStats stats() const { return {}; }
   virtual std::string describe() const { return "all experts memory-mapped"; }
+  // The host memory the source reads experts into (the host tier's arena),
+  // for a GPU backend to page-lock (cudaHostRegister) so that copies from it
+  // run at the link's speed, asynchronously. Empty: nothing of its own.
+  struct HostRegion {
+    void* base = nullptr;
+    size_t bytes = 0;
+  };
+  virtual std::vector<HostRegion> host_regions() const { return {}; }
 
  protected:
   // Sizes `hold` for `experts` of `layer`, everything not ready.

@@ -84,6 +84,7 @@ class ExpertStore final : public ExpertSource {
   int max_acquire() const override { return int(max_acquire_); }
   ExpertStats stats() const override;
   std::string describe() const override;
+  std::vector<HostRegion> host_regions() const override { return {{arena_->slot(0), arena_->bytes()}}; }
 
   const ExpertIndex& index() const { return index_; }
   size_t slots() const { return arena_->slots(); }

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "experts/expert_store.h"
+#include "experts/vram_slots.h"
 #include "model/blocks.h"
 #include "model/gguf_model.h"
 #include "runtime/engine_impl.h"
@@ -38,12 +39,24 @@ std::shared_ptr<Engine> Engine::load(const std::string& model_path, const Engine
   m.scheduler = std::make_unique<StepScheduler>(options.threads);
   m.state_budget = std::make_unique<StateBudget>(options.state_budget);
   m.states = layer_states(m.spec);
+  if (!options.expert_vram_text.empty()) {
+    if (options.device == "cpu")
+      fail("--expert-vram {} is a GPU budget: it needs --device cuda (or auto on a machine with a GPU)",
+           options.expert_vram_text);
+    if (options.expert_vram_text == "auto")
+      fail("--expert-vram auto is not supported: give a size (20G) or a share of the expert bytes (25%)");
+    const uint64_t budget = expert_budget_for(options.expert_vram_text, m.spec);
+    const ExpertIndex index(m.spec, *m.arch, *m.files);
+    const VramPlan plan = plan_vram(index, m.spec, budget, options.pinned_experts.size());
+    check_vram_plan(plan, budget, m.spec.top_k, options.pinned_experts.size());
+    m.vram = vram_tier_options(plan, m.spec, options.cache_policy, options.pinned_experts);
+  }
   m.make_backend_for_experts();
   return e;
 }
 
 void Engine::Impl::make_backend_for_experts() {
-  backend = make_backend(backend_for_device(options.device), BackendContext{*experts, scheduler->pool(), *state_budget});
+  backend = make_backend(backend_for_device(options.device), BackendContext{*experts, scheduler->pool(), *state_budget, vram});
 }
 
 void Engine::Impl::replace_experts(std::unique_ptr<ExpertSource> source) {
@@ -53,7 +66,11 @@ void Engine::Impl::replace_experts(std::unique_ptr<ExpertSource> source) {
 }
 
 const ModelSpec& Engine::spec() const { return impl_->spec; }
-ExpertStats Engine::expert_stats() const { return impl_->experts->stats(); }
+ExpertStats Engine::expert_stats() const {
+  ExpertStats s = impl_->experts->stats();
+  if (impl_->backend) impl_->backend->add_tier_stats(s);
+  return s;
+}
 std::string Engine::expert_source() const { return impl_->experts->describe(); }
 const EngineOptions& Engine::options() const { return impl_->options; }
 std::string Engine::backend_name() const { return impl_->backend->name(); }

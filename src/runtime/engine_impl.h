@@ -33,6 +33,7 @@ struct Engine::Impl {
   std::unique_ptr<StateBudget> state_budget;
   std::unique_ptr<Backend> backend;
   std::vector<StateDesc> states;  // each layer's persistent state
+  VramTierOptions vram;           // --expert-vram, resolved at load
 
   // Swaps the expert source (tests: fault-injecting stores) and remakes the
   // backend, which holds a reference to it; no session may exist. Null

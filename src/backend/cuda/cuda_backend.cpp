@@ -1,6 +1,7 @@
 #include "backend/cuda/cuda_backend.h"
 
 #include <algorithm>
+#include <mutex>
 #include <cstdlib>
 #include <vector>
 
@@ -80,12 +81,24 @@ class CudaSession final : public BackendSession {
 
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(const BackendContext& ctx) : ctx_(ctx), weights_(ctx.experts) {}
+  explicit CudaBackend(const BackendContext& ctx) : ctx_(ctx), weights_(ctx.experts, ctx.vram) {}
   std::string name() const override { return "cuda"; }
   std::unique_ptr<BackendSession> new_session(const std::vector<StateDesc>& states, int max_positions) override {
     return std::make_unique<CudaSession>(weights_, ctx_, states, max_positions);
   }
   void synchronize() override { check(cudaDeviceSynchronize(), "synchronizing the device"); }
+  void add_tier_stats(ExpertStats& s) const override {
+    ExpertVram* v = weights_.vram();
+    if (!v) return;
+    std::lock_guard lk(v->mutex());
+    const ExpertStats& d = v->stats();
+    s.vram_slots += d.vram_slots;
+    s.vram_hits += d.vram_hits;
+    s.vram_misses += d.vram_misses;
+    s.vram_evictions += d.vram_evictions;
+    s.bytes_h2d += d.bytes_h2d;
+    s.h2d_s += d.h2d_s;
+  }
   const DeviceWeights& weights() const { return weights_; }
 
  private:

@@ -89,7 +89,12 @@ struct DeviceWeights::Pending {
   std::vector<std::pair<int, const MoeParams*>> layers;
 };
 
+DeviceWeights::DeviceWeights(ExpertSource& experts, const VramTierOptions& vram) : experts_(experts) {
+  if (vram.enabled) vram_ = std::make_unique<ExpertVram>(vram, experts);
+}
+
 DeviceWeights::~DeviceWeights() {
+  vram_.reset();
   for (void* p : blocks_) cudaFree(p);
 }
 
@@ -166,6 +171,35 @@ void DeviceWeights::prepare(const Graph& g) {
       experts_.release(layer, ids);
     }
   };
+  if (vram_) {
+    // The device tier: the layer's shapes and formats from its expert 0
+    // (the pipeline checks every other expert against them as it copies it).
+    for (auto& [layer, p] : todo.layers) {
+      const int32_t first = 0;
+      ExpertWeights x;
+      experts_.acquire(layer, std::span<const int32_t>(&first, 1), std::span<ExpertWeights>(&x, 1));
+      DevMoeLayer L;
+      try {
+        const std::string what = fmt::format("expert 0 of layer {}", layer);
+        check_mat(x.gate, what + " (gate)");
+        check_mat(x.up, what + " (up)");
+        check_mat(x.down, what + " (down)");
+        L.experts = p->experts;
+        L.ffn = int(x.gate.rows);
+        L.hidden = int(x.gate.cols);
+        L.gate_dtype = x.gate.dtype;
+        L.up_dtype = x.up.dtype;
+        L.down_dtype = x.down.dtype;
+        L.tiered = true;
+      } catch (...) {
+        experts_.release(layer, std::span<const int32_t>(&first, 1));
+        throw;
+      }
+      experts_.release(layer, std::span<const int32_t>(&first, 1));
+      moe_[layer] = L;
+    }
+    todo.layers.clear();
+  }
   for (auto& entry : todo.layers) {
     const int layer = entry.first;  // a plain variable: lambdas may capture it (clang refuses bindings)
     auto& p = entry.second;
@@ -198,11 +232,12 @@ void DeviceWeights::prepare(const Graph& g) {
   if (need + kHeadroom > free_b)
     fail_as(ErrorKind::Capacity,
             "CUDA: the model's weights need {} on the GPU ({} dense, {} routed experts) and {} of {} is free "
-            "(with {} kept for activations and KV); the CUDA backend keeps the whole model resident for now "
-            "(streaming experts from host memory is not implemented on CUDA yet): use --device cpu, or fewer layers",
+            "(with {} kept for activations and KV): give --expert-vram a budget (e.g. 25%) to keep only part of the "
+            "routed experts on the GPU and the rest in host RAM (--expert-ram) or on storage, or use --device cpu",
             human_bytes(need), human_bytes(dense), human_bytes(experts), human_bytes(free_b), human_bytes(total_b),
             human_bytes(kHeadroom));
 
+  if (need == 0) return;
   Arena a;
   a.size = need;
   check(cudaMalloc(&a.base, need), fmt::format("allocating {} of device memory for weights", human_bytes(need)));

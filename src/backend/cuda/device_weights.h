@@ -13,7 +13,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include <memory>
+
 #include "backend/cuda/dev_types.h"
+#include "backend/cuda/expert_vram.h"
 #include "experts/expert_source.h"
 #include "graph/ir.h"
 
@@ -24,11 +27,16 @@ struct DevMoeLayer {
   const DevMat *gate = nullptr, *up = nullptr, *down = nullptr;  // device arrays [experts]
   DType gate_dtype = DType::F32, up_dtype = DType::F32, down_dtype = DType::F32;
   uint64_t bytes = 0;
+  // The experts live in the device tier's slots (ExpertVram), not in the
+  // tables above (which are null): the MoE op goes through ExpertPipeline.
+  bool tiered = false;
 };
 
 class DeviceWeights {
  public:
-  explicit DeviceWeights(ExpertSource& experts) : experts_(experts) {}
+  // With vram.enabled, routed experts go to a device slot cache of that
+  // plan instead of being uploaded; dense weights stay resident.
+  DeviceWeights(ExpertSource& experts, const VramTierOptions& vram);
   ~DeviceWeights();
   DeviceWeights(const DeviceWeights&) = delete;
   DeviceWeights& operator=(const DeviceWeights&) = delete;
@@ -48,6 +56,9 @@ class DeviceWeights {
     std::lock_guard lk(mu_);
     return expert_bytes_;
   }
+  // The device tier, null when every expert is resident.
+  ExpertVram* vram() const { return vram_.get(); }
+  ExpertSource& experts() const { return experts_; }
 
  private:
   struct Pending;
@@ -56,6 +67,7 @@ class DeviceWeights {
   std::unordered_map<const TensorRef*, DevMat> mats_;
   std::unordered_map<const TensorRef*, const float*> vecs_;
   std::unordered_map<int, DevMoeLayer> moe_;
+  std::unique_ptr<ExpertVram> vram_;
   std::vector<void*> blocks_;  // device allocations, one per prepare() that uploaded
   uint64_t dense_bytes_ = 0, expert_bytes_ = 0;
 };

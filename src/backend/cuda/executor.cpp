@@ -107,6 +107,7 @@ CudaExecutor::CudaExecutor(DeviceWeights& weights) : weights_(weights) {
 }
 
 CudaExecutor::~CudaExecutor() {
+  pipeline_.reset();  // it queues on stream_
   for (auto& c : captured_) cudaGraphExecDestroy(c.exec);
   if (cublas_) cublasDestroy(cublas_);
   if (stream_) {
@@ -128,6 +129,19 @@ void CudaExecutor::sync(const char* what) {
 
 void CudaExecutor::run(const Graph& g, const BufferPlan& plan, std::span<const int32_t> tokens,
                        std::span<const int32_t> positions, DevKvCache& kv) {
+  try {
+    run_step(g, plan, tokens, positions, kv);
+  } catch (...) {
+    // A failed step (an I/O error, a failed copy) leaves no copy in flight
+    // and no host expert held: the next request runs as if it had not been.
+    if (pipeline_) pipeline_->abort();
+    throw;
+  }
+  if (pipeline_) pipeline_->settle();
+}
+
+void CudaExecutor::run_step(const Graph& g, const BufferPlan& plan, std::span<const int32_t> tokens,
+                            std::span<const int32_t> positions, DevKvCache& kv) {
   const int T = g.tokens;
   // Token ids are checked here, as the CPU embedding does, so a kernel never reads outside a table.
   for (const Op& op : g.ops)
@@ -147,7 +161,9 @@ void CudaExecutor::run(const Graph& g, const BufferPlan& plan, std::span<const i
   check(cudaMemcpyAsync(dt, tokens.data(), size_t(T) * 4, cudaMemcpyHostToDevice, stream_), "uploading token ids");
   check(cudaMemcpyAsync(dp, positions.data(), size_t(T) * 4, cudaMemcpyHostToDevice, stream_), "uploading positions");
   output_ = nullptr;
-  const bool graphable = graphs_ && T == 1 && !observer_ && !sync_each_op_;
+  // The tiered path reads the routing back on the host each MoE layer: not
+  // capturable; full residency replays a graph with no host round trip.
+  const bool graphable = graphs_ && T == 1 && !observer_ && !sync_each_op_ && !weights_.vram();
   const uint64_t key = graphable ? step_key(g, plan) : 0;
   if (graphable && run_captured(g, plan, key, kv)) {
     output_ = buf(g, plan, g.output.index);
@@ -525,7 +541,31 @@ void CudaExecutor::moe(const MoeParams& p, const float* x, int T, int D, float* 
   }
   // The routed experts: gate and up (with SwiGLU) over the gathered rows, then down.
   float* h = h_.need<float>(rows * F, "expert activations");
-  if (L.gate_dtype == L.up_dtype) {
+  if (L.tiered) {
+    // The device tier: gate/up and down per subset of experts as they land
+    // (expert_pipeline.h), then the plain combine below. The fused one-token
+    // down + combine reads every expert in one launch and is not used here.
+    if (!pipeline_) pipeline_ = std::make_unique<ExpertPipeline>(*weights_.vram(), weights_.experts(), stream_);
+    TieredMoeLayer t;
+    t.layer = p.layer;
+    t.experts = E;
+    t.ffn = F;
+    t.hidden = D;
+    t.gate_dtype = L.gate_dtype;
+    t.up_dtype = L.up_dtype;
+    t.down_dtype = L.down_dtype;
+    t.one_row_tiles = T == 1;
+    t.int8 = int8;
+    t.tiles = tiles;
+    t.ntiles = ntiles;
+    t.max_tiles = max_tiles;
+    t.x = x;
+    t.row_token = row_token;
+    t.h = h;
+    t.h2 = L.gate_dtype == L.up_dtype ? nullptr : h2_.need<float>(rows * F, "expert activations");
+    t.down = down_.need<float>(rows * D, "expert outputs");
+    pipeline_->run(t);
+  } else if (L.gate_dtype == L.up_dtype) {
     matmul_grouped(L.gate_dtype, L.gate, L.up, tiles, ntiles, max_tiles, T == 1, x, D, row_token, h, F, F, D, stream_,
                    int8);
   } else {
@@ -558,10 +598,13 @@ void CudaExecutor::moe(const MoeParams& p, const float* x, int T, int D, float* 
     }
   }
   // One token: the down projection and the weighted combine in one launch.
-  if (one && int8 && moe_down_combine(L.down_dtype, L.down, tiles, k, h, F, rw, so, sg, out, D, F, stream_)) return;
+  if (!L.tiered && one && int8 &&
+      moe_down_combine(L.down_dtype, L.down, tiles, k, h, F, rw, so, sg, out, D, F, stream_))
+    return;
   float* dn = down_.need<float>(rows * D, "expert outputs");
-  matmul_grouped(L.down_dtype, L.down, nullptr, tiles, ntiles, max_tiles, T == 1, h, F, nullptr, dn, D, D, F, stream_,
-                 int8);
+  if (!L.tiered)
+    matmul_grouped(L.down_dtype, L.down, nullptr, tiles, ntiles, max_tiles, T == 1, h, F, nullptr, dn, D, D, F, stream_,
+                   int8);
   moe_combine(dn, row_of, rw, T, k, D, so, sg, out, stream_);
 }
 

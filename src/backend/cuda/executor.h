@@ -12,7 +12,10 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include <memory>
+
 #include "backend/cuda/device_weights.h"
+#include "backend/cuda/expert_pipeline.h"
 #include "backend/cuda/kv_cache.h"
 #include "backend/cuda/recurrent_state.h"
 
@@ -105,6 +108,10 @@ class CudaExecutor {
   std::vector<float> host_out_;
   DevRecurrentStates* recurrent_ = nullptr;
   DeviceBuffer mla_q_lat_, mla_o_lat_;  // MLA scratch: the absorbed query and output latents
+  // The tiered MoE path (--expert-vram), made on first use.
+  std::unique_ptr<ExpertPipeline> pipeline_;
+  void run_step(const Graph& g, const BufferPlan& plan, std::span<const int32_t> tokens,
+                std::span<const int32_t> positions, DevKvCache& kv);
 };
 
 }  // namespace moeflux::cuda
