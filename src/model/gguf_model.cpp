@@ -9,6 +9,7 @@
 #include "format/safetensors.h"
 #include "model/arch.h"
 #include "model/gguf_arch.h"
+#include "model/gguf_layout.h"
 #include "model/mlx_model.h"
 #include "model/text_model_view.h"
 #include "model/tensor_check.h"
@@ -25,6 +26,12 @@ GgufModel::GgufModel(const std::string& path) : file_(path) {
   refs_.reserve(wanted.size());
   std::set<std::string, std::less<>> used;
   for (const ModelTensor& mt : wanted) {
+    // A tensor llama.cpp's converter transformed: rebuilt in memory.
+    if (GgufRecipe recipe; gguf_recipe(spec_, mt, recipe)) {
+      for (const std::string& n : recipe.sources) used.insert(n);
+      refs_.push_back(materialize_recipe(recipe, mt.name, mt.shape, file_, owned_.emplace_back()));
+      continue;
+    }
     const GgufLocation loc = gguf_location(spec_, mt);
     used.insert(loc.name);
     const GgufTensor* g = file_.find_tensor(loc.name);
@@ -61,7 +68,9 @@ GgufModel::GgufModel(const std::string& path) : file_(path) {
     refs_.push_back(std::move(r));
   }
   std::vector<std::string_view> names;
-  for (const GgufTensor& t : file_.tensors()) names.push_back(t.name);
+  const GgufLayout* layout = arch.gguf.layout;
+  for (const GgufTensor& t : file_.tensors())
+    if (!(layout && layout->ignored && layout->ignored(spec_, t.name))) names.push_back(t.name);
   check_no_unused_tensors(names, used, path);
   for (const TensorRef& r : refs_) index_.emplace(r.name, &r);
   measure_stored_bytes(spec_, *this);
