@@ -9,6 +9,7 @@
 #include "format/safetensors.h"
 #include "model/arch.h"
 #include "model/gguf_arch.h"
+#include "model/fp8_model.h"
 #include "model/gguf_layout.h"
 #include "model/mlx_model.h"
 #include "model/text_model_view.h"
@@ -96,6 +97,21 @@ OpenedModel open_model(const std::string& path) {
     m.spec = load_model_spec(path);
     auto files = std::make_unique<SafetensorsModel>(path);
     const ArchDef& arch = arch_def(m.spec.arch);
+    if (m.spec.fp8_block) {
+      // FP8 weights with their block scales, read as they are.
+      if (!arch.text_model_prefix.empty())
+        fail("{}: FP8 weights of the multimodal {}: not supported", path, m.spec.arch);
+      auto fp8 = std::make_unique<Fp8Model>(m.spec.fp8_block, std::move(files));
+      check_spec_against_checkpoint(m.spec, arch, *fp8, path);
+      std::set<std::string, std::less<>> used;
+      for (const ModelTensor& t : model_tensors(m.spec, arch)) used.insert(t.name);
+      std::vector<std::string_view> names;
+      for (auto& [n, _] : fp8->tensors()) names.push_back(n);
+      check_no_unused_tensors(names, used, path, {"model.", "lm_head."});
+      m.tensors = std::move(fp8);
+      measure_stored_bytes(m.spec, *m.tensors);
+      return m;
+    }
     // A multimodal checkpoint: its text model under the text-only names.
     std::unique_ptr<TextModelView> text;
     if (!arch.text_model_prefix.empty()) {

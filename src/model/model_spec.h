@@ -106,6 +106,9 @@ struct ModelSpec {
   // config.json "quantization" of an MLX checkpoint; which tensors are
   // quantized is read from the files (a module with `.scales` is).
   std::optional<MlxQuantConfig> mlx_quant;
+  // FP8 (e4m3) weights with square block scales of this size (quantization_config
+  // quant_method fp8, DeepSeek-V3's original checkpoints; model/fp8_model.h); 0: none.
+  int fp8_block = 0;
 
   // Stored bytes per parameter of the non-expert and routed-expert tensors,
   // measured from the files (quantized formats and mixes differ from any one
