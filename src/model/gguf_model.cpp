@@ -16,9 +16,14 @@
 #include "model/tensor_check.h"
 #include "model/tensor_list.h"
 
+#include <map>
 #include <set>
 
 namespace moeflux {
+
+namespace {
+constexpr std::string_view kMlxTextPrefix = "language_model.";
+}  // namespace
 
 GgufModel::GgufModel(const std::string& path) : file_(path) {
   spec_ = model_spec_from_gguf(file_.metadata(), file_.tensors());
@@ -114,10 +119,30 @@ OpenedModel open_model(const std::string& path) {
     }
     // A multimodal checkpoint: its text model under the text-only names.
     std::unique_ptr<TextModelView> text;
+    bool mlx_text = false;
     if (!arch.text_model_prefix.empty()) {
-      if (is_mlx_layout(m.spec, *files))
-        fail("{}: an MLX checkpoint of the multimodal {}: not supported yet", path, m.spec.arch);
-      text = std::make_unique<TextModelView>(std::move(files), arch.text_model_prefix, arch.skipped_prefixes);
+      mlx_text = is_mlx_layout(m.spec, *files);
+      if (mlx_text) {
+        // mlx-lm's layout of the multimodal checkpoint (its qwen3_5_moe
+        // sanitize): the text model under "language_model." (lm_head too),
+        // no vision tower or MTP weights, quantization overrides by those paths.
+        text = std::make_unique<TextModelView>(std::move(files), kMlxTextPrefix, arch.skipped_prefixes, "");
+        if (m.spec.mlx_quant) {
+          std::map<std::string, MlxQuantConfig::Override> local;
+          for (auto& [k, o] : m.spec.mlx_quant->overrides)
+            local[k.starts_with(kMlxTextPrefix) ? k.substr(kMlxTextPrefix.size()) : k] = o;
+          m.spec.mlx_quant->overrides = std::move(local);
+        }
+        // sanitize() stored the zero-centred norms as 1 + w when it moved
+        // conv1d to [C, K, 1]; those files scale by their weights as they are.
+        for (auto& [n, t] : text->tensors())
+          if (n.ends_with("linear_attn.conv1d.weight") && t->shape.size() == 3 && t->shape[2] == 1) {
+            m.spec.linear_attn.norm_weight_offset = 0.f;
+            break;
+          }
+      } else {
+        text = std::make_unique<TextModelView>(std::move(files), arch.text_model_prefix, arch.skipped_prefixes);
+      }
     }
     const TensorTable& table = text ? static_cast<const TensorTable&>(*text) : *files;
     // Before model_tensors() builds a name per layer and expert.
@@ -151,7 +176,9 @@ OpenedModel open_model(const std::string& path) {
              "MLX-quantized; remove the block",
              path, m.spec.mlx_quant->describe());
     }
-    if (text)
+    if (text && mlx_text)
+      m.tensors = std::make_unique<MlxModel>(m.spec, std::move(text));
+    else if (text)
       m.tensors = std::move(text);
     else if (is_mlx_layout(m.spec, *files))
       m.tensors = std::make_unique<MlxModel>(m.spec, std::move(files));

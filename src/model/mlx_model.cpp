@@ -116,13 +116,21 @@ class Resolver {
 
 }  // namespace
 
-MlxModel::MlxModel(const ModelSpec& s, std::unique_ptr<SafetensorsModel> files) : files_(std::move(files)) {
+MlxModel::MlxModel(const ModelSpec& s, std::unique_ptr<TensorTable> files) : files_(std::move(files)) {
   const ArchDef& arch = arch_def(s.arch);
   const Resolver resolve(s, *files_);
   for (const ModelTensor& t : model_tensors(s, arch)) {
     switch (t.kind) {
       case ParamKind::Norm:
-      case ParamKind::Bias: refs_.push_back(files_->get(t.name)); break;
+      case ParamKind::Bias: {
+        TensorRef r = files_->get(t.name);
+        r.name = t.name;  // a view's (TextModelView) refs carry the stored name        // mlx-lm's sanitize moves a depthwise conv1d weight [C, 1, K] to
+        // mlx's channels-last [C, K, 1] (Qwen3.5's DeltaNet): the same bytes.
+        if (t.shape.size() == 3 && t.shape[1] == 1 && r.shape == std::vector<int64_t>{t.shape[0], t.shape[2], 1})
+          r.shape = t.shape;
+        refs_.push_back(std::move(r));
+        break;
+      }
       case ParamKind::Embedding:
       case ParamKind::Linear:
       case ParamKind::Router: refs_.push_back(resolve.matrix(t.name, module_of(t.name), -1)); break;

@@ -30,12 +30,12 @@ namespace moeflux {
 
 class MlxModel final : public TensorTable {
  public:
-  MlxModel(const ModelSpec& spec, std::unique_ptr<SafetensorsModel> files);
+  MlxModel(const ModelSpec& spec, std::unique_ptr<TensorTable> files);
   std::string describe() const override { return files_->describe(); }
-  const SafetensorsModel& files() const { return *files_; }
+  const TensorTable& files() const { return *files_; }
 
  private:
-  std::unique_ptr<SafetensorsModel> files_;
+  std::unique_ptr<TensorTable> files_;
   std::deque<TensorRef> refs_;
 };
 
