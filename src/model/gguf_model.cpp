@@ -152,6 +152,12 @@ OpenedModel open_model(const std::string& path) {
     for (auto& [n, _] : table.tensors()) names.push_back(n);
     for (const ModelTensor& t : model_tensors(m.spec, arch)) {
       used.insert(t.name);
+      // mlx-lm's DeepSeek: kv_b_proj kept as its two absorbed-attention halves.
+      if (t.slot == TensorSlot::MlaKvB) {
+        const std::string base = t.name.substr(0, t.name.size() - std::string_view("kv_b_proj.weight").size());
+        for (const char* half : {"embed_q", "unembed_out"})
+          for (const char* part : {".weight", ".scales", ".biases"}) used.insert(base + half + part);
+      }
       // MLX: a quantized module's scales and biases go with its weight.
       const std::string_view w = ".weight";
       if (t.name.size() > w.size() && t.name.compare(t.name.size() - w.size(), w.size(), w) == 0) {

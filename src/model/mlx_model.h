@@ -22,6 +22,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "format/safetensors.h"
 #include "model/model_spec.h"
@@ -37,6 +38,7 @@ class MlxModel final : public TensorTable {
  private:
   std::unique_ptr<TensorTable> files_;
   std::deque<TensorRef> refs_;
+  std::deque<std::vector<uint8_t>> owned_;  // tensors rebuilt in memory (DeepSeek's kv_b_proj)
 };
 
 // True when the safetensors model needs the MLX view: config.json has MLX
