@@ -251,12 +251,23 @@ bool ignored(const ModelSpec& s, std::string_view name) {
   return n >= s.layers;
 }
 
+std::vector<std::string> incompatibilities(const ModelSpec& s) {
+  std::vector<std::string> w;
+  // llama_model_deepseek2::load_arch_hparams reads q_lora_rank unless the layer count is V2-Lite's.
+  if (s.mla.q_lora_rank == 0 && s.layers != 26 && s.layers != 27)
+    w.push_back(fmt::format("a direct q_proj (q_lora_rank null): llama.cpp's deepseek2 loader requires q_lora_rank "
+                            "for a {}-layer model (only 26 or 27 layers, DeepSeek-V2-Lite, may omit it)",
+                            s.layers));
+  return w;
+}
+
 }  // namespace
 
 extern const GgufLayout kGgufDeepseek2Layout{.add_metadata = add_metadata,
                                              .spec_from_gguf = spec_from_gguf,
                                              .tensor_name = tensor_name,
                                              .recipe = recipe,
-                                             .ignored = ignored};
+                                             .ignored = ignored,
+                                             .incompatibilities = incompatibilities};
 
 }  // namespace moeflux
