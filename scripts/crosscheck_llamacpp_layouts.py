@@ -24,13 +24,53 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "gguf_llamacpp"
 
 
+def qwen3_next_equal_head_dims(tmp: Path, llama_src: Path) -> Path:
+    """llama.cpp's qwen3next loader takes the value head dim equal to the key
+    head dim (ssm_d_state), which the committed fixture's 12 / 10 are not:
+    the same model shape with both 12, built and converted here."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+    from safetensors.torch import save_file
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from gen_gguf_llamacpp_fixtures import hf_logits, llama_convert
+
+    cfg = AutoConfig.from_pretrained(ROOT / "tests" / "fixtures" / "oracle" / "qwen3_next_f32")
+    cfg.mlp_only_layers = []
+    cfg.linear_value_head_dim = 12
+    torch.manual_seed(7)
+    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n.endswith("norm.weight"):
+                p.normal_(0.0, 0.1)  # zero-centred
+            elif n.endswith("A_log"):
+                p.uniform_(0.0, 2.0)
+            else:
+                p.normal_(0.0, 1.0 / p.shape[-1] ** 0.5)
+    hf = tmp / "qwen3_next_hd12"
+    model.save_pretrained(hf, safe_serialization=True)
+    out = tmp / "qwen3_next_hd12_gguf"
+    out.mkdir()
+    llama_convert(llama_src, hf, out / "model.gguf", ["--no-mtp"])
+    tokens = torch.tensor(load_file(str(FIXTURES / "qwen3_next" / "reference.safetensors"))["tokens.17"])
+    logits = hf_logits(hf, tokens)
+    from safetensors.torch import save_file as save_t
+    save_t({"tokens.17": tokens.contiguous(), "logits.17": logits.contiguous()}, str(out / "reference.safetensors"))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
+    ap.add_argument("--llama-src", type=Path, default=Path("/work/llama-src"))
     ap.add_argument("--out", type=Path, default=FIXTURES / "llamacpp_crosscheck.json")
     args = ap.parse_args()
     results = {}
-    for d in sorted(p for p in FIXTURES.iterdir() if p.is_dir()):
+    tmpdir = tempfile.TemporaryDirectory()
+    dirs = sorted(p for p in FIXTURES.iterdir() if p.is_dir())
+    dirs.append(qwen3_next_equal_head_dims(Path(tmpdir.name), args.llama_src))
+    for d in dirs:
         ref = load_file(str(d / "reference.safetensors"))
         tokens, want = ref["tokens.17"], ref["logits.17"]
         with tempfile.NamedTemporaryFile(suffix=".f32") as f:
