@@ -133,6 +133,15 @@ float positive_f32(const GgufMetadata& md, const std::string& k, std::optional<f
   return x;
 }
 
+bool block_at_or_past(std::string_view name, int layers) {
+  if (!name.starts_with("blk.")) return false;
+  int64_t n = 0;
+  size_t i = 4;
+  if (i >= name.size() || name[i] < '0' || name[i] > '9') return false;
+  for (; i < name.size() && name[i] >= '0' && name[i] <= '9' && n < (int64_t(1) << 40); ++i) n = n * 10 + (name[i] - '0');
+  return n >= layers;
+}
+
 void read_vocab_and_tokens(const GgufMetadata& md, const std::vector<GgufTensor>& tensors, ModelSpec& s) {
   const std::string& src = md.source();
   const GgufTensor* embd = nullptr;

@@ -242,14 +242,7 @@ bool recipe(const ModelSpec& s, const ModelTensor& t, GgufRecipe& out) {
   return true;
 }
 
-bool ignored(const ModelSpec& s, std::string_view name) {
-  if (!name.starts_with("blk.")) return false;
-  int64_t n = 0;
-  size_t i = 4;
-  if (i >= name.size() || name[i] < '0' || name[i] > '9') return false;
-  for (; i < name.size() && name[i] >= '0' && name[i] <= '9' && n < (int64_t(1) << 40); ++i) n = n * 10 + (name[i] - '0');
-  return n >= s.layers;
-}
+bool ignored(const ModelSpec& s, std::string_view name) { return block_at_or_past(name, s.layers); }
 
 std::vector<std::string> incompatibilities(const ModelSpec& s) {
   std::vector<std::string> w;

@@ -288,15 +288,7 @@ bool recipe(const ModelSpec& s, const ModelTensor& t, GgufRecipe& out) {
   }
 }
 
-bool ignored(const ModelSpec& s, std::string_view name) {
-  // Multi-token-prediction blocks: blk.N with N at or past the model's layers.
-  if (!name.starts_with("blk.")) return false;
-  int64_t n = 0;
-  size_t i = 4;
-  if (i >= name.size() || name[i] < '0' || name[i] > '9') return false;
-  for (; i < name.size() && name[i] >= '0' && name[i] <= '9'; ++i) n = n * 10 + (name[i] - '0');
-  return n >= s.layers;
-}
+bool ignored(const ModelSpec& s, std::string_view name) { return block_at_or_past(name, s.layers); }
 
 std::vector<std::string> incompatibilities(const ModelSpec& s) {
   std::vector<std::string> w;

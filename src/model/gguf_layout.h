@@ -45,6 +45,8 @@ int dim(const GgufMetadata& md, const std::string& k);                // require
 int opt_dim(const GgufMetadata& md, const std::string& k, int def);  // absent: def
 float positive_f32(const GgufMetadata& md, const std::string& k, std::optional<float> def, float max);
 void put_u32(GgufMetadata& md, std::string k, int64_t v);
+// True for a "blk.N." tensor with N >= layers (multi-token-prediction blocks).
+bool block_at_or_past(std::string_view name, int layers);
 // bos/eos from tokenizer.ggml.*_token_id, vocab from token_embd, tie from output.weight.
 void read_vocab_and_tokens(const GgufMetadata& md, const std::vector<GgufTensor>& tensors, ModelSpec& s);
 }  // namespace gguf_read
