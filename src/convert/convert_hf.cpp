@@ -14,6 +14,7 @@
 #include "model/arch.h"
 #include "model/gguf_arch.h"
 #include "model/tensor_check.h"
+#include "model/text_model_view.h"
 
 namespace moeflux {
 
@@ -24,7 +25,7 @@ namespace {
 // Rows straight from the memory-mapped safetensors, widened to f32.
 class SafetensorsSource final : public TensorSource {
  public:
-  explicit SafetensorsSource(const SafetensorsModel& m) : m_(m) {}
+  explicit SafetensorsSource(const TensorTable& m) : m_(m) {}
 
   void read_rows(const ModelTensor& t, int64_t r0, int64_t n, float* out, ThreadPool& pool) override {
     const TensorRef& ref = m_.get(t.name);
@@ -50,7 +51,7 @@ class SafetensorsSource final : public TensorSource {
   }
 
  private:
-  const SafetensorsModel& m_;
+  const TensorTable& m_;
 };
 
 }  // namespace
@@ -63,7 +64,12 @@ GgufWriteResult convert_hf_to_gguf(const ConvertOptions& opt) {
   if (spec.mlx_quant)
     fail("{}: an MLX-quantized checkpoint ({}); convert reads f32, f16 and bf16 Hugging Face checkpoints", opt.hf_dir,
          spec.mlx_quant->describe());
-  const SafetensorsModel model(opt.hf_dir);
+  // A multimodal checkpoint (Qwen3.5): its text model under the text-only names.
+  std::unique_ptr<TensorTable> table = std::make_unique<SafetensorsModel>(opt.hf_dir);
+  const ArchDef& arch = arch_def(spec.arch);
+  if (!arch.text_model_prefix.empty())
+    table = std::make_unique<TextModelView>(std::move(table), arch.text_model_prefix, arch.skipped_prefixes);
+  const TensorTable& model = *table;
   // Layers and experts against the tensor names, before a name is built for each.
   check_spec_against_checkpoint(spec, arch_def(spec.arch), model, opt.hf_dir);
 

@@ -14,6 +14,7 @@
 #include "format/gguf/gguf_writer.h"
 #include "model/arch.h"
 #include "model/gguf_arch.h"
+#include "model/gguf_layout.h"
 #include "quant/quantize.h"
 
 namespace moeflux {
@@ -57,6 +58,21 @@ std::vector<PlannedTensor> plan_gguf_tensors(const ModelSpec& spec, ConvertType 
   std::vector<PlannedTensor> plan;
   std::map<std::string, size_t> index;
   for (const ModelTensor& t : model_tensors(spec, arch_def(spec.arch))) {
+    if (GgufRecipe r; gguf_recipe(spec, t, r)) {
+      auto shared = std::make_shared<const GgufRecipe>(std::move(r));
+      for (size_t k = 0; k < shared->sources.size(); ++k) {
+        PlannedTensor p;
+        p.name = shared->sources[k];
+        p.dims = shared->source_dims[k];
+        p.parts.push_back(t);
+        p.recipe = shared;
+        p.recipe_source = int(k);
+        if (!index.emplace(p.name, plan.size()).second)
+          fail("{}: GGUF tensor '{}' is written twice", spec.source_dir, p.name);
+        plan.push_back(std::move(p));
+      }
+      continue;
+    }
     const GgufLocation loc = gguf_location(spec, t);
     auto it = index.find(loc.name);
     if (it == index.end()) {
@@ -113,6 +129,7 @@ GgufMetadata gguf_file_metadata(const ModelSpec& spec, ConvertType type, const s
 std::vector<std::string> llama_cpp_incompatibilities(const ModelSpec& s) {
   std::vector<std::string> w;
   const std::string a = gguf_arch_name(s);
+  if (const GgufLayout* l = arch_def(s.arch).gguf.layout) return l->incompatibilities ? l->incompatibilities(s) : w;
   std::vector<int> dense;
   for (int l = 0; l < s.layers; ++l)
     if (!s.layer_is_moe[size_t(l)]) dense.push_back(l);
@@ -162,10 +179,36 @@ GgufWriteResult write_model_gguf(const ModelSpec& spec, TensorSource& src, const
   Progress progress(opt.progress_label, data_bytes, opt.progress);
   std::vector<float> in, tmp;
   std::vector<uint8_t> out;
+  // The GGUF tensors of the last transformed HF tensor (several are written in a row).
+  const GgufRecipe* scattered_for = nullptr;
+  std::vector<std::vector<float>> scattered;
   for (const PlannedTensor& p : plan) {
     const uint64_t cols = p.dims[0];
     const uint64_t row_bytes = *ggml_row_bytes(p.type, cols);
     const bool check_finite = !(p.type == GgmlType::F32 || p.type == GgmlType::F16 || p.type == GgmlType::BF16);
+    if (p.recipe) {
+      // Dense tensors of modest size: the whole HF tensor, transformed in memory.
+      const ModelTensor& part = p.parts.front();
+      if (scattered_for != p.recipe.get()) {
+        in.resize(size_t(recipe_rows(part.shape) * recipe_cols(part.shape)));
+        src.read_rows(part, 0, rows_of(part), in.data(), pool);
+        scattered = scatter_recipe(*p.recipe, part.shape, in.data());
+        scattered_for = p.recipe.get();
+      }
+      const std::vector<float>& v = scattered[size_t(p.recipe_source)];
+      const uint64_t n = v.size() / cols;
+      out.resize(size_t(n * row_bytes));
+      for (uint64_t r = 0; r < n; ++r) {
+        const float* x = v.data() + r * cols;
+        if (check_finite && !std::all_of(x, x + cols, [](float f) { return std::isfinite(f); }))
+          fail("tensor '{}' row {} has a non-finite value; {} needs finite weights", p.name, r,
+               ggml_type_info(uint32_t(p.type))->name);
+        quant::quantize_row(p.type, x, out.data() + r * row_bytes, cols);
+      }
+      writer.write(out);
+      progress.advance(out.size());
+      continue;
+    }
     for (const ModelTensor& part : p.parts) {
       const int64_t rows = rows_of(part);
       const bool one_d = part.shape.size() == 1;

@@ -7,12 +7,14 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "convert/convert_type.h"
 #include "core/output_file.h"
 #include "format/gguf/gguf_value.h"
+#include "model/gguf_recipe.h"
 #include "model/model_spec.h"
 #include "model/tensor_list.h"
 
@@ -39,6 +41,10 @@ struct PlannedTensor {
   // Head size of q/k rows to interleave as llama.cpp's LlamaModel.permute
   // does for arch "llama" (0: rows as they are).
   int permute_head_dim = 0;
+  // Set when llama.cpp's converter transforms the HF tensor parts[0]: this
+  // is source `recipe_source` of its recipe (model/gguf_recipe.h).
+  std::shared_ptr<const GgufRecipe> recipe;
+  int recipe_source = 0;
   uint64_t nbytes() const;
 };
 

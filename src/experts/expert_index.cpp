@@ -23,7 +23,7 @@ ExpertIndex::ExpertIndex(const ModelSpec& s, const ArchDef& arch, const TensorTa
       x.scale_dtype = t.mlx->scale_dtype;
       auto range = [&](const TensorPart& p) { return FileRange{file_index(p.file), p.offset, p.nbytes, p.data}; };
       x.scales = range(t.mlx->scales);
-      x.biases = range(t.mlx->biases);
+      if (t.dtype == DType::MLX) x.biases = range(t.mlx->biases);  // FP8 block scales have none
     }
     return x;
   };

@@ -34,7 +34,8 @@ struct Extent {
   DType dtype = DType::BF16;
   int64_t rows = 0, cols = 0;
   const uint8_t* mapped = nullptr;  // the bytes in the file's memory map (never read by the store)
-  // dtype MLX only: bits, group size and where the scales and biases are.
+  // dtype MLX only: bits, group size and where the scales and biases are;
+  // F8E4M3: group_size is the block, scales the weight_scale_inv (no biases).
   uint8_t bits = 0;
   uint16_t group_size = 0;
   DType scale_dtype = DType::BF16;
@@ -42,7 +43,8 @@ struct Extent {
 
   FileRange data() const { return {file, offset, length, mapped}; }
   uint64_t bytes() const { return length + scales.length + biases.length; }
-  int ranges() const { return dtype == DType::MLX ? 3 : 1; }  // data, then scales and biases
+  // data, then scales and biases (MLX) or the block scales (FP8)
+  int ranges() const { return dtype == DType::MLX ? 3 : dtype == DType::F8E4M3 ? 2 : 1; }
   FileRange range(int i) const { return i == 0 ? data() : i == 1 ? scales : biases; }
 };
 
@@ -65,7 +67,7 @@ struct ExpertExtents {
 // these addresses: the file's memory map or an expert slot.
 inline WeightView view_of(const Extent& x, const uint8_t* data, const uint8_t* scales, const uint8_t* biases) {
   WeightView w{data, x.dtype, x.rows, x.cols};
-  if (x.dtype == DType::MLX) {
+  if (x.dtype == DType::MLX || x.dtype == DType::F8E4M3) {
     w.scales = scales;
     w.biases = biases;
     w.scale_dtype = x.scale_dtype;

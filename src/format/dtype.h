@@ -37,7 +37,11 @@ std::optional<DType> dtype_from_safetensors(std::string_view s);
 std::optional<DType> dtype_from_torch(std::string_view s);
 // Float formats the compute kernels read directly as weights.
 inline bool is_weight_float(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
-// Types a weight matrix may have: the float formats, the block formats and MLX affine.
-inline bool is_matmul_weight(DType t) { return is_weight_float(t) || is_block_quant(t) || t == DType::MLX; }
+// Types a weight matrix may have: the float formats, the block formats, MLX
+// affine and FP8 with 2-D block scales (DeepSeek-V3's original checkpoints).
+// F8E4M3 only with its block scales (TensorRef::mlx carries them: FP8 checkpoints).
+inline bool is_matmul_weight(DType t) {
+  return is_weight_float(t) || is_block_quant(t) || t == DType::MLX || t == DType::F8E4M3;
+}
 
 }  // namespace moeflux

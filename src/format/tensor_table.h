@@ -23,7 +23,9 @@ struct TensorPart {
 };
 
 // The quantization of an MLX affine matrix (dtype MLX), whose per-group
-// scales and biases are tensors of their own, possibly in another shard.
+// scales and biases are tensors of their own, possibly in another shard;
+// also an FP8 matrix's (dtype F8E4M3) block scales: bits 8, group_size the
+// square block, scales its weight_scale_inv, no biases.
 struct MlxQuantRef {
   int bits = 4;
   int group_size = 64;

@@ -21,6 +21,7 @@ class Config;
 class GraphBuilder;
 class TensorList;
 struct ModelWeights;
+struct GgufLayout;
 
 // What the graph of a step is built with (EngineOptions that change it).
 struct BuildOptions {
@@ -59,6 +60,11 @@ struct GgufDialect {
   bool qk_norm_whole = false;
   bool needs_shared_expert = false;  // llama.cpp's loader requires one (qwen2moe)
   bool loads_o_bias = false;         // llama.cpp's loader reads attn_output.bias (llama)
+  // Architectures whose GGUF is not the shared pre-norm layer's
+  // (llama.cpp's qwen3next, qwen35moe, deepseek2): their own metadata,
+  // spec reader, tensor names and converter transforms (model/gguf_layout.h).
+  // Null: the shared ones of gguf_arch.cpp.
+  const GgufLayout* layout = nullptr;
 };
 
 struct ArchDef {

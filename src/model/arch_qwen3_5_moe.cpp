@@ -17,6 +17,8 @@
 
 namespace moeflux {
 
+extern const GgufLayout kGgufHybridLayout;  // gguf_hybrid.cpp
+
 namespace {
 
 // Fields of transformers' Qwen3_5MoeTextConfig (5.24) beyond the generic
@@ -55,7 +57,7 @@ extern const ArchDef kArchQwen3_5Moe{.model_type = "qwen3_5_moe",
                                      .default_rope_theta = 10000.0,
                                      .class_keys = kKeys,
                                      .aliases = {},
-                                     .gguf = {},
+                                     .gguf = {.name = "qwen35moe", .llama_norm_topk = true, .expert_ffn_key = true, .layout = &kGgufHybridLayout},
                                      .layer_tensors = layer_tensors,
                                      .build_layer = qwen3_next_build_layer,
                                      .layer_state = qwen3_next_layer_state,
@@ -71,7 +73,7 @@ extern const ArchDef kArchQwen3_5MoeText{.model_type = "qwen3_5_moe_text",
                                          .default_rope_theta = 10000.0,
                                          .class_keys = kKeys,
                                          .aliases = {},
-                                         .gguf = {},
+                                         .gguf = {.name = "qwen35moe", .llama_norm_topk = true, .expert_ffn_key = true, .layout = &kGgufHybridLayout},
                                          .layer_tensors = layer_tensors,
                                          .build_layer = qwen3_next_build_layer,
                                          .layer_state = qwen3_next_layer_state,

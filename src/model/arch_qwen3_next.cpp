@@ -18,6 +18,8 @@
 
 namespace moeflux {
 
+extern const GgufLayout kGgufHybridLayout;  // gguf_hybrid.cpp
+
 using S = TensorSlot;
 
 namespace {
@@ -249,7 +251,7 @@ extern const ArchDef kArchQwen3Next{.model_type = "qwen3_next",
                                     .default_rope_theta = 10000.0,
                                     .class_keys = kKeys,
                                     .aliases = {},
-                                    .gguf = {},
+                                    .gguf = {.name = "qwen3next", .llama_norm_topk = true, .expert_ffn_key = true, .layout = &kGgufHybridLayout},
                                     .layer_tensors = layer_tensors,
                                     .build_layer = qwen3_next_build_layer,
                                     .layer_state = qwen3_next_layer_state,

@@ -29,8 +29,10 @@ std::vector<std::string_view> supported_archs() {
 }
 
 const ArchDef* arch_by_gguf_name(std::string_view gguf_name) {
+  // A multimodal checkpoint's arch shares its GGUF name with its text
+  // model's (qwen35moe): GGUF holds the text model, so that one.
   for (const ArchDef* a : kArchs)
-    if (!a->gguf.name.empty() && a->gguf.name == gguf_name) return a;
+    if (!a->gguf.name.empty() && a->gguf.name == gguf_name && a->text_model_prefix.empty()) return a;
   return nullptr;
 }
 

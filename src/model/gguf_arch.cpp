@@ -9,11 +9,12 @@
 
 #include "core/error.h"
 #include "model/arch.h"
+#include "model/gguf_layout.h"
 #include "model/tensor_check.h"
 
 namespace moeflux {
 
-namespace {
+namespace gguf_read {
 
 std::string key(std::string_view arch, std::string_view suffix) { return fmt::format("{}.{}", arch, suffix); }
 
@@ -22,7 +23,15 @@ void put_u32(GgufMetadata& md, std::string k, int64_t v) {
   md.add(std::move(k), {uint32_t(v)});
 }
 
-}  // namespace
+}  // namespace gguf_read
+
+using gguf_read::key;
+using gguf_read::put_u32;
+
+bool gguf_recipe(const ModelSpec& spec, const ModelTensor& t, GgufRecipe& out) {
+  const GgufLayout* l = arch_def(spec.arch).gguf.layout;
+  return l && l->recipe(spec, t, out);
+}
 
 std::string gguf_arch_name(const ModelSpec& spec) {
   const ArchDef& arch = arch_def(spec.arch);
@@ -35,6 +44,7 @@ void add_gguf_model_metadata(const ModelSpec& s, GgufMetadata& md) {
   const std::string a = gguf_arch_name(s);
   const GgufDialect& d = arch_def(s.arch).gguf;
   md.add("general.architecture", {a});
+  if (d.layout) return d.layout->add_metadata(s, md);
   // Order and value types as convert_hf_to_gguf.py writes them (TextModel.set_gguf_parameters, then the arch's).
   put_u32(md, key(a, "block_count"), s.layers);
   put_u32(md, key(a, "context_length"), s.max_positions);
@@ -89,13 +99,17 @@ class TensorSet {
   std::map<std::string, const GgufTensor*, std::less<>> by_name_;
 };
 
-std::string blk(int l, std::string_view what) { return fmt::format("blk.{}.{}", l, what); }
-
 // Sizes in [1, 2^24], as config.json's: products of two of them (q_dim,
 // rows x columns) then fit the int64 arithmetic downstream.
 constexpr uint32_t kMaxDim = uint32_t(1) << 24;
 
-int dim_of(const GgufMetadata& md, const std::string& k) {
+}  // namespace
+
+namespace gguf_read {
+
+std::string blk(int l, std::string_view what) { return fmt::format("blk.{}.{}", l, what); }
+
+int dim(const GgufMetadata& md, const std::string& k) {
   const uint32_t v = md.get_u32(k);
   if (v == 0 || v > kMaxDim) fail("{}: '{}' = {} is not a valid size (expected 1 to {})", md.source(), k, v, kMaxDim);
   return int(v);
@@ -119,7 +133,41 @@ float positive_f32(const GgufMetadata& md, const std::string& k, std::optional<f
   return x;
 }
 
-}  // namespace
+bool block_at_or_past(std::string_view name, int layers) {
+  if (!name.starts_with("blk.")) return false;
+  int64_t n = 0;
+  size_t i = 4;
+  if (i >= name.size() || name[i] < '0' || name[i] > '9') return false;
+  for (; i < name.size() && name[i] >= '0' && name[i] <= '9' && n < (int64_t(1) << 40); ++i) n = n * 10 + (name[i] - '0');
+  return n >= layers;
+}
+
+void read_vocab_and_tokens(const GgufMetadata& md, const std::vector<GgufTensor>& tensors, ModelSpec& s) {
+  const std::string& src = md.source();
+  const GgufTensor* embd = nullptr;
+  bool has_output = false;
+  for (const GgufTensor& t : tensors) {
+    if (t.name == "token_embd.weight") embd = &t;
+    has_output |= t.name == "output.weight";
+  }
+  if (!embd) fail("{}: tensor 'token_embd.weight' is missing", src);
+  if (embd->dims.size() != 2 || embd->dims[0] != uint64_t(s.hidden))
+    fail("{}: tensor 'token_embd.weight' has shape {}, expected [{}, vocab]", src, embd->shape_str(), s.hidden);
+  if (embd->dims[1] > uint64_t(INT32_MAX)) fail("{}: vocabulary of {} tokens is too large", src, embd->dims[1]);
+  s.vocab = int(embd->dims[1]);
+  s.tie_embeddings = !has_output;
+  for (auto [k, out] : {std::pair{"tokenizer.ggml.bos_token_id", &s.bos_token}, {"tokenizer.ggml.eos_token_id", &s.eos_token}})
+    if (auto v = md.opt_u32(k)) {
+      if (*v >= uint32_t(s.vocab)) fail("{}: '{}' = {} is not a token id in [0, vocab {})", src, k, *v, s.vocab);
+      *out = int32_t(*v);
+    }
+}
+
+}  // namespace gguf_read
+
+using gguf_read::blk;
+using gguf_read::opt_dim;
+using gguf_read::positive_f32;
 
 ModelSpec model_spec_from_gguf(const GgufMetadata& md, const std::vector<GgufTensor>& tensors) {
   const std::string& src = md.source();
@@ -133,16 +181,17 @@ ModelSpec model_spec_from_gguf(const GgufMetadata& md, const std::vector<GgufTen
          a, names);
   }
   const GgufDialect& d = arch->gguf;
+  if (d.layout) return d.layout->spec_from_gguf(md, tensors);
   const TensorSet ts(tensors, src);
 
   ModelSpec s;
   s.arch = std::string(arch->model_type);
   s.source_dir = src;
-  s.layers = dim_of(md, key(a, "block_count"));
-  s.hidden = dim_of(md, key(a, "embedding_length"));
-  s.heads = dim_of(md, key(a, "attention.head_count"));
+  s.layers = gguf_read::dim(md, key(a, "block_count"));
+  s.hidden = gguf_read::dim(md, key(a, "embedding_length"));
+  s.heads = gguf_read::dim(md, key(a, "attention.head_count"));
   s.kv_heads = opt_dim(md, key(a, "attention.head_count_kv"), s.heads);
-  s.max_positions = dim_of(md, key(a, "context_length"));
+  s.max_positions = gguf_read::dim(md, key(a, "context_length"));
   // Against the blk.N tensors before any per-layer loop: a block_count of
   // 2^31 - 1 would otherwise loop (and look up names) two billion times.
   {
@@ -172,8 +221,8 @@ ModelSpec model_spec_from_gguf(const GgufMetadata& md, const std::vector<GgufTen
   if (md.has(key(a, "attention.clamp_kqv")))
     s.clip_qkv = positive_f32(md, key(a, "attention.clamp_kqv"), std::nullopt, 3.4e38f);
 
-  s.experts = dim_of(md, key(a, "expert_count"));
-  s.top_k = dim_of(md, key(a, "expert_used_count"));
+  s.experts = gguf_read::dim(md, key(a, "expert_count"));
+  s.top_k = gguf_read::dim(md, key(a, "expert_used_count"));
   s.norm_topk = md.opt_bool(key(a, "expert_weights_norm")).value_or(d.llama_norm_topk);
 
   const GgufTensor& embd = ts.need("token_embd.weight");
@@ -193,7 +242,7 @@ ModelSpec model_spec_from_gguf(const GgufMetadata& md, const std::vector<GgufTen
   for (int l = 0; l < s.layers && !exps; ++l)
     if (s.layer_is_moe[size_t(l)]) exps = &ts.need(blk(l, "ffn_gate_exps.weight"));
   if (md.has(ffn_key)) {
-    s.expert_ffn = dim_of(md, ffn_key);
+    s.expert_ffn = gguf_read::dim(md, ffn_key);
   } else if (exps && exps->dims.size() == 3) {
     s.expert_ffn = int(exps->dims[1]);
   } else {
@@ -252,6 +301,10 @@ GgufLocation gguf_location(const ModelSpec& spec, const ModelTensor& t) {
   // Names as gguf-py's tensor_mapping.py maps them (see tests/fixtures/gguf_arch),
   // by what the tensor is (its slot in model_tensors()), not by parsing its HF name.
   using S = TensorSlot;
+  if (const GgufLayout* l = arch_def(spec.arch).gguf.layout) {
+    std::string n = l->tensor_name(spec, t);
+    if (!n.empty()) return GgufLocation{std::move(n), -1};
+  }
   switch (t.slot) {
     case S::Embed: return {"token_embd.weight"};
     case S::FinalNorm: return {"output_norm.weight"};

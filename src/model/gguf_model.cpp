@@ -9,14 +9,21 @@
 #include "format/safetensors.h"
 #include "model/arch.h"
 #include "model/gguf_arch.h"
+#include "model/fp8_model.h"
+#include "model/gguf_layout.h"
 #include "model/mlx_model.h"
 #include "model/text_model_view.h"
 #include "model/tensor_check.h"
 #include "model/tensor_list.h"
 
+#include <map>
 #include <set>
 
 namespace moeflux {
+
+namespace {
+constexpr std::string_view kMlxTextPrefix = "language_model.";
+}  // namespace
 
 GgufModel::GgufModel(const std::string& path) : file_(path) {
   spec_ = model_spec_from_gguf(file_.metadata(), file_.tensors());
@@ -25,6 +32,12 @@ GgufModel::GgufModel(const std::string& path) : file_(path) {
   refs_.reserve(wanted.size());
   std::set<std::string, std::less<>> used;
   for (const ModelTensor& mt : wanted) {
+    // A tensor llama.cpp's converter transformed: rebuilt in memory.
+    if (GgufRecipe recipe; gguf_recipe(spec_, mt, recipe)) {
+      for (const std::string& n : recipe.sources) used.insert(n);
+      refs_.push_back(materialize_recipe(recipe, mt.name, mt.shape, file_, owned_.emplace_back()));
+      continue;
+    }
     const GgufLocation loc = gguf_location(spec_, mt);
     used.insert(loc.name);
     const GgufTensor* g = file_.find_tensor(loc.name);
@@ -61,7 +74,9 @@ GgufModel::GgufModel(const std::string& path) : file_(path) {
     refs_.push_back(std::move(r));
   }
   std::vector<std::string_view> names;
-  for (const GgufTensor& t : file_.tensors()) names.push_back(t.name);
+  const GgufLayout* layout = arch.gguf.layout;
+  for (const GgufTensor& t : file_.tensors())
+    if (!(layout && layout->ignored && layout->ignored(spec_, t.name))) names.push_back(t.name);
   check_no_unused_tensors(names, used, path);
   for (const TensorRef& r : refs_) index_.emplace(r.name, &r);
   measure_stored_bytes(spec_, *this);
@@ -87,12 +102,47 @@ OpenedModel open_model(const std::string& path) {
     m.spec = load_model_spec(path);
     auto files = std::make_unique<SafetensorsModel>(path);
     const ArchDef& arch = arch_def(m.spec.arch);
+    if (m.spec.fp8_block) {
+      // FP8 weights with their block scales, read as they are.
+      if (!arch.text_model_prefix.empty())
+        fail("{}: FP8 weights of the multimodal {}: not supported", path, m.spec.arch);
+      auto fp8 = std::make_unique<Fp8Model>(m.spec.fp8_block, std::move(files));
+      check_spec_against_checkpoint(m.spec, arch, *fp8, path);
+      std::set<std::string, std::less<>> used;
+      for (const ModelTensor& t : model_tensors(m.spec, arch)) used.insert(t.name);
+      std::vector<std::string_view> names;
+      for (auto& [n, _] : fp8->tensors()) names.push_back(n);
+      check_no_unused_tensors(names, used, path, {"model.", "lm_head."});
+      m.tensors = std::move(fp8);
+      measure_stored_bytes(m.spec, *m.tensors);
+      return m;
+    }
     // A multimodal checkpoint: its text model under the text-only names.
     std::unique_ptr<TextModelView> text;
+    bool mlx_text = false;
     if (!arch.text_model_prefix.empty()) {
-      if (is_mlx_layout(m.spec, *files))
-        fail("{}: an MLX checkpoint of the multimodal {}: not supported yet", path, m.spec.arch);
-      text = std::make_unique<TextModelView>(std::move(files), arch.text_model_prefix, arch.skipped_prefixes);
+      mlx_text = is_mlx_layout(m.spec, *files);
+      if (mlx_text) {
+        // mlx-lm's layout of the multimodal checkpoint (its qwen3_5_moe
+        // sanitize): the text model under "language_model." (lm_head too),
+        // no vision tower or MTP weights, quantization overrides by those paths.
+        text = std::make_unique<TextModelView>(std::move(files), kMlxTextPrefix, arch.skipped_prefixes, "");
+        if (m.spec.mlx_quant) {
+          std::map<std::string, MlxQuantConfig::Override> local;
+          for (auto& [k, o] : m.spec.mlx_quant->overrides)
+            local[k.starts_with(kMlxTextPrefix) ? k.substr(kMlxTextPrefix.size()) : k] = o;
+          m.spec.mlx_quant->overrides = std::move(local);
+        }
+        // sanitize() stored the zero-centred norms as 1 + w when it moved
+        // conv1d to [C, K, 1]; those files scale by their weights as they are.
+        for (auto& [n, t] : text->tensors())
+          if (n.ends_with("linear_attn.conv1d.weight") && t->shape.size() == 3 && t->shape[2] == 1) {
+            m.spec.linear_attn.norm_weight_offset = 0.f;
+            break;
+          }
+      } else {
+        text = std::make_unique<TextModelView>(std::move(files), arch.text_model_prefix, arch.skipped_prefixes);
+      }
     }
     const TensorTable& table = text ? static_cast<const TensorTable&>(*text) : *files;
     // Before model_tensors() builds a name per layer and expert.
@@ -102,6 +152,12 @@ OpenedModel open_model(const std::string& path) {
     for (auto& [n, _] : table.tensors()) names.push_back(n);
     for (const ModelTensor& t : model_tensors(m.spec, arch)) {
       used.insert(t.name);
+      // mlx-lm's DeepSeek: kv_b_proj kept as its two absorbed-attention halves.
+      if (t.slot == TensorSlot::MlaKvB) {
+        const std::string base = t.name.substr(0, t.name.size() - std::string_view("kv_b_proj.weight").size());
+        for (const char* half : {"embed_q", "unembed_out"})
+          for (const char* part : {".weight", ".scales", ".biases"}) used.insert(base + half + part);
+      }
       // MLX: a quantized module's scales and biases go with its weight.
       const std::string_view w = ".weight";
       if (t.name.size() > w.size() && t.name.compare(t.name.size() - w.size(), w.size(), w) == 0) {
@@ -126,7 +182,9 @@ OpenedModel open_model(const std::string& path) {
              "MLX-quantized; remove the block",
              path, m.spec.mlx_quant->describe());
     }
-    if (text)
+    if (text && mlx_text)
+      m.tensors = std::make_unique<MlxModel>(m.spec, std::move(text));
+    else if (text)
       m.tensors = std::move(text);
     else if (is_mlx_layout(m.spec, *files))
       m.tensors = std::make_unique<MlxModel>(m.spec, std::move(files));

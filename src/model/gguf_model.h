@@ -3,8 +3,12 @@
 // index and the stores load it exactly as they load safetensors. Nothing is
 // copied: a stacked expert tensor (blk.N.ffn_gate_exps) becomes one TensorRef
 // per expert pointing at expert e's slice, which the expert store then reads
-// as an extent like any other.
+// as an extent like any other. Only tensors that llama.cpp's converter
+// transformed (norms stored as 1 + w, A_log as -exp, Qwen3-Next's split
+// qkvz, DeepSeek's k_b/v_b; gguf_recipe.h) are rebuilt in memory: these are
+// dense, never routed experts.
 #pragma once
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,6 +30,9 @@ class GgufModel final : public TensorTable {
   GgufFile file_;
   ModelSpec spec_;
   std::vector<TensorRef> refs_;
+  // Tensors rebuilt from what llama.cpp's converter transformed (gguf_recipe.h);
+  // a deque, so that their addresses stay put as it grows.
+  std::deque<std::vector<uint8_t>> owned_;
 };
 
 // True when `path` is a regular file starting with the GGUF magic.

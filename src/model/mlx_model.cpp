@@ -2,8 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <cstring>
+
 #include "core/error.h"
+#include "core/half.h"
 #include "model/arch.h"
+#include "quant/mlx_affine.h"
 #include "model/tensor_list.h"
 
 namespace moeflux {
@@ -114,18 +118,97 @@ class Resolver {
   const TensorTable& files_;
 };
 
+// Rows x cols of module m (its .weight, MLX-quantized or float) in f32.
+std::vector<float> module_values(const ModelSpec& s, const TensorTable& files, const std::string& m, int64_t rows,
+                                 int64_t cols) {
+  const TensorRef& w = files.get(m + ".weight");
+  std::vector<float> out(size_t(rows * cols));
+  if (const TensorRef* sc = files.find(m + ".scales")) {
+    const TensorRef& bi = files.get(m + ".biases");
+    const auto params = s.mlx_quant ? s.mlx_quant->params_of(m) : std::nullopt;
+    if (!params) fail("{}: '{}' has scales but config.json's 'quantization' does not quantize it", sc->file, m);
+    quant::MlxAffine q;
+    q.bits = params->first;
+    q.group_size = params->second;
+    q.scale_type = sc->dtype == DType::F32 ? quant::MlxScaleType::F32
+                   : sc->dtype == DType::F16 ? quant::MlxScaleType::F16
+                                              : quant::MlxScaleType::BF16;
+    q.weight = reinterpret_cast<const uint32_t*>(w.data);
+    q.scales = sc->data;
+    q.biases = bi.data;
+    if (w.nbytes != uint64_t(rows * cols * q.bits / 8) || sc->numel() != rows * cols / q.group_size)
+      fail("{}: '{}' holds {} bytes / {} scales, not a [{} x {}] matrix at {} bits, group {}", w.file, m, w.nbytes,
+           sc->numel(), rows, cols, q.bits, q.group_size);
+    quant::mlx_check(q, size_t(cols));
+    for (int64_t r = 0; r < rows; ++r) quant::mlx_dequantize_row(q, size_t(cols), size_t(r), out.data() + r * cols);
+    return out;
+  }
+  if (w.numel() != rows * cols || !is_weight_float(w.dtype))
+    fail("{}: '{}' has shape {} and dtype {}; expected a float [{} x {}] matrix", w.file, w.name, w.shape_str(),
+         dtype_name(w.dtype), rows, cols);
+  for (int64_t i = 0; i < rows * cols; ++i) {
+    if (w.dtype == DType::F32) {
+      std::memcpy(&out[size_t(i)], w.data + 4 * i, 4);
+    } else {
+      uint16_t h;
+      std::memcpy(&h, w.data + 2 * i, 2);
+      out[size_t(i)] = w.dtype == DType::BF16 ? bf16_to_f32(h) : f16_to_f32(h);
+    }
+  }
+  return out;
+}
+
+// mlx-lm's DeepSeek-V3 keeps kv_b_proj split as its absorbed-attention
+// MultiLinears: self_attn.embed_q [H, kv_lora, nope] (the K part,
+// transposed) and self_attn.unembed_out [H, v, kv_lora]. kv_b_proj
+// [H * (nope + v), kv_lora] is rebuilt from them, in f32.
+TensorRef rebuilt_kv_b(const ModelSpec& s, const TensorTable& files, const ModelTensor& t, std::vector<uint8_t>& storage) {
+  const std::string base = t.name.substr(0, t.name.size() - std::string_view("kv_b_proj.weight").size());
+  const int64_t H = s.heads, L = s.mla.kv_lora_rank, nope = s.mla.qk_nope_dim, v = s.mla.v_dim, per = nope + v;
+  const std::vector<float> k = module_values(s, files, base + "embed_q", H * L, nope);
+  const std::vector<float> o = module_values(s, files, base + "unembed_out", H * v, L);
+  storage.resize(size_t(H * per * L) * sizeof(float));
+  float* kv = reinterpret_cast<float*>(storage.data());
+  for (int64_t h = 0; h < H; ++h) {
+    for (int64_t j = 0; j < nope; ++j)
+      for (int64_t c = 0; c < L; ++c) kv[(h * per + j) * L + c] = k[size_t((h * L + c) * nope + j)];
+    std::memcpy(kv + (h * per + nope) * L, o.data() + h * v * L, size_t(v * L) * sizeof(float));
+  }
+  TensorRef r = files.get(base + "embed_q.weight");
+  r.name = t.name;
+  r.dtype = DType::F32;
+  r.shape = t.shape;
+  r.mlx.reset();
+  r.data = storage.data();
+  r.nbytes = storage.size();
+  return r;
+}
+
 }  // namespace
 
-MlxModel::MlxModel(const ModelSpec& s, std::unique_ptr<SafetensorsModel> files) : files_(std::move(files)) {
+MlxModel::MlxModel(const ModelSpec& s, std::unique_ptr<TensorTable> files) : files_(std::move(files)) {
   const ArchDef& arch = arch_def(s.arch);
   const Resolver resolve(s, *files_);
   for (const ModelTensor& t : model_tensors(s, arch)) {
     switch (t.kind) {
       case ParamKind::Norm:
-      case ParamKind::Bias: refs_.push_back(files_->get(t.name)); break;
+      case ParamKind::Bias: {
+        TensorRef r = files_->get(t.name);
+        r.name = t.name;  // a view's (TextModelView) refs carry the stored name        // mlx-lm's sanitize moves a depthwise conv1d weight [C, 1, K] to
+        // mlx's channels-last [C, K, 1] (Qwen3.5's DeltaNet): the same bytes.
+        if (t.shape.size() == 3 && t.shape[1] == 1 && r.shape == std::vector<int64_t>{t.shape[0], t.shape[2], 1})
+          r.shape = t.shape;
+        refs_.push_back(std::move(r));
+        break;
+      }
       case ParamKind::Embedding:
       case ParamKind::Linear:
-      case ParamKind::Router: refs_.push_back(resolve.matrix(t.name, module_of(t.name), -1)); break;
+      case ParamKind::Router:
+        if (t.slot == TensorSlot::MlaKvB && !files_->find(t.name))
+          refs_.push_back(rebuilt_kv_b(s, *files_, t, owned_.emplace_back()));
+        else
+          refs_.push_back(resolve.matrix(t.name, module_of(t.name), -1));
+        break;
       case ParamKind::ExpertLinear: break;  // below, knowing which projection each one is
     }
   }

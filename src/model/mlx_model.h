@@ -22,6 +22,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "format/safetensors.h"
 #include "model/model_spec.h"
@@ -30,13 +31,14 @@ namespace moeflux {
 
 class MlxModel final : public TensorTable {
  public:
-  MlxModel(const ModelSpec& spec, std::unique_ptr<SafetensorsModel> files);
+  MlxModel(const ModelSpec& spec, std::unique_ptr<TensorTable> files);
   std::string describe() const override { return files_->describe(); }
-  const SafetensorsModel& files() const { return *files_; }
+  const TensorTable& files() const { return *files_; }
 
  private:
-  std::unique_ptr<SafetensorsModel> files_;
+  std::unique_ptr<TensorTable> files_;
   std::deque<TensorRef> refs_;
+  std::deque<std::vector<uint8_t>> owned_;  // tensors rebuilt in memory (DeepSeek's kv_b_proj)
 };
 
 // True when the safetensors model needs the MLX view: config.json has MLX

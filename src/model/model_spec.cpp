@@ -10,6 +10,7 @@
 #include "model/config_compat.h"
 #include "model/gguf_arch.h"
 #include "model/gguf_model.h"
+#include "model/fp8_model.h"
 #include "model/mlx_quant_config.h"
 #include "model/tensor_list.h"
 
@@ -68,7 +69,8 @@ ModelSpec model_spec_from_config(const Config& raw) {
   const Config cfg = normalize_config(arch.text_model_prefix.empty() ? raw : lift_text_config(raw), arch,
                                       &s.unread_config_keys);
   refuse_unsupported(cfg);
-  s.mlx_quant = parse_mlx_quantization(cfg);
+  s.fp8_block = parse_fp8_quantization(cfg).value_or(0);
+  if (!s.fp8_block) s.mlx_quant = parse_mlx_quantization(cfg);
 
   s.vocab = cfg.get_dim("vocab_size");
   s.hidden = cfg.get_dim("hidden_size");

@@ -25,6 +25,15 @@ enum class QkNorm : uint8_t {
 // DeepSeek-V2/V3 (arch_deepseek_v3.cpp): multi-head latent attention with
 // its compressed cache, YaRN RoPE, noaux_tc routing. Unset (kv_lora_rank
 // 0) for every other architecture.
+// YaRN as config.json's rope_scaling gives it (DeepSeek): what
+// yarn_from_config turns into RopeYarn and the softmax-scale correction,
+// kept so that GGUF metadata can be written from it.
+struct YarnConfig {
+  double factor = 1, original_ctx = 0, beta_fast = 32, beta_slow = 1, mscale = 0, mscale_all_dim = 0;
+  std::optional<double> attention_factor;
+  bool truncate = true;
+};
+
 struct MlaSpec {
   int q_lora_rank = 0;  // 0: a direct q_proj (config q_lora_rank null)
   int kv_lora_rank = 0;
@@ -32,6 +41,7 @@ struct MlaSpec {
   float scale = 1.0f;            // softmax scale: qk_head_dim^-1/2, times YaRN's mscale^2
   bool rope_interleave = true;   // RoPE on (2i, 2i+1) pairs
   RopeYarn yarn;                 // factor 1: none
+  std::optional<YarnConfig> yarn_config;  // what `yarn` and `scale` were computed from
   RouterSpec router;             // sigmoid scores, groups, routed scaling factor
   int qk_head_dim() const { return qk_nope_dim + qk_rope_dim; }
 };
@@ -96,6 +106,9 @@ struct ModelSpec {
   // config.json "quantization" of an MLX checkpoint; which tensors are
   // quantized is read from the files (a module with `.scales` is).
   std::optional<MlxQuantConfig> mlx_quant;
+  // FP8 (e4m3) weights with square block scales of this size (quantization_config
+  // quant_method fp8, DeepSeek-V3's original checkpoints; model/fp8_model.h); 0: none.
+  int fp8_block = 0;
 
   // Stored bytes per parameter of the non-expert and routed-expert tensors,
   // measured from the files (quantized formats and mixes differ from any one

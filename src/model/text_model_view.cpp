@@ -40,7 +40,7 @@ bool TextModelView::split_fused_experts(const std::string& name, const TensorRef
 }
 
 TextModelView::TextModelView(std::unique_ptr<TensorTable> files, std::string_view prefix,
-                             std::span<const std::string_view> skipped)
+                             std::span<const std::string_view> skipped, std::string_view replacement)
     : files_(std::move(files)) {
   auto starts = [](std::string_view n, std::string_view p) { return n.substr(0, p.size()) == p; };
   size_t text = 0;
@@ -49,7 +49,7 @@ TextModelView::TextModelView(std::unique_ptr<TensorTable> files, std::string_vie
     for (std::string_view p : skipped) skip |= starts(name, p);
     if (skip) continue;
     if (starts(name, prefix)) {
-      const std::string local = "model." + name.substr(prefix.size());
+      const std::string local = std::string(replacement) + name.substr(prefix.size());
       if (!split_fused_experts(local, *ref)) index_.emplace(local, ref);
       ++text;
     } else {

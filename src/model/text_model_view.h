@@ -26,8 +26,11 @@ namespace moeflux {
 class TextModelView final : public TensorTable {
  public:
   // Throws when no tensor lies under `prefix` (naming the prefix).
+  // Names under `prefix` become `replacement` + the rest ("model." for the
+  // transformers layout; "" for mlx-lm's "language_model." layout, whose
+  // lm_head lies under the prefix too).
   TextModelView(std::unique_ptr<TensorTable> files, std::string_view prefix,
-                std::span<const std::string_view> skipped);
+                std::span<const std::string_view> skipped, std::string_view replacement = "model.");
   std::string describe() const override { return files_->describe(); }
 
  private:

@@ -38,8 +38,11 @@ TEST(ConfigErrors, UnsupportedValuesAreRefusedByKeyAndValue) {
   j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
   EXPECT_NE(spec_error(j).find("rope_scaling' type 'yarn'"), std::string::npos);
   j = base_config();
-  j["quantization_config"] = {{"quant_method", "fp8"}};
-  EXPECT_NE(spec_error(j).find("fp8"), std::string::npos);
+  j["quantization_config"] = {{"quant_method", "gptq"}};
+  EXPECT_NE(spec_error(j).find("gptq"), std::string::npos);
+  j = base_config();
+  j["quantization_config"] = {{"quant_method", "fp8"}};  // FP8 without its block size
+  EXPECT_NE(spec_error(j).find("weight_block_size"), std::string::npos);
   j = base_config();
   j["dtype"] = "int8";
   EXPECT_NE(spec_error(j).find("'int8'"), std::string::npos);

@@ -98,7 +98,7 @@ TEST(DeepseekV3, ConfigsItDoesNotImplementAreRefusedByName) {
       {"qk_head_dim", 17, "'qk_head_dim' = 17"},
       {"attention_bias", true, "attention_bias"},
       {"n_group", 2, "n_group 2"},
-      {"quantization_config", json{{"quant_method", "fp8"}, {"weight_block_size", {128, 128}}}, "quant_method \"fp8\""},
+      {"quantization_config", json{{"quant_method", "fp8"}, {"activation_scheme", "static"}, {"weight_block_size", {128, 128}}}, "activation_scheme"},
   };
   for (const Bad& b : cases) {
     json j = base_config();

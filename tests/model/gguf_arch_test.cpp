@@ -104,9 +104,15 @@ TEST(GgufArch, ArchNamesAreLlamaCpps) {
     const ModelSpec s = oracle_spec(a);
     EXPECT_EQ(gguf_arch_name(s), names_fixture()["archs"][a]["arch_name"].get<std::string>()) << a;
   }
-  ModelSpec s;
-  s.arch = "deepseek_v3";
-  EXPECT_NE(error_of([&] { gguf_arch_name(s); }).find("deepseek_v3"), std::string::npos);
+  // The layouts with transforms: general.architecture of llama.cpp's own
+  // conversions (tests/fixtures/gguf_llamacpp).
+  for (auto [hf, file] : {std::pair{"qwen3_next", "qwen3_next"}, {"qwen3_5_moe", "qwen3_5_moe"},
+                          {"qwen3_5_moe_text", "qwen3_5_moe"}, {"deepseek_v3", "deepseek_v3"}}) {
+    ModelSpec s;
+    s.arch = hf;
+    GgufFile f(test::fixture(std::string("gguf_llamacpp/") + file + "/model.gguf"));
+    EXPECT_EQ(gguf_arch_name(s), f.metadata().get_str("general.architecture")) << hf;
+  }
 }
 
 TEST(GgufArch, MetadataRoundTripsForEveryArch) {

@@ -220,6 +220,49 @@ TEST(MlxModel, MatchesMlxLmsOwnForwardPass) {
   if (!ran) GTEST_SKIP() << "no instruction set below AVX2 compiled";
 }
 
+// The seed's own input: Qwen3.5-MoE as mlx-lm writes it (the multimodal
+// config, "language_model." names, conv1d [C, K, 1], norms stored as 1 + w,
+// 8-bit router and shared-expert gate overrides by mlx-lm's paths):
+// scripts/gen_mlx_qwen35_fixture.py, reference = mlx-lm's forward pass.
+TEST(MlxModel, Qwen35MoeMatchesMlxLmsOwnForwardPass) {
+  const std::string dir = mlx_fixture("qwen3_5_moe_q4");
+  auto e = load(dir);
+  EXPECT_EQ(e->spec().arch, "qwen3_5_moe");
+  EXPECT_EQ(e->spec().linear_attn.norm_weight_offset, 0.f);
+  SafetensorsFile ref(dir + "/reference.safetensors");
+  const bool ran = test::with_f32_activations([&] {
+    const auto tokens = test::tensor_values<int32_t>(ref.tensors().at("tokens.17"));
+    const auto want = test::tensor_values<float>(ref.tensors().at("logits_mlx.17"));
+    auto c = test::compare_logits(prefill(e, tokens), want, 17, e->spec().vocab);
+    EXPECT_LE(c.max_abs, 1e-4 * c.scale) << "scale=" << c.scale;
+    EXPECT_EQ(c.top1_mismatches, 0);
+    const auto decoded = test::decode_one_by_one(e, tokens);
+    auto d = test::compare_logits(decoded, want, 17, e->spec().vocab);
+    EXPECT_LE(d.max_abs, 1e-4 * d.scale) << "decode, scale=" << d.scale;
+  });
+  if (!ran) GTEST_SKIP() << "no instruction set below AVX2 compiled";
+  EXPECT_EQ(e->impl().files->get("model.layers.0.mlp.gate.weight").dtype, DType::MLX);
+}
+
+// DeepSeek-V3 as mlx-lm writes it: kv_b_proj kept as the absorbed
+// attention's embed_q / unembed_out (4-bit), experts stacked, the router
+// and its correction bias in f32 (scripts/gen_mlx_deepseek_fixture.py).
+TEST(MlxModel, DeepseekV3MatchesMlxLmsOwnForwardPass) {
+  const std::string dir = mlx_fixture("deepseek_v3_q4");
+  auto e = load(dir);
+  SafetensorsFile ref(dir + "/reference.safetensors");
+  const bool ran = test::with_f32_activations([&] {
+    const auto tokens = test::tensor_values<int32_t>(ref.tensors().at("tokens.17"));
+    const auto want = test::tensor_values<float>(ref.tensors().at("logits_mlx.17"));
+    auto c = test::compare_logits(prefill(e, tokens), want, 17, e->spec().vocab);
+    EXPECT_LE(c.max_abs, 1e-4 * c.scale) << "scale=" << c.scale;
+    EXPECT_EQ(c.top1_mismatches, 0);
+    auto d = test::compare_logits(test::decode_one_by_one(e, tokens), want, 17, e->spec().vocab);
+    EXPECT_LE(d.max_abs, 1e-4 * d.scale) << "decode, scale=" << d.scale;
+  });
+  if (!ran) GTEST_SKIP() << "no instruction set below AVX2 compiled";
+}
+
 // ---- rewriting checkpoints -------------------------------------------------
 
 struct Tensor {

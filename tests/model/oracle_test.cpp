@@ -131,6 +131,8 @@ INSTANTIATE_TEST_SUITE_P(Archs, Oracle,
                                            Case{"deepseek_v3_f32", 1e-4, 0}, Case{"deepseek_v3_bf16", 1e-4, 0.05},
                                            Case{"deepseek_v3_qproj_f32", 1e-4, 0},
                                            Case{"deepseek_v3_qproj_bf16", 1e-4, 0.05},
+                                           // FP8 weights with 32x32 block scales, against the dequantized model
+                                           Case{"deepseek_v3_fp8", 1e-4, 0},
                                            Case{"qwen3_next_f32", 1e-4, 0}, Case{"qwen3_next_bf16", 1e-4, 0.05},
                                            Case{"qwen3_5_moe_f32", 1e-4, 0}, Case{"qwen3_5_moe_bf16", 1e-4, 0.05}),
                          [](const auto& info) { return info.param.dir; });

@@ -9,12 +9,14 @@
 #include "backend/cpu/simd_kernels.h"
 #include "core/error.h"
 #include "quant/dequant.h"
+#include "quant/fp8_block.h"
 #include "quant/mlx_affine.h"
 
 namespace moeflux::cpu {
 
 void weight_row(const WeightView& W, int64_t r, float* out) {
   if (W.dtype == DType::MLX) return quant::mlx_dequantize_row(mlx_affine_of(W), size_t(W.cols), size_t(r), out);
+  if (W.dtype == DType::F8E4M3) return quant::fp8_dequantize_row(fp8_block_of(W), size_t(W.cols), size_t(r), out);
   const auto t = ggml_type_of(W.dtype);
   if (!t) fail("weight of dtype {} cannot be read row by row", dtype_name(W.dtype));
   quant::dequantize_row(*t, W.data + size_t(r) * W.row_bytes(), out, size_t(W.cols));

@@ -10,6 +10,7 @@
 #include "core/half.h"
 #include "quant/dequant.h"
 #include "quant/matmul.h"
+#include "quant/fp8_block.h"
 #include "quant/mlx_affine.h"
 #include "quant/mlx_matmul.h"
 
@@ -42,6 +43,19 @@ quant::MlxAffine mlx_affine_of(const WeightView& w) {
   return q;
 }
 
+quant::Fp8Block fp8_block_of(const WeightView& w) {
+  quant::Fp8Block q;
+  q.weight = w.data;
+  q.scale_inv = w.scales;
+  switch (w.scale_dtype) {
+    case DType::F32: q.scale_type = quant::Fp8ScaleType::F32; break;
+    case DType::BF16: q.scale_type = quant::Fp8ScaleType::BF16; break;
+    default: fail("FP8 weight_scale_inv of dtype {} (F32 or BF16 expected)", dtype_name(w.scale_dtype));
+  }
+  q.block = w.group_size;
+  return q;
+}
+
 void matmul_mlx_dequantized(const float* x, size_t ldx, size_t T, const WeightView& W, size_t r0, size_t r1,
                             float* y, size_t ldy) {
   // A few rows at a time into an L1-resident buffer, then the SIMD f32
@@ -61,6 +75,7 @@ void matmul_mlx_dequantized(const float* x, size_t ldx, size_t T, const WeightVi
 void matmul_weight(const float* x, size_t ldx, size_t T, const WeightView& W, size_t r0, size_t r1, float* y,
                    size_t ldy) {
   if (is_weight_float(W.dtype)) return simd::matmul_rows(x, ldx, T, W.data, W.dtype, size_t(W.cols), r0, r1, y, ldy);
+  if (W.dtype == DType::F8E4M3) return quant::fp8_matmul_rows(x, ldx, T, fp8_block_of(W), size_t(W.cols), r0, r1, y, ldy);
   if (W.dtype == DType::MLX) {
     if (quant::mlx_quantizes_activations())
       return quant::mlx_matmul_rows(x, ldx, T, mlx_affine_of(W), size_t(W.cols), r0, r1, y, ldy);
@@ -73,6 +88,7 @@ void matmul_weight_f32(const float* x, size_t ldx, size_t T, const WeightView& W
                        size_t ldy) {
   if (is_weight_float(W.dtype)) return simd::matmul_rows(x, ldx, T, W.data, W.dtype, size_t(W.cols), r0, r1, y, ldy);
   if (W.dtype == DType::MLX) return matmul_mlx_dequantized(x, ldx, T, W, r0, r1, y, ldy);
+  if (W.dtype == DType::F8E4M3) return quant::fp8_matmul_rows(x, ldx, T, fp8_block_of(W), size_t(W.cols), r0, r1, y, ldy);
   quant::matmul_rows_exact(x, ldx, T, W.data, *ggml_type_of(W.dtype), size_t(W.cols), r0, r1, y, ldy);
 }
 
@@ -119,6 +135,8 @@ void embed(const int32_t* tokens, int T, const WeightView& table, float* y) {
                             size_t(D));
     else if (table.dtype == DType::MLX)
       quant::mlx_dequantize_row(mlx_affine_of(table), size_t(D), size_t(id), y + t * D);
+    else if (table.dtype == DType::F8E4M3)
+      quant::fp8_dequantize_row(fp8_block_of(table), size_t(D), size_t(id), y + t * D);
     else
       for (int64_t i = 0; i < D; ++i) y[t * D + i] = load_weight_elem(table, int64_t(id) * D + i);
   }

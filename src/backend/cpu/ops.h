@@ -12,12 +12,15 @@
 #include "graph/ir.h"
 #include "core/thread_pool.h"
 #include "quant/matmul.h"
+#include "quant/fp8_block.h"
 #include "quant/mlx_affine.h"
 
 namespace moeflux::cpu {
 
 // The MLX affine view of W (dtype MLX) for the kernels of quant/mlx_affine.h.
 quant::MlxAffine mlx_affine_of(const WeightView& w);
+// The FP8 block view of an F8E4M3 weight (scales: weight_scale_inv, group_size: the block).
+quant::Fp8Block fp8_block_of(const WeightView& w);
 // y[t * ldy + r] = x[t] . W[r] for r in [r0, r1): the float or quantized kernel for W's type.
 void matmul_weight(const float* x, size_t ldx, size_t T, const WeightView& W, size_t r0, size_t r1, float* y,
                    size_t ldy);
