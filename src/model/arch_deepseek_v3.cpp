@@ -20,6 +20,7 @@
 #include "model/arch.h"
 #include "model/blocks.h"
 #include "model/config.h"
+#include "model/rope_yarn.h"
 #include "model/tensor_list.h"
 
 namespace moeflux {
@@ -45,54 +46,17 @@ constexpr std::string_view kKeys[] = {
     "q_lora_rank", "qk_head_dim", "qk_nope_head_dim", "qk_rope_head_dim", "rms_norm_eps", "rope_interleave",
     "routed_scaling_factor", "scoring_func", "seq_aux", "topk_group", "topk_method", "v_head_dim", "vocab_size"};
 
-// YaRN as transformers' _compute_yarn_parameters and the attention's
-// yarn_get_mscale compute it (in double, as Python does).
-double yarn_mscale(double factor, double m) { return factor <= 1 ? 1.0 : 0.1 * m * std::log(factor) + 1.0; }
-
-// A value the engine keeps as an f32, checked to lie in [lo, hi] first (an
-// out-of-range double cast to float is undefined; config_spec_fuzz).
+// A value the engine keeps as an f32, checked to lie in [lo, hi] first.
 double in_range(const Config& cfg, const char* key, double v, double lo, double hi) {
-  if (!(v >= lo && v <= hi)) fail("{}: '{}' = {} is not in [{}, {}]", cfg.source(), key, v, lo, hi);
-  return v;
+  return config_in_range(cfg, key, v, lo, hi);
 }
 
 void configure_yarn(const Config& cfg, ModelSpec& s) {
-  const auto& y = cfg.raw()["rope_yarn"];
-  auto num = [&](const char* k, double fallback) {
-    return y.contains(k) && !y[k].is_null() ? y[k].get<double>() : fallback;
-  };
-  if (!y.contains("factor")) fail("{}: rope_scaling of type yarn lacks 'factor'", cfg.source());
-  const double dim = s.mla.qk_rope_dim, base = s.rope_theta;
-  const double factor = in_range(cfg, "rope_scaling.factor", num("factor", 1), 1e-6, 1e6);
-  const double orig = in_range(cfg, "rope_scaling.original_max_position_embeddings",
-                               num("original_max_position_embeddings", s.max_positions), 1, 1e9);
-  // transformers reads `get(...) or default`: 0 falls back too.
-  const double beta_fast = in_range(cfg, "rope_scaling.beta_fast", num("beta_fast", 0) != 0 ? num("beta_fast", 0) : 32, 1e-6, 1e6);
-  const double beta_slow = in_range(cfg, "rope_scaling.beta_slow", num("beta_slow", 0) != 0 ? num("beta_slow", 0) : 1, 1e-6, 1e6);
-  const double mscale = in_range(cfg, "rope_scaling.mscale", num("mscale", 0), -1e6, 1e6);
-  const double mscale_all_dim = in_range(cfg, "rope_scaling.mscale_all_dim", num("mscale_all_dim", 0), -1e6, 1e6);
-  double attention_factor = 0;
-  if (y.contains("attention_factor") && !y["attention_factor"].is_null())
-    attention_factor = y["attention_factor"].get<double>();
-  else if (mscale != 0 && mscale_all_dim != 0)
-    attention_factor = yarn_mscale(factor, mscale) / yarn_mscale(factor, mscale_all_dim);
-  else
-    attention_factor = yarn_mscale(factor, 1);
-  in_range(cfg, "rope_scaling attention factor", attention_factor, -1e6, 1e6);
-  auto correction_dim = [&](double rotations) {
-    return dim * std::log(orig / (rotations * 2 * M_PI)) / (2 * std::log(base));
-  };
-  double low = correction_dim(beta_fast), high = correction_dim(beta_slow);
-  if (!y.contains("truncate") || y["truncate"].get<bool>()) {
-    low = std::floor(low);
-    high = std::ceil(high);
-  }
-  low = std::max(low, 0.0);
-  high = std::min(high, dim - 1);
-  s.mla.yarn = RopeYarn{float(factor), float(low), float(high), float(attention_factor)};
+  const YarnConfig y = read_rope_yarn(cfg, s.mla.qk_rope_dim, s.rope_theta, s.max_positions);
+  s.mla.yarn = y.rope;
   // The attention scale's correction (DeepseekV3Attention.__init__).
-  if (mscale_all_dim != 0) {
-    const double m = yarn_mscale(factor, mscale_all_dim);
+  if (y.mscale_all_dim != 0) {
+    const double m = yarn_mscale(y.factor, y.mscale_all_dim);
     s.mla.scale = float(in_range(cfg, "softmax scale with mscale_all_dim", double(s.mla.scale) * m * m, 1e-30, 1e30));
   }
 }

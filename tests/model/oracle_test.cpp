@@ -132,7 +132,9 @@ INSTANTIATE_TEST_SUITE_P(Archs, Oracle,
                                            Case{"deepseek_v3_qproj_f32", 1e-4, 0},
                                            Case{"deepseek_v3_qproj_bf16", 1e-4, 0.05},
                                            Case{"qwen3_next_f32", 1e-4, 0}, Case{"qwen3_next_bf16", 1e-4, 0.05},
-                                           Case{"qwen3_5_moe_f32", 1e-4, 0}, Case{"qwen3_5_moe_bf16", 1e-4, 0.05}),
+                                           Case{"qwen3_5_moe_f32", 1e-4, 0}, Case{"qwen3_5_moe_bf16", 1e-4, 0.05},
+                                           Case{"gpt_oss_f32", 1e-4, 0}, Case{"gpt_oss_bf16", 1e-4, 0.05},
+                                           Case{"gpt_oss_mxfp4", 1e-4, 0}),
                          [](const auto& info) { return info.param.dir; });
 
 }  // namespace
