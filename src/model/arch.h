@@ -22,6 +22,7 @@ class Config;
 class GraphBuilder;
 class TensorList;
 class TensorTable;
+struct ModelTensor;
 struct ModelWeights;
 
 // What the graph of a step is built with (EngineOptions that change it).
@@ -110,6 +111,10 @@ struct ArchDef {
   // fused, possibly MXFP4, experts presented per expert: gpt_oss_experts.h).
   // Null: the files' tensors as they are.
   std::unique_ptr<TensorTable> (*checkpoint_view)(const ModelSpec& s, std::unique_ptr<TensorTable> files) = nullptr;
+  // The tensors as a Hugging Face checkpoint of this architecture stores
+  // them, where that differs from model_tensors() (gpt-oss: fused experts),
+  // for what writes one (synth). Null: model_tensors() as they are.
+  std::vector<ModelTensor> (*stored_tensors)(const ModelSpec& s) = nullptr;
 };
 
 const ArchDef& arch_def(std::string_view model_type);  // throws naming the type and the supported ones

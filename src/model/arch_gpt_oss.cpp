@@ -161,6 +161,7 @@ extern const ArchDef kArchGptOss{.model_type = "gpt_oss",
                                  .build_layer = build_layer,
                                  .layer_state = layer_state,
                                  .rope_yarn = true,
-                                 .checkpoint_view = gpt_oss_experts_view};
+                                 .checkpoint_view = gpt_oss_experts_view,
+                                 .stored_tensors = gpt_oss_stored_tensors};
 
 }  // namespace moeflux

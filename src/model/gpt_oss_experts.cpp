@@ -152,6 +152,22 @@ void gpt_oss_mxfp4_dequantize_row(const uint8_t* blocks, const uint8_t* scales, 
     }
 }
 
+std::vector<ModelTensor> gpt_oss_stored_tensors(const ModelSpec& s) {
+  std::vector<ModelTensor> out;
+  for (ModelTensor& t : model_tensors(s, arch_def(s.arch))) {
+    if (t.kind != ParamKind::ExpertLinear) {
+      out.push_back(std::move(t));
+      continue;
+    }
+    if (t.expert != 0 || t.slot != TensorSlot::ExpertGate) continue;  // one fused pair per layer
+    const std::string p = layer_prefix(t.layer) + "mlp.experts.";
+    const int64_t E = s.experts, D = s.hidden, F = s.expert_ffn;
+    out.push_back({p + "gate_up_proj", {E, D, 2 * F}, ParamKind::ExpertLinear, t.layer, TensorSlot::ExpertGate, -1});
+    out.push_back({p + "down_proj", {E, F, D}, ParamKind::ExpertLinear, t.layer, TensorSlot::ExpertDown, -1});
+  }
+  return out;
+}
+
 std::unique_ptr<TensorTable> gpt_oss_experts_view(const ModelSpec& spec, std::unique_ptr<TensorTable> files) {
   return std::make_unique<GptOssExpertsView>(spec, std::move(files));
 }

@@ -25,13 +25,20 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "format/tensor_table.h"
 #include "model/model_spec.h"
+#include "model/tensor_list.h"
 
 namespace moeflux {
 
 std::unique_ptr<TensorTable> gpt_oss_experts_view(const ModelSpec& spec, std::unique_ptr<TensorTable> files);
+
+// model_tensors() with each layer's per-expert matrices replaced by the
+// fused plain tensors transformers saves (mlp.experts.gate_up_proj
+// [E, hidden, 2 * ffn], down_proj [E, ffn, hidden]): what synth writes.
+std::vector<ModelTensor> gpt_oss_stored_tensors(const ModelSpec& spec);
 
 // One row of MXFP4 as the original files store it (`blocks` = cols / 32
 // blocks of 16 bytes, `scales` = cols / 32 bytes) as GGML MXFP4 blocks

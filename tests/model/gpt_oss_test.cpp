@@ -11,6 +11,7 @@
 #include "format/safetensors.h"
 #include "model/blocks.h"
 #include "model/gpt_oss_experts.h"
+#include "model/synth.h"
 #include "moeflux/engine.h"
 #include "quant/dequant.h"
 #include "test_util.h"
@@ -120,6 +121,30 @@ TEST(GptOss, ExpertRamAsksForAConvertedModel) {
   o.expert_ram = 64ull << 20;
   const std::string err = test::error_of([&] { Engine::load(test::fixture("oracle/gpt_oss_mxfp4"), o); });
   EXPECT_NE(err.find("convert the model to GGUF first"), std::string::npos) << err;
+}
+
+// The synth preset is gpt-oss-120b's own config: 116.8 B parameters, 5.1 B
+// active per token (the model card's numbers), written with fused experts.
+TEST(GptOss, SynthPresetHasTheRealModelsSize) {
+  SynthOptions o;
+  o.preset = "gpt-oss-120b";
+  const ModelSpec s = synth_spec(o);
+  EXPECT_EQ(s.arch, "gpt_oss");
+  const double total = double(s.dense_params() + s.expert_params_total()) / 1e9;
+  const double active = double(s.active_params_per_token()) / 1e9;
+  EXPECT_NEAR(total, 116.8, 0.3);
+  EXPECT_NEAR(active, 5.1, 0.2);
+  EXPECT_EQ(s.gpt_oss.yarn.factor, 32.0f);
+  EXPECT_EQ(s.gpt_oss.window, 128);
+  ASSERT_EQ(s.gpt_oss.layer_sliding.size(), 36u);
+  EXPECT_EQ(s.gpt_oss.layer_sliding[0], 1);
+  EXPECT_EQ(s.gpt_oss.layer_sliding[35], 0);
+  int fused = 0;
+  for (const ModelTensor& t : gpt_oss_stored_tensors(s)) {
+    EXPECT_EQ(t.name.find("experts.0."), std::string::npos) << t.name;
+    fused += t.name.find("experts.gate_up_proj") != std::string::npos && t.shape.size() == 3;
+  }
+  EXPECT_EQ(fused, 36);
 }
 
 }  // namespace
