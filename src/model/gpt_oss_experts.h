@@ -19,8 +19,8 @@
 // repacked into GGML's MXFP4 blocks (the same scale byte and codes, GGML's
 // element order: byte j holds elements j and j + 16) — exact, no
 // rounding. Those copies live in memory the view owns (not in a file), so
-// --expert-ram (which streams experts from files) needs the model converted
-// to GGUF first. The experts' biases (gate_up_proj_bias, down_proj_bias)
+// --expert-ram (which streams experts from files) refuses them; streaming
+// gpt-oss will come with its GGUF form (experts stored per expert). The experts' biases (gate_up_proj_bias, down_proj_bias)
 // stay as stored: dense tensors the MoE op reads.
 #pragma once
 #include <cstdint>
