@@ -239,6 +239,47 @@ def write(fname, doc):
     print(f"{path}: {n_ok} rendered, {len(doc['cases']) - n_ok} errors")
 
 
+# gpt-oss: its tokenizer in ../shared/tokenizers/gptoss has no chat_template;
+# the model's own (openai/gpt-oss-120b's chat_template, as llama.cpp keeps it in
+# models/templates/openai-gpt-oss-120b.jinja) is tests/fixtures/chat/gpt_oss/
+# chat_template.jinja. It prints strftime_now("%Y-%m-%d"): the expected texts
+# hold DATE_MARK there and the test puts in the date of its run.
+GPT_OSS_TEMPLATE = os.path.join(OUT, "gpt_oss", "chat_template.jinja")
+DATE_MARK = "<<strftime_now %Y-%m-%d>>"
+GPT_OSS_CASES = [
+    ("reasoning_effort_high", [SYS, user("Prove it.")], {"kwargs": {"reasoning_effort": "high"}}),
+    ("model_identity", [user("Who are you?")], {"kwargs": {"model_identity": "You are a test model."}}),
+    ("builtin_tools", [user("Look it up.")], {"kwargs": {"builtin_tools": ["browser", "python"]}}),
+    ("developer_role", [{"role": "developer", "content": "Answer tersely."}, user("Hi")], {}),
+    ("thinking_last", [user("What is 2+2?"), assistant("4", thinking="2 plus 2 is 4.")],
+     {"add_generation_prompt": False}),
+    ("thinking_history", [user("What is 2+2?"), assistant("4", thinking="Simple."), user("And 3+3?")], {}),
+    ("tool_call_with_thinking", [
+        user("Weather in Paris?"),
+        assistant(None, thinking="I should call the tool.", tool_calls=[call("get_weather", {"location": "Paris"})]),
+        tool_msg('{"temperature": 21.5}'),
+    ], {"tools": TOOLS}),
+]
+
+
+def gpt_oss_fixture(tok, header):
+    with open(GPT_OSS_TEMPLATE, encoding="utf-8") as f:
+        source = f.read()
+    import datetime
+    today = datetime.datetime.now().strftime("%Y-%m-%d")
+    cases = render_cases(tok, chat_template=source, cases=CASES + GPT_OSS_CASES)
+    if datetime.datetime.now().strftime("%Y-%m-%d") != today:
+        raise RuntimeError("the date changed while rendering; run again")
+    for c in cases:
+        if "expected" in c:
+            assert c["expected"].count(today) == c["expected"].count("Current date: "), c["name"]
+            c["expected"] = c["expected"].replace("Current date: " + today, "Current date: " + DATE_MARK)
+    write("gpt_oss.json", {**header, "template": "gpt_oss/chat_template.jinja", "tokenizer": "gptoss",
+                           "template_source": "llama.cpp models/templates/openai-gpt-oss-120b.jinja "
+                                              "(openai/gpt-oss-120b's chat_template)",
+                           "date_mark": DATE_MARK, "special_tokens": tok.special_tokens_map, "cases": cases})
+
+
 def main():
     header = {
         "generator": "scripts/gen_chat_fixtures.py",
@@ -257,6 +298,7 @@ def main():
                 continue
             write(f"{name}.json", {**header, "tokenizer": name, "special_tokens": tok.special_tokens_map,
                                    "cases": render_cases(tok)})
+        gpt_oss_fixture(toks["gptoss"], header)
         tok = toks["llama3"]
         tdir = os.path.join(OUT, "templates")
         for fname in sorted(os.listdir(tdir)):

@@ -197,6 +197,12 @@ ExpertStore::ExpertStore(const ModelSpec& spec, const ArchDef& arch, const Tenso
   const size_t n_slots = std::min(plan.slots, total_experts);
   io_ = make_io_engine(options_.io);
   if (options_.io_decorator) io_ = options_.io_decorator(std::move(io_));
+  for (const std::string& f : index_.files())
+    if (f.empty())
+      fail("{}: the routed experts were repacked in memory at load (gpt-oss's fused experts), not read from a file, "
+           "and the expert store (--expert-ram) streams experts from files: run this model without --expert-ram "
+           "(its experts then stay resident)",
+           st.describe());
   for (const std::string& f : index_.files()) file_ids_.push_back(io_->add_file(f));
   // Every file of the model, not only the experts' ones: a changed file
   // that holds only dense weights is a changed model too. Watching starts

@@ -135,6 +135,10 @@ struct AttentionParams {
   int heads = 0, kv_heads = 0, head_dim = 0;
   float scale = 1.0f;           // usually 1/sqrt(head_dim)
   std::optional<int> window;    // sliding-window length, positions
+  // gpt-oss (arch_gpt_oss.cpp): attention sinks, one learned logit per
+  // head [heads] that joins each row's softmax denominator and takes no
+  // value (the sink's probability is dropped). Null: none.
+  const TensorRef* sinks = nullptr;
 };
 struct OpAttention {
   BufId<Role::Query> q;
@@ -168,6 +172,15 @@ struct MoeParams {
   // Experts and the shared expert with f32 activations (routers and the
   // shared-expert gate always are: rounding flips near-tied choices).
   bool f32_activations = false;
+  // gpt-oss (arch_gpt_oss.cpp): routed experts with biases and the clamped
+  // SwiGLU. Per expert e: gate += gate_up_bias[e, 2i], up +=
+  // gate_up_bias[e, 2i + 1] (the fused tensor interleaves them); then
+  // gate = min(gate, limit), up = clamp(up, -limit, limit), act =
+  // (up + 1) * gate * sigmoid(alpha * gate); down += down_bias[e].
+  const TensorRef* expert_gate_up_bias = nullptr;  // [experts, 2 * expert_ffn], or null
+  const TensorRef* expert_down_bias = nullptr;     // [experts, hidden], or null
+  bool clamped_swiglu = false;                     // else silu(gate) * up
+  float swiglu_alpha = 1.702f, swiglu_limit = 7.0f;
 };
 struct OpMoe {
   BufId<Role::Hidden> in, out;

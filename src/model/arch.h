@@ -7,6 +7,7 @@
 // arch_registry.cpp, and adds new blocks (with their tensor slots and IR
 // ops) where the shared ones do not fit.
 #pragma once
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -20,6 +21,8 @@ namespace moeflux {
 class Config;
 class GraphBuilder;
 class TensorList;
+class TensorTable;
+struct ModelTensor;
 struct ModelWeights;
 struct GgufLayout;
 
@@ -110,6 +113,14 @@ struct ArchDef {
   // vision tower) are known and not loaded.
   std::string_view text_model_prefix = {};
   std::span<const std::string_view> skipped_prefixes = {};
+  // gpt-oss: the safetensors checkpoint as the tensor table lists it (its
+  // fused, possibly MXFP4, experts presented per expert: gpt_oss_experts.h).
+  // Null: the files' tensors as they are.
+  std::unique_ptr<TensorTable> (*checkpoint_view)(const ModelSpec& s, std::unique_ptr<TensorTable> files) = nullptr;
+  // The tensors as a Hugging Face checkpoint of this architecture stores
+  // them, where that differs from model_tensors() (gpt-oss: fused experts),
+  // for what writes one (synth). Null: model_tensors() as they are.
+  std::vector<ModelTensor> (*stored_tensors)(const ModelSpec& s) = nullptr;
 };
 
 const ArchDef& arch_def(std::string_view model_type);  // throws naming the type and the supported ones

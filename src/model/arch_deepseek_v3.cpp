@@ -21,6 +21,7 @@
 #include "model/arch_deepseek_v3.h"
 #include "model/blocks.h"
 #include "model/config.h"
+#include "model/rope_yarn.h"
 #include "model/tensor_list.h"
 
 namespace moeflux {
@@ -48,71 +49,23 @@ constexpr std::string_view kKeys[] = {
     "q_lora_rank", "qk_head_dim", "qk_nope_head_dim", "qk_rope_head_dim", "rms_norm_eps", "rope_interleave",
     "routed_scaling_factor", "scoring_func", "seq_aux", "topk_group", "topk_method", "v_head_dim", "vocab_size"};
 
-// YaRN as transformers' _compute_yarn_parameters and the attention's
-// yarn_get_mscale compute it (in double, as Python does).
-double yarn_mscale(double factor, double m) { return factor <= 1 ? 1.0 : 0.1 * m * std::log(factor) + 1.0; }
-
-// A value the engine keeps as an f32, checked to lie in [lo, hi] first (an
-// out-of-range double cast to float is undefined; config_spec_fuzz).
 double in_range(const std::string& src, const char* key, double v, double lo, double hi) {
-  if (!(v >= lo && v <= hi)) fail("{}: '{}' = {} is not in [{}, {}]", src, key, v, lo, hi);
-  return v;
+  return value_in_range(src, key, v, lo, hi);
 }
 double in_range(const Config& cfg, const char* key, double v, double lo, double hi) {
-  return in_range(cfg.source(), key, v, lo, hi);
+  return config_in_range(cfg, key, v, lo, hi);
 }
 
 void configure_yarn(const Config& cfg, ModelSpec& s) {
-  const auto& y = cfg.raw()["rope_yarn"];
-  auto num = [&](const char* k, double fallback) {
-    return y.contains(k) && !y[k].is_null() ? y[k].get<double>() : fallback;
-  };
-  if (!y.contains("factor")) fail("{}: rope_scaling of type yarn lacks 'factor'", cfg.source());
-  YarnConfig c;
-  c.factor = in_range(cfg.source(), "rope_scaling.factor", num("factor", 1), 1e-6, 1e6);
-  c.original_ctx = in_range(cfg.source(), "rope_scaling.original_max_position_embeddings",
-                            num("original_max_position_embeddings", s.max_positions), 1, 1e9);
-  // transformers reads `get(...) or default`: 0 falls back too.
-  c.beta_fast = num("beta_fast", 0) != 0 ? num("beta_fast", 0) : 32;
-  c.beta_slow = num("beta_slow", 0) != 0 ? num("beta_slow", 0) : 1;
-  c.mscale = num("mscale", 0);
-  c.mscale_all_dim = num("mscale_all_dim", 0);
-  if (y.contains("attention_factor") && !y["attention_factor"].is_null())
-    c.attention_factor = y["attention_factor"].get<double>();
-  c.truncate = !y.contains("truncate") || y["truncate"].get<bool>();
-  apply_yarn(c, s, cfg.source());
+  apply_yarn(read_yarn_config(cfg, s.max_positions), s, cfg.source());
 }
 
 }  // namespace
 
 void apply_yarn(const YarnConfig& c, ModelSpec& s, const std::string& src) {
-  const double dim = s.mla.qk_rope_dim, base = s.rope_theta;
-  const double factor = in_range(src, "rope_scaling.factor", c.factor, 1e-6, 1e6);
-  const double orig = in_range(src, "rope_scaling.original_max_position_embeddings", c.original_ctx, 1, 1e9);
-  const double beta_fast = in_range(src, "rope_scaling.beta_fast", c.beta_fast, 1e-6, 1e6);
-  const double beta_slow = in_range(src, "rope_scaling.beta_slow", c.beta_slow, 1e-6, 1e6);
-  const double mscale = in_range(src, "rope_scaling.mscale", c.mscale, -1e6, 1e6);
-  const double mscale_all_dim = in_range(src, "rope_scaling.mscale_all_dim", c.mscale_all_dim, -1e6, 1e6);
-  double attention_factor = 0;
-  if (c.attention_factor)
-    attention_factor = *c.attention_factor;
-  else if (mscale != 0 && mscale_all_dim != 0)
-    attention_factor = yarn_mscale(factor, mscale) / yarn_mscale(factor, mscale_all_dim);
-  else
-    attention_factor = yarn_mscale(factor, 1);
-  in_range(src, "rope_scaling attention factor", attention_factor, -1e6, 1e6);
-  auto correction_dim = [&](double rotations) {
-    return dim * std::log(orig / (rotations * 2 * M_PI)) / (2 * std::log(base));
-  };
-  double low = correction_dim(beta_fast), high = correction_dim(beta_slow);
-  if (c.truncate) {
-    low = std::floor(low);
-    high = std::ceil(high);
-  }
-  low = std::max(low, 0.0);
-  high = std::min(high, dim - 1);
-  s.mla.yarn = RopeYarn{float(factor), float(low), float(high), float(attention_factor)};
+  s.mla.yarn = yarn_rope(c, s.mla.qk_rope_dim, s.rope_theta, src);
   s.mla.yarn_config = c;
+  const double factor = c.factor, mscale_all_dim = c.mscale_all_dim;
   // The attention scale's correction (DeepseekV3Attention.__init__).
   s.mla.scale = float(1.0 / std::sqrt(double(s.mla.qk_head_dim())));
   if (mscale_all_dim != 0) {

@@ -16,10 +16,12 @@ extern const ArchDef kArchDeepseekV3;
 extern const ArchDef kArchQwen3Next;
 extern const ArchDef kArchQwen3_5Moe;
 extern const ArchDef kArchQwen3_5MoeText;
+extern const ArchDef kArchGptOss;
 
 namespace {
 const ArchDef* const kArchs[] = {&kArchQwen3Moe,    &kArchQwen2Moe,   &kArchMixtral,         &kArchOlmoe,
-                                 &kArchDeepseekV3, &kArchQwen3Next, &kArchQwen3_5Moe, &kArchQwen3_5MoeText};
+                                 &kArchDeepseekV3, &kArchQwen3Next, &kArchQwen3_5Moe, &kArchQwen3_5MoeText,
+                                 &kArchGptOss};
 }
 
 std::vector<std::string_view> supported_archs() {

@@ -144,7 +144,14 @@ OpenedModel open_model(const std::string& path) {
         text = std::make_unique<TextModelView>(std::move(files), arch.text_model_prefix, arch.skipped_prefixes);
       }
     }
-    const TensorTable& table = text ? static_cast<const TensorTable&>(*text) : *files;
+    // Fused experts presented per expert (gpt-oss).
+    std::unique_ptr<TensorTable> view;
+    if (arch.checkpoint_view) {
+      if (is_mlx_layout(m.spec, *files))
+        fail("{}: an MLX checkpoint of {}: not supported yet", path, m.spec.arch);
+      view = arch.checkpoint_view(m.spec, std::move(files));
+    }
+    const TensorTable& table = text ? static_cast<const TensorTable&>(*text) : view ? *view : *files;
     // Before model_tensors() builds a name per layer and expert.
     check_spec_against_checkpoint(m.spec, arch, table, path);
     std::set<std::string, std::less<>> used;
@@ -186,6 +193,8 @@ OpenedModel open_model(const std::string& path) {
       m.tensors = std::make_unique<MlxModel>(m.spec, std::move(text));
     else if (text)
       m.tensors = std::move(text);
+    else if (view)
+      m.tensors = std::move(view);
     else if (is_mlx_layout(m.spec, *files))
       m.tensors = std::make_unique<MlxModel>(m.spec, std::move(files));
     else

@@ -58,6 +58,10 @@ std::optional<MlxQuantConfig> parse_mlx_quantization(const Config& cfg) {
     // mlx-lm writes its object under both names; anything else under
     // quantization_config is another method (fp8, gptq, awq, ...).
     const json& q = cfg.raw()["quantization_config"];
+    // gpt-oss's own checkpoints: MXFP4 routed experts (*_blocks + *_scales),
+    // which its experts view reads as they are (gpt_oss_experts.h).
+    if (q.is_object() && q.value("quant_method", json()) == "mxfp4" && cfg.get_string("model_type", "") == "gpt_oss")
+      return std::nullopt;
     if (!q.is_object() || q.contains("quant_method") || !q.contains("bits")) {
       const std::string method = q.is_object() && q.contains("quant_method") ? q["quant_method"].dump() : q.dump();
       fail("{}: unsupported 'quantization_config' (quant_method {}); moeflux reads f32/f16/bf16 weights and MLX "

@@ -66,6 +66,17 @@ struct LinearAttnSpec {
   }
 };
 
+// gpt-oss (arch_gpt_oss.cpp): sliding-window and full attention layers
+// (layer_types), attention sinks, YaRN, routed experts with biases and the
+// clamped SwiGLU. Unset (layer_sliding empty) for every other architecture.
+struct GptOssSpec {
+  std::vector<uint8_t> layer_sliding;  // per layer: attends within `window` positions
+  int window = 0;                      // sliding_window
+  RopeYarn yarn;                       // factor 1: none
+  float swiglu_alpha = 1.702f, swiglu_limit = 7.0f;
+  bool is_sliding(int layer) const { return !layer_sliding.empty() && layer_sliding[size_t(layer)]; }
+};
+
 struct ModelSpec {
   std::string arch;  // config.json model_type, e.g. "qwen3_moe"
   std::string source_dir;
@@ -97,6 +108,7 @@ struct ModelSpec {
   std::optional<int32_t> bos_token, eos_token;
 
   MlaSpec mla;  // DeepSeek-V2/V3 only
+  GptOssSpec gpt_oss;  // gpt-oss only
 
   // config.json keys that neither moeflux nor transformers' config class
   // for this architecture reads (transformers ignores them too); the CLI

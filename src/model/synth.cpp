@@ -77,7 +77,8 @@ uint64_t synth_model(const SynthOptions& o) {
   if (o.replace == Replace::No && fs::exists(fs::symlink_status(dir / "config.json")))
     fail("{} already holds a model (config.json exists); choose an empty directory or pass --force", o.out_dir);
 
-  const std::vector<ModelTensor> tensors = model_tensors(spec, arch);
+  // As a checkpoint of the architecture stores them (gpt-oss: fused experts).
+  const std::vector<ModelTensor> tensors = arch.stored_tensors ? arch.stored_tensors(spec) : model_tensors(spec, arch);
   std::vector<TensorDecl> decls;
   uint64_t total = 0;
   for (auto& t : tensors) {

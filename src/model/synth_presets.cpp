@@ -110,8 +110,25 @@ const std::vector<SynthPreset>& synth_presets() {
           {"rms_norm_eps", 1e-6}, {"hidden_act", "silu"}, {"attention_bias", false}, {"tie_word_embeddings", false},
           {"bos_token_id", 151643}, {"eos_token_id", 151645}, {"torch_dtype", "bfloat16"}},
        ""},
-      {"gpt-oss-120b", "openai/gpt-oss-120b shape: 36 layers, 128 experts / 4 active, MXFP4 experts", oj{},
-       "needs the gpt_oss architecture (attention sinks, MXFP4 experts), which this build does not support yet"},
+      // gpt-oss-120b: GptOssConfig's defaults (transformers 4.57.1), which
+      // are the released model's; layer_types left to the default
+      // alternation (sliding first), so that --layers cuts stay valid. The
+      // experts are written as transformers saves them (bf16, fused), not
+      // as the release's MXFP4 blocks.
+      {"gpt-oss-120b",
+       "openai/gpt-oss-120b shape: 36 layers (sliding/full alternating), 128 experts / 4 active, attention sinks, "
+       "117 B params (bf16 experts, transformers' layout)",
+       oj{{"architectures", {"GptOssForCausalLM"}}, {"model_type", "gpt_oss"}, {"vocab_size", 201088},
+          {"hidden_size", 2880}, {"intermediate_size", 2880}, {"num_hidden_layers", 36}, {"num_attention_heads", 64},
+          {"num_key_value_heads", 8}, {"head_dim", 64}, {"num_local_experts", 128}, {"num_experts_per_tok", 4},
+          {"sliding_window", 128}, {"max_position_embeddings", 131072}, {"rms_norm_eps", 1e-5},
+          {"rope_theta", 150000.0},
+          {"rope_scaling",
+           {{"rope_type", "yarn"}, {"factor", 32.0}, {"beta_fast", 32.0}, {"beta_slow", 1.0}, {"truncate", false},
+            {"original_max_position_embeddings", 4096}}},
+          {"attention_bias", true}, {"hidden_act", "silu"}, {"swiglu_limit", 7.0}, {"tie_word_embeddings", false},
+          {"bos_token_id", nullptr}, {"eos_token_id", 200002}, {"pad_token_id", 199999}, {"torch_dtype", "bfloat16"}},
+       ""},
       {"qwen3.5-397b-a17b",
        "Qwen3.5-397B-A17B text model shape: 60 layers (45 Gated DeltaNet, 15 gated attention), 512 experts / 10 active + shared expert",
        oj{{"architectures", {"Qwen3_5MoeForCausalLM"}}, {"model_type", "qwen3_5_moe_text"}, {"vocab_size", 248320},

@@ -22,6 +22,10 @@ enum class TensorSlot : uint8_t {
   // (fused q/k/v/z and b/a as Qwen3-Next stores them, or separate), conv
   // taps, decay parameters, output norm and projection.
   DnQkvz, DnBa, DnQkv, DnZ, DnB, DnA, DnConv, DnDtBias, DnALog, DnNorm, DnOut,
+  // gpt-oss (arch_gpt_oss.cpp): attention sinks, the router's bias, the
+  // routed experts' biases ([experts, 2 * ffn] gate/up interleaved, and
+  // [experts, hidden]), resident beside the dense weights.
+  AttnSinks, RouterBias, ExpertGateUpBias, ExpertDownBias,
   Count  // not a slot: the number of them
 };
 

@@ -52,6 +52,8 @@ std::shared_ptr<Engine> Engine::load(const std::string& model_path, const Engine
     m.vram = vram_tier_options(plan, m.spec, options.cache_policy, options.pinned_experts);
   }
   m.make_backend_for_experts();
+  // What this backend cannot compute is refused at load, not at the first step.
+  if (m.backend->name() != "cpu") m.refuse_cpu_only_fields(build_model_graph(m.spec, m.weights, 1, false));
   return e;
 }
 
@@ -81,6 +83,24 @@ std::pair<size_t, size_t> Engine::planned_bytes(int tokens, bool all_logits) con
   return {p.plan.arena_bytes, p.plan.unplanned_bytes};
 }
 
+// gpt-oss's attention sinks, expert biases and clamped SwiGLU are fields of
+// ops every backend has (OpAttention, OpMoe) that only the CPU backend
+// computes so far: another backend would run the graph without them, and
+// wrongly, so it is refused by name instead.
+void Engine::Impl::refuse_cpu_only_fields(const Graph& g) const {
+  if (!backend || backend->name() == "cpu") return;
+  for (const Op& op : g.ops) {
+    const char* what = nullptr;
+    if (const auto* a = std::get_if<OpAttention>(&op); a && a->attn.sinks) what = "attention sinks";
+    if (const auto* m = std::get_if<OpMoe>(&op);
+        m && (m->moe.expert_gate_up_bias || m->moe.expert_down_bias || m->moe.clamped_swiglu))
+      what = "expert biases and the clamped SwiGLU";
+    if (what)
+      fail("{} ({}) needs {}, which the {} backend does not compute yet; use --device cpu", spec.arch,
+           spec.source_dir, what, backend->name());
+  }
+}
+
 const StepPlan& Engine::Impl::plan_for(int tokens, bool all_logits) {
   std::lock_guard lk(plans_mu);
   auto& slot = plans[{tokens, all_logits}];
@@ -92,6 +112,7 @@ const StepPlan& Engine::Impl::plan_for(int tokens, bool all_logits) {
     else if (options.mla_path != "auto")
       fail("mla_path '{}' is not one of auto, naive, absorbed", options.mla_path);
     p->graph = build_model_graph(spec, weights, tokens, all_logits, bo);
+    refuse_cpu_only_fields(p->graph);
     p->plan = plan_buffers(p->graph);
     slot = std::move(p);
   }

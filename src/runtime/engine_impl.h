@@ -43,6 +43,9 @@ struct Engine::Impl {
 
   // One plan per (token count, all_logits), built on first use.
   const StepPlan& plan_for(int tokens, bool all_logits);
+  // Throws naming the fields of `g`'s ops that only the CPU backend computes
+  // (gpt-oss's), unless the backend is the CPU one.
+  void refuse_cpu_only_fields(const Graph& g) const;
   std::mutex plans_mu;
   std::map<std::pair<int, bool>, std::unique_ptr<StepPlan>> plans;
 };

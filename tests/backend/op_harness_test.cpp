@@ -400,6 +400,138 @@ TEST_P(OpHarness, MoeWithEveryRouterAndASharedExpert) {
     }
 }
 
+// --- gpt-oss: attention sinks, biased experts with the clamped SwiGLU ---
+
+TEST_P(OpHarness, AttentionWithSinksOverTwoStepsWithWindow) {
+  if (h.backend_name != "cpu") GTEST_SKIP() << "attention sinks are CPU-only so far (issue 15)";
+  const int heads = 4, kvh = 2, hd = 8, Q = heads * hd, KV = kvh * hd;
+  for (std::optional<int> window : {std::optional<int>{}, std::optional<int>{3}}) {
+    AttentionParams p;
+    p.heads = heads;
+    p.kv_heads = kvh;
+    p.head_dim = hd;
+    p.scale = 1.0f / std::sqrt(float(hd));
+    p.window = window;
+    // Sinks from far below to above the scores: from no effect to most of the mass.
+    const std::vector<float> sink_logits = {-30.0f, 0.3f, 2.0f, 6.0f};
+    p.sinks = h.own(make_tensor(DType::F32, {heads}, sink_logits));
+    std::vector<float> qs, ks, vs;
+    MemoryExperts none(0, 0, 0, h.rng);
+    auto backend = make_backend(h.backend_name, BackendContext{none, h.pool, h.budget});
+    std::vector<StateDesc> states = {{window ? LayerKind::SlidingAttention : LayerKind::FullAttention, 0, KV, KV}};
+    auto session = backend->new_session(states, 64);
+    int p0 = 0;
+    for (int T : {5, 2}) {
+      const auto q = randn(size_t(T * Q), h.rng), k = randn(size_t(T * KV), h.rng), v = randn(size_t(T * KV), h.rng);
+      qs.insert(qs.end(), q.begin(), q.end());
+      ks.insert(ks.end(), k.begin(), k.end());
+      vs.insert(vs.end(), v.begin(), v.end());
+      GraphBuilder g(T);
+      g.set_states(states);
+      auto in = g.input();
+      auto bq = g.linear<Role::Query>(g.embed(in, h.table(T, Q, q), Q), h.identity(Q), nullptr, Q, "q");
+      auto bk = g.linear<Role::Key>(g.embed(in, h.table(T, KV, k), KV), h.identity(KV), nullptr, KV, "k");
+      auto bv = g.linear<Role::Value>(g.embed(in, h.table(T, KV, v), KV), h.identity(KV), nullptr, KV, "v");
+      auto o = g.attention(bq, bk, bv, 0, p);
+      g.set_output(g.linear<Role::Logits>(o, h.identity(Q), nullptr, Q, "out"));
+      const auto got = h.run(*session, g.finish(), 7, p0);
+      // Reference: transformers' eager_attention_forward, the sink a last
+      // column of the softmax that is then dropped.
+      std::vector<double> want(size_t(T * Q));
+      for (int t = 0; t < T; ++t) {
+        const int pos = p0 + t, first = window ? std::max(0, pos - *window + 1) : 0;
+        for (int hh = 0; hh < heads; ++hh) {
+          const int kh = hh / (heads / kvh);
+          std::vector<double> sc;
+          for (int j = first; j <= pos; ++j) {
+            double d = 0;
+            for (int i = 0; i < hd; ++i) d += double(qs[size_t(pos * Q + hh * hd + i)]) * ks[size_t(j * KV + kh * hd + i)];
+            sc.push_back(d * p.scale);
+          }
+          sc.push_back(sink_logits[size_t(hh)]);
+          const double m = *std::max_element(sc.begin(), sc.end());
+          double z = 0;
+          for (double& x : sc) z += (x = std::exp(x - m));
+          for (int i = 0; i < hd; ++i) {
+            double acc = 0;
+            for (int j = first; j <= pos; ++j) acc += sc[size_t(j - first)] / z * vs[size_t(j * KV + kh * hd + i)];
+            want[size_t(t * Q + hh * hd + i)] = acc;
+          }
+        }
+      }
+      expect_close(got, want, std::vector<double>(want.size(), 1.0), 1e-5, 1e-5,
+                   "sink attention T=" + std::to_string(T) + (window ? " window" : ""));
+      p0 += T;
+    }
+  }
+}
+
+TEST_P(OpHarness, MoeWithExpertBiasesAndClampedSwiGlu) {
+  if (h.backend_name != "cpu") GTEST_SKIP() << "expert biases and the clamped SwiGLU are CPU-only so far (issue 15)";
+  const int T = 5, D = 20, F = 12, E = 7, k = 3;
+  MemoryExperts experts(E, D, F, h.rng);
+  const auto x = randn(size_t(T * D), h.rng, 2.0f);  // wide enough that the limit cuts some values
+  MoeParams p;
+  p.layer = 0;
+  p.experts = E;
+  p.top_k = k;
+  p.expert_ffn = F;
+  p.router.scoring = RouterScoring::TopkSoftmax;
+  p.router_weight = h.own(make_tensor(DType::F32, {E, D}, randn(size_t(E * D), h.rng)));
+  p.router_bias = h.own(make_tensor(DType::F32, {E}, randn(size_t(E), h.rng)));
+  p.expert_gate_up_bias = h.own(make_tensor(DType::F32, {E, 2 * F}, randn(size_t(E * 2 * F), h.rng, 0.5f)));
+  p.expert_down_bias = h.own(make_tensor(DType::F32, {E, D}, randn(size_t(E * D), h.rng, 0.5f)));
+  p.clamped_swiglu = true;
+  p.swiglu_alpha = 1.702f;
+  p.swiglu_limit = 1.5f;
+  GraphBuilder g(T);
+  auto in = g.embed(g.input(), h.table(T, D, x), D);
+  g.set_output(g.linear<Role::Logits>(g.moe(in, p), h.identity(D), nullptr, D, "out"));
+  const auto got = h.run(g.finish(), 1, &experts);
+
+  // Reference in double: transformers' GptOssExperts for the routed experts.
+  const auto R = weight_values(*p.router_weight), RB = weight_values(*p.router_bias);
+  const auto GUB = weight_values(*p.expert_gate_up_bias), DB = weight_values(*p.expert_down_bias);
+  std::vector<float> logits(size_t(T * E));
+  for (int t = 0; t < T; ++t)
+    for (int e = 0; e < E; ++e) {
+      double s = RB[size_t(e)];
+      for (int j = 0; j < D; ++j) s += double(R[size_t(e * D + j)]) * x[size_t(t * D + j)];
+      logits[size_t(t * E + e)] = float(s);
+    }
+  Routing r;
+  RouterScratch sc;
+  route(p.router, logits.data(), T, E, k, {}, r, sc);
+  std::vector<double> want(size_t(T * D), 0.0), scale(size_t(T * D), 0.0);
+  int clamped = 0;
+  for (int t = 0; t < T; ++t)
+    for (int j = 0; j < k; ++j) {
+      const int32_t e = r.experts[size_t(t * k + j)];
+      const auto G = weight_values(experts.gate_[size_t(e)]->ref), U = weight_values(experts.up_[size_t(e)]->ref),
+                 Dn = weight_values(experts.down_[size_t(e)]->ref);
+      std::vector<double> act(static_cast<size_t>(F));
+      for (int i = 0; i < F; ++i) {
+        double a = GUB[size_t(e * 2 * F + 2 * i)], b = GUB[size_t(e * 2 * F + 2 * i + 1)];
+        for (int c = 0; c < D; ++c) {
+          a += double(G[size_t(i * D + c)]) * x[size_t(t * D + c)];
+          b += double(U[size_t(i * D + c)]) * x[size_t(t * D + c)];
+        }
+        clamped += (a > p.swiglu_limit) + (std::fabs(b) > p.swiglu_limit);
+        a = std::min(a, double(p.swiglu_limit));
+        b = std::clamp(b, -double(p.swiglu_limit), double(p.swiglu_limit));
+        act[size_t(i)] = (b + 1) * a / (1 + std::exp(-double(p.swiglu_alpha) * a));
+      }
+      for (int o = 0; o < D; ++o) {
+        double y = DB[size_t(e * D + o)];
+        for (int i = 0; i < F; ++i) y += double(Dn[size_t(o * F + i)]) * act[size_t(i)];
+        want[size_t(t * D + o)] += r.weights[size_t(t * k + j)] * y;
+        scale[size_t(t * D + o)] += std::fabs(r.weights[size_t(t * k + j)] * y);
+      }
+    }
+  EXPECT_GT(clamped, 0) << "the limit should cut some gate/up values";
+  expect_close(got, want, scale, 1e-5, 1e-5, "moe with expert biases and the clamped SwiGLU");
+}
+
 // --- Multi-head latent attention (DeepSeek-V2/V3) ---
 
 // YaRN frequencies in double, as transformers' _compute_yarn_parameters.

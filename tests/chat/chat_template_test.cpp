@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <ctime>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -81,6 +83,41 @@ TEST_P(ModelTemplate, MatchesTransformers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shared, ModelTemplate, ::testing::Values("qwen3", "deepseek_v3", "llama3"));
+
+// gpt-oss's own template (harmony format; its tokenizer in shared/ has none:
+// tests/fixtures/chat/gpt_oss/chat_template.jinja is openai/gpt-oss-120b's,
+// as llama.cpp keeps it). It prints today's date: the expected texts mark
+// the spot and get the date of this run.
+TEST(ChatTemplateGptOss, HarmonyMatchesTransformers) {
+  ojson doc = ojson::parse(slurp(fixture_dir() / "gpt_oss.json"));
+  ChatTemplate t = ChatTemplate::parse(slurp(fixture_dir() / doc.at("template").get<std::string>()), "gpt_oss");
+  t.set_special_tokens(doc.at("special_tokens"));
+  const std::string mark = doc.at("date_mark").get<std::string>();
+  auto today = [] {
+    std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    localtime_r(&now, &tm);
+    char buf[16];
+    return std::string(buf, std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm));
+  };
+  for (int attempt = 0; attempt < 2; ++attempt) {  // again if the date turns during the run
+    const std::string date = today();
+    ojson dated = doc;
+    for (auto& c : dated.at("cases"))
+      if (c.contains("expected")) {
+        std::string e = c["expected"].get<std::string>();
+        for (size_t at; (at = e.find(mark)) != std::string::npos;) e.replace(at, mark.size(), date);
+        c["expected"] = e;
+      }
+    if (attempt == 0 && today() != date) continue;
+    ASSERT_GE(dated.at("cases").size(), 30u);
+    const int matched = check_cases(t, dated);
+    EXPECT_EQ(matched, static_cast<int>(dated["cases"].size()));
+    std::cout << "[ chat     ] gpt_oss (harmony): " << matched << "/" << dated["cases"].size()
+              << " cases identical to transformers " << doc["transformers"].get<std::string>() << "\n";
+    break;
+  }
+}
 
 class StressTemplate : public ::testing::TestWithParam<std::string> {};
 

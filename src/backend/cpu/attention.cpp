@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "backend/cpu/simd_kernels.h"
+#include "format/weight_view.h"
 
 namespace moeflux::cpu {
 
@@ -22,6 +23,14 @@ void attention(ThreadPool& pool, const AttentionParams& s, KvCache& kv, uint32_t
   const int qd = s.heads * s.head_dim;
   const int group = s.heads / s.kv_heads;
   const float scale = s.scale;
+  // Attention sinks (gpt-oss): a per-head logit in each softmax's
+  // denominator, as transformers' eager_attention_forward concatenates it.
+  std::vector<float> sinks;
+  if (s.sinks) {
+    const WeightView w = WeightView::of(*s.sinks);
+    sinks.resize(size_t(s.heads));
+    for (int h = 0; h < s.heads; ++h) sinks[size_t(h)] = load_weight_elem(w, h);
+  }
   pool.parallel_for(size_t(T) * size_t(s.heads), 1, [&](size_t b, size_t e) {
     std::vector<float> scores;
     for (size_t i = b; i < e; ++i) {
@@ -33,8 +42,9 @@ void attention(ThreadPool& pool, const AttentionParams& s, KvCache& kv, uint32_t
       scores.resize(size_t(last - first + 1));
       for (int p = first; p <= last; ++p)
         scores[size_t(p - first)] = simd::dot(qh, kv.key(layer, p) + size_t(kh) * s.head_dim, size_t(s.head_dim)) * scale;
-      const float m = *std::max_element(scores.begin(), scores.end());
-      float sum = 0;
+      float m = *std::max_element(scores.begin(), scores.end());
+      if (!sinks.empty()) m = std::max(m, sinks[size_t(h)]);
+      float sum = sinks.empty() ? 0.0f : std::exp(sinks[size_t(h)] - m);
       for (float& x : scores) sum += (x = std::exp(x - m));
       const float inv = 1.0f / sum;
       float* oh = out + size_t(t) * qd + size_t(h) * s.head_dim;

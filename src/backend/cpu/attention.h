@@ -12,7 +12,8 @@ namespace moeflux::cpu {
 void kv_append(KvCache& kv, uint32_t state, const int32_t* positions, int T, const float* k, const float* v);
 
 // Causal GQA attention of q [T, heads * head_dim] over every cached
-// position <= positions[t] of `state` (within the window, if any).
+// position <= positions[t] of `state` (within the window, if any), with
+// each head's sink logit in its softmax when s.sinks is set.
 void attention(ThreadPool& pool, const AttentionParams& s, KvCache& kv, uint32_t state, const int32_t* positions,
                int T, const float* q, float* out);
 

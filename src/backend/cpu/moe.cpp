@@ -86,9 +86,10 @@ void CpuExpertCompute::compute(const MoePlan& plan, size_t w0, const ExpertHold&
     // The product for rows without prepared activations: the kernel's own,
     // or with f32 activations.
     decltype(&matmul_weight) mm;
+    const CpuExpertCompute* self;  // the step's biases and activation
   } job{xe_.data(), gate_.data(), up_.data(), down_.data(), which.data(), wb, ew, D, F, 0, in_single_,
         gt && in_ready_ ? &xq_in_ : nullptr, ut && in_ready_ && xq_in_.fits(*ut) ? &xq_in_ : nullptr, nullptr,
-        e0.gate.dtype, e0.up.dtype, e0.down.dtype, f32_ ? &matmul_weight_f32 : &matmul_weight};
+        e0.gate.dtype, e0.up.dtype, e0.down.dtype, f32_ ? &matmul_weight_f32 : &matmul_weight, this};
   // Work items are (expert, block of output rows), so one parallel loop
   // covers every expert of the call: a decode step of k experts wakes the
   // pool twice, not 3k times.
@@ -111,7 +112,24 @@ void CpuExpertCompute::compute(const MoePlan& plan, size_t w0, const ExpertHold&
         matmul_prepared(*j->xu, t0, n, w.up, r0, r1, u, j->F);
       else
         j->mm(xb, j->D, n, w.up, r0, r1, u, j->F);
-      for (size_t t = 0; t < n; ++t) swiglu(g + t * j->F + r0, u + t * j->F + r0, g + t * j->F + r0, r1 - r0);
+      if (j->self->gate_up_bias_.data) {  // gpt-oss: gate i at 2i, up i at 2i + 1 of the fused bias
+        const WeightView& bias = j->self->gate_up_bias_;
+        const int64_t at = int64_t(b.expert) * int64_t(2 * j->F);
+        for (size_t r = r0; r < r1; ++r) {
+          const float bg = load_weight_elem(bias, at + int64_t(2 * r)), bu = load_weight_elem(bias, at + int64_t(2 * r + 1));
+          for (size_t t = 0; t < n; ++t) {
+            g[t * j->F + r] += bg;
+            u[t * j->F + r] += bu;
+          }
+        }
+      }
+      for (size_t t = 0; t < n; ++t) {
+        float* gt = g + t * j->F + r0;
+        if (j->self->clamped_)
+          clamped_swiglu(gt, u + t * j->F + r0, gt, r1 - r0, j->self->alpha_, j->self->limit_);
+        else
+          swiglu(gt, u + t * j->F + r0, gt, r1 - r0);
+      }
     }
   });
   if (dt) {
@@ -133,6 +151,13 @@ void CpuExpertCompute::compute(const MoePlan& plan, size_t w0, const ExpertHold&
         matmul_prepared(*j->xd, b.row0, b.count, w, r0, r1, y, j->D);
       else
         j->mm(j->gate + b.row0 * j->F, j->F, b.count, w, r0, r1, y, j->D);
+      if (j->self->down_bias_.data) {  // gpt-oss
+        const int64_t at = int64_t(b.expert) * int64_t(j->D);
+        for (size_t r = r0; r < r1; ++r) {
+          const float bias = load_weight_elem(j->self->down_bias_, at + int64_t(r));
+          for (size_t t = 0; t < b.count; ++t) y[t * j->D + r] += bias;
+        }
+      }
     }
   });
 }
@@ -152,6 +177,17 @@ void CpuExpertCompute::begin(const MoeParams& p, const MoePlan& plan, const floa
   x_ = x;
   out_ = out;
   f32_ = p.f32_activations;
+  gate_up_bias_ = p.expert_gate_up_bias ? WeightView::of(*p.expert_gate_up_bias) : WeightView{};
+  down_bias_ = p.expert_down_bias ? WeightView::of(*p.expert_down_bias) : WeightView{};
+  if (gate_up_bias_.data && (gate_up_bias_.rows != p.experts || gate_up_bias_.cols != 2 * int64_t(F)))
+    fail_as(ErrorKind::Internal, "cpu MoE: expert gate/up bias is [{}, {}], not [{}, {}]", gate_up_bias_.rows,
+            gate_up_bias_.cols, p.experts, 2 * F);
+  if (down_bias_.data && (down_bias_.rows != p.experts || down_bias_.cols != D))
+    fail_as(ErrorKind::Internal, "cpu MoE: expert down bias is [{}, {}], not [{}, {}]", down_bias_.rows,
+            down_bias_.cols, p.experts, D);
+  clamped_ = p.clamped_swiglu;
+  alpha_ = p.swiglu_alpha;
+  limit_ = p.swiglu_limit;
   xe_.resize(rows * D_);
   gate_.resize(rows * F);
   up_.resize(rows * F);

@@ -49,6 +49,10 @@ class CpuExpertCompute final : public ExpertCompute {
   quant::PreparedActivations xq_in_, xq_act_;
   std::vector<std::pair<size_t, size_t>> ranges_;
   bool in_single_ = false, in_ready_ = false;
+  // gpt-oss: this step's expert biases (data null: none) and activation.
+  WeightView gate_up_bias_, down_bias_;
+  bool clamped_ = false;
+  float alpha_ = 0, limit_ = 0;
 };
 
 // The fused MoE block: out [T, D] = sum_j w_j * expert_j(x) (+ shared

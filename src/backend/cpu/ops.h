@@ -63,5 +63,9 @@ void slice(const float* in, int T, int in_width, int offset, int width, float* o
 void swiglu(const float* gate, const float* up, float* out, size_t n);
 void add(const float* a, const float* b, float* out, size_t n);
 void clamp(float* x, size_t n, float limit);
+// gpt-oss's expert activation (transformers' GptOssExperts._apply_gate):
+// g = min(gate, limit), u = clamp(up, -limit, limit),
+// out = (u + 1) * g * sigmoid(alpha * g). out may alias gate.
+void clamped_swiglu(const float* gate, const float* up, float* out, size_t n, float alpha, float limit);
 
 }  // namespace moeflux::cpu
