@@ -3,7 +3,8 @@
 # with decode batching, without it, and llama-server, on the same GGUF file,
 # alternated per concurrency (BENCHMARKS.md, "serve: concurrency").
 #   scripts/bench_serve_compare.sh MOEFLUX LLAMA_SERVER|- MODEL.gguf THREADS SECONDS CLIENTS...
-# LLAMA_SERVER "-" skips llama-server. Prints one line per run.
+# LLAMA_SERVER "-" skips llama-server; SERVE_ARGS adds options to moeflux
+# serve (e.g. "--device cpu"). Prints one line per run.
 set -euo pipefail
 moeflux=$1 llama=$2 model=$3 threads=$4 seconds=$5
 shift 5
@@ -25,9 +26,9 @@ wait_up() {
 start() {  # engine port
   case $1 in
     moeflux) "$moeflux" serve "$model" --port "$2" -t "$threads" --parallel "$max_clients" --max-queue 256 \
-               --context 1024 >"$log/server.log" 2>&1 & ;;
+               --context 1024 ${SERVE_ARGS:-} >"$log/server.log" 2>&1 & ;;
     moeflux-nobatch) "$moeflux" serve "$model" --port "$2" -t "$threads" --parallel "$max_clients" --max-queue 256 \
-               --context 1024 --no-batch-decode >"$log/server.log" 2>&1 & ;;
+               --context 1024 --no-batch-decode ${SERVE_ARGS:-} >"$log/server.log" 2>&1 & ;;
     llama-server) "$llama" -m "$model" --port "$2" -t "$threads" -np "$max_clients" -c $((1024 * max_clients)) \
                --no-warmup >"$log/server.log" 2>&1 & ;;
   esac
