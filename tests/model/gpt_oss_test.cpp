@@ -86,7 +86,8 @@ TEST(GptOss, ConfigsItDoesNotImplementAreRefusedByName) {
       {"sliding_window", nullptr, "'sliding_window' is null"},
       {"rope_scaling", json{{"rope_type", "dynamic"}, {"factor", 2.0}}, "unsupported 'rope_scaling' type 'dynamic'"},
       {"rope_scaling", json{{"rope_type", "yarn"}, {"beta_fast", 32}}, "lacks 'factor'"},
-      {"quantization_config", json{{"quant_method", "fp8"}}, "quant_method \"fp8\""},
+      {"quantization_config", json{{"quant_method", "fp8"}}, "'quantization_config'"},
+      {"quantization_config", json{{"quant_method", "awq"}}, "awq"},
   };
   for (const Bad& b : cases) {
     json j = base_config();
